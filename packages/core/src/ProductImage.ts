@@ -1,0 +1,152 @@
+/**
+ * The one canonical record every source emits: a product image.
+ */
+import * as Schema from "effect/Schema"
+
+/** A non-empty string identifier (product ids, image ids, source names). */
+const Id = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
+
+/** An integer that is zero or more (pixel sizes). */
+const Dimension = Schema.Int.pipe(Schema.nonNegative())
+
+/** `sha256:<64 hex>` when effetl computed it, or `<vendor>:<value>` when a vendor supplied it. */
+const ContentHash = Schema.String.pipe(
+  Schema.pattern(/^[a-z0-9-]+:.+$/, { message: () => "must look like '<algorithm>:<value>', e.g. 'sha256:<hex>'" })
+)
+
+/** A valid date (never `Invalid Date`). */
+const ValidDate = Schema.ValidDateFromSelf
+
+/**
+ * `ProductImage` is the canonical record. Sources build it from their vendor's wire format
+ * (the only place vendor quirks live); transforms and sinks only ever see this shape.
+ */
+export class ProductImage extends Schema.Class<ProductImage>("ProductImage")({
+  /** The pipeline's name for the source instance that produced the record. */
+  source: Id,
+  /** The vendor's product id, as a string whatever the vendor's type. */
+  productId: Id,
+  /** The vendor's image id, unique within the product, as a string. */
+  imageId: Id,
+  /** Display order of the image within its product. */
+  position: Schema.Int,
+  url: Schema.NullOr(Schema.String),
+  /** The vendor's file name. Data only: never used as a path. */
+  filename: Schema.NullOr(Schema.String),
+  width: Schema.NullOr(Dimension),
+  height: Schema.NullOr(Dimension),
+  alt: Schema.NullOr(Schema.String),
+  /** `sha256:<hex>` once `hash-content` ran; null before. */
+  contentHash: Schema.NullOr(ContentHash),
+  /** UTC creation date. */
+  createdAt: Schema.NullOr(ValidDate),
+  /** UTC modification date. */
+  updatedAt: Schema.NullOr(ValidDate),
+  /** The image's bytes, for sources that deliver binary images. */
+  bytes: Schema.optional(Schema.Uint8ArrayFromSelf),
+  /** Vendor fields with no canonical slot. JSON values only. */
+  extra: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+}) {
+  /** Builds a record without validating it (sources map fast; the `validate` transform checks). */
+  static unchecked(fields: ConstructorParameters<typeof ProductImage>[0]): ProductImage {
+    return new ProductImage(fields, { disableValidation: true })
+  }
+
+  /** A copy with some fields replaced (no validation). */
+  with(fields: Partial<ConstructorParameters<typeof ProductImage>[0]>): ProductImage {
+    return new ProductImage({ ...this, ...fields }, { disableValidation: true })
+  }
+}
+
+/** The JSON form of a `ProductImage` (dates as ISO strings, bytes as base64), for JSONL, dead letters and spill files. */
+export const ProductImageJson = Schema.Struct({
+  source: Schema.String,
+  productId: Schema.String,
+  imageId: Schema.String,
+  position: Schema.Number,
+  url: Schema.NullOr(Schema.String),
+  filename: Schema.NullOr(Schema.String),
+  width: Schema.NullOr(Schema.Number),
+  height: Schema.NullOr(Schema.Number),
+  alt: Schema.NullOr(Schema.String),
+  contentHash: Schema.NullOr(Schema.String),
+  createdAt: Schema.NullOr(Schema.String),
+  updatedAt: Schema.NullOr(Schema.String),
+  bytes: Schema.optional(Schema.String),
+  extra: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+})
+export type ProductImageJson = typeof ProductImageJson.Type
+
+/** Encodes a record to its JSON form. `bytes` are base64 when `includeBytes` is set, left out otherwise. */
+export const toJson = (r: ProductImage, options: { readonly includeBytes?: boolean } = {}): ProductImageJson => ({
+  source: r.source,
+  productId: r.productId,
+  imageId: r.imageId,
+  position: r.position,
+  url: r.url,
+  filename: r.filename,
+  width: r.width,
+  height: r.height,
+  alt: r.alt,
+  contentHash: r.contentHash,
+  createdAt: r.createdAt === null ? null : isoOrNull(r.createdAt),
+  updatedAt: r.updatedAt === null ? null : isoOrNull(r.updatedAt),
+  ...(options.includeBytes && r.bytes !== undefined ? { bytes: Buffer.from(r.bytes).toString("base64") } : {}),
+  extra: r.extra
+})
+
+const isoOrNull = (d: Date): string | null => (Number.isNaN(d.getTime()) ? null : d.toISOString())
+
+/** Decodes the JSON form back into a record (no validation; the form came from `toJson`). */
+export const fromJson = (j: ProductImageJson): ProductImage =>
+  ProductImage.unchecked({
+    source: j.source,
+    productId: j.productId,
+    imageId: j.imageId,
+    position: j.position,
+    url: j.url,
+    filename: j.filename,
+    width: j.width,
+    height: j.height,
+    alt: j.alt,
+    contentHash: j.contentHash,
+    createdAt: j.createdAt === null ? null : new Date(j.createdAt),
+    updatedAt: j.updatedAt === null ? null : new Date(j.updatedAt),
+    ...(j.bytes !== undefined ? { bytes: new Uint8Array(Buffer.from(j.bytes, "base64")) } : {}),
+    extra: j.extra
+  })
+
+/**
+ * Natural order of ids: ids that are both decimal integers compare as numbers (so "9" < "10"),
+ * otherwise as strings, chunk by chunk ("img2" < "img10").
+ */
+export const naturalCompare = (a: string, b: string): number => {
+  const chunk = /(\d+|\D+)/g
+  const as = a.match(chunk) ?? []
+  const bs = b.match(chunk) ?? []
+  const n = Math.min(as.length, bs.length)
+  for (let i = 0; i < n; i++) {
+    const x = as[i]!
+    const y = bs[i]!
+    if (x === y) continue
+    const xd = /^\d/.test(x)
+    const yd = /^\d/.test(y)
+    if (xd && yd) {
+      const xi = BigInt(x)
+      const yi = BigInt(y)
+      if (xi !== yi) return xi < yi ? -1 : 1
+      if (x.length !== y.length) return x.length - y.length // "01" after "1"
+      continue
+    }
+    return x < y ? -1 : 1
+  }
+  return as.length - bs.length
+}
+
+/** The display order used by dedupe and renumbering: `position`, then `imageId` in natural order. */
+export const displayOrder = (a: ProductImage, b: ProductImage): number =>
+  a.position !== b.position ? a.position - b.position : naturalCompare(a.imageId, b.imageId)
+
+/** The key of a product within a run: source and product id. */
+export const productKey = (r: { readonly source: string; readonly productId: string }): string =>
+  `${r.source}\u0000${r.productId}`

@@ -1,0 +1,68 @@
+/**
+ * Sink plugins: write records, commit durably, publish at the end of the run.
+ *
+ * The commit protocol: the runner calls `write` for every batch, then at each checkpoint interval
+ * `commit` on every sink, and only then saves the sources' checkpoints together with each sink's
+ * commit token. On resume, a sink gets back the token of the last saved commit (`committed`) and
+ * must discard anything it committed after it, so nothing is written twice.
+ */
+import type * as Chunk from "effect/Chunk"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type { ConfigError, SinkError } from "./Errors.js"
+import type { ProductImage } from "./ProductImage.js"
+import type { PluginServices } from "./Services.js"
+
+/** What the runner tells a sink when it makes it. */
+export interface SinkContext {
+  /** The pipeline's name for this sink instance. */
+  readonly name: string
+  /** The pipeline's name. */
+  readonly pipeline: string
+  /** The run id: stable across resumes of one run. Name parts after it. */
+  readonly runId: string
+  /** The token this sink returned from its last commit that was saved in state (resume), or none. */
+  readonly committed: Option.Option<unknown>
+}
+
+/** How a batch came: lets a sink do per-product work when it is safe. */
+export interface WriteInfo {
+  /** Every record of each product in the batch is in the batch. */
+  readonly productComplete: boolean
+}
+
+/** A made sink. */
+export interface SinkInstance {
+  /** Writes records into the current uncommitted part. */
+  readonly write: (records: Chunk.Chunk<ProductImage>, info: WriteInfo) => Effect.Effect<void, SinkError>
+  /** Makes everything written so far durable; returns a JSON token the runner saves in state. */
+  readonly commit: Effect.Effect<unknown, SinkError>
+  /** End of the run, after the final commit was saved: publish the run's output (atomically). */
+  readonly finish: Effect.Effect<void, SinkError>
+  /** After the run is recorded as finished: remove staging. */
+  readonly cleanup: Effect.Effect<void, SinkError>
+}
+
+/** A sink plugin. */
+export interface SinkPlugin<Config = any> {
+  readonly _tag: "SinkPlugin"
+  readonly name: string
+  readonly description: string
+  readonly config: Schema.Schema<Config, any>
+  readonly make: (
+    config: Config,
+    context: SinkContext
+  ) => Effect.Effect<SinkInstance, SinkError | ConfigError, PluginServices | Scope.Scope>
+}
+
+/** Defines a sink plugin. */
+export const define = <Config>(plugin: Omit<SinkPlugin<Config>, "_tag">): SinkPlugin<Config> => ({
+  _tag: "SinkPlugin",
+  ...plugin
+})
+
+/** Whether a value is a sink plugin. */
+export const isSinkPlugin = (u: unknown): u is SinkPlugin =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "SinkPlugin"

@@ -1,0 +1,66 @@
+/**
+ * Source plugins: a config schema and a `make` that returns a stream of batches.
+ */
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { Batch, Checkpoint } from "./Batch.js"
+import type { ConfigError, SourceError } from "./Errors.js"
+import type { PluginServices } from "./Services.js"
+
+/** Progress a source reports while it reads (the CLI shows it as a bar or log lines). */
+export interface Progress {
+  /** The total number of records the source expects, when the API says. */
+  readonly total: (records: number) => Effect.Effect<void>
+  /** One page (API call that returned records) was read. */
+  readonly page: () => Effect.Effect<void>
+}
+
+/** What the runner tells a source when it makes it. */
+export interface SourceContext {
+  /** The pipeline's name for this source instance (goes into `ProductImage.source`). */
+  readonly name: string
+  /** Where to resume: the last committed checkpoint, or none to start from the beginning. */
+  readonly checkpoint: Option.Option<Checkpoint>
+  /** Read at most about this many records (the runner truncates exactly). */
+  readonly limit: Option.Option<number>
+  readonly progress: Progress
+}
+
+/** A made source. */
+export interface SourceInstance {
+  /** Whether each batch holds every record of each product in it (no product spans two batches). */
+  readonly productComplete: boolean
+  /** The batches, in order. Each batch's checkpoint is the resume position after it. */
+  readonly stream: Stream.Stream<Batch, SourceError, PluginServices>
+  /** Reaches the API with one cheap request, for `effetl run --dry-run`. */
+  readonly check: Effect.Effect<void, SourceError, PluginServices>
+}
+
+/** A source plugin. */
+export interface SourcePlugin<Config = any> {
+  readonly _tag: "SourcePlugin"
+  /** Built-in short name (`channel`, `acceo`, ...). */
+  readonly name: string
+  /** One line for `effetl plugins`. */
+  readonly description: string
+  /** The `with:` block's schema, annotated with descriptions, defaults and examples. */
+  readonly config: Schema.Schema<Config, any>
+  /** Makes the source for one run. */
+  readonly make: (
+    config: Config,
+    context: SourceContext
+  ) => Effect.Effect<SourceInstance, SourceError | ConfigError, PluginServices | Scope.Scope>
+}
+
+/** Defines a source plugin. */
+export const define = <Config>(plugin: Omit<SourcePlugin<Config>, "_tag">): SourcePlugin<Config> => ({
+  _tag: "SourcePlugin",
+  ...plugin
+})
+
+/** Whether a value is a source plugin. */
+export const isSourcePlugin = (u: unknown): u is SourcePlugin =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "SourcePlugin"
