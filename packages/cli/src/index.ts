@@ -1,1 +1,4 @@
-export {}
+/**
+ * @effetl/cli: the built-in registry of the `effetl` binary, for programs that embed it.
+ */
+export { registry, simulators } from "./Builtins.js"

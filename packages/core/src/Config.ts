@@ -7,7 +7,7 @@ import * as Schema from "effect/Schema"
 /** Field documentation. */
 export interface FieldDoc<A> {
   readonly description: string
-  readonly examples?: ReadonlyArray<A>
+  readonly examples?: ReadonlyArray<NoInfer<A>>
 }
 
 /** A required field. */
@@ -42,14 +42,14 @@ export const intRange = (min: number, max: number) =>
   Schema.Int.pipe(
     Schema.greaterThanOrEqualTo(min),
     Schema.lessThanOrEqualTo(max),
-    Schema.annotations({ message: () => `expected an integer from ${min} to ${max}` })
+    Schema.annotations({ message: () => ({ message: `expected an integer from ${min} to ${max}`, override: true }) })
   )
 
 /** An integer of at least `min`. */
 export const intAtLeast = (min: number) =>
   Schema.Int.pipe(
     Schema.greaterThanOrEqualTo(min),
-    Schema.annotations({ message: () => `expected an integer ≥ ${min}` })
+    Schema.annotations({ message: () => ({ message: `expected an integer ≥ ${min}`, override: true }) })
   )
 
 /** A secret: decoded from a string into a `Redacted`, so it never reaches logs, errors or output. */

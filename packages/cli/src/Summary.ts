@@ -1,0 +1,43 @@
+/**
+ * The end-of-run summary: a table for people, or one JSON object for machines.
+ */
+import type { Pipeline, Runner } from "@effetl/core"
+
+const columns = ["read", "written", "invalid", "deduped", "unhashed", "warnings", "retries"] as const
+
+/** The summary as a text table with the outputs listed under it. */
+export const text = (summary: Runner.RunSummary, pipeline: Pipeline.Pipeline): string => {
+  const head = ["source", "use", ...columns, "time"]
+  const rows = summary.sources.map((s) => [s.name, s.use, ...columns.map((c) => String(s.counts[c])), `${s.seconds.toFixed(1)}s`])
+  if (summary.sources.length > 1) {
+    const total = (c: (typeof columns)[number]) => String(summary.sources.reduce((n, s) => n + s.counts[c], 0))
+    rows.push(["total", "", ...columns.map(total), `${summary.seconds.toFixed(1)}s`])
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const fmt = (r: ReadonlyArray<string>) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+  const status =
+    summary.status === "dry-run"
+      ? "dry run: configuration valid, every source answered, nothing written"
+      : summary.status === "trial"
+        ? `trial run (--limit): output written, no state saved`
+        : `${summary.resumed ? "resumed and finished" : "finished"} in ${summary.seconds.toFixed(1)}s`
+  const out = [`pipeline ${summary.pipeline} · run ${summary.runId} · ${status}`, "", fmt(head), ...rows.map(fmt)]
+  if (summary.status !== "dry-run") {
+    out.push("", "outputs:")
+    for (const s of pipeline.sinks) out.push(`  ${s.name} (${s.plugin.name}) → ${describeTarget(s.config)}`)
+    out.push(`  dead letters: ${summary.deadLetters}${summary.deadLetters > 0 ? ` → ${summary.deadLetterPath}` : ""}`)
+    out.push(`  state: ${summary.statePath}`)
+  }
+  return out.join("\n")
+}
+
+/** The summary as one JSON object. */
+export const json = (summary: Runner.RunSummary): string => JSON.stringify({ summary })
+
+const describeTarget = (config: unknown): string => {
+  if (typeof config === "object" && config !== null) {
+    const c = config as Record<string, unknown>
+    for (const k of ["path", "dir", "table"]) if (typeof c[k] === "string") return String(c[k])
+  }
+  return "(see its config)"
+}

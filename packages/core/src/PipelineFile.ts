@@ -1,0 +1,233 @@
+/**
+ * The pipeline YAML file: parsing, `${ENV_VAR}` interpolation, decoding with the plugins' config
+ * schemas (errors name the path and line), and the file's JSON Schema for editor completion.
+ */
+import * as Effect from "effect/Effect"
+import * as JSONSchema from "effect/JSONSchema"
+import * as Schema from "effect/Schema"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as YAML from "yaml"
+import * as Config from "./Config.js"
+import { ConfigError } from "./Errors.js"
+import { decodeConfig, defaults, Name, type Pipeline, type PipelineSink, type PipelineSource, type PipelineTransform } from "./Pipeline.js"
+import * as Registry from "./Registry.js"
+
+/** A `use:` + `with:` entry. */
+const PluginRef = Schema.Struct({
+  use: Schema.String.annotations({ description: "The plugin: a built-in name, an npm package or a relative module path." }),
+  with: Config.withDefault(Schema.Unknown, {}, { description: "The plugin's options (see `effetl plugins <name>`)." })
+})
+
+/** The shape of the file before plugin configs are decoded. */
+export const FileSchema = Schema.Struct({
+  version: Schema.Literal(1).annotations({ description: "The file format version. Always 1." }),
+  name: Config.required(Name, { description: "The pipeline's name: keys its state.", examples: ["demo"] }),
+  state: Config.withDefault(
+    Schema.Struct({
+      path: Config.withDefault(Schema.String, defaults.statePath, { description: "The JSON state file (checkpoints, runs)." })
+    }),
+    { path: defaults.statePath },
+    { description: "Where checkpoints and run state are kept." }
+  ),
+  checkpoint: Config.withDefault(
+    Schema.Struct({
+      everyRecords: Config.withDefault(Config.intAtLeast(1), defaults.everyRecords, {
+        description: "Commit every sink and save checkpoints after this many records."
+      }),
+      everySeconds: Config.optional(Schema.Number.pipe(Schema.positive()), {
+        description: "Also commit after this many seconds, whichever comes first."
+      })
+    }),
+    { everyRecords: defaults.everyRecords },
+    { description: "How often the run commits (the end of a run always commits)." }
+  ),
+  grouping: Config.withDefault(
+    Schema.Struct({
+      maxBuffered: Config.withDefault(Config.intAtLeast(1), defaults.maxBuffered, {
+        description: "Records held in memory when regrouping by product before spilling to disk."
+      })
+    }),
+    { maxBuffered: defaults.maxBuffered },
+    { description: "Product grouping for sources whose batches are not product-complete (a blocking step)." }
+  ),
+  deadLetter: Config.withDefault(
+    Schema.Struct({
+      path: Config.withDefault(Schema.String, defaults.deadLetterPath, { description: "The dead-letter JSONL file." })
+    }),
+    { path: defaults.deadLetterPath },
+    { description: "Where rejected records go, with the reason, the source and its checkpoint." }
+  ),
+  sources: Schema.Record({ key: Schema.String, value: PluginRef }).annotations({ description: "Source instances by name." }),
+  transforms: Config.withDefault(Schema.Array(PluginRef), [], { description: "Transforms, applied in order." }),
+  sinks: Schema.Record({ key: Schema.String, value: PluginRef }).annotations({ description: "Sink instances by name." })
+})
+
+/** Options for loading a pipeline file. */
+export interface LoadOptions {
+  readonly registry: Registry.Registry
+  /** Environment for `${VAR}` interpolation (default: `process.env`). */
+  readonly env?: Record<string, string | undefined>
+  /** Overrides the state path (`--state`). */
+  readonly statePath?: string
+}
+
+/** Reads, interpolates and decodes a pipeline file. Every problem is a `ConfigError` naming path and line. */
+export const load = (file: string, options: LoadOptions): Effect.Effect<Pipeline, ConfigError> =>
+  Effect.gen(function*() {
+    const text = yield* Effect.tryPromise({
+      try: () => fs.readFile(file, "utf8"),
+      catch: (e) =>
+        new ConfigError({
+          message: `cannot read pipeline file '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e)}`
+        })
+    })
+    return yield* parse(text, { ...options, file })
+  })
+
+/** Parses pipeline YAML text (see `load`). `file` names it in messages and anchors relative plugin paths. */
+export const parse = (
+  text: string,
+  options: LoadOptions & { readonly file?: string }
+): Effect.Effect<Pipeline, ConfigError> =>
+  Effect.gen(function*() {
+    const file = options.file ?? "pipeline.yaml"
+    const lineCounter = new YAML.LineCounter()
+    const doc = YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!
+      const line = e.linePos?.[0]?.line ?? (e.pos ? lineCounter.linePos(e.pos[0]).line : undefined)
+      return yield* new ConfigError({
+        message: `${file}${line ? `:${line}` : ""}: invalid YAML: ${e.message.split("\n")[0]}`,
+        ...(line ? { line } : {})
+      })
+    }
+    yield* interpolate(doc, options.env ?? process.env, file, lineCounter)
+    const locate = (p: ReadonlyArray<PropertyKey>): number | undefined => {
+      for (let n = p.length; n >= 0; n--) {
+        const node = doc.getIn(p.slice(0, n).map(String), true) as YAML.Node | undefined
+        if (node && YAML.isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line
+      }
+      return undefined
+    }
+    const raw: unknown = doc.toJS()
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      return yield* new ConfigError({ message: `${file}: expected a YAML mapping with version, name, sources and sinks` })
+    }
+    const top = yield* decodeConfig(FileSchema, raw, "", locate).pipe(Effect.mapError(prefixFile(file)))
+    const baseDir = path.dirname(path.resolve(file))
+    const sources: Array<PipelineSource> = []
+    for (const [name, ref] of Object.entries(top.sources)) {
+      yield* decodeConfig(Name, name, `sources.${name}`, locate).pipe(Effect.mapError(prefixFile(file)))
+      const plugin = yield* Registry.resolve(options.registry, "source", ref.use, baseDir, `sources.${name}.use`).pipe(
+        Effect.mapError(prefixFile(file))
+      )
+      const config = yield* decodeConfig(plugin.config, ref.with, `sources.${name}.with`, locate).pipe(Effect.mapError(prefixFile(file)))
+      sources.push({ name, plugin, config })
+    }
+    const transforms: Array<PipelineTransform> = []
+    for (const [i, ref] of top.transforms.entries()) {
+      const plugin = yield* Registry.resolve(options.registry, "transform", ref.use, baseDir, `transforms.${i}.use`).pipe(
+        Effect.mapError(prefixFile(file))
+      )
+      const config = yield* decodeConfig(plugin.config, ref.with, `transforms.${i}.with`, locate).pipe(Effect.mapError(prefixFile(file)))
+      transforms.push({ key: `${i}:${plugin.name}`, plugin, config })
+    }
+    const sinks: Array<PipelineSink> = []
+    for (const [name, ref] of Object.entries(top.sinks)) {
+      yield* decodeConfig(Name, name, `sinks.${name}`, locate).pipe(Effect.mapError(prefixFile(file)))
+      const plugin = yield* Registry.resolve(options.registry, "sink", ref.use, baseDir, `sinks.${name}.use`).pipe(
+        Effect.mapError(prefixFile(file))
+      )
+      const config = yield* decodeConfig(plugin.config, ref.with, `sinks.${name}.with`, locate).pipe(Effect.mapError(prefixFile(file)))
+      sinks.push({ name, plugin, config })
+    }
+    if (sources.length === 0) return yield* new ConfigError({ message: `${file}: sources: a pipeline needs at least one source`, path: "sources" })
+    if (sinks.length === 0) return yield* new ConfigError({ message: `${file}: sinks: a pipeline needs at least one sink`, path: "sinks" })
+    return {
+      name: top.name,
+      statePath: options.statePath ?? top.state.path,
+      everyRecords: top.checkpoint.everyRecords,
+      everySeconds: top.checkpoint.everySeconds,
+      maxBuffered: top.grouping.maxBuffered,
+      deadLetterPath: top.deadLetter.path,
+      sources,
+      transforms,
+      sinks
+    }
+  })
+
+const prefixFile = (file: string) => (e: ConfigError): ConfigError =>
+  new ConfigError({
+    message: e.message.startsWith(file) ? e.message : `${file}: ${e.message}`,
+    ...(e.path !== undefined ? { path: e.path } : {}),
+    ...(e.line !== undefined ? { line: e.line } : {})
+  })
+
+const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+
+/**
+ * Replaces `${VAR}` (and `${VAR:-default}`) in every string scalar; `$${` is a literal `${`.
+ * A scalar that is exactly one `${VAR}` is re-read as YAML, so `channelId: ${ID}` gives a number.
+ */
+const interpolate = (
+  doc: YAML.Document,
+  env: Record<string, string | undefined>,
+  file: string,
+  lineCounter: YAML.LineCounter
+): Effect.Effect<void, ConfigError> =>
+  Effect.suspend(() => {
+    let missing: { name: string; line: number | undefined } | undefined
+    YAML.visit(doc, {
+      Scalar(_key, node) {
+        if (typeof node.value !== "string" || !node.value.includes("${") || missing) return
+        const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/.exec(node.value)
+        const replaced = node.value.replace(VAR, (m, name: string | undefined, def: string | undefined) => {
+          if (m === "$${") return "${"
+          const v = env[name!]
+          if (v !== undefined && v !== "") return v
+          if (def !== undefined) return def
+          missing ??= { name: name!, line: node.range ? lineCounter.linePos(node.range[0]).line : undefined }
+          return m
+        })
+        if (whole && !missing) {
+          const reread = YAML.parse(replaced) as unknown
+          node.value = typeof reread === "number" || typeof reread === "boolean" ? reread : replaced
+        } else {
+          node.value = replaced
+        }
+      }
+    })
+    return missing
+      ? Effect.fail(
+          new ConfigError({
+            message: `${file}${missing.line ? `:${missing.line}` : ""}: environment variable ${missing.name} is not set (used as \${${missing.name}})`,
+            ...(missing.line ? { line: missing.line } : {})
+          })
+        )
+      : Effect.void
+  })
+
+/** The JSON Schema of pipeline files for the given plugins (for `# yaml-language-server: $schema=...`). */
+export const jsonSchema = (registry: Registry.Registry): unknown => {
+  const refOf = (plugins: ReadonlyArray<{ readonly name: string; readonly description: string; readonly config: Schema.Schema<any, any> }>) =>
+    Schema.Union(
+      ...plugins.map((p) =>
+        Schema.Struct({
+          use: Schema.Literal(p.name).annotations({ description: p.description }),
+          with: Schema.optional(p.config)
+        }).annotations({ title: p.name, description: p.description })
+      ),
+      Schema.Struct({
+        use: Schema.String.annotations({ description: "An npm package name or a relative module path whose default export is a plugin." }),
+        with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+      }).annotations({ title: "external plugin" })
+    )
+  const file = Schema.Struct({
+    ...FileSchema.fields,
+    sources: Schema.Record({ key: Schema.String, value: refOf(registry.sources) }),
+    transforms: Schema.optional(Schema.Array(refOf(registry.transforms))),
+    sinks: Schema.Record({ key: Schema.String, value: refOf(registry.sinks) })
+  }).annotations({ title: "effetl pipeline", description: "An effetl pipeline file (version 1)." })
+  return JSONSchema.make(file)
+}

@@ -1,0 +1,396 @@
+/**
+ * Core's product grouping: regroups a source's batches so that every output batch holds whole
+ * products. The runner puts it before the first product-scoped transform when a source's batches
+ * are not product-complete (e.g. a list ordered by image id, where one product's images are spread
+ * over many pages).
+ *
+ * This makes the step **blocking**: nothing but dead letters reaches the sinks until the source has
+ * been read to the end, because the last page may still hold an image of the first product.
+ *
+ * Memory stays bounded by spilling to disk:
+ * - Records are buffered in memory. Once the buffer holds `maxBuffered` records (checked after each
+ *   input batch), it is sorted by product (stably) and written as a numbered *segment* file (JSONL,
+ *   bytes in base64), fsynced together with its directory.
+ * - Checkpoints are held back while reading. Right after a segment is durable, and only if no record
+ *   arrived after the latest checkpoint, that checkpoint is emitted on an empty batch with `spill` set
+ *   to the number of durable segments: every record before it is in those segments. So a saved
+ *   checkpoint never runs ahead of records the grouping holds, and a resumed run loads exactly the
+ *   records the source will not read again.
+ * - When the input ends, the remaining buffer is sorted and kept in memory as the last run, and a
+ *   k-way merge over all runs emits batches of whole products, in product-key order, each product's
+ *   records in their input order. The last batch carries the last checkpoint seen.
+ * - Dead letters (`rejected`) are not grouped: they pass through at once.
+ *
+ * At any time the grouping holds at most `maxBuffered` records plus one input batch while reading,
+ * and one output batch plus one chunk of lines per open segment while merging.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as NodePath from "node:path"
+import * as Batch from "./Batch.js"
+import { TransformError } from "./Errors.js"
+import { fromJson, type ProductImage, ProductImageJson, productKey, toJson } from "./ProductImage.js"
+
+/** How `groupByProduct` buffers, spills and resumes. */
+export interface GroupingOptions {
+  /** A directory in the run's staging for this source's segments, e.g. `.effetl/runs/<runId>/group/<source>`. Created if missing. */
+  readonly dir: string
+  /** Records held in memory before they are spilled to a segment file. */
+  readonly maxBuffered: number
+  /** The source's saved checkpoint; its `spill` says how many durable segments belong with it. */
+  readonly resume: Option.Option<Batch.Checkpoint>
+  /** Records per output batch (whole products only; a bigger product is a batch of its own). Default 1000. */
+  readonly outputBatchSize?: number
+}
+
+/** The name used in errors of the grouping step. */
+export const stepName = "group-by-product"
+
+/** Regroups a stream of batches into batches of whole products, spilling to `options.dir` (see the module doc). */
+export const groupByProduct = (options: GroupingOptions) =>
+<E, R>(self: Stream.Stream<Batch.Batch, E, R>): Stream.Stream<Batch.Batch, E | TransformError, R | FileSystem.FileSystem> =>
+  Stream.unwrapScoped(
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const segments = makeSegmentStore(fs, options.dir)
+      const resumed = Option.getOrUndefined(options.resume)
+      const durable = resumed?.spill ?? 0
+      yield* segments.prepare(durable)
+
+      const maxBuffered = Math.max(1, Math.floor(options.maxBuffered))
+      const outputBatchSize = Math.max(1, Math.floor(options.outputBatchSize ?? 1000))
+      let buffer: Array<ProductImage> = []
+      let segmentCount = durable
+      // The latest checkpoint seen, and whether no record arrived after it.
+      let last: Batch.Checkpoint | undefined = resumed === undefined ? undefined : withoutSpill(resumed)
+      let exact = true
+
+      const accept = (batch: Batch.Batch): Effect.Effect<Array<Batch.Batch>, TransformError> =>
+        Effect.gen(function*() {
+          const out: Array<Batch.Batch> = []
+          if (Chunk.isNonEmpty(batch.rejected)) out.push(Batch.make([], Option.none(), batch.rejected))
+          for (const r of batch.records) buffer.push(r)
+          if (Option.isSome(batch.checkpoint)) {
+            last = withoutSpill(batch.checkpoint.value)
+            exact = true
+          } else if (Chunk.isNonEmpty(batch.records)) {
+            exact = false
+          }
+          if (buffer.length >= maxBuffered) {
+            const run = sortByProduct(buffer)
+            buffer = []
+            yield* segments.write(segmentCount, run)
+            segmentCount++
+            if (exact && last !== undefined) out.push(Batch.checkpointOnly({ ...last, spill: segmentCount }))
+          }
+          return out
+        })
+
+      const merge: Effect.Effect<Stream.Stream<Batch.Batch, TransformError>, TransformError, Scope.Scope> = Effect.gen(
+        function*() {
+          const runs: Array<Stream.Stream<ProductImage, TransformError>> = []
+          for (let n = 0; n < segmentCount; n++) runs.push(segments.read(n))
+          runs.push(Stream.fromIterable(sortByProduct(buffer)))
+          buffer = []
+          const products = yield* mergeRuns(runs)
+          const batches = toBatches(products, outputBatchSize)
+          const finalCheckpoint = last === undefined ? Option.none() : Option.some({ ...last, spill: segmentCount })
+          return withFinalCheckpoint(batches, finalCheckpoint)
+        }
+      )
+
+      return Stream.concat(
+        Stream.mapConcatEffect(self, accept),
+        Stream.unwrapScoped(Effect.suspend(() => merge))
+      )
+    })
+  )
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const withoutSpill = (cp: Batch.Checkpoint): Batch.Checkpoint => {
+  const { spill: _spill, ...rest } = cp
+  return rest
+}
+
+const compareKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+/** Sorts records by product key, stably (records of a product keep their order). */
+const sortByProduct = (records: ReadonlyArray<ProductImage>): Array<ProductImage> =>
+  records
+    .map((record) => ({ key: productKey(record), record }))
+    .sort((a, b) => compareKeys(a.key, b.key))
+    .map((e) => e.record)
+
+const failure = (message: string) => (cause: unknown) =>
+  new TransformError({ transform: stepName, message, cause })
+
+const segmentPattern = /^(\d+)\.jsonl(\.tmp)?$/
+
+/** Segment files in one directory: `<n>.jsonl`, written through `<n>.jsonl.tmp`. */
+const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
+  const pathOf = (n: number) => NodePath.join(dir, `${n}.jsonl`)
+  const encoder = new TextEncoder()
+  const decodeLine = Schema.decodeUnknownEither(Schema.parseJson(ProductImageJson))
+
+  const syncDirectory = Effect.scoped(
+    fs.open(dir, { flag: "r" }).pipe(Effect.flatMap((d) => d.sync))
+  ).pipe(
+    // Directories cannot be opened for fsync on Windows; rename is durable enough there.
+    process.platform === "win32" ? Effect.ignore : (self) => self
+  )
+
+  return {
+    /** Creates the directory, deletes segments numbered `durable` or more (and temp files), checks the rest exist. */
+    prepare: (durable: number): Effect.Effect<void, TransformError> =>
+      Effect.gen(function*() {
+        yield* fs.makeDirectory(dir, { recursive: true })
+        const names = yield* fs.readDirectory(dir)
+        const present = new Set<number>()
+        for (const name of names) {
+          const m = segmentPattern.exec(name)
+          if (m === null) continue
+          const n = Number(m[1])
+          if (m[2] !== undefined || n >= durable) yield* fs.remove(NodePath.join(dir, name))
+          else present.add(n)
+        }
+        for (let n = 0; n < durable; n++) {
+          if (!present.has(n)) {
+            return yield* new TransformError({
+              transform: stepName,
+              message: `Cannot resume: spill segment ${pathOf(n)} of the saved checkpoint is missing. ` +
+                `Run again with --restart to read the source from the beginning.`
+            })
+          }
+        }
+      }).pipe(Effect.catchTag("SystemError", "BadArgument", failure(`Cannot prepare the spill directory ${dir}`))),
+
+    /** Writes a sorted run as segment `n`, durably (temp file, fsync, rename, fsync of the directory). */
+    write: (n: number, records: ReadonlyArray<ProductImage>): Effect.Effect<void, TransformError> => {
+      const target = pathOf(n)
+      const temp = `${target}.tmp`
+      return Effect.scoped(
+        Effect.gen(function*() {
+          const file = yield* fs.open(temp, { flag: "w" })
+          let parts: Array<string> = []
+          let size = 0
+          for (const record of records) {
+            const line = yield* Effect.try({
+              try: () => JSON.stringify(toJson(record, { includeBytes: true })),
+              catch: failure(
+                `Cannot spill record ${record.source}/${record.productId}/${record.imageId}: its 'extra' is not JSON`
+              )
+            })
+            parts.push(line, "\n")
+            size += line.length + 1
+            if (size >= 1 << 20) {
+              yield* file.writeAll(encoder.encode(parts.join("")))
+              parts = []
+              size = 0
+            }
+          }
+          if (parts.length > 0) yield* file.writeAll(encoder.encode(parts.join("")))
+          yield* file.sync
+        })
+      ).pipe(
+        Effect.zipRight(fs.rename(temp, target)),
+        Effect.zipRight(syncDirectory),
+        Effect.catchTag("SystemError", "BadArgument", failure(`Cannot write spill segment ${target}`))
+      )
+    },
+
+    /** Reads segment `n` back, record by record. */
+    read: (n: number): Stream.Stream<ProductImage, TransformError> => {
+      const path = pathOf(n)
+      return fs.stream(path).pipe(
+        Stream.mapError(failure(`Cannot read spill segment ${path}`)),
+        Stream.decodeText(),
+        Stream.splitLines,
+        Stream.filter((line) => line.length > 0),
+        Stream.mapEffect((line) =>
+          Either.match(decodeLine(line), {
+            onLeft: (e) =>
+              Effect.fail(
+                new TransformError({
+                  transform: stepName,
+                  message: `Spill segment ${path} is corrupt: ${ParseResult.TreeFormatter.formatErrorSync(e)}`
+                })
+              ),
+            onRight: (json) => Effect.succeed(fromJson(json))
+          })
+        )
+      )
+    }
+  }
+}
+
+/** A record read from a run, waiting in the merge heap. */
+interface HeapEntry {
+  readonly key: string
+  readonly run: number
+  readonly record: ProductImage
+}
+
+const before = (a: HeapEntry, b: HeapEntry): boolean => a.key < b.key || (a.key === b.key && a.run < b.run)
+
+/** A minimal binary min-heap of entries ordered by product key, then run index. */
+class Heap {
+  private readonly items: Array<HeapEntry> = []
+  get size(): number {
+    return this.items.length
+  }
+  peek(): HeapEntry | undefined {
+    return this.items[0]
+  }
+  push(entry: HeapEntry): void {
+    const items = this.items
+    items.push(entry)
+    let i = items.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (!before(items[i]!, items[parent]!)) break
+      ;[items[i], items[parent]] = [items[parent]!, items[i]!]
+      i = parent
+    }
+  }
+  pop(): HeapEntry | undefined {
+    const items = this.items
+    const top = items[0]
+    const end = items.pop()
+    if (items.length > 0 && end !== undefined) {
+      items[0] = end
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < items.length && before(items[l]!, items[m]!)) m = l
+        if (r < items.length && before(items[r]!, items[m]!)) m = r
+        if (m === i) break
+        ;[items[i], items[m]] = [items[m]!, items[i]!]
+        i = m
+      }
+    }
+    return top
+  }
+}
+
+/** Pulls one record at a time from a stream (none at its end). */
+const cursor = <E>(stream: Stream.Stream<ProductImage, E>) =>
+  Effect.map(Stream.toPull(stream), (pull) => {
+    let chunk: ReadonlyArray<ProductImage> = []
+    let index = 0
+    let done = false
+    const next: Effect.Effect<Option.Option<ProductImage>, E> = Effect.suspend(() => {
+      if (index < chunk.length) return Effect.succeed(Option.some(chunk[index++]!))
+      if (done) return Effect.succeed(Option.none())
+      return Effect.matchEffect(pull, {
+        onFailure: Option.match({
+          onNone: () => {
+            done = true
+            return Effect.succeed(Option.none<ProductImage>())
+          },
+          onSome: (e) => Effect.fail(e)
+        }),
+        onSuccess: (c) => {
+          chunk = Chunk.toReadonlyArray(c)
+          index = 0
+          return next
+        }
+      })
+    })
+    return next
+  })
+
+/**
+ * Merges runs each sorted by product key into whole products: an effect that yields the next
+ * product's records (runs in order, then each run's order: a stable merge), or none at the end.
+ */
+const mergeRuns = <E>(
+  runs: ReadonlyArray<Stream.Stream<ProductImage, E>>
+): Effect.Effect<Effect.Effect<Option.Option<Array<ProductImage>>, E>, E, Scope.Scope> =>
+  Effect.gen(function*() {
+    const heap = new Heap()
+    const cursors = yield* Effect.forEach(runs, cursor)
+    const refill = (run: number) =>
+      Effect.map(cursors[run]!, (next) => {
+        if (Option.isSome(next)) heap.push({ key: productKey(next.value), run, record: next.value })
+      })
+    for (let run = 0; run < cursors.length; run++) yield* refill(run)
+
+    return Effect.gen(function*() {
+      const top = heap.pop()
+      if (top === undefined) return Option.none()
+      const product = [top.record]
+      yield* refill(top.run)
+      while (heap.peek()?.key === top.key) {
+        const entry = heap.pop()!
+        product.push(entry.record)
+        yield* refill(entry.run)
+      }
+      return Option.some(product)
+    })
+  })
+
+/** Packs whole products into batches of about `size` records (a bigger product is a batch of its own). */
+const toBatches = <E>(
+  nextProduct: Effect.Effect<Option.Option<Array<ProductImage>>, E>,
+  size: number
+): Effect.Effect<Option.Option<Array<ProductImage>>, E> => {
+  let held: Array<ProductImage> | undefined
+  let ended = false
+  return Effect.gen(function*() {
+    const current: Array<ProductImage> = []
+    for (;;) {
+      let product = held
+      held = undefined
+      if (product === undefined && !ended) {
+        const next = yield* nextProduct
+        if (Option.isSome(next)) product = next.value
+        else ended = true
+      }
+      if (product === undefined) break
+      if (current.length > 0 && current.length + product.length > size) {
+        held = product
+        break
+      }
+      for (const r of product) current.push(r)
+      if (current.length >= size) break
+    }
+    return current.length > 0 ? Option.some(current) : Option.none()
+  })
+}
+
+/** The merged batches as a stream, the last one carrying `checkpoint` (a lone checkpoint batch when there are none). */
+const withFinalCheckpoint = <E>(
+  nextBatch: Effect.Effect<Option.Option<Array<ProductImage>>, E>,
+  checkpoint: Option.Option<Batch.Checkpoint>
+): Stream.Stream<Batch.Batch, E> => {
+  const next = Effect.mapError(nextBatch, Option.some)
+  let pending: Option.Option<Array<ProductImage>> | undefined
+  let finished = false
+  const pull: Effect.Effect<Batch.Batch, Option.Option<E>> = Effect.gen(function*() {
+    if (finished) return yield* Effect.fail(Option.none())
+    const current = pending ?? (yield* next)
+    if (Option.isNone(current)) {
+      finished = true
+      if (Option.isSome(checkpoint)) return Batch.checkpointOnly(checkpoint.value)
+      return yield* Effect.fail(Option.none())
+    }
+    pending = yield* next
+    if (Option.isNone(pending)) {
+      finished = true
+      return Batch.make(current.value, checkpoint)
+    }
+    return Batch.make(current.value)
+  })
+  return Stream.repeatEffectOption(pull)
+}

@@ -1,0 +1,22 @@
+/**
+ * What a run tells the outside while it goes: totals, pages, records, commits. The CLI turns it into
+ * progress bars on a terminal or log lines otherwise; a library user can pass their own.
+ */
+
+/** Callbacks a run makes as it goes. All are optional and must not throw. */
+export interface Reporter {
+  readonly sourceStarted?: (source: string) => void
+  /** The source's total record count, when its API says. */
+  readonly total?: (source: string, records: number) => void
+  readonly page?: (source: string) => void
+  /** Records read from a source (before transforms). */
+  readonly read?: (source: string, records: number) => void
+  readonly sourceFinished?: (source: string) => void
+  /** Every sink committed and the checkpoints were saved. */
+  readonly committed?: (records: number) => void
+  /** The run is over (the reporter should release the terminal). */
+  readonly close?: () => void
+}
+
+/** A reporter that reports nothing. */
+export const silent: Reporter = {}

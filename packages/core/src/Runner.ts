@@ -1,0 +1,412 @@
+/**
+ * Runs a pipeline: merges the sources, applies the transforms, fans out to every sink and follows
+ * the commit protocol, so a run killed at any moment and run again loses and duplicates nothing.
+ *
+ * Protocol, in order:
+ * 1. A run has an id. If the pipeline's last run did not finish, this run resumes it (same id, the
+ *    last saved checkpoints, each sink's last saved commit token) unless `restart` is set.
+ * 2. Batches are written to every sink and rejected entries to the dead-letter output.
+ * 3. Every `everyRecords` records (or `everySeconds`), every sink commits, then the state store saves
+ *    the sources' checkpoints with the sinks' tokens and the transforms' persisted state. State
+ *    never runs ahead of data.
+ * 4. At the end: a final commit that marks every source done, then each sink publishes (`finish`),
+ *    then the run is recorded as finished, then staging is removed.
+ */
+import type { HttpClient } from "@effect/platform/HttpClient"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import type { Batch, Checkpoint } from "./Batch.js"
+import * as DeadLetterWriter from "./DeadLetterWriter.js"
+import { ConfigError, type RunError, StateError } from "./Errors.js"
+import * as JsonFileStateStore from "./JsonFileStateStore.js"
+import type { Pipeline } from "./Pipeline.js"
+import { groupByProduct } from "./ProductGrouping.js"
+import * as Reporter from "./Reporter.js"
+import * as RunStats from "./RunStats.js"
+import type { PluginServices } from "./Services.js"
+import type { SinkInstance } from "./Sink.js"
+import type { SourceInstance } from "./Source.js"
+import { type PipelineState, type SourceState, StateStore } from "./StateStore.js"
+import type { TransformInstance } from "./Transform.js"
+
+/** How to run. */
+export interface RunOptions {
+  /** Validate the config and reach every source (one request each); write nothing. */
+  readonly dryRun?: boolean
+  /** Read at most this many records per source. A limited run is a trial: it writes output but saves no state. */
+  readonly limit?: number
+  /** Ignore saved cursors and transform state: read everything again. Discards an unfinished run. */
+  readonly fullRefresh?: boolean
+  /** Discard an unfinished run and start a new one (saved cursors are kept). */
+  readonly restart?: boolean
+  readonly reporter?: Reporter.Reporter
+}
+
+/** The per-source line of a summary. */
+export interface SourceSummary {
+  readonly name: string
+  readonly use: string
+  readonly counts: RunStats.SourceCounts
+  readonly seconds: number
+}
+
+/** What a run did. */
+export interface RunSummary {
+  readonly pipeline: string
+  readonly runId: string
+  /** `finished`: a complete run; `dry-run`: nothing written; `trial`: a `limit` run (no state saved). */
+  readonly status: "finished" | "dry-run" | "trial"
+  readonly resumed: boolean
+  readonly sources: ReadonlyArray<SourceSummary>
+  readonly sinks: ReadonlyArray<{ readonly name: string; readonly use: string }>
+  readonly deadLetters: number
+  readonly deadLetterPath: string
+  readonly statePath: string
+  readonly seconds: number
+}
+
+/** Runs a pipeline with the services in the context. */
+export const run = (
+  pipeline: Pipeline,
+  options: RunOptions = {}
+): Effect.Effect<RunSummary, RunError | ConfigError, StateStore | PluginServices> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const store = yield* StateStore
+      const stats = yield* RunStats.RunStats
+      const reporter = options.reporter ?? Reporter.silent
+      const started = yield* Clock.currentTimeMillis
+      const saved = yield* store.load(pipeline.name)
+      const unfinished = saved.run !== null && saved.run.status !== "finished"
+      const trial = options.limit !== undefined
+      const dryRun = options.dryRun === true
+      if (trial && unfinished && !options.restart && !options.fullRefresh) {
+        return yield* new ConfigError({
+          message: `pipeline '${pipeline.name}' has an unfinished run (${saved.run!.id}); a --limit trial would disturb it. Run it to the end first, or pass --restart to discard it.`
+        })
+      }
+      const resumed = unfinished && !options.restart && !options.fullRefresh && !dryRun && !trial
+      const runId = resumed ? saved.run!.id : newRunId(started)
+
+      // What this run starts from.
+      const startSources: Record<string, SourceState> = {}
+      for (const s of pipeline.sources) {
+        const prev = saved.sources[s.name]
+        if (resumed) startSources[s.name] = prev ?? { checkpoint: null, done: false }
+        else {
+          const carry = prev?.checkpoint?.kind === "cursor" && !options.fullRefresh ? stripSpill(prev.checkpoint) : null
+          startSources[s.name] = { checkpoint: carry, done: false }
+        }
+      }
+      let state: PipelineState = {
+        run: resumed ? { ...saved.run!, status: "running" } : { id: runId, status: "running", startedAt: new Date(started).toISOString() },
+        sources: startSources,
+        sinks: resumed ? saved.sinks : {},
+        transforms: options.fullRefresh ? {} : saved.transforms,
+        ...(resumed && saved.deadLetter !== undefined ? { deadLetter: saved.deadLetter } : {})
+      }
+      const persist = !dryRun && !trial
+      const save = (next: PipelineState) =>
+        persist ? store.save(pipeline.name, next).pipe(Effect.tap(() => Effect.sync(() => (state = next)))) : Effect.sync(() => (state = next))
+      const runDir = path.join(path.dirname(path.resolve(pipeline.statePath)), "runs", safeSegment(pipeline.name), runId)
+
+      if (dryRun) return yield* dryRunAll(pipeline, stats, started, runId, store.location)
+
+      if (persist) {
+        if (!resumed) yield* removeDir(path.dirname(runDir), pipeline.name) // spill of this pipeline's discarded runs
+        yield* save(state)
+      }
+      yield* Effect.logInfo(resumed ? `resuming run ${runId} of pipeline '${pipeline.name}'` : `starting run ${runId} of pipeline '${pipeline.name}'`)
+
+      // Make transforms, sinks and the dead-letter output.
+      const transforms: Array<{ key: string; productScoped: boolean; instance: TransformInstance }> = []
+      for (const t of pipeline.transforms) {
+        const instance = yield* t.plugin.make(t.config, { key: t.key, state: Option.fromNullable(state.transforms[t.key]) })
+        transforms.push({ key: t.key, productScoped: t.plugin.productScoped, instance })
+      }
+      const sinks: Array<{ name: string; instance: SinkInstance }> = []
+      for (const s of pipeline.sinks) {
+        const instance = yield* s.plugin.make(s.config, {
+          name: s.name,
+          pipeline: pipeline.name,
+          runId,
+          committed: Option.fromNullable(state.sinks[s.name])
+        })
+        sinks.push({ name: s.name, instance })
+      }
+      const deadLetters = yield* DeadLetterWriter.make({
+        path: pipeline.deadLetterPath,
+        runId,
+        committed: Option.fromNullable(state.deadLetter)
+      })
+
+      // One stream per source that is not done yet.
+      const timing = new Map<string, { start: number; end?: number }>()
+      const sourceStreams = pipeline.sources
+        .filter((s) => !state.sources[s.name]!.done)
+        .map((s) => {
+          const resumeFrom = Option.fromNullable(state.sources[s.name]!.checkpoint)
+          return Stream.unwrapScoped(
+            Effect.gen(function*() {
+              reporter.sourceStarted?.(s.name)
+              timing.set(s.name, { start: yield* Clock.currentTimeMillis })
+              const instance: SourceInstance = yield* s.plugin.make(s.config, {
+                name: s.name,
+                checkpoint: resumeFrom.pipe(Option.map(stripSpill)),
+                limit: Option.fromNullable(options.limit),
+                progress: {
+                  total: (n) => Effect.sync(() => reporter.total?.(s.name, n)),
+                  page: () => Effect.zipRight(stats.add(s.name, "pages"), Effect.sync(() => reporter.page?.(s.name)))
+                }
+              })
+              let stream: Stream.Stream<Batch, RunError, PluginServices> = instance.stream
+              if (options.limit !== undefined) stream = stream.pipe(limitRecords(options.limit))
+              stream = stream.pipe(
+                Stream.tap((b) => {
+                  const n = b.records.length + b.rejected.length
+                  return Effect.zipRight(stats.add(s.name, "read", n), Effect.sync(() => reporter.read?.(s.name, n)))
+                })
+              )
+              let productComplete = instance.productComplete
+              for (const t of transforms) {
+                if (t.productScoped && !productComplete) {
+                  stream = stream.pipe(
+                    groupByProduct({ dir: path.join(runDir, "group", safeSegment(s.name)), maxBuffered: pipeline.maxBuffered, resume: resumeFrom })
+                  )
+                  productComplete = true
+                }
+                stream = stream.pipe(Stream.mapEffect(t.instance.apply))
+              }
+              const complete = productComplete
+              return stream.pipe(
+                Stream.map((batch) => ({ source: s.name, batch, productComplete: complete })),
+                Stream.ensuring(
+                  Effect.gen(function*() {
+                    const t = timing.get(s.name)
+                    if (t) t.end = yield* Clock.currentTimeMillis
+                    reporter.sourceFinished?.(s.name)
+                  })
+                )
+              )
+            })
+          )
+        })
+
+      // The writer: fan out, count, commit on the interval.
+      const pending = new Map<string, Checkpoint>()
+      let sinceCommit = 0
+      let lastCommit = yield* Clock.currentTimeMillis
+      let deadLetterCount = 0
+      // Sources with records written since their last checkpoint: committing now would commit data
+      // that their saved checkpoint does not cover (e.g. product grouping's merge phase), so wait.
+      const dirty = new Set<string>()
+
+      const commit = (final: boolean) =>
+        Effect.gen(function*() {
+          const tokens = yield* Effect.forEach(sinks, (s) => s.instance.commit, { concurrency: "unbounded" })
+          const dlToken = yield* deadLetters.commit
+          crashPoint("after-sink-commit")
+          const snapshots: Record<string, unknown> = { ...state.transforms }
+          for (const t of transforms) if (t.instance.persist) snapshots[t.key] = yield* t.instance.persist.snapshot
+          const sources: Record<string, SourceState> = { ...state.sources }
+          for (const s of pipeline.sources) {
+            const cp = pending.get(s.name)
+            const prev = sources[s.name]!
+            sources[s.name] = { checkpoint: cp ?? prev.checkpoint, done: final ? true : prev.done }
+          }
+          const sinkTokens: Record<string, unknown> = { ...state.sinks }
+          sinks.forEach((s, i) => (sinkTokens[s.name] = tokens[i]))
+          yield* save({ ...state, sources, sinks: sinkTokens, transforms: snapshots, deadLetter: dlToken })
+          crashPoint("after-state-save")
+          reporter.committed?.(sinceCommit)
+          sinceCommit = 0
+          lastCommit = yield* Clock.currentTimeMillis
+        })
+
+      const write = (item: { source: string; batch: Batch; productComplete: boolean }) =>
+        Effect.gen(function*() {
+          const { batch, source } = item
+          if (batch.records.length > 0) {
+            yield* Effect.forEach(sinks, (s) => s.instance.write(batch.records, { productComplete: item.productComplete }), {
+              concurrency: "unbounded",
+              discard: true
+            })
+            yield* stats.add(source, "written", batch.records.length)
+          }
+          if (batch.rejected.length > 0) {
+            yield* deadLetters.write(batch.rejected, batch.checkpoint)
+            deadLetterCount += batch.rejected.length
+            yield* Effect.forEach(batch.rejected, (d) => stats.add(d.source, "invalid"), { discard: true })
+          }
+          for (const t of transforms) if (t.instance.persist) yield* t.instance.persist.written(batch)
+          crashPoint("after-batch-write")
+          if (Option.isSome(batch.checkpoint)) {
+            pending.set(source, batch.checkpoint.value)
+            dirty.delete(source)
+          } else if (batch.records.length + batch.rejected.length > 0) dirty.add(source)
+          sinceCommit += batch.records.length + batch.rejected.length
+          const now = yield* Clock.currentTimeMillis
+          const due =
+            sinceCommit >= pipeline.everyRecords ||
+            (pipeline.everySeconds !== undefined && now - lastCommit >= pipeline.everySeconds * 1000)
+          if (due && dirty.size === 0) yield* commit(false)
+        })
+
+      const outcome = yield* Stream.mergeAll(sourceStreams, { concurrency: "unbounded" }).pipe(
+        Stream.runForEach(write),
+        Effect.exit
+      )
+      if (Exit.isFailure(outcome)) {
+        if (persist && !Cause.isInterruptedOnly(outcome.cause)) {
+          const failure = Cause.failureOption(outcome.cause)
+          const message = Option.match(failure, { onNone: () => Cause.pretty(outcome.cause), onSome: (e) => e.message })
+          yield* save({ ...state, run: { ...state.run!, status: "failed", error: message } }).pipe(Effect.ignore)
+        }
+        reporter.close?.()
+        return yield* Effect.failCause(outcome.cause)
+      }
+
+      // The end: final commit, publish, record the run as finished, clean up.
+      yield* commit(true)
+      yield* Effect.forEach(sinks, (s) => s.instance.finish, { concurrency: "unbounded", discard: true })
+      yield* deadLetters.finish
+      crashPoint("after-finish")
+      const finishedAt = yield* Clock.currentTimeMillis
+      yield* save({ ...state, run: { ...state.run!, status: "finished", finishedAt: new Date(finishedAt).toISOString() } })
+      yield* Effect.forEach(sinks, (s) => s.instance.cleanup, { discard: true })
+      yield* deadLetters.cleanup
+      yield* removeDir(runDir, pipeline.name)
+      reporter.close?.()
+
+      const counts = yield* stats.snapshot
+      return {
+        pipeline: pipeline.name,
+        runId,
+        status: trial ? "trial" : "finished",
+        resumed,
+        sources: pipeline.sources.map((s) => {
+          const t = timing.get(s.name)
+          return {
+            name: s.name,
+            use: s.plugin.name,
+            counts: counts.get(s.name) ?? RunStats.emptyCounts(),
+            seconds: t ? ((t.end ?? finishedAt) - t.start) / 1000 : 0
+          }
+        }),
+        sinks: pipeline.sinks.map((s) => ({ name: s.name, use: s.plugin.name })),
+        deadLetters: deadLetterCount,
+        deadLetterPath: pipeline.deadLetterPath,
+        statePath: store.location,
+        seconds: (finishedAt - started) / 1000
+      } satisfies RunSummary
+    })
+  )
+
+/** The services a run needs on Node: HTTP (undici), the file system, paths, counters and a JSON state file. */
+export const nodeLayer = (statePath: string): Layer.Layer<StateStore | PluginServices> =>
+  Layer.mergeAll(
+    NodeHttpClient.layerUndici as Layer.Layer<HttpClient>,
+    NodeFileSystem.layer,
+    NodePath.layer,
+    RunStats.layer,
+    JsonFileStateStore.layer(statePath)
+  )
+
+/** Runs a pipeline on Node with a JSON state file at `pipeline.statePath`. */
+export const runNode = (pipeline: Pipeline, options: RunOptions = {}): Effect.Effect<RunSummary, RunError | ConfigError> =>
+  run(pipeline, options).pipe(Effect.provide(nodeLayer(pipeline.statePath)))
+
+// --- helpers ---------------------------------------------------------------------------------
+
+const dryRunAll = (
+  pipeline: Pipeline,
+  stats: RunStats.RunStats["Type"],
+  started: number,
+  runId: string,
+  statePath: string
+) =>
+  Effect.gen(function*() {
+    for (const s of pipeline.sources) {
+      const instance = yield* s.plugin.make(s.config, {
+        name: s.name,
+        checkpoint: Option.none(),
+        limit: Option.none(),
+        progress: { total: () => Effect.void, page: () => Effect.void }
+      })
+      yield* instance.check
+      yield* Effect.logInfo(`source '${s.name}' (${s.plugin.name}) answered`)
+    }
+    const counts = yield* stats.snapshot
+    const now = yield* Clock.currentTimeMillis
+    return {
+      pipeline: pipeline.name,
+      runId,
+      status: "dry-run",
+      resumed: false,
+      sources: pipeline.sources.map((s) => ({
+        name: s.name,
+        use: s.plugin.name,
+        counts: counts.get(s.name) ?? RunStats.emptyCounts(),
+        seconds: 0
+      })),
+      sinks: pipeline.sinks.map((s) => ({ name: s.name, use: s.plugin.name })),
+      deadLetters: 0,
+      deadLetterPath: pipeline.deadLetterPath,
+      statePath,
+      seconds: (now - started) / 1000
+    } satisfies RunSummary
+  })
+
+/** Cuts a source's stream after `limit` records (the cut batch keeps no checkpoint). */
+const limitRecords = (limit: number) => <E, R>(self: Stream.Stream<Batch, E, R>): Stream.Stream<Batch, E, R> =>
+  self.pipe(
+    Stream.mapAccum(0, (seen, batch): [number, Option.Option<Batch>] => {
+      if (seen >= limit) return [seen, Option.none()]
+      const room = limit - seen
+      if (batch.records.length <= room) return [seen + batch.records.length, Option.some(batch)]
+      return [limit, Option.some({ ...batch, records: Chunk.take(batch.records, room), checkpoint: Option.none() })]
+    }),
+    Stream.takeWhile(Option.isSome),
+    Stream.map((o) => o.value)
+  )
+
+const stripSpill = (cp: Checkpoint): Checkpoint => ({ kind: cp.kind, value: cp.value })
+
+const newRunId = (now: number): string =>
+  `${new Date(now).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}-${Math.random().toString(36).slice(2, 8)}`
+
+const safeSegment = (name: string): string => name.replace(/[^A-Za-z0-9_.-]/g, "_")
+
+const removeDir = (dir: string, pipeline: string) =>
+  Effect.tryPromise({
+    try: () => fs.rm(dir, { recursive: true, force: true }),
+    catch: (e) => new StateError({ message: `pipeline '${pipeline}': could not remove staging directory ${dir}: ${String(e)}`, path: dir })
+  })
+
+const crashCounts = new Map<string, number>()
+/**
+ * Fault injection for crash-safety tests: `EFFETL_CRASH_AT=<point>[:<n>]` SIGKILLs this process the
+ * n-th time it reaches that point (`after-batch-write`, `after-sink-commit`, `after-state-save`,
+ * `after-finish`). Never set it in production.
+ */
+const crashPoint = (point: string): void => {
+  const spec = process.env.EFFETL_CRASH_AT
+  if (!spec) return
+  const n = (crashCounts.get(point) ?? 0) + 1
+  crashCounts.set(point, n)
+  for (const item of spec.split(",")) {
+    const [p, k] = item.split(":")
+    if (p === point && n === Number(k ?? "1")) process.kill(process.pid, "SIGKILL")
+  }
+}

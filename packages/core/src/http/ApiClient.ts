@@ -1,0 +1,701 @@
+/**
+ * ApiClient: the one way a source talks to a REST API, over `@effect/platform`'s `HttpClient`.
+ *
+ * A client is made once per source instance with {@link make}. Every request it sends:
+ * - resolves its path against the base URL (absolute URLs only on the same origin);
+ * - carries the default headers and the auth header (a `Redacted` value, never printed);
+ * - waits for the shared rate limiter (when one is configured) and feeds it the response headers;
+ * - is cut after the timeout (default 30 s) with a `TransportError`;
+ * - is retried by the {@link Retry} policy (5xx, 429, resets, timeouts, unparseable bodies), each
+ *   retry counted in `RunStats` (`retries`) and logged as a warning;
+ * - maps statuses to the tagged errors: 401/403 → `Unauthorized` (never retried), 429 →
+ *   `RateLimited`, other statuses → `ApiError` with the vendor's message, code and request id.
+ *   Statuses a caller declares as *answers* (BigCommerce's 204 end of list, DRF's 404
+ *   `Invalid page.`) come back as an `Answer` reply instead.
+ * JSON bodies are decoded with an Effect Schema; a body that is not JSON is retried and then a
+ * `DecodeError`, a body that does not match the schema is a `DecodeError` at once, with the path and
+ * a snippet. Messages name the source (`source 'channel': ...`) and never carry the credential.
+ */
+import * as Headers from "@effect/platform/Headers"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { ApiError, DecodeError, type HttpError, RateLimited, TransportError, Unauthorized } from "../Errors.js"
+import * as RunStats from "../RunStats.js"
+import * as ErrorBody from "./ErrorBody.js"
+import * as RateLimit from "./RateLimit.js"
+import * as Retry from "./Retry.js"
+import * as SafeUrl from "./SafeUrl.js"
+
+// ---------------------------------------------------------------------------------------------
+// Options and requests
+// ---------------------------------------------------------------------------------------------
+
+/** The auth header: its name and its full value (the caller applies any template, e.g. `Token <key>`). */
+export interface Auth {
+  readonly header: string
+  readonly value: Redacted.Redacted<string>
+}
+
+/** How to make a client. */
+export interface Options {
+  /** The pipeline's name of the source instance; every message names it. */
+  readonly source: string
+  /**
+   * The API's base URL (`https://host/api/v1/channel/5`). Relative paths are appended to it and
+   * absolute URLs must share its origin. Without it, only absolute http(s) URLs are accepted.
+   */
+  readonly baseUrl?: string
+  /** Headers sent with every request. Default: `Accept: application/json`, `User-Agent: effetl`. */
+  readonly headers?: Readonly<Record<string, string>>
+  /** The credential header. */
+  readonly auth?: Auth
+  /** How long one attempt may take, from sending to the last body byte. Default 30 seconds. */
+  readonly timeout?: Duration.DurationInput
+  /** Retry settings over {@link Retry.defaults}. */
+  readonly retry?: Retry.PolicyInput
+  /** A proactive rate limit, shared by every client with the same {@link rateLimitKey}. */
+  readonly rateLimit?: RateLimit.Policy
+  /** The budget's registry key. Default: a hash of the auth value, or the base URL's origin without auth. */
+  readonly rateLimitKey?: string
+  /** Response headers that carry the vendor's request id, first found wins. Default `Request-Id`, `X-Request-Id`. */
+  readonly requestIdHeaders?: ReadonlyArray<string>
+  /** Query parameter names printed as `***`, in addition to {@link SafeUrl.defaultSecretParams}. */
+  readonly secretParams?: ReadonlyArray<string>
+  /** Follow redirects (at most 10). Default false: an API redirect is an `ApiError`. Never with auth. */
+  readonly followRedirects?: boolean
+}
+
+/** A status that is an answer rather than an error, optionally only with a given vendor message. */
+export type Answer = number | { readonly status: number; readonly vendorMessage?: string | RegExp }
+
+/** Per-request settings. */
+export interface RequestOptions {
+  /** Query parameters (set on top of those already in the path). */
+  readonly params?: SafeUrl.Params
+  /** Extra headers for this request. */
+  readonly headers?: Readonly<Record<string, string>>
+  /** This request's attempt timeout, instead of the client's. */
+  readonly timeout?: Duration.DurationInput
+}
+
+/** A request. */
+export interface Request extends RequestOptions {
+  readonly method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE"
+  /** A path relative to the base URL, or an absolute URL on its origin. */
+  readonly path: string
+  /** A JSON body (POST, PUT, PATCH). */
+  readonly body?: unknown
+  /** Statuses that are answers, not errors. */
+  readonly answers?: ReadonlyArray<Answer>
+  /** The most bytes a body may have; reading stops as soon as it is exceeded (an `ApiError`, not retried). */
+  readonly maxBytes?: number
+}
+
+/** What every reply carries. */
+export interface ReplyInfo {
+  readonly status: number
+  readonly headers: Headers.Headers
+  /** The vendor's request id, when the response carried one. */
+  readonly requestId: Option.Option<string>
+  /** The URL requested, printable (no secrets). */
+  readonly url: string
+}
+
+/** A successful JSON reply. */
+export interface Ok<A> extends ReplyInfo {
+  readonly _tag: "Ok"
+  readonly value: A
+}
+
+/** A status the caller declared an answer (end of list, ...). */
+export interface Answered extends ReplyInfo {
+  readonly _tag: "Answer"
+  readonly vendorMessage: Option.Option<string>
+}
+
+/** The reply to a JSON request. */
+export type JsonReply<A> = Ok<A> | Answered
+
+/** The reply to a bytes request: the status, headers and body bytes. */
+export interface BytesReply extends ReplyInfo {
+  readonly _tag: "Ok" | "Answer"
+  readonly bytes: Uint8Array
+}
+
+/** A client for one source. */
+export interface ApiClient {
+  /** The source name in messages and counters. */
+  readonly source: string
+  /** The base URL, when one was configured. */
+  readonly baseUrl: Option.Option<URL>
+  /** GETs `path` and decodes its JSON body with `schema`; every non-2xx status is an error. */
+  readonly getJson: <A, I>(
+    path: string,
+    options: RequestOptions,
+    schema: Schema.Schema<A, I>
+  ) => Effect.Effect<A, HttpError>
+  /** Sends a request and decodes its JSON body with `schema`; declared answers come back as `Answer`. */
+  readonly requestJson: <A, I>(request: Request, schema: Schema.Schema<A, I>) => Effect.Effect<JsonReply<A>, HttpError>
+  /** Sends a request and returns status, headers and body bytes (capped by `maxBytes`). */
+  readonly requestBytes: (request: Request) => Effect.Effect<BytesReply, HttpError>
+  /** Resolves a path (or same-origin URL) and params to the URL a request would use. */
+  readonly resolve: (path: string, params?: SafeUrl.Params) => Either.Either<URL, DecodeError>
+  /** The same client under another source name (shares the limiter and settings). */
+  readonly withSource: (source: string) => ApiClient
+}
+
+// ---------------------------------------------------------------------------------------------
+// Constructor
+// ---------------------------------------------------------------------------------------------
+
+/** The default attempt timeout. */
+export const defaultTimeout: Duration.Duration = Duration.seconds(30)
+
+/** The default request id headers. */
+export const defaultRequestIdHeaders: ReadonlyArray<string> = ["Request-Id", "X-Request-Id"]
+
+/** Makes a client; its rate limiter (if any) is shared while the scope is open. */
+export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const base = options.baseUrl === undefined ? Option.none() : Option.some(new URL(options.baseUrl))
+    const httpClient = yield* HttpClient.HttpClient
+    const limiter = options.rateLimit === undefined
+      ? RateLimit.unlimited
+      : yield* RateLimit.shared(
+        options.rateLimitKey ??
+          (options.auth !== undefined
+            ? RateLimit.credentialKey(options.auth.value)
+            : `origin:${Option.match(base, { onNone: () => "*", onSome: (u) => u.origin })}`),
+        options.rateLimit
+      )
+    const redirects = options.followRedirects === true && options.auth === undefined
+    const settings: Settings = {
+      base,
+      headers: { accept: "application/json", "user-agent": "effetl", ...lowerKeys(options.headers ?? {}) },
+      auth: Option.fromNullable(options.auth),
+      timeout: options.timeout === undefined ? defaultTimeout : Duration.decode(options.timeout),
+      policy: Retry.policy(options.retry),
+      limiter,
+      requestIdHeaders: (options.requestIdHeaders ?? defaultRequestIdHeaders).map((h) => h.toLowerCase()),
+      secretParams: [...SafeUrl.defaultSecretParams, ...(options.secretParams ?? [])],
+      http: HttpClient.withScope(redirects ? HttpClient.followRedirects(httpClient, 10) : httpClient),
+      scrub: scrubber(options.auth)
+    }
+    return makeClient(options.source, settings)
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Implementation
+// ---------------------------------------------------------------------------------------------
+
+interface Settings {
+  readonly base: Option.Option<URL>
+  readonly headers: Readonly<Record<string, string>>
+  readonly auth: Option.Option<Auth>
+  readonly timeout: Duration.Duration
+  readonly policy: Retry.Policy
+  readonly limiter: RateLimit.Limiter
+  readonly requestIdHeaders: ReadonlyArray<string>
+  readonly secretParams: ReadonlyArray<string>
+  readonly http: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
+  readonly scrub: (text: string) => string
+}
+
+/** What one request knows while it runs (for messages). */
+interface Context {
+  readonly source: string
+  readonly method: string
+  readonly url: string
+  readonly prefix: string
+  readonly settings: Settings
+}
+
+/** What an attempt read before post-processing. */
+interface Raw extends BytesReply {
+  readonly vendorMessage: Option.Option<string>
+}
+
+const makeClient = (source: string, settings: Settings): ApiClient => {
+  const resolve = (path: string, params?: SafeUrl.Params): Either.Either<URL, DecodeError> =>
+    Either.mapLeft(resolveUrl(settings, path, params), (refusal) =>
+      new DecodeError({ source, message: `source '${source}': ${settings.scrub(refusal.reason)}` }))
+
+  const requestJson = <A, I>(request: Request, schema: Schema.Schema<A, I>): Effect.Effect<JsonReply<A>, HttpError> => {
+    const decode = Schema.decodeUnknownEither(schema, { errors: "all" })
+    return exchange(source, settings, resolve, request, (raw, ctx) => {
+      const info = replyInfo(raw)
+      if (raw._tag === "Answer") {
+        return Effect.succeed<JsonReply<A>>({ _tag: "Answer", ...info, vendorMessage: raw.vendorMessage })
+      }
+      const text = new TextDecoder().decode(raw.bytes)
+      if (text.trim() === "") {
+        const error = new DecodeError({
+          source,
+          message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} has an empty body where JSON was expected (HTTP ${raw.status})`,
+          url: ctx.url
+        })
+        return Effect.fail(raw.status === 204 ? Retry.fatal(error) : Retry.transient(error, "empty body"))
+      }
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e)
+        return Effect.fail(Retry.transient(
+          new DecodeError({
+            source,
+            message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is not valid JSON (${settings.scrub(why)})`,
+            snippet: snippet(settings, text),
+            url: ctx.url
+          }),
+          "body is not valid JSON"
+        ))
+      }
+      return Either.match(decode(json), {
+        onRight: (value) => Effect.succeed<JsonReply<A>>({ _tag: "Ok", ...info, value }),
+        onLeft: (error) => {
+          const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+          const first = issues[0]
+          const path = first === undefined ? "" : formatPath(first.path)
+          const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : ""
+          const where = path === "" ? "" : `at ${path}: `
+          return Effect.fail(Retry.fatal(
+            new DecodeError({
+              source,
+              message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} does not have the expected shape: ${where}${
+                settings.scrub(ErrorBody.oneLine(first?.message ?? "invalid", 200))
+              }${more}`,
+              path: path === "" ? "(root)" : path,
+              snippet: snippet(settings, text),
+              url: ctx.url
+            }),
+            "schema mismatch"
+          ))
+        }
+      })
+    })
+  }
+
+  return {
+    source,
+    baseUrl: settings.base,
+    resolve,
+    requestJson,
+    requestBytes: (request) =>
+      exchange(source, settings, resolve, request, (raw) => Effect.succeed<BytesReply>({ ...replyInfo(raw), _tag: raw._tag, bytes: raw.bytes })),
+    getJson: (path, options, schema) =>
+      Effect.flatMap(requestJson({ ...options, path }, schema), (reply) =>
+        reply._tag === "Ok"
+          ? Effect.succeed(reply.value)
+          // Unreachable: without declared answers every non-2xx status is an error.
+          : Effect.dieMessage(`an answer (HTTP ${reply.status}) to a request that declared none`)),
+    withSource: (other) => makeClient(other, settings)
+  }
+}
+
+const replyInfo = (raw: Raw): ReplyInfo => ({
+  status: raw.status,
+  headers: raw.headers,
+  requestId: raw.requestId,
+  url: raw.url
+})
+
+/** Runs one request with limiter, timeout, retries, status mapping, then `finish` (inside the retried attempt). */
+const exchange = <B>(
+  source: string,
+  settings: Settings,
+  resolve: (path: string, params?: SafeUrl.Params) => Either.Either<URL, DecodeError>,
+  request: Request,
+  finish: (raw: Raw, ctx: Context) => Effect.Effect<B, Retry.Failure<HttpError>>
+): Effect.Effect<B, HttpError> =>
+  Effect.suspend(() => {
+    const resolved = resolve(request.path, request.params)
+    if (Either.isLeft(resolved)) return Effect.fail(resolved.left)
+    const url = resolved.right
+    const method = request.method ?? "GET"
+    const ctx: Context = {
+      source,
+      method,
+      url: SafeUrl.printable(url, settings.secretParams),
+      prefix: `source '${source}'`,
+      settings
+    }
+    const headers: Record<string, string> = { ...settings.headers, ...lowerKeys(request.headers ?? {}) }
+    if (Option.isSome(settings.auth)) headers[settings.auth.value.header.toLowerCase()] = Redacted.value(settings.auth.value.value)
+    let httpRequest = HttpClientRequest.make(method)(url.href, { headers })
+    if (request.body !== undefined) httpRequest = HttpClientRequest.bodyUnsafeJson(httpRequest, request.body)
+    const timeout = request.timeout === undefined ? settings.timeout : Duration.decode(request.timeout)
+    const redactedNames = Option.match(settings.auth, { onNone: () => [], onSome: (a) => [a.header.toLowerCase()] })
+    const idempotent = method !== "POST" && method !== "PATCH"
+
+    const attempt: Effect.Effect<B, Retry.Failure<HttpError>> = Effect.zipRight(
+      settings.limiter.take,
+      Effect.scoped(
+        Effect.gen(function*() {
+          const response = yield* settings.http.execute(httpRequest).pipe(
+            Effect.mapError((e) => transportFailure(ctx, e))
+          )
+          yield* settings.limiter.observe(response.headers)
+          const raw = yield* classify(ctx, request, response)
+          return yield* finish(raw, ctx)
+        })
+      ).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            Retry.transient<HttpError>(
+              new TransportError({
+                source,
+                message: `${ctx.prefix}: ${method} ${ctx.url} timed out after ${Duration.format(timeout)}`,
+                url: ctx.url
+              }),
+              `timed out after ${Duration.format(timeout)}`
+            )
+        }),
+        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
+      )
+    ).pipe(
+      Effect.mapError((f) => (idempotent || f.error._tag === "RateLimited" ? f : { ...f, retryable: false }))
+    )
+
+    return Retry.retry(attempt, {
+      policy: settings.policy,
+      onRetry: (info) =>
+        Effect.zipRight(
+          RunStats.add(source, "retries"),
+          Effect.logWarning(
+            `${ctx.prefix}: ${method} ${ctx.url} failed (${info.failure.reason}); retry ${info.retry} of ${settings.policy.maxRetries} in ${
+              Duration.format(info.delay)
+            }`
+          ).pipe(
+            Effect.annotateLogs({
+              source,
+              url: ctx.url,
+              attempt: info.retry,
+              delay: Duration.format(info.delay),
+              delayMillis: Duration.toMillis(info.delay),
+              reason: info.failure.reason
+            })
+          )
+        ),
+      onGiveUp: (error, retries) => withSuffix(error, ` (gave up after ${retries} ${retries === 1 ? "retry" : "retries"})`)
+    })
+  })
+
+/** Maps a response to a raw reply (2xx or a declared answer) or a classified failure. */
+const classify = (
+  ctx: Context,
+  request: Request,
+  response: HttpClientResponse.HttpClientResponse
+): Effect.Effect<Raw, Retry.Failure<HttpError>> =>
+  Effect.gen(function*() {
+    const { settings } = ctx
+    const status = response.status
+    const requestId = findRequestId(settings, response.headers)
+    const base = { status, headers: response.headers, requestId, url: ctx.url }
+    const rules = (request.answers ?? []).map((a) => (typeof a === "number" ? { status: a } : a))
+    const matching = rules.filter((r) => r.status === status)
+
+    if (status >= 200 && status < 300 && matching.length === 0) {
+      const bytes = yield* readBody(ctx, response, Option.fromNullable(request.maxBytes), "fail")
+      return { _tag: "Ok", ...base, bytes, vendorMessage: Option.none() } satisfies Raw
+    }
+
+    // Anything else: read (a bounded part of) the body for the vendor's message.
+    const bytes = yield* readBody(ctx, response, Option.some(errorBodyCap), "truncate")
+    const text = settings.scrub(new TextDecoder().decode(bytes))
+    const vendor = ErrorBody.parse(text)
+    const answer = matching.find((r) =>
+      r.vendorMessage === undefined ||
+      Option.match(vendor.message, {
+        onNone: () => false,
+        onSome: (m) => (typeof r.vendorMessage === "string" ? m === r.vendorMessage : r.vendorMessage!.test(m))
+      })
+    )
+    if (answer !== undefined) return { _tag: "Answer", ...base, bytes, vendorMessage: vendor.message } satisfies Raw
+
+    const said = Option.match(vendor.message, { onNone: () => "", onSome: (m) => `: ${m}` })
+    const rid = Option.match(requestId, { onNone: () => "", onSome: (id) => ` [request id ${id}]` })
+    const common = {
+      source: ctx.source,
+      requestId: Option.getOrUndefined(requestId)
+    }
+    const now = yield* Clock.currentTimeMillis
+    const wait = Retry.serverWait(settings.policy, response.headers, now)
+
+    if ((status === 401 || status === 403) && Option.isSome(settings.auth)) {
+      const check0 = 0; const check = status === 403 ? "Check the token and its permissions." : "Check the token."
+      return yield* Effect.fail(Retry.transient<HttpError>(
+        new Unauthorized({
+          ...common,
+          status,
+          message: `${ctx.prefix}: the API refused the credentials (HTTP ${status}${said}). ${check}${rid}`
+        }),
+        `HTTP ${status}`
+      ))
+    }
+    if (status === 429) {
+      const asked = Option.match(wait, { onNone: () => "", onSome: (w) => `; it asked to wait ${Duration.format(w)}` })
+      return yield* Effect.fail(Retry.transient<HttpError>(
+        new RateLimited({
+          ...common,
+          retryAfterMillis: Option.getOrUndefined(Option.map(wait, Duration.toMillis)),
+          message: `${ctx.prefix}: the API is rate limiting us (HTTP 429 Too Many Requests${said}) on ${ctx.method} ${ctx.url}${asked}${rid}`
+        }),
+        "HTTP 429",
+        wait
+      ))
+    }
+    const apiError = (what: string) =>
+      new ApiError({
+        ...common,
+        status,
+        code: Option.getOrUndefined(vendor.code),
+        vendorMessage: Option.getOrUndefined(vendor.message),
+        url: ctx.url,
+        message: `${ctx.prefix}: ${what}${rid}`
+      })
+    if (status >= 500 || status === 408) {
+      return yield* Effect.fail(Retry.transient<HttpError>(
+        apiError(`the API failed on ${ctx.method} ${ctx.url} (HTTP ${status}${said})`),
+        `HTTP ${status}`,
+        wait
+      ))
+    }
+    if (status >= 300 && status < 400) {
+      const location = response.headers["location"]
+      const to = location === undefined ? "" : ` to ${SafeUrl.printable(location, settings.secretParams)}`
+      return yield* Effect.fail(Retry.fatal<HttpError>(
+        apiError(`the API redirected ${ctx.method} ${ctx.url}${to} (HTTP ${status}); redirects are not followed`),
+        `HTTP ${status}`
+      ))
+    }
+    return yield* Effect.fail(Retry.fatal<HttpError>(
+      apiError(`the API answered HTTP ${status}${said} to ${ctx.method} ${ctx.url}`),
+      `HTTP ${status}`
+    ))
+  })
+
+/** How much of an error body is read for its message. */
+const errorBodyCap = 64 * 1024
+
+/**
+ * Reads a body. With a cap and `"fail"`, a body over the cap fails at once (not retried); with
+ * `"truncate"`, reading stops at the cap. A body cut by the peer is a retryable `TransportError`.
+ */
+const readBody = (
+  ctx: Context,
+  response: HttpClientResponse.HttpClientResponse,
+  cap: Option.Option<number>,
+  onOver: "fail" | "truncate"
+): Effect.Effect<Uint8Array, Retry.Failure<HttpError>> => {
+  const limit = Option.getOrElse(cap, () => Number.POSITIVE_INFINITY)
+  const tooLarge = (got: string) =>
+    Retry.fatal<HttpError>(
+      new ApiError({
+        source: ctx.source,
+        status: response.status,
+        url: ctx.url,
+        message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is larger than the ${formatBytes(limit)} cap (${got}); reading stopped`
+      }),
+      "body over the cap"
+    )
+  const declared = Number(response.headers["content-length"])
+  if (onOver === "fail" && Number.isFinite(declared) && declared > limit) {
+    return Effect.fail(tooLarge(`Content-Length ${declared}`))
+  }
+  return response.stream.pipe(
+    Stream.runFoldWhile(
+      { chunks: [] as Array<Uint8Array>, size: 0 },
+      (s) => s.size <= limit,
+      (s, chunk) => {
+        s.chunks.push(chunk)
+        return { chunks: s.chunks, size: s.size + chunk.length }
+      }
+    ),
+    Effect.mapError((e) =>
+      Retry.transient<HttpError>(
+        new TransportError({
+          source: ctx.source,
+          url: ctx.url,
+          message: `${ctx.prefix}: the connection closed before the whole response to ${ctx.method} ${ctx.url} arrived${
+            e.reason === "Decode" ? "" : ` (${e.reason})`
+          }`
+        }),
+        "truncated body"
+      )
+    ),
+    Effect.flatMap((s) => {
+      if (s.size > limit) {
+        if (onOver === "fail") return Effect.fail(tooLarge(`more than ${s.size} bytes`))
+        return Effect.succeed(concat(s.chunks, limit))
+      }
+      return Effect.succeed(concat(s.chunks, s.size))
+    })
+  )
+}
+
+/** Maps a request error (refused, reset, DNS, invalid URL) to a classified failure. */
+const transportFailure = (ctx: Context, error: HttpClientError.HttpClientError): Retry.Failure<HttpError> => {
+  const code = errorCode(error)
+  const host = (() => {
+    try {
+      return new URL(ctx.url).host
+    } catch {
+      return ctx.url
+    }
+  })()
+  const what = code === undefined ? "a network error" : describeCode(code)
+  const retryable = error._tag === "RequestError" ? error.reason === "Transport" : true
+  const failure = new TransportError({
+    source: ctx.source,
+    url: ctx.url,
+    message: `${ctx.prefix}: ${ctx.method} ${ctx.url} did not complete: could not talk to ${host} (${what})`
+  })
+  return retryable ? Retry.transient<HttpError>(failure, what) : Retry.fatal<HttpError>(failure, what)
+}
+
+const describeCode = (code: string): string => {
+  switch (code) {
+    case "ECONNREFUSED":
+      return "connection refused"
+    case "ECONNRESET":
+    case "UND_ERR_SOCKET":
+    case "EPIPE":
+      return "connection reset"
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "host not found"
+    case "ETIMEDOUT":
+    case "UND_ERR_CONNECT_TIMEOUT":
+      return "connection timed out"
+    default:
+      return code
+  }
+}
+
+/** Finds a Node/undici error code (`ECONNREFUSED`, ...) in an error's cause chain. */
+const errorCode = (error: unknown): string | undefined => {
+  const seen = new Set<unknown>()
+  const visit = (e: unknown, depth: number): string | undefined => {
+    if (typeof e !== "object" || e === null || seen.has(e) || depth > 6) return undefined
+    seen.add(e)
+    const o = e as { code?: unknown; cause?: unknown; errors?: unknown }
+    if (typeof o.code === "string" && /^[A-Z_]+$/.test(o.code)) return o.code
+    if (Array.isArray(o.errors)) {
+      for (const inner of o.errors) {
+        const c = visit(inner, depth + 1)
+        if (c !== undefined) return c
+      }
+    }
+    return visit(o.cause, depth + 1)
+  }
+  return visit(error, 0)
+}
+
+const resolveUrl = (settings: Settings, path: string, params?: SafeUrl.Params): Either.Either<URL, SafeUrl.Refusal> =>
+  Option.match(settings.base, {
+    onSome: (base) => SafeUrl.resolve(base, path, params),
+    onNone: () => Either.flatMap(SafeUrl.fetchable(path), (url) => SafeUrl.resolve(new URL(url.origin), url.href, params))
+  })
+
+const findRequestId = (settings: Settings, headers: Headers.Headers): Option.Option<string> => {
+  for (const name of settings.requestIdHeaders) {
+    const v = headers[name]
+    if (v !== undefined && v !== "") return Option.some(ErrorBody.oneLine(v, 100))
+  }
+  return Option.none()
+}
+
+/** Replaces every occurrence of the credential (and its key part) in a text by `***`. */
+const scrubber = (auth: Auth | undefined): ((text: string) => string) => {
+  if (auth === undefined) return (text) => text
+  const value = Redacted.value(auth.value)
+  const parts = [value, ...value.split(/\s+/).filter((p) => p.length >= 8)]
+    .filter((p) => p.length >= 4)
+    .sort((a, b) => b.length - a.length)
+  return (text) => parts.reduce((t, p) => t.split(p).join("***"), text)
+}
+
+const snippet = (settings: Settings, text: string): string => ErrorBody.oneLine(settings.scrub(text), 200)
+
+/** Formats a schema issue path like `results[0].pk`. */
+export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path
+    .map((key, i) => {
+      if (typeof key === "number") return `[${key}]`
+      const k = String(key)
+      if (/^\d+$/.test(k)) return `[${k}]`
+      if (/^[A-Za-z_$][\w$]*$/.test(k)) return i === 0 ? k : `.${k}`
+      return `[${JSON.stringify(k)}]`
+    })
+    .join("")
+
+const withSuffix = (error: HttpError, suffix: string): HttpError => {
+  const message = `${error.message}${suffix}`
+  switch (error._tag) {
+    case "Unauthorized":
+      return new Unauthorized({ source: error.source, status: error.status, requestId: error.requestId, message })
+    case "RateLimited":
+      return new RateLimited({
+        source: error.source,
+        retryAfterMillis: error.retryAfterMillis,
+        requestId: error.requestId,
+        message
+      })
+    case "ApiError":
+      return new ApiError({
+        source: error.source,
+        status: error.status,
+        code: error.code,
+        vendorMessage: error.vendorMessage,
+        requestId: error.requestId,
+        url: error.url,
+        message
+      })
+    case "DecodeError":
+      return new DecodeError({
+        source: error.source,
+        path: error.path,
+        snippet: error.snippet,
+        url: error.url,
+        message
+      })
+    case "TransportError":
+      return new TransportError({ source: error.source, url: error.url, message })
+  }
+}
+
+const lowerKeys = (headers: Readonly<Record<string, string>>): Record<string, string> =>
+  Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]))
+
+const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
+  const out = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    if (offset >= size) break
+    const part = chunk.length > size - offset ? chunk.subarray(0, size - offset) : chunk
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
+}
+
+/** Formats a byte count: `25 MiB`, `512 KiB`, `100 bytes`. */
+export const formatBytes = (n: number): string => {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`
+  return `${n} bytes`
+}

@@ -1,0 +1,285 @@
+/**
+ * Paginate: small pagination strategies that turn "fetch one page" into a `Stream` of pages.
+ *
+ * Each page carries what a checkpoint needs, so a source can resume after the last page it
+ * committed:
+ * - {@link tokenFeed}: a change feed; send back the token of the last lot, stop when done
+ *   (resume: the page's `next` token);
+ * - {@link pageNumber}: page 1, 2, 3... until an end answer (204 / 404), an empty page or the
+ *   last page (resume: `page + 1`);
+ * - {@link cursor}: cursor plus `has_more` (resume: the page's `next` cursor);
+ * - {@link drf}: Django REST Framework `{count, next, previous, results}` over an
+ *   {@link ApiClient.ApiClient}, following `next` (same origin only) or, with `concurrency > 1`,
+ *   fetching the remaining page numbers in parallel once `count` is known, still emitted in order
+ *   (resume: `page + 1`).
+ *
+ * The generic strategies take a `fetch` function, so a source composes them with its own requests
+ * and wire schemas and writes no loop of its own.
+ */
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Equal from "effect/Equal"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { ApiError, type HttpError } from "../Errors.js"
+import type * as ApiClient from "./ApiClient.js"
+import type * as SafeUrl from "./SafeUrl.js"
+
+// ---------------------------------------------------------------------------------------------
+// Token feed
+// ---------------------------------------------------------------------------------------------
+
+/** One lot of a token feed. */
+export interface TokenPage<T, A> {
+  /** The token sent to get this lot. */
+  readonly token: T
+  /** The token to send next: the resume position after this lot. */
+  readonly next: T
+  /** The decoded response. */
+  readonly value: A
+  /** Whether this lot ended the cycle. */
+  readonly done: boolean
+}
+
+/** Options of {@link tokenFeed}. */
+export interface TokenFeedOptions<T, A, E, R> {
+  /** The source name, for errors. */
+  readonly source: string
+  /** The token to start from (the saved checkpoint, or the feed's initial token). */
+  readonly start: T
+  /** Fetches the lot after `token`. */
+  readonly fetch: (token: T) => Effect.Effect<A, E, R>
+  /** The token to send next, from a response. */
+  readonly nextToken: (value: A) => T
+  /** Whether a response ends the cycle (e.g. `queuecount === 0` or an empty lot). */
+  readonly isDone: (value: A) => boolean
+}
+
+/**
+ * A token feed: fetch with the start token, then with each response's token, until `isDone`.
+ * Every lot is emitted, the last one too. A feed that does not move (same token, not done) fails
+ * with an `ApiError` instead of looping forever.
+ */
+export const tokenFeed = <T, A, E, R>(options: TokenFeedOptions<T, A, E, R>): Stream.Stream<TokenPage<T, A>, E | ApiError, R> =>
+  Stream.paginateChunkEffect(options.start, (token) =>
+    Effect.flatMap(options.fetch(token), (value) => {
+      const next = options.nextToken(value)
+      const done = options.isDone(value)
+      if (!done && Equal.equals(next, token)) {
+        return Effect.fail(
+          new ApiError({
+            source: options.source,
+            message: `source '${options.source}': the feed answered token ${JSON.stringify(String(token))} with the same token and no end; stopping rather than looping forever`
+          })
+        )
+      }
+      return Effect.succeed([Chunk.of({ token, next, value, done }), done ? Option.none() : Option.some(next)] as const)
+    }))
+
+// ---------------------------------------------------------------------------------------------
+// Page number
+// ---------------------------------------------------------------------------------------------
+
+/** One page of a page-numbered list. */
+export interface NumberedPage<A> {
+  /** The page number (resume after it at `page + 1`). */
+  readonly page: number
+  readonly value: A
+}
+
+/** Options of {@link pageNumber}. */
+export interface PageNumberOptions<A, E, R> {
+  /** The first page to fetch (default 1; the saved checkpoint to resume). */
+  readonly start?: number
+  /** Fetches a page; `None` means the list ended (a declared end answer such as 204 or 404). */
+  readonly fetch: (page: number) => Effect.Effect<Option.Option<A>, E, R>
+  /** Whether a page is empty: an empty page ends the list and is not emitted. */
+  readonly isEmpty?: (value: A) => boolean
+  /** Whether a page is the last one (e.g. fewer results than the limit): it is emitted, then the list ends. */
+  readonly isLast?: (value: A, page: number) => boolean
+}
+
+/** Page-number pagination from `start` until an end answer, an empty page or the last page. */
+export const pageNumber = <A, E, R>(options: PageNumberOptions<A, E, R>): Stream.Stream<NumberedPage<A>, E, R> =>
+  Stream.paginateChunkEffect(options.start ?? 1, (page) =>
+    Effect.map(options.fetch(page), (fetched) => {
+      if (Option.isNone(fetched) || (options.isEmpty?.(fetched.value) ?? false)) {
+        return [Chunk.empty<NumberedPage<A>>(), Option.none<number>()] as const
+      }
+      const last = options.isLast?.(fetched.value, page) ?? false
+      return [Chunk.of({ page, value: fetched.value }), last ? Option.none<number>() : Option.some(page + 1)] as const
+    }))
+
+// ---------------------------------------------------------------------------------------------
+// Cursor
+// ---------------------------------------------------------------------------------------------
+
+/** One page of a cursor-paginated list. */
+export interface CursorPage<A> {
+  /** The cursor sent for this page (none for the first page). */
+  readonly cursor: Option.Option<string>
+  /** The cursor of the next page: the resume position after this one (none at the end). */
+  readonly next: Option.Option<string>
+  readonly value: A
+}
+
+/** Options of {@link cursor}. */
+export interface CursorOptions<A, E, R> {
+  /** The source name, for errors. */
+  readonly source: string
+  /** The cursor to resume from (none: the beginning). */
+  readonly start?: Option.Option<string>
+  /** Fetches the page at a cursor (none: the first page). */
+  readonly fetch: (cursor: Option.Option<string>) => Effect.Effect<A, E, R>
+  /** The next cursor in a response. */
+  readonly nextCursor: (value: A) => string | null | undefined
+  /** Whether more pages follow (`has_more`). */
+  readonly hasMore: (value: A) => boolean
+}
+
+/**
+ * Cursor pagination: follow the response's cursor while `has_more`. A response that says there is
+ * more but gives no new cursor fails with an `ApiError` (rather than stopping early or looping).
+ */
+export const cursor = <A, E, R>(options: CursorOptions<A, E, R>): Stream.Stream<CursorPage<A>, E | ApiError, R> =>
+  Stream.paginateChunkEffect(options.start ?? Option.none<string>(), (current) =>
+    Effect.flatMap(options.fetch(current), (value) => {
+      const raw = options.nextCursor(value)
+      const next = raw === null || raw === undefined || raw === "" ? Option.none<string>() : Option.some(raw)
+      const more = options.hasMore(value)
+      if (more && (Option.isNone(next) || Equal.equals(next, current))) {
+        return Effect.fail(
+          new ApiError({
+            source: options.source,
+            message: `source '${options.source}': the API says there are more pages but gave ${
+              Option.isNone(next) ? "no cursor" : "the same cursor again"
+            }; stopping rather than losing or repeating pages`
+          })
+        )
+      }
+      const page: CursorPage<A> = { cursor: current, next: more ? next : Option.none(), value }
+      return Effect.succeed([Chunk.of(page), more ? Option.some(next) : Option.none()] as const)
+    }))
+
+// ---------------------------------------------------------------------------------------------
+// Django REST Framework
+// ---------------------------------------------------------------------------------------------
+
+/** The DRF page envelope `{count, next, previous, results}` around an item schema. */
+export const drfEnvelope = <A, I>(item: Schema.Schema<A, I>) =>
+  Schema.Struct({
+    count: Schema.Number,
+    next: Schema.NullOr(Schema.String),
+    previous: Schema.optional(Schema.NullOr(Schema.String)),
+    results: Schema.Array(item)
+  })
+
+/** One DRF page. */
+export interface DrfPage<A> {
+  /** The page number (resume after it at `page + 1`). */
+  readonly page: number
+  readonly results: ReadonlyArray<A>
+  /** The total number of results the API reported for the list. */
+  readonly count: number
+}
+
+/** DRF's "page past the end" answer: 404 `{"detail": "Invalid page."}`. */
+export const drfEndOfList: ReadonlyArray<ApiClient.Answer> = [{ status: 404, vendorMessage: "Invalid page." }]
+
+/** Options of {@link drf}. */
+export interface DrfOptions<A, I> {
+  /** The list path, relative to the client's base URL (e.g. `/product_images/detailed/`). */
+  readonly path: string
+  /** The schema of one result. Use `Schema.Unknown` to decode results one by one yourself (bad ones to dead letters). */
+  readonly item: Schema.Schema<A, I>
+  /** Results per page (always sent). */
+  readonly limit: number
+  /** Other query parameters (filters). */
+  readonly params?: SafeUrl.Params
+  /** The first page to fetch (default 1; the checkpoint to resume from). */
+  readonly startPage?: number
+  /** 1 (default): follow `next`. More: once `count` is known, fetch page numbers this many at a time, emitted in order. */
+  readonly concurrency?: number
+  /** The page parameter name (default `page`). */
+  readonly pageParam?: string
+  /** The page size parameter name (default `limit`). */
+  readonly limitParam?: string
+  /** Statuses that mean "past the end" (default: 404 `Invalid page.`). */
+  readonly endOfList?: ReadonlyArray<ApiClient.Answer>
+}
+
+/**
+ * A DRF list as a stream of pages, from `startPage`. Pages with no results are not emitted. `next`
+ * links are only followed on the client's origin (another origin fails with a `DecodeError`).
+ */
+export const drf = <A, I>(client: ApiClient.ApiClient, options: DrfOptions<A, I>): Stream.Stream<DrfPage<A>, HttpError> => {
+  const envelope = drfEnvelope(options.item)
+  const pageParam = options.pageParam ?? "page"
+  const limitParam = options.limitParam ?? "limit"
+  const answers = options.endOfList ?? drfEndOfList
+  const start = Math.max(1, Math.floor(options.startPage ?? 1))
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1))
+
+  type Body = typeof envelope.Type
+  const byNumber = (page: number): Effect.Effect<Option.Option<Body>, HttpError> =>
+    Effect.map(
+      client.requestJson(
+        { path: options.path, params: { ...options.params, [pageParam]: page, [limitParam]: options.limit }, answers },
+        envelope
+      ),
+      (reply) => (reply._tag === "Ok" ? Option.some(reply.value) : Option.none())
+    )
+  const byLink = (url: string): Effect.Effect<Option.Option<Body>, HttpError> =>
+    Effect.map(
+      client.requestJson({ path: url, answers }, envelope),
+      (reply) => (reply._tag === "Ok" ? Option.some(reply.value) : Option.none())
+    )
+  const toPage = (page: number, body: Body): Chunk.Chunk<DrfPage<A>> =>
+    body.results.length === 0 ? Chunk.empty() : Chunk.of({ page, results: body.results, count: body.count })
+
+  if (concurrency === 1) {
+    type Step = { readonly page: number; readonly link: Option.Option<string> }
+    return Stream.paginateChunkEffect<Step, DrfPage<A>, HttpError, never>(
+      { page: start, link: Option.none() },
+      (step) =>
+        Effect.map(Option.match(step.link, { onNone: () => byNumber(step.page), onSome: byLink }), (fetched) => {
+          if (Option.isNone(fetched)) return [Chunk.empty(), Option.none()] as const
+          const body = fetched.value
+          const next = body.next === null || body.results.length === 0
+            ? Option.none<Step>()
+            : Option.some({ page: pageOf(body.next, pageParam) ?? step.page + 1, link: Option.some(body.next) })
+          return [toPage(step.page, body), next] as const
+        })
+    )
+  }
+
+  return Stream.unwrap(
+    Effect.map(byNumber(start), (first) => {
+      if (Option.isNone(first)) return Stream.empty
+      const body = first.value
+      const lastPage = Math.max(1, Math.ceil(body.count / options.limit))
+      const rest = start + 1 > lastPage
+        ? Stream.empty
+        : Stream.range(start + 1, lastPage).pipe(
+          Stream.mapEffect((page) => Effect.map(byNumber(page), (fetched) => [page, fetched] as const), {
+            concurrency
+          }),
+          Stream.takeWhile(([, fetched]) => Option.isSome(fetched) && fetched.value.results.length > 0),
+          Stream.mapConcat(([page, fetched]) => Option.isSome(fetched) ? toPage(page, fetched.value) : Chunk.empty())
+        )
+      return Stream.concat(Stream.fromChunk(toPage(start, body)), rest)
+    })
+  )
+}
+
+/** The page number in a `next` link, when it has one. */
+const pageOf = (link: string, pageParam: string): number | undefined => {
+  try {
+    const value = new URL(link, "http://placeholder.invalid").searchParams.get(pageParam)
+    const n = value === null ? Number.NaN : Number(value)
+    return Number.isInteger(n) && n > 0 ? n : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * RateLimit: proactive pacing of requests, shared by every request made with one credential.
+ *
+ * Two kinds of {@link Policy}:
+ * - `TokenBucket` (`requestsPerSecond`, `burst`): a bucket of `burst` tokens refilled at
+ *   `requestsPerSecond`; each request takes one. Built on `effect/RateLimiter`. A leaky bucket of
+ *   capacity N leaking r/s (Shoplazza: 40, 2/s) is the same budget: `{ requestsPerSecond: r, burst: N }`.
+ * - `Headers`: adaptive pacing driven by the server's budget headers (requests left, time until the
+ *   window resets, quota). While plenty is left requests go at once; below `slowDownBelow` of the
+ *   quota the remaining requests are spread evenly over the time left, keeping `reserve` requests
+ *   unused, so the budget never reaches 0 by our doing.
+ *
+ * Limiters are shared through a process-wide registry keyed by {@link credentialKey} (a SHA-256 of
+ * the credential, never the credential itself): two sources with the same token share one budget.
+ * A registry entry lives while any scope that acquired it is open.
+ */
+import { createHash } from "node:crypto"
+import type * as Headers from "@effect/platform/Headers"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { globalValue } from "effect/GlobalValue"
+import * as Option from "effect/Option"
+import * as RateLimiter from "effect/RateLimiter"
+import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
+import * as Scope from "effect/Scope"
+
+// ---------------------------------------------------------------------------------------------
+// Policies
+// ---------------------------------------------------------------------------------------------
+
+/** A token bucket: `burst` requests at once, then `requestsPerSecond`. */
+export interface TokenBucket {
+  readonly _tag: "TokenBucket"
+  readonly requestsPerSecond: number
+  readonly burst: number
+}
+
+/** Names and units of the budget headers a server sends. */
+export interface BudgetHeaders {
+  /** Requests left in the current window, e.g. `X-Rate-Limit-Requests-Left`. */
+  readonly left: string
+  /** Time until the window resets, e.g. `X-Rate-Limit-Time-Reset-Ms`. */
+  readonly reset: string
+  /** Unit of the reset header. */
+  readonly resetUnit: "milliseconds" | "seconds"
+  /** The window's quota, e.g. `X-Rate-Limit-Requests-Quota` (optional). */
+  readonly quota: Option.Option<string>
+}
+
+/** Adaptive pacing from the server's budget headers. */
+export interface HeaderDriven {
+  readonly _tag: "Headers"
+  readonly headers: BudgetHeaders
+  /** Below this fraction of the quota (or always, when no quota is known) requests are paced. */
+  readonly slowDownBelow: number
+  /** Requests never used by us, left for others sharing the quota. */
+  readonly reserve: number
+}
+
+/** A rate-limit policy. */
+export type Policy = TokenBucket | HeaderDriven
+
+/** A token bucket of `burst` (default: `ceil(requestsPerSecond)`, at least 1) refilled at `requestsPerSecond`. */
+export const tokenBucket = (options: { readonly requestsPerSecond: number; readonly burst?: number }): TokenBucket => {
+  if (!(options.requestsPerSecond > 0)) throw new RangeError("requestsPerSecond must be > 0")
+  return {
+    _tag: "TokenBucket",
+    requestsPerSecond: options.requestsPerSecond,
+    burst: Math.max(1, Math.floor(options.burst ?? Math.ceil(options.requestsPerSecond)))
+  }
+}
+
+/** Adaptive pacing from budget headers (names given by the source; no vendor is assumed). */
+export const fromHeaders = (options: {
+  readonly left: string
+  readonly reset: string
+  readonly resetUnit?: "milliseconds" | "seconds"
+  readonly quota?: string
+  readonly slowDownBelow?: number
+  readonly reserve?: number
+}): HeaderDriven => ({
+  _tag: "Headers",
+  headers: {
+    left: options.left,
+    reset: options.reset,
+    resetUnit: options.resetUnit ?? "milliseconds",
+    quota: Option.fromNullable(options.quota)
+  },
+  slowDownBelow: Math.min(1, Math.max(0, options.slowDownBelow ?? 0.5)),
+  reserve: Math.max(0, Math.floor(options.reserve ?? 1))
+})
+
+// ---------------------------------------------------------------------------------------------
+// Limiters
+// ---------------------------------------------------------------------------------------------
+
+/** A made limiter. */
+export interface Limiter {
+  /** Waits until one more request may start. */
+  readonly take: Effect.Effect<void>
+  /** Tells the limiter the headers of a response (used by header-driven limiters). */
+  readonly observe: (headers: Headers.Headers) => Effect.Effect<void>
+}
+
+/** A limiter that never waits. */
+export const unlimited: Limiter = { take: Effect.void, observe: () => Effect.void }
+
+/** Makes a limiter for a policy; its background work ends with the scope. */
+export const make = (policy: Policy): Effect.Effect<Limiter, never, Scope.Scope> => {
+  switch (policy._tag) {
+    case "TokenBucket":
+      return makeTokenBucket(policy)
+    case "Headers":
+      return makeHeaderDriven(policy)
+  }
+}
+
+/** Makes a token-bucket limiter with `effect/RateLimiter`. */
+export const makeTokenBucket = (policy: TokenBucket): Effect.Effect<Limiter, never, Scope.Scope> =>
+  Effect.map(
+    RateLimiter.make({
+      algorithm: "token-bucket",
+      limit: policy.burst,
+      interval: Duration.millis((policy.burst * 1000) / policy.requestsPerSecond)
+    }),
+    (limiter): Limiter => ({ take: limiter(Effect.void), observe: () => Effect.void })
+  )
+
+/** The state of a header-driven limiter. */
+interface Budget {
+  /** Requests left, as last reported and counted down by our own requests since. */
+  readonly left: Option.Option<number>
+  readonly quota: Option.Option<number>
+  /** When the window resets (clock millis). */
+  readonly resetAt: Option.Option<number>
+  /** The earliest time the next paced request may start (clock millis). */
+  readonly nextSlot: number
+}
+
+/** Makes a header-driven limiter. */
+export const makeHeaderDriven = (policy: HeaderDriven): Effect.Effect<Limiter> =>
+  Effect.map(
+    Ref.make<Budget>({ left: Option.none(), quota: Option.none(), resetAt: Option.none(), nextSlot: 0 }),
+    (state): Limiter => ({
+      take: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.flatMap(
+          Ref.modify(state, (b) => plan(policy, b, now)),
+          (wait) => (wait > 0 ? Effect.sleep(Duration.millis(wait)) : Effect.void)
+        )
+      ),
+      observe: (headers) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Ref.update(state, (b) => {
+            const left = num(headers[policy.headers.left.toLowerCase()])
+            const reset = num(headers[policy.headers.reset.toLowerCase()])
+            const quota = Option.flatMap(policy.headers.quota, (q) => num(headers[q.toLowerCase()]))
+            if (Option.isNone(left) && Option.isNone(reset)) return b
+            const resetMs = Option.map(reset, (r) => (policy.headers.resetUnit === "seconds" ? r * 1000 : r))
+            return {
+              left: Option.orElse(left, () => b.left),
+              quota: Option.orElse(quota, () => b.quota),
+              resetAt: Option.orElse(Option.map(resetMs, (r) => now + r), () => b.resetAt),
+              nextSlot: b.nextSlot
+            }
+          })
+        )
+    })
+  )
+
+/** Decides how long a request waits, and the state after it starts (pure). */
+const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget] => {
+  if (Option.isNone(b.left) || Option.isNone(b.resetAt) || now >= b.resetAt.value) {
+    // Nothing known, or the window has reset: go, and learn from the response.
+    return [0, { ...b, left: Option.none(), resetAt: Option.none(), nextSlot: now }]
+  }
+  const left = b.left.value
+  const resetAt = b.resetAt.value
+  const usable = left - policy.reserve
+  const counted: Budget = { ...b, left: Option.some(left - 1) }
+  if (usable <= 0) {
+    // Our share is spent: wait for the window to reset, then start over.
+    const start = Math.max(resetAt, b.nextSlot)
+    return [start - now, { ...counted, nextSlot: start }]
+  }
+  const plenty = Option.match(b.quota, {
+    onNone: () => false,
+    onSome: (quota) => left > quota * policy.slowDownBelow
+  })
+  if (plenty) return [0, counted]
+  const spacing = (resetAt - now) / usable
+  const start = Math.max(now, b.nextSlot)
+  return [start - now, { ...counted, nextSlot: start + spacing }]
+}
+
+const num = (v: string | undefined): Option.Option<number> => {
+  if (v === undefined) return Option.none()
+  const n = Number(v.trim())
+  return v.trim() !== "" && Number.isFinite(n) && n >= 0 ? Option.some(n) : Option.none()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared registry
+// ---------------------------------------------------------------------------------------------
+
+/** The registry key of a credential: a SHA-256 of its value, never the value itself. */
+export const credentialKey = (credential: Redacted.Redacted<string>): string =>
+  `credential:sha256:${createHash("sha256").update(Redacted.value(credential)).digest("hex")}`
+
+interface Entry {
+  readonly limiter: Limiter
+  readonly policy: Policy
+  readonly scope: Scope.CloseableScope
+  refs: number
+}
+
+const registry = globalValue(Symbol.for("@effetl/core/http/RateLimit/registry"), () => ({
+  entries: new Map<string, Entry>(),
+  lock: Effect.unsafeMakeSemaphore(1)
+}))
+
+/**
+ * The limiter shared under `key` (e.g. {@link credentialKey}); made with `policy` by the first
+ * caller. A later caller with a different policy gets the first one's limiter (one budget per
+ * credential) and a warning is logged. The entry is dropped when the last scope using it closes.
+ */
+export const shared = (key: string, policy: Policy): Effect.Effect<Limiter, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    registry.lock.withPermits(1)(
+      Effect.suspend(() => {
+        const existing = registry.entries.get(key)
+        if (existing !== undefined) {
+          existing.refs += 1
+          const same = JSON.stringify(existing.policy) === JSON.stringify(policy)
+          return same
+            ? Effect.succeed(existing.limiter)
+            : Effect.as(
+                Effect.logWarning(
+                  "two sources share a credential but set different rate limits; the first one's limit applies to both"
+                ),
+                existing.limiter
+              )
+        }
+        return Effect.flatMap(Scope.make(), (scope) =>
+          Effect.map(Scope.extend(make(policy), scope), (limiter) => {
+            registry.entries.set(key, { limiter, policy, scope, refs: 1 })
+            return limiter
+          })
+        )
+      })
+    ),
+    () =>
+      registry.lock.withPermits(1)(
+        Effect.suspend(() => {
+          const entry = registry.entries.get(key)
+          if (entry === undefined) return Effect.void
+          entry.refs -= 1
+          if (entry.refs > 0) return Effect.void
+          registry.entries.delete(key)
+          return Scope.close(entry.scope, Exit.void)
+        })
+      )
+  )
+
+/** How many limiters the registry holds now (for tests and diagnostics). */
+export const sharedCount: Effect.Effect<number> = Effect.sync(() => registry.entries.size)

@@ -1,0 +1,20 @@
+/**
+ * The shared HTTP toolkit: everything a REST source needs, once. A source composes these parts and
+ * adds only its wire schemas and quirks.
+ * - `ApiClient`: requests with auth, timeouts, retries, rate limits, status mapping and Schema decoding;
+ * - `Retry`: the retry policy and schedule (honours `Retry-After` and vendor reset headers);
+ * - `RateLimit`: token-bucket and header-driven limiters shared per credential;
+ * - `Paginate`: token feed, page number, cursor and DRF pagination as streams of pages;
+ * - `Download`: fetching image bytes from vendor URLs safely (scheme checks, size cap);
+ * - `SafeUrl`: URL resolution, same-origin checks and printing without secrets;
+ * - `ErrorBody`: the vendor's message and code from an error body;
+ * - `HttpConfig`: the shared timeout/retry/rate-limit config fields.
+ */
+export * as ApiClient from "./ApiClient.js"
+export * as Download from "./Download.js"
+export * as ErrorBody from "./ErrorBody.js"
+export * as HttpConfig from "./HttpConfig.js"
+export * as Paginate from "./Paginate.js"
+export * as RateLimit from "./RateLimit.js"
+export * as Retry from "./Retry.js"
+export * as SafeUrl from "./SafeUrl.js"

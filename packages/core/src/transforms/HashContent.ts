@@ -1,0 +1,99 @@
+/**
+ * The `hash-content` transform: sets each record's `contentHash` to `sha256:<hex>` of the image's
+ * bytes, so duplicates can be found by content (`dedupe-by-hash`).
+ *
+ * - A record that carries `bytes` is hashed as it is.
+ * - Otherwise its `url` is downloaded with {@link Download} (http/https only, size cap, timeout,
+ *   retries), at most `concurrency` downloads at a time across all batches, and the bytes are
+ *   dropped after hashing unless `keepBytes` is set.
+ * - A record with neither passes unchanged (`contentHash` stays null).
+ * - A download that fails for good (refused URL, over the cap, HTTP error after retries) moves the
+ *   record to the batch's dead letters (stage `hash-content`, with the reason); the runner counts
+ *   it as invalid and the run goes on. The batch's checkpoint is kept.
+ */
+import { createHash } from "node:crypto"
+import * as Arr from "effect/Array"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import type { Batch, DeadLetter } from "../Batch.js"
+import * as Config from "../Config.js"
+import * as Download from "../http/Download.js"
+import * as HttpConfig from "../http/HttpConfig.js"
+import type { ProductImage } from "../ProductImage.js"
+import * as Transform from "../Transform.js"
+
+/** The stage name written on dead letters. */
+export const stage = "hash-content"
+
+/** The config of `hash-content`. */
+export const HashContentConfig = Schema.Struct({
+  concurrency: Config.withDefault(Config.intRange(1, 256), 8, {
+    description: "How many images are downloaded at the same time (across all sources).",
+    examples: [8, 32]
+  }),
+  maxBytes: Config.withDefault(Config.intAtLeast(1), Download.defaultMaxBytes, {
+    description: "The largest image accepted, in bytes (default 25 MiB). A larger one is a dead letter; the download stops at the cap.",
+    examples: [26214400, 5242880]
+  }),
+  timeout: HttpConfig.timeoutField,
+  retry: HttpConfig.retryField,
+  keepBytes: Config.withDefault(Schema.Boolean, false, {
+    description: "Keep the downloaded bytes on the record (for sinks that write image files). Off by default to save memory.",
+    examples: [false, true]
+  })
+}).annotations({
+  title: "hash-content",
+  description: "Sets contentHash to sha256:<hex> of each image's bytes, downloading the URL when the record has no bytes."
+})
+export type HashContentConfig = typeof HashContentConfig.Type
+
+/** `sha256:<hex>` of some bytes. */
+export const sha256 = (bytes: Uint8Array): string => `sha256:${createHash("sha256").update(bytes).digest("hex")}`
+
+/** The `hash-content` transform plugin. */
+export const HashContent = Transform.define<HashContentConfig>({
+  name: "hash-content",
+  description:
+    "Computes contentHash = sha256:<hex> of each image (its bytes, or its URL downloaded with a size cap, timeout " +
+    "and retries). Records without URL or bytes pass unchanged; failed downloads go to the dead-letter output.",
+  config: HashContentConfig,
+  productScoped: false,
+  make: (config) =>
+    Effect.gen(function*() {
+      const downloader = yield* Download.make({
+        source: stage,
+        maxBytes: config.maxBytes,
+        timeout: HttpConfig.toDuration(config.timeout),
+        retry: HttpConfig.toRetry(config.retry)
+      })
+      // One budget of downloads for every batch that passes through this transform.
+      const permits = yield* Effect.makeSemaphore(config.concurrency)
+
+      const hashOne = (record: ProductImage): Effect.Effect<Either.Either<ProductImage, DeadLetter>> => {
+        if (record.bytes !== undefined) return Effect.succeed(Either.right(record.with({ contentHash: sha256(record.bytes) })))
+        if (record.url === null) return Effect.succeed(Either.right(record))
+        return permits.withPermits(1)(downloader.fetch(record.url, { source: record.source })).pipe(
+          Effect.map((bytes) =>
+            Either.right(record.with({ contentHash: sha256(bytes), ...(config.keepBytes ? { bytes } : {}) }))
+          ),
+          Effect.catchAll((error) =>
+            Effect.succeed(Either.left<DeadLetter>({ source: record.source, stage, error: error.message, record }))
+          )
+        )
+      }
+
+      return {
+        apply: (batch: Batch) =>
+          Effect.map(Effect.forEach(batch.records, hashOne, { concurrency: config.concurrency }), (results) => {
+            const [rejected, kept] = Arr.separate(results)
+            return {
+              records: Chunk.fromIterable(kept),
+              rejected: rejected.length === 0 ? batch.rejected : Chunk.appendAll(batch.rejected, Chunk.fromIterable(rejected)),
+              checkpoint: batch.checkpoint
+            }
+          })
+      }
+    })
+})

@@ -1,0 +1,317 @@
+import type * as HttpClient from "@effect/platform/HttpClient"
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
+import * as ApiClient from "../../src/http/ApiClient.js"
+import * as RunStats from "../../src/RunStats.js"
+import { captureLogs, closedPort, drive, json, type Logged, start, waitFor } from "./TestServer.js"
+
+const withEnv = <A, E>(
+  body: (logs: Array<Logged>) => Effect.Effect<A, E, HttpClient.HttpClient | RunStats.RunStats | Scope.Scope>
+) => {
+  const logs: Array<Logged> = []
+  return body(logs).pipe(
+    Effect.scoped,
+    Effect.provide(NodeHttpClient.layerUndici),
+    Effect.provide(RunStats.layer),
+    Effect.provide(captureLogs(logs))
+  )
+}
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+
+const Item = Schema.Struct({ pk: Schema.Number, name: Schema.String })
+const Page = Schema.Struct({ count: Schema.Number, results: Schema.Array(Item) })
+
+const secret = "Token s3cr3t-0123456789abcdef"
+const auth = { header: "Authorization", value: Redacted.make(secret) }
+
+describe("ApiClient", () => {
+  it.effect("GETs JSON under the base path with params, default headers and the auth header", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => json(res, 200, { count: 1, results: [{ pk: 1, name: "a" }] }))
+        const client = yield* ApiClient.make({ source: "channel", baseUrl: `${server.url}/api/v1/channel/5`, auth })
+        const page = yield* client.getJson("/product_images/", { params: { page: 2, limit: 50, skip: undefined } }, Page)
+        expect(page).toEqual({ count: 1, results: [{ pk: 1, name: "a" }] })
+        const got = server.requests[0]!
+        expect(got.url).toBe("/api/v1/channel/5/product_images/?page=2&limit=50")
+        expect(got.headers["authorization"]).toBe(secret)
+        expect(got.headers["accept"]).toBe("application/json")
+      })
+    ))
+
+  it.effect("never lets the credential reach errors or logs, even when the vendor echoes it", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        const server = yield* start((req, res, n) =>
+          n === 0
+            ? json(res, 500, { detail: `bad header ${req.headers["authorization"]}` })
+            : json(res, 400, { detail: `token s3cr3t-0123456789abcdef is not allowed here` })
+        )
+        const client = yield* ApiClient.make({ source: "channel", baseUrl: server.url, auth })
+        const { exit } = yield* drive(client.getJson("/x", {}, Page), logs)
+        const error = failureOf(exit)!
+        expect(error._tag).toBe("ApiError")
+        const everything = JSON.stringify({ error, message: error.message, logs })
+        expect(everything).not.toContain("s3cr3t")
+        expect(error.message).toContain("token *** is not allowed here")
+        expect(logs.some((l) => l.message.includes("retry 1 of 5"))).toBe(true)
+      })
+    ))
+
+  it.effect("reads the vendor's message from common error shapes and the request id header", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const bodies: Array<unknown> = [
+          { error: "Record not found" },
+          { errors: ["invalid UUID", "another"] },
+          { message: "nope", code: "E42" },
+          { returncode: 7, returnmsg: "Session invalide" },
+          { error: { message: "nested", code: 3 } }
+        ]
+        const server = yield* start((_req, res, n) => json(res, 422, bodies[n], { "request-id": `r-${n}` }))
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        const errors = []
+        for (let i = 0; i < bodies.length; i++) errors.push(yield* Effect.flip(client.getJson("/x", {}, Page)))
+        expect(errors.map((e) => (e._tag === "ApiError" ? [e.vendorMessage, e.code, e.requestId] : e._tag))).toEqual([
+          ["Record not found", undefined, "r-0"],
+          ["invalid UUID; another", undefined, "r-1"],
+          ["nope", "E42", "r-2"],
+          ["Session invalide", "7", "r-3"],
+          ["nested", undefined, "r-4"]
+        ])
+        expect(errors[0]!.message).toBe(
+          `source 's': the API answered HTTP 422: Record not found to GET ${server.url}/x [request id r-0]`
+        )
+      })
+    ))
+
+  it.effect("returns declared answers (204, 404 Invalid page.) and keeps other 404s errors", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((req, res) => {
+          if (req.url === "/end") {
+            res.writeHead(204)
+            res.end()
+          } else if (req.url === "/drf?page=9") json(res, 404, { detail: "Invalid page." })
+          else json(res, 404, { detail: "Not found." })
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        const end = yield* client.requestJson({ path: "/end", answers: [204] }, Page)
+        expect(end).toMatchObject({ _tag: "Answer", status: 204 })
+        const drf = yield* client.requestJson(
+          { path: "/drf", params: { page: 9 }, answers: [{ status: 404, vendorMessage: "Invalid page." }] },
+          Page
+        )
+        expect(drf).toMatchObject({ _tag: "Answer", status: 404, vendorMessage: Option.some("Invalid page.") })
+        const other = yield* Effect.flip(
+          client.requestJson({ path: "/other", answers: [{ status: 404, vendorMessage: "Invalid page." }] }, Page)
+        )
+        expect(other).toMatchObject({ _tag: "ApiError", status: 404, vendorMessage: "Not found." })
+        // An undeclared 204 where JSON was expected is a decode error, not retried.
+        const undeclared = yield* Effect.flip(client.getJson("/end", {}, Page))
+        expect(undeclared._tag).toBe("DecodeError")
+        expect(server.requests.filter((r) => r.url === "/end").length).toBe(2)
+      })
+    ))
+
+  it.effect("a body that does not match the schema is a DecodeError with the path and a snippet, not retried", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) =>
+          json(res, 200, { count: 2, results: [{ pk: 1, name: "a" }, { pk: "two", name: "b" }] })
+        )
+        const client = yield* ApiClient.make({ source: "channel", baseUrl: server.url })
+        const error = yield* Effect.flip(client.getJson("/p", {}, Page))
+        expect(server.requests.length).toBe(1)
+        expect(error).toMatchObject({ _tag: "DecodeError", path: "results[1].pk", url: `${server.url}/p` })
+        expect(error.message).toBe(
+          `source 'channel': the response to GET ${server.url}/p does not have the expected shape: at results[1].pk: Expected number, actual "two"`
+        )
+        expect(error._tag === "DecodeError" && error.snippet).toBe(
+          `{"count":2,"results":[{"pk":1,"name":"a"},{"pk":"two","name":"b"}]}`
+        )
+      })
+    ))
+
+  it.effect("a truncated (invalid) JSON body is retried, then a DecodeError", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => {
+          const text = `{"count": 1, "resu`
+          res.writeHead(200, { "content-type": "application/json", "content-length": text.length })
+          res.end(text)
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url, retry: { maxRetries: 2 } })
+        const { exit } = yield* drive(client.getJson("/p", {}, Page), logs)
+        expect(server.requests.length).toBe(3)
+        const error = failureOf(exit)!
+        expect(error._tag).toBe("DecodeError")
+        expect(error.message).toContain("is not valid JSON")
+        expect(error.message).toContain("(gave up after 2 retries)")
+        expect(error._tag === "DecodeError" && error.snippet).toBe(`{"count": 1, "resu`)
+      })
+    ))
+
+  it.effect("a body cut by the server is a retryable transport error", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res, n) => {
+          if (n === 0) {
+            res.writeHead(200, { "content-type": "application/json", "content-length": 1000 })
+            res.write(`{"count": 1,`)
+            setTimeout(() => res.socket?.destroy(), 10)
+          } else json(res, 200, { count: 0, results: [] })
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        const { exit, delays } = yield* drive(client.getJson("/p", {}, Page), logs)
+        expect(exit).toEqual(Exit.succeed({ count: 0, results: [] }))
+        expect(delays.length).toBe(1)
+        expect(logs[0]!.annotations["reason"]).toBe("truncated body")
+      })
+    ))
+
+  it.effect("an attempt that takes too long is cut with 'timed out after 30s' and retried", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        const server = yield* start(() => {
+          // never answers
+        })
+        const client = yield* ApiClient.make({ source: "channel", baseUrl: server.url, retry: { maxRetries: 1 } })
+        let fired = 0
+        const { exit } = yield* drive(client.getJson("/slow", {}, Page), logs, {
+          whileWaiting: Effect.suspend(() => {
+            // Once the server holds the next attempt, move the clock by the attempt timeout.
+            if (server.requests.length > fired) {
+              fired += 1
+              return TestClock.adjust("30 seconds")
+            }
+            return Effect.void
+          })
+        })
+        expect(server.requests.length).toBe(2)
+        const error = failureOf(exit)!
+        expect(error._tag).toBe("TransportError")
+        expect(error.message).toBe(
+          `source 'channel': GET ${server.url}/slow timed out after 30s (gave up after 1 retry)`
+        )
+      })
+    ))
+
+  it.effect("connection refused is retried, then a TransportError that says so", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        const port = yield* closedPort
+        const client = yield* ApiClient.make({ source: "s", baseUrl: `http://127.0.0.1:${port}`, retry: { maxRetries: 2 } })
+        const { exit, delays } = yield* drive(client.getJson("/x", {}, Page), logs)
+        expect(delays.length).toBe(2)
+        const error = failureOf(exit)!
+        expect(error._tag).toBe("TransportError")
+        expect(error.message).toContain(`could not talk to 127.0.0.1:${port} (connection refused)`)
+      })
+    ))
+
+  it.effect("requestBytes returns status, headers and bytes, and stops reading over maxBytes", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        let finished = false
+        const server = yield* start((req, res) => {
+          if (req.url === "/small") {
+            res.writeHead(200, { "content-type": "image/png", "x-extra": "1" })
+            res.end(Buffer.from([1, 2, 3]))
+            return
+          }
+          // A large body sent slowly, without Content-Length: the client must stop early.
+          res.writeHead(200, { "content-type": "application/octet-stream" })
+          let sent = 0
+          const tick = setInterval(() => {
+            if (res.destroyed) return clearInterval(tick)
+            res.write(Buffer.alloc(1024, 7))
+            sent += 1
+            if (sent === 200) {
+              clearInterval(tick)
+              finished = true
+              res.end()
+            }
+          }, 5)
+        })
+        const client = yield* ApiClient.make({ source: "img", baseUrl: server.url })
+        const small = yield* client.requestBytes({ path: "/small" })
+        expect(small).toMatchObject({ _tag: "Ok", status: 200 })
+        expect([...small.bytes]).toEqual([1, 2, 3])
+        expect(small.headers["x-extra"]).toBe("1")
+        const error = yield* Effect.flip(client.requestBytes({ path: "/big", maxBytes: 3000 }))
+        expect(error._tag).toBe("ApiError")
+        expect(error.message).toContain("is larger than the 3000 bytes cap")
+        yield* waitFor(() => server.load.inFlight === 0, "the server to see the abort")
+        expect(finished).toBe(false)
+        expect(server.requests.length).toBe(2)
+      })
+    ))
+
+  it.effect("refuses absolute URLs on another origin without sending anything", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => json(res, 200, {}))
+        const client = yield* ApiClient.make({ source: "channel", baseUrl: `${server.url}/api` })
+        const error = yield* Effect.flip(client.getJson("https://evil.example/api/x?page=2", {}, Page))
+        expect(error._tag).toBe("DecodeError")
+        expect(error.message).toBe(
+          `source 'channel': https://evil.example/api/x?page=2 is not on ${server.url}; links from the API are only followed on the configured origin`
+        )
+        expect(server.requests.length).toBe(0)
+        // The same origin is fine, and keeps the link's own path and query.
+        const url = client.resolve(`${server.url}/api/x?page=2`)
+        expect(Either.map(url, (u) => u.href)).toEqual(Either.right(`${server.url}/api/x?page=2`))
+      })
+    ))
+
+  it.effect("does not follow redirects of an API, and does not retry a failed POST", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((req, res) => {
+          if (req.url === "/moved") {
+            res.writeHead(302, { location: "https://elsewhere.example/x?api_key=abc" })
+            res.end()
+          } else json(res, 500, { detail: "oops" })
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url, auth })
+        const redirect = yield* Effect.flip(client.getJson("/moved", {}, Page))
+        expect(redirect.message).toContain("redirected GET")
+        expect(redirect.message).toContain("https://elsewhere.example/x?api_key=***")
+        const post = yield* Effect.flip(client.requestJson({ method: "POST", path: "/commit", body: { a: 1 } }, Page))
+        expect(post).toMatchObject({ _tag: "ApiError", status: 500 })
+        expect(server.requests.map((r) => r.url)).toEqual(["/moved", "/commit"])
+      })
+    ))
+
+  it.effect("prints secret query parameters as ***", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => json(res, 418, { detail: "teapot" }))
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url, secretParams: ["session"] })
+        const error = yield* Effect.flip(
+          client.getJson("/x", { params: { api_key: "k-123", session: "abc", page: 1 } }, Page)
+        )
+        expect(server.requests[0]!.url).toBe("/x?api_key=k-123&session=abc&page=1")
+        expect(error).toMatchObject({ url: `${server.url}/x?api_key=***&session=***&page=1` })
+        expect(error.message).not.toContain("k-123")
+      })
+    ))
+
+  it("formats schema paths", () => {
+    expect(ApiClient.formatPath(["results", 0, "pk"])).toBe("results[0].pk")
+    expect(ApiClient.formatPath(["a-b", "c"])).toBe(`["a-b"].c`)
+    expect(ApiClient.formatBytes(25 * 1024 * 1024)).toBe("25 MiB")
+  })
+})

@@ -1,0 +1,77 @@
+/**
+ * What the file sinks share: the `path` and `mode` config fields, and a sink instance that encodes
+ * each batch and hands it to core's staged parts (commit, resume, atomic publish).
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import { Config, type ProductImage, type Sink, SinkError, StagedParts } from "@effetl/core"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+
+/** `overwrite`: one file, replaced atomically at the end of the run. `append`: a directory of part files. */
+export const Mode = Schema.Literal("overwrite", "append")
+export type Mode = typeof Mode.Type
+
+/** The `path` field: the output file (overwrite) or directory (append). */
+export const pathField = (example: string) =>
+  Config.required(Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty", title: "path" })), {
+    description:
+      "Where to write. In overwrite mode: the output file, replaced atomically at the end of the run. " +
+      "In append mode: a directory that receives one part file per commit, named by run id and sequence " +
+      "(part-<runId>-<seq>.<ext>). Parent directories are created.",
+    examples: [example, example.replace(/\.[a-z]+$/, "")]
+  })
+
+/** The `mode` field. */
+export const modeField = Config.withDefault<Mode, Mode>(Mode, "overwrite", {
+  description:
+    "overwrite: stage the run's parts and publish them as one complete file at the end (a reader sees the " +
+    "previous file until then). append: publish each commit's part file into the `path` directory at once.",
+  examples: ["overwrite", "append"]
+})
+
+/** How a format encodes records. */
+export interface Format {
+  /** The file extension, without the dot. */
+  readonly ext: string
+  /** Written at the top of the published file (overwrite) or of each part (append). */
+  readonly header?: () => string
+  /** Encodes a non-empty batch of records into text. */
+  readonly encode: (records: Chunk.Chunk<ProductImage>) => string
+}
+
+/** Makes a file sink instance for a format, following the commit protocol through staged parts. */
+export const make = (
+  config: { readonly path: string; readonly mode: Mode },
+  context: Sink.SinkContext,
+  format: Format
+): Effect.Effect<Sink.SinkInstance, SinkError, FileSystem.FileSystem | Scope.Scope> =>
+  Effect.gen(function*() {
+    const parts = yield* StagedParts.make({
+      name: context.name,
+      path: config.path,
+      mode: config.mode,
+      runId: context.runId,
+      ext: format.ext,
+      committed: context.committed,
+      ...(format.header ? { header: format.header } : {})
+    })
+    return {
+      write: (records) =>
+        Chunk.isEmpty(records)
+          ? Effect.void
+          : Effect.try({
+            try: () => format.encode(records),
+            catch: (e) =>
+              new SinkError({
+                sink: context.name,
+                message: `sink '${context.name}': could not encode a batch as ${format.ext}: ${e instanceof Error ? e.message : String(e)}`,
+                cause: e
+              })
+          }).pipe(Effect.flatMap(parts.write)),
+      commit: parts.commit,
+      finish: parts.finish,
+      cleanup: parts.cleanup
+    }
+  })

@@ -1,0 +1,156 @@
+/**
+ * The `channel` source plugin: product images of an Akinon Omnitron sales channel.
+ */
+import { Batch, Config, Http, type ProductImage, Source } from "@effetl/core"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { isActive, type Mode, modePaths, toProductImage } from "./Api.js"
+import * as Client from "./Client.js"
+
+/** The `with:` options of the `channel` source. */
+export const ChannelConfig = Schema.Struct({
+  baseUrl: Config.required(Config.BaseUrl, {
+    description: "The Omnitron root, scheme://host[:port]; the source adds /api/v1/channel/{channelId}/product_images/.",
+    examples: ["https://omnitron.example.com", "http://127.0.0.1:8080"]
+  }),
+  channelId: Config.required(Config.intAtLeast(1), { description: "The sales channel id.", examples: [5] }),
+  token: Config.required(Config.Secret, {
+    description: "The API token, sent as `Authorization: Token <token>`. Use ${ENV_VAR}.",
+    examples: ["${CHANNEL_TOKEN}"]
+  }),
+  mode: Config.withDefault(Schema.Literal(...(Object.keys(modePaths) as Array<Mode>)), "detailed" as Mode, {
+    description:
+      "What to read: `detailed` (the full list with image URLs), `list` (the full list, no URLs), or a pending-change " +
+      "queue: `inserts`, `updates`, `inserts_or_updates` (read only; reading never drains them).",
+    examples: ["detailed", "inserts_or_updates"]
+  }),
+  ids: Config.optional(Schema.Array(Config.intAtLeast(1)), {
+    description: "Only these image ids (`id__in`), or with `idLookup: true` each fetched by `{id}/` or `{id}/detailed/`.",
+    examples: [[101, 102]]
+  }),
+  idLookup: Config.withDefault(Schema.Boolean, false, {
+    description: "Fetch each of `ids` on its own (`{id}/`, or `{id}/detailed/` in detailed mode); a missing id is a dead letter."
+  }),
+  product: Config.optional(Config.intAtLeast(1), { description: "Only the images of this product (`product`).", examples: [1001] }),
+  productIds: Config.optional(Schema.Array(Config.intAtLeast(1)), {
+    description: "Only the images of these products (`product__pk__in`).",
+    examples: [[1001, 1002]]
+  }),
+  isSellerProduct: Config.optional(Schema.Boolean, { description: "Filter on the seller product flag (`is_seller_product`)." }),
+  productType: Config.optional(Schema.Array(Schema.String), {
+    description: "Only these product types (`product_type`).",
+    examples: [["simple", "pack"]]
+  }),
+  activeOnly: Config.withDefault(Schema.Boolean, false, {
+    description: "Leave out passive images. By default every image is emitted, with `status` and `isActive` in `extra`."
+  }),
+  pageSize: Config.withDefault(Config.intRange(1, 1000), 100, { description: "Images per page (`limit`).", examples: [100, 1000] }),
+  concurrency: Config.withDefault(Config.intRange(1, 32), 4, {
+    description: "Pages fetched at once once the total count is known (the full lists only; queues are read in order)."
+  }),
+  urlField: Config.withDefault(Schema.String, "image", {
+    description: "The field of the detailed variants holding the image URL (an assumption: the public docs do not name it)."
+  }),
+  altField: Config.withDefault(Schema.String, "alt", { description: "The field holding the alt text, when the API sends one." }),
+  timeout: Http.HttpConfig.timeoutField,
+  retry: Http.HttpConfig.retryField,
+  rateLimit: Config.optional(Http.HttpConfig.RateLimitSettings, {
+    description: "A proactive request rate, shared by every source with the same token.",
+    examples: [{ requestsPerSecond: 10 }]
+  })
+})
+export type ChannelConfig = typeof ChannelConfig.Type
+
+/** Where a run is: the last page finished, or the index of the last id finished (id lookups). */
+const Position = Schema.Union(
+  Schema.Struct({ mode: Schema.String, page: Schema.Int }),
+  Schema.Struct({ mode: Schema.String, idIndex: Schema.Int })
+)
+const decodePosition = Schema.decodeUnknownOption(Position)
+
+/** The `channel` source. */
+export const channel = Source.define<ChannelConfig>({
+  name: "channel",
+  description: "Akinon Omnitron sales channel product images (list, detailed, change queues, by id)",
+  config: ChannelConfig,
+  make: (config, ctx) =>
+    Effect.gen(function*() {
+      const client = yield* Client.make({
+        source: ctx.name,
+        baseUrl: config.baseUrl,
+        channelId: config.channelId,
+        token: config.token,
+        timeout: config.timeout,
+        retry: config.retry,
+        ...(config.rateLimit ? { rateLimit: config.rateLimit } : {})
+      })
+      const detailed = config.mode !== "list"
+      const fields = { url: config.urlField, alt: config.altField }
+      const resume = Option.flatMap(ctx.checkpoint, (cp) => decodePosition(cp.value)).pipe(
+        Option.filter((p) => p.mode === config.mode)
+      )
+
+      const toBatch = (items: ReadonlyArray<unknown>, checkpoint: Batch.Checkpoint): Batch.Batch => {
+        const records: Array<ProductImage> = []
+        const rejected: Array<Batch.DeadLetter> = []
+        for (const item of items) {
+          const mapped = toProductImage(ctx.name, item, fields, config.baseUrl)
+          if (Either.isLeft(mapped)) rejected.push({ source: ctx.name, stage: "source", error: mapped.left.error, payload: mapped.left.payload })
+          else if (!config.activeOnly || isActive(mapped.right)) records.push(mapped.right)
+        }
+        return Batch.make(records, Option.some(checkpoint), rejected)
+      }
+
+      const byIds = (ids: ReadonlyArray<number>) => {
+        const from = Option.match(resume, { onNone: () => 0, onSome: (p) => ("idIndex" in p ? p.idIndex + 1 : 0) })
+        return Stream.fromIterable(ids.slice(from).map((id, i) => [id, from + i] as const)).pipe(
+          Stream.mapEffect(([id, index]) =>
+            Effect.map(client.image(id, detailed), ({ found, item }) => {
+              const cp = Batch.position({ mode: config.mode, idIndex: index })
+              if (found) return toBatch([item], cp)
+              return Batch.make([], Option.some(cp), [
+                { source: ctx.name, stage: "source", error: `image ${id} not found (HTTP 404)`, payload: item }
+              ])
+            }), { concurrency: config.concurrency }),
+          Stream.tap(() => ctx.progress.page())
+        )
+      }
+
+      const filters: Record<string, string | number | boolean> = {}
+      if (config.product !== undefined) filters.product = config.product
+      if (config.productIds) filters.product__pk__in = config.productIds.join(",")
+      if (config.ids && !config.idLookup) filters.id__in = config.ids.join(",")
+      if (config.isSellerProduct !== undefined) filters.is_seller_product = config.isSellerProduct ? "true" : "false"
+      if (config.productType) filters.product_type = config.productType.join(",")
+
+      const listing = () => {
+        const startPage = Option.match(resume, { onNone: () => 1, onSome: (p) => ("page" in p ? p.page + 1 : 1) })
+        const pageSize = Option.match(ctx.limit, { onNone: () => config.pageSize, onSome: (n) => Math.min(config.pageSize, Math.max(1, n)) })
+        let counted = false
+        return client.pages({ mode: config.mode, filters, pageSize, startPage, concurrency: config.concurrency }).pipe(
+          Stream.tap((page) =>
+            Effect.zipRight(
+              counted ? Effect.void : Effect.zipRight(Effect.sync(() => (counted = true)), ctx.progress.total(page.count)),
+              ctx.progress.page()
+            )
+          ),
+          Stream.map((page) => toBatch(page.results, Batch.position({ mode: config.mode, page: page.page })))
+        )
+      }
+
+      const stream = config.ids && config.idLookup ? byIds(config.ids) : listing()
+      if (config.ids && config.idLookup) yield* ctx.progress.total(config.ids.length)
+      return {
+        // The lists are ordered by image id, so one product's images are spread over many pages.
+        productComplete: false,
+        stream: stream.pipe(Stream.filter((b) => Chunk.isNonEmpty(b.records) || Chunk.isNonEmpty(b.rejected) || Option.isSome(b.checkpoint))),
+        check: client.check
+      }
+    })
+})
+
+export default channel
