@@ -30,7 +30,7 @@ const child = spawn(process.execPath, [cli, "run", "examples/demo.yaml", "--stat
 const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c ?? 1)))
 await sim.close()
 if (code === 0) {
-  const rows = fs.readFileSync(path.join(root, "out/images.csv"), "utf8").length
-  console.log(`\ndemo output: out/images.csv, out/images.jsonl (${rows} bytes of CSV); dead letters: out/dead-letter.jsonl`)
+  console.log(`\nThe demo's output is in ${path.join(root, "out")}: images.csv, images.jsonl and dead-letter.jsonl.`)
+  console.log(`Run it again with --full-refresh, or try: npx effetl simulate channel --faults 5xx,429,reset`)
 }
 process.exit(code)

@@ -1,75 +1,133 @@
 /**
- * Progress on a terminal: one bar per source (records, pages, the total when the API gives one),
- * drawn with cli-progress. Off a terminal, a log line per commit instead.
+ * Progress of a run. On a terminal: a line with the elapsed time and the commits so far, and a bar per
+ * source (records read of the total when the API gives one, pages, and what the source is doing),
+ * drawn with cli-progress. Off a terminal: a log line per commit and per finished source instead.
  */
 import type { Reporter } from "@effetl/core"
 import cliProgress from "cli-progress"
 
-/** A reporter drawing progress bars on stderr, and a `log` that prints above them. */
-export const bars = (): { reporter: Reporter.Reporter; log: (line: string) => void } => {
-  const multi = new cliProgress.MultiBar(
-    {
-      stream: process.stderr,
-      clearOnComplete: false,
-      hideCursor: true,
-      format: " {source} |{bar}| {value}/{totalText} records · {pages} pages",
-      barsize: 30,
-      etaBuffer: 50
-    },
-    cliProgress.Presets.shades_classic
-  )
-  const rows = new Map<string, { bar: cliProgress.SingleBar; value: number; pages: number; total: number | undefined }>()
-  const row = (source: string) => {
-    let r = rows.get(source)
-    if (!r) {
-      const width = Math.max(...[...rows.keys(), source].map((s) => s.length))
-      r = { bar: multi.create(0, 0, { source: source.padEnd(width), totalText: "?", pages: 0 }), value: 0, pages: 0, total: undefined }
-      rows.set(source, r)
+/** What the progress display needs to know to write above the bars. */
+export interface Display {
+  readonly reporter: Reporter.Reporter
+  /** Prints a log line above the bars (or straight to stderr when no bars are drawn). */
+  readonly log: (line: string) => void
+}
+
+/**
+ * Progress bars on `stream` (stderr by default). When the stream is not a terminal (`--progress`
+ * forced), the bars are printed as plain lines every two seconds instead of being redrawn in place.
+ */
+export const bars = (stream: NodeJS.WriteStream = process.stderr): Display => {
+  const started = Date.now()
+  const sources = new Map<string, SourceRow>()
+  let commits = 0
+  let committed = 0
+  let closed = false
+  const multi = new cliProgress.MultiBar({
+    stream,
+    format: (_options, params, payload: { readonly row?: string }) =>
+      fit(payload.row === undefined ? header() : sourceLine(payload.row), params.maxWidth),
+    hideCursor: true,
+    clearOnComplete: false,
+    // A forced display off a terminal: print the rows as lines now and then.
+    noTTYOutput: stream.isTTY !== true,
+    notTTYSchedule: 2000
+  })
+  let active = false
+
+  const header = () => ` ${elapsed(Date.now() - started)} elapsed · ${commits} ${plural(commits, "commit")} · ${committed} records committed`
+  const sourceLine = (name: string) => {
+    const r = sources.get(name)!
+    const nameWidth = Math.max(...[...sources.keys()].map((s) => s.length))
+    const count = r.total === undefined ? `${r.read}` : `${r.read}/${r.total}`
+    const tail = ` ${count} records · ${r.pages} ${plural(r.pages, "page")} · ${stateOf(r)}`
+    const head = ` ${name.padEnd(nameWidth)} `
+    const size = Math.min(30, (stream.columns ?? 80) - head.length - tail.length - 3)
+    return size < 8 ? head + tail.trimStart() : `${head}|${bar(r, size)}|${tail}`
+  }
+
+  const row = (source: string): SourceRow => {
+    let r = sources.get(source)
+    if (r === undefined) {
+      if (!active) {
+        multi.create(1, 0, {}) // the header row
+        active = true
+      }
+      r = { read: 0, pages: 0, total: undefined, finished: false, stopped: false }
+      sources.set(source, r)
+      multi.create(1, 0, { row: source })
     }
     return r
   }
-  const draw = (r: { bar: cliProgress.SingleBar; value: number; pages: number; total: number | undefined }) => {
-    r.bar.setTotal(Math.max(r.total ?? r.value, r.value, 1))
-    r.bar.update(r.value, { totalText: r.total === undefined ? "?" : String(r.total), pages: r.pages })
-  }
-  let closed = false
+
   return {
-    log: (line) => (closed ? process.stderr.write(line + "\n") : multi.log(line + "\n")),
+    log: (line) => {
+      if (!active || closed) {
+        stream.write(line + "\n")
+      } else {
+        multi.log(line + "\n")
+        multi.update() // flush the line now, so nothing is lost if the run stops right after
+      }
+    },
     reporter: {
-      sourceStarted: (s) => draw(row(s)),
-      total: (s, n) => {
-        const r = row(s)
-        r.total = n
-        draw(r)
-      },
-      page: (s) => {
-        const r = row(s)
-        r.pages++
-        draw(r)
-      },
-      read: (s, n) => {
-        const r = row(s)
-        r.value += n
-        draw(r)
+      sourceStarted: (s) => void row(s),
+      total: (s, n) => void (row(s).total = n),
+      page: (s) => void row(s).pages++,
+      read: (s, n) => void (row(s).read += n),
+      sourceFinished: (s) => void (row(s).finished = true),
+      committed: (n) => {
+        commits++
+        committed += n
       },
       close: () => {
         if (closed) return
         closed = true
-        multi.stop()
+        for (const r of sources.values()) if (!r.finished) r.stopped = true
+        if (active) multi.stop()
       }
     }
   }
 }
 
-/** A reporter for non-terminals: a log line per commit with records so far. */
+/** A reporter for non-terminals: after each commit a line per source with the records read so far, and a line when a source is done. */
 export const lines = (log: (source: string, line: string) => void): Reporter.Reporter => {
   const read = new Map<string, number>()
   const totals = new Map<string, number>()
+  const count = (s: string) => `${read.get(s) ?? 0}${totals.has(s) ? `/${totals.get(s)}` : ""}`
   return {
     total: (s, n) => totals.set(s, n),
     read: (s, n) => read.set(s, (read.get(s) ?? 0) + n),
+    sourceFinished: (s) => log(s, `source done: ${count(s)} records read`),
     committed: () => {
-      for (const [s, n] of read) log(s, `committed: ${n}${totals.has(s) ? `/${totals.get(s)}` : ""} records read`)
+      for (const s of read.keys()) log(s, `committed: ${count(s)} records read`)
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface SourceRow {
+  read: number
+  pages: number
+  total: number | undefined
+  finished: boolean
+  stopped: boolean
+}
+
+const stateOf = (r: SourceRow): string =>
+  r.finished ? "done" : r.stopped ? "stopped" : r.total !== undefined && r.read >= r.total ? "all read, processing" : "reading"
+
+const bar = (r: SourceRow, size: number): string => {
+  if (r.total === undefined) return "░".repeat(size) // no total from the API: the count says how far
+  const done = r.finished ? size : Math.min(size, Math.floor((r.read / Math.max(r.total, 1)) * size))
+  return "█".repeat(done) + "░".repeat(size - done)
+}
+
+const fit = (s: string, width: number): string => (s.length <= width - 1 ? s : s.slice(0, Math.max(0, width - 2)) + "…")
+
+const plural = (n: number, word: string): string => (n === 1 ? word : `${word}s`)
+
+const elapsed = (ms: number): string => {
+  const s = Math.floor(ms / 1000)
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`
 }

@@ -157,6 +157,56 @@ export const parse = (
     }
   })
 
+/** A pipeline's name and state path: what `effetl state` needs. */
+export interface Peek {
+  readonly name: string
+  readonly statePath: string
+}
+
+/**
+ * Reads only `version`, `name` and `state` of a pipeline file, without resolving plugins or needing
+ * the environment variables of the other sections (for `effetl state show|reset`).
+ */
+export const peek = (
+  file: string,
+  options: { readonly env?: Record<string, string | undefined>; readonly statePath?: string } = {}
+): Effect.Effect<Peek, ConfigError> =>
+  Effect.gen(function*() {
+    const text = yield* Effect.tryPromise({
+      try: () => fs.readFile(file, "utf8"),
+      catch: (e) =>
+        new ConfigError({
+          message: `cannot read pipeline file '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e)}`
+        })
+    })
+    const lineCounter = new YAML.LineCounter()
+    const doc = YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!
+      const line = e.linePos?.[0]?.line ?? (e.pos ? lineCounter.linePos(e.pos[0]).line : undefined)
+      return yield* new ConfigError({
+        message: `${file}${line ? `:${line}` : ""}: invalid YAML: ${e.message.split("\n")[0]}`,
+        ...(line ? { line } : {})
+      })
+    }
+    if (!YAML.isMap(doc.contents)) {
+      return yield* new ConfigError({ message: `${file}: expected a YAML mapping with version, name, sources and sinks` })
+    }
+    const kept = new Set(["version", "name", "state"])
+    doc.contents.items = doc.contents.items.filter((pair) => kept.has(String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)))
+    yield* interpolate(doc, options.env ?? process.env, file, lineCounter)
+    const locate = (p: ReadonlyArray<PropertyKey>): number | undefined => {
+      for (let n = p.length; n >= 0; n--) {
+        const node = doc.getIn(p.slice(0, n).map(String), true) as YAML.Node | undefined
+        if (node && YAML.isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line
+      }
+      return undefined
+    }
+    const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
+    const top = yield* decodeConfig(head, doc.toJS(), "", locate).pipe(Effect.mapError(prefixFile(file)))
+    return { name: top.name, statePath: options.statePath ?? top.state.path }
+  })
+
 const prefixFile = (file: string) => (e: ConfigError): ConfigError =>
   new ConfigError({
     message: e.message.startsWith(file) ? e.message : `${file}: ${e.message}`,

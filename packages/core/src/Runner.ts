@@ -151,6 +151,7 @@ export const run = (
         committed: Option.fromNullable(state.deadLetter)
       })
 
+      let readSinceCommit = 0
       // One stream per source that is not done yet.
       const timing = new Map<string, { start: number; end?: number }>()
       const sourceStreams = pipeline.sources
@@ -175,6 +176,7 @@ export const run = (
               stream = stream.pipe(
                 Stream.tap((b) => {
                   const n = b.records.length + b.rejected.length
+                  readSinceCommit += n
                   return Effect.zipRight(stats.add(s.name, "read", n), Effect.sync(() => reporter.read?.(s.name, n)))
                 })
               )
@@ -203,7 +205,8 @@ export const run = (
           )
         })
 
-      // The writer: fan out, count, commit on the interval.
+      // The writer: fan out, count, commit on the interval. The interval counts records written and
+      // records read (product grouping holds records back, but its spill checkpoints should still be saved).
       const pending = new Map<string, Checkpoint>()
       let sinceCommit = 0
       let lastCommit = yield* Clock.currentTimeMillis
@@ -231,6 +234,7 @@ export const run = (
           crashPoint("after-state-save")
           reporter.committed?.(sinceCommit)
           sinceCommit = 0
+          readSinceCommit = 0
           lastCommit = yield* Clock.currentTimeMillis
         })
 
@@ -258,7 +262,7 @@ export const run = (
           sinceCommit += batch.records.length + batch.rejected.length
           const now = yield* Clock.currentTimeMillis
           const due =
-            sinceCommit >= pipeline.everyRecords ||
+            Math.max(sinceCommit, readSinceCommit) >= pipeline.everyRecords ||
             (pipeline.everySeconds !== undefined && now - lastCommit >= pipeline.everySeconds * 1000)
           if (due && dirty.size === 0) yield* commit(false)
         })

@@ -13,18 +13,24 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
-/** The read modes and their endpoint paths (relative to `product_images/`). */
+/**
+ * The read modes and their endpoint paths, relative to the channel (`/api/v1/channel/{channelId}/`).
+ * Every path keeps Django's trailing slash: without it the API answers a 301 (`APPEND_SLASH`).
+ */
 export const modePaths = {
-  list: "",
-  detailed: "detailed/",
-  inserts: "inserts/",
-  updates: "updates/",
-  inserts_or_updates: "inserts_or_updates/"
+  list: "product_images/",
+  detailed: "product_images/detailed/",
+  inserts: "product_images/inserts/",
+  updates: "product_images/updates/",
+  inserts_or_updates: "product_images/inserts_or_updates/"
 } as const
 export type Mode = keyof typeof modePaths
 
-/** The path of the product-image collection of a channel. */
-export const collectionPath = (channelId: number): string => `/api/v1/channel/${channelId}/product_images/`
+/** The path of a channel, the base every endpoint path is relative to. */
+export const channelPath = (channelId: number): string => `/api/v1/channel/${channelId}`
+
+/** The path of one image (`product_images/{id}/` or `product_images/{id}/detailed/`), relative to the channel. */
+export const imagePath = (id: number, detailed: boolean): string => `product_images/${id}/${detailed ? "detailed/" : ""}`
 
 /** One product image as the API sends it (fields per the vendor page; `image`/`alt` on detailed variants). */
 export const WireImage = Schema.Struct({

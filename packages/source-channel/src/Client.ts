@@ -2,14 +2,14 @@
  * The Akinon sales-channel client: core's `ApiClient` (auth, timeouts, retries, rate limit, typed
  * errors) plus the channel's endpoints and DRF pagination. No loops of its own: pagination is core's.
  */
-import { Http, type HttpError } from "@effetl/core"
+import { ApiError, Http, type HttpError } from "@effetl/core"
 import type { HttpClient } from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
-import { collectionPath, type Mode, modePaths } from "./Api.js"
+import * as Stream from "effect/Stream"
+import { channelPath, imagePath, type Mode, modePaths } from "./Api.js"
 
 /** How to reach a channel. */
 export interface ClientOptions {
@@ -23,8 +23,8 @@ export interface ClientOptions {
   readonly rateLimit?: Http.HttpConfig.RateLimitSettings
 }
 
-/** List filters, already in the API's parameter names. */
-export type Filters = Readonly<Record<string, string | number | boolean>>
+/** List filters, already in the API's parameter names (an array repeats the parameter). */
+export type Filters = Http.SafeUrl.Params
 
 /** A page of raw items (each decoded later on its own, so one bad item is a dead letter). */
 export type Page = Http.Paginate.DrfPage<unknown>
@@ -50,28 +50,45 @@ export const make = (options: ClientOptions): Effect.Effect<ChannelClient, never
   Effect.gen(function*() {
     const api = yield* Http.ApiClient.make({
       source: options.source,
-      baseUrl: options.baseUrl.replace(/\/+$/, "") + collectionPath(options.channelId),
+      // The channel is the base and every path ends in "/": an empty path would lose the trailing
+      // slash of `product_images/`, and Django answers that with a 301.
+      baseUrl: options.baseUrl.replace(/\/+$/, "") + channelPath(options.channelId),
       auth: { header: "Authorization", value: tokenHeader(options.token) },
       timeout: Http.HttpConfig.toDuration(options.timeout),
       retry: Http.HttpConfig.toRetry(options.retry),
       ...(options.rateLimit ? { rateLimit: Http.HttpConfig.toRateLimit(options.rateLimit) } : {})
     })
-    const pages: ChannelClient["pages"] = (o) =>
-      Http.Paginate.drf(api, {
+    const pages: ChannelClient["pages"] = (o) => {
+      // The pending-change queues may shrink while read: follow `next` one page at a time there.
+      const concurrency = o.mode === "list" || o.mode === "detailed" ? o.concurrency : 1
+      const stream = Http.Paginate.drf(api, {
         path: modePaths[o.mode],
         item: Schema.Unknown,
         limit: o.pageSize,
         params: o.filters,
         startPage: o.startPage,
-        // The pending-change queues may shrink while read: follow `next` one page at a time there.
-        concurrency: o.mode === "list" || o.mode === "detailed" ? o.concurrency : 1
+        concurrency
       })
+      // Parallel reads number the pages from `count` and the asked `limit`. An API that caps the page
+      // size below it (DRF's `max_page_size`) would make them skip images, so that stops the run.
+      return concurrency === 1 ? stream : Stream.mapEffect(stream, (page) =>
+        page.results.length < o.pageSize && page.page * o.pageSize < page.count
+          ? Effect.fail(
+            new ApiError({
+              source: options.source,
+              message: `source '${options.source}': the API sent ${page.results.length} results on page ${page.page} where ` +
+                `pageSize asks for ${o.pageSize} and ${page.count} exist, so it caps the page size; reading pages in ` +
+                `parallel would skip images. Set pageSize to at most ${page.results.length}, or concurrency to 1.`
+            })
+          )
+          : Effect.succeed(page))
+    }
     const image: ChannelClient["image"] = (id, detailed) =>
       Effect.map(
-        api.requestJson({ path: `${id}/${detailed ? "detailed/" : ""}`, answers: [404] }, Schema.Unknown),
+        api.requestJson({ path: imagePath(id, detailed), answers: [404] }, Schema.Unknown),
         (reply) => (reply._tag === "Ok" ? { found: true, item: reply.value } : { found: false, item: { pk: id } })
       )
-    const check = Effect.asVoid(api.getJson("", { params: { page: 1, limit: 1 } }, Http.Paginate.drfEnvelope(Schema.Unknown)))
+    const check = Effect.asVoid(api.getJson(modePaths.list, { params: { page: 1, limit: 1 } }, Http.Paginate.drfEnvelope(Schema.Unknown)))
     return { pages, image, check }
   })
 

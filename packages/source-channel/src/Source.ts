@@ -28,7 +28,7 @@ export const ChannelConfig = Schema.Struct({
       "queue: `inserts`, `updates`, `inserts_or_updates` (read only; reading never drains them).",
     examples: ["detailed", "inserts_or_updates"]
   }),
-  ids: Config.optional(Schema.Array(Config.intAtLeast(1)), {
+  ids: Config.optional(Schema.NonEmptyArray(Config.intAtLeast(1)), {
     description: "Only these image ids (`id__in`), or with `idLookup: true` each fetched by `{id}/` or `{id}/detailed/`.",
     examples: [[101, 102]]
   }),
@@ -36,12 +36,12 @@ export const ChannelConfig = Schema.Struct({
     description: "Fetch each of `ids` on its own (`{id}/`, or `{id}/detailed/` in detailed mode); a missing id is a dead letter."
   }),
   product: Config.optional(Config.intAtLeast(1), { description: "Only the images of this product (`product`).", examples: [1001] }),
-  productIds: Config.optional(Schema.Array(Config.intAtLeast(1)), {
+  productIds: Config.optional(Schema.NonEmptyArray(Config.intAtLeast(1)), {
     description: "Only the images of these products (`product__pk__in`).",
     examples: [[1001, 1002]]
   }),
   isSellerProduct: Config.optional(Schema.Boolean, { description: "Filter on the seller product flag (`is_seller_product`)." }),
-  productType: Config.optional(Schema.Array(Schema.String), {
+  productType: Config.optional(Schema.NonEmptyArray(Schema.String), {
     description: "Only these product types (`product_type`).",
     examples: [["simple", "pack"]]
   }),
@@ -120,12 +120,13 @@ export const channel = Source.define<ChannelConfig>({
         )
       }
 
-      const filters: Record<string, string | number | boolean> = {}
+      const filters: Record<string, string | number | boolean | ReadonlyArray<string>> = {}
       if (config.product !== undefined) filters.product = config.product
       if (config.productIds) filters.product__pk__in = config.productIds.join(",")
       if (config.ids && !config.idLookup) filters.id__in = config.ids.join(",")
       if (config.isSellerProduct !== undefined) filters.is_seller_product = config.isSellerProduct ? "true" : "false"
-      if (config.productType) filters.product_type = config.productType.join(",")
+      // A multiple-choice filter: django-filter wants the parameter repeated, not comma-separated.
+      if (config.productType) filters.product_type = config.productType
 
       const listing = () => {
         const startPage = Option.match(resume, { onNone: () => 1, onSome: (p) => ("page" in p ? p.page + 1 : 1) })

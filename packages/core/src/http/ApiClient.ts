@@ -436,8 +436,8 @@ const classify = (
     const wait = Retry.serverWait(settings.policy, response.headers, now)
 
     if ((status === 401 || status === 403) && Option.isSome(settings.auth)) {
-      const check0 = 0; const check = status === 403 ? "Check the token and its permissions." : "Check the token."
-      return yield* Effect.fail(Retry.transient<HttpError>(
+      const check = status === 403 ? "Check the token and its permissions." : "Check the token."
+      return yield* Effect.fail(Retry.fatal<HttpError>(
         new Unauthorized({
           ...common,
           status,
@@ -508,7 +508,7 @@ const readBody = (
         source: ctx.source,
         status: response.status,
         url: ctx.url,
-        message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is larger than the ${formatBytes(limit)} cap (${got}); reading stopped`
+        message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is larger than the ${formatBytes(limit)} cap (${got})`
       }),
       "body over the cap"
     )
@@ -539,7 +539,7 @@ const readBody = (
     ),
     Effect.flatMap((s) => {
       if (s.size > limit) {
-        if (onOver === "fail") return Effect.fail(tooLarge(`more than ${s.size} bytes`))
+        if (onOver === "fail") return Effect.fail(tooLarge(`stopped reading after ${s.size} bytes`))
         return Effect.succeed(concat(s.chunks, limit))
       }
       return Effect.succeed(concat(s.chunks, s.size))

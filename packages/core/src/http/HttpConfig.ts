@@ -15,15 +15,18 @@ import type * as Retry from "./Retry.js"
 /** A non-negative duration such as `"250 millis"`, `"30 seconds"`, `"2 minutes"`. */
 export const DurationString = Schema.String.pipe(
   Schema.filter((s) =>
-    /^\d+(\.\d+)?\s+(millis?|seconds?|minutes?|hours?)$/.test(s.trim()) && Option.isSome(Duration.decodeUnknown(s.trim()))
+    /^\d+(\.\d+)?\s+(millis?|seconds?|minutes?|hours?)$/.test(s) && Option.isSome(Duration.decodeUnknown(s))
       ? true
       : `expected a duration like "500 millis", "30 seconds" or "2 minutes", got ${JSON.stringify(s)}`
   ),
-  Schema.annotations({ title: "Duration" })
+  Schema.annotations({
+    title: "Duration",
+    jsonSchema: { pattern: "^\\d+(\\.\\d+)?\\s+(millis?|seconds?|minutes?|hours?)$" }
+  })
 )
 
 /** Decodes a validated duration string. */
-export const toDuration = (s: string): Duration.Duration => Duration.decode(s.trim() as Duration.DurationInput)
+export const toDuration = (s: string): Duration.Duration => Duration.decode(s as Duration.DurationInput)
 
 /** Retry settings as written in a pipeline file. */
 export const RetrySettings = Schema.Struct({

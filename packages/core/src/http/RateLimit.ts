@@ -190,8 +190,9 @@ const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget] =>
     onSome: (quota) => left > quota * policy.slowDownBelow
   })
   if (plenty) return [0, counted]
-  const spacing = (resetAt - now) / usable
+  // Spread what is usable over what is left of the window, from this request's slot on.
   const start = Math.max(now, b.nextSlot)
+  const spacing = Math.max(0, resetAt - start) / usable
   return [start - now, { ...counted, nextSlot: start + spacing }]
 }
 

@@ -31,7 +31,7 @@ export interface TestServer {
 }
 
 /** Handles one request; `n` is its index (0-based) among all requests received. */
-export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void | Promise<void>
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => unknown
 
 /** Starts a server on 127.0.0.1 for the scope; closes every connection at the end. */
 export const start = (handler: Handler): Effect.Effect<TestServer, never, Scope.Scope> =>

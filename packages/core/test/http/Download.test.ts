@@ -1,0 +1,140 @@
+import type * as HttpClient from "@effect/platform/HttpClient"
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Scope from "effect/Scope"
+import * as Download from "../../src/http/Download.js"
+import * as SafeUrl from "../../src/http/SafeUrl.js"
+import { captureLogs, drive, type Logged, start, waitFor } from "./TestServer.js"
+
+const withEnv = <A, E>(body: (logs: Array<Logged>) => Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) => {
+  const logs: Array<Logged> = []
+  return body(logs).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), Effect.provide(captureLogs(logs)))
+}
+
+const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4])
+
+describe("Download", () => {
+  it.effect("fetches the bytes, follows redirects, and retries 5xx with the shared schedule", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        let failures = 1
+        const server = yield* start((req, res) => {
+          if (req.url === "/old.png") {
+            res.writeHead(301, { location: "/img.png" })
+            return res.end()
+          }
+          if (failures > 0) {
+            failures -= 1
+            res.writeHead(503)
+            return res.end("busy")
+          }
+          res.writeHead(200, { "content-type": "image/png" })
+          res.end(png)
+        })
+        const downloader = yield* Download.make({ source: "shop" })
+        const { exit, delays } = yield* drive(downloader.fetch(`${server.url}/old.png`), logs)
+        expect(exit._tag).toBe("Success")
+        expect(exit._tag === "Success" && Buffer.from(exit.value).equals(png)).toBe(true)
+        expect(delays.length).toBe(1)
+        expect(server.requests.map((r) => r.url)).toEqual(["/old.png", "/img.png", "/old.png", "/img.png"])
+        expect(server.requests[1]!.headers["accept"]).toContain("image/*")
+      })
+    ))
+
+  it.effect("stops reading as soon as the cap is passed, and says the cap", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        let finished = false
+        const server = yield* start((_req, res) => {
+          res.writeHead(200, { "content-type": "image/jpeg" })
+          let sent = 0
+          const tick = setInterval(() => {
+            if (res.destroyed) return clearInterval(tick)
+            res.write(Buffer.alloc(4096, 1))
+            if (++sent === 300) {
+              clearInterval(tick)
+              finished = true
+              res.end()
+            }
+          }, 3)
+        })
+        const downloader = yield* Download.make({ source: "shop", maxBytes: 10 * 1024 })
+        const error = yield* Effect.flip(downloader.fetch(`${server.url}/huge.jpg`))
+        expect(error._tag).toBe("ApiError")
+        expect(error.message).toMatch(
+          /^source 'shop': the response to GET http:\/\/127\.0\.0\.1:\d+\/huge\.jpg is larger than the 10 KiB cap \(stopped reading after \d+ bytes\)$/
+        )
+        yield* waitFor(() => server.load.inFlight === 0, "the abort")
+        expect(finished).toBe(false)
+        expect(server.requests.length).toBe(1)
+      })
+    ))
+
+  it.effect("refuses a declared Content-Length over the cap without reading", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => {
+          res.writeHead(200, { "content-length": 5000 })
+          res.end(Buffer.alloc(5000))
+        })
+        const downloader = yield* Download.make({ source: "s", maxBytes: 100 })
+        const error = yield* Effect.flip(downloader.fetch(`${server.url}/x`, { source: "other" }))
+        expect(error.message).toContain("source 'other': ")
+        expect(error.message).toContain("larger than the 100 bytes cap (Content-Length 5000)")
+      })
+    ))
+
+  it.effect("refuses URLs that are not http(s), relative, or carry credentials, before any request", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => res.end("x"))
+        const downloader = yield* Download.make({ source: "s" })
+        const host = server.url.slice("http://".length)
+        const cases: ReadonlyArray<[string, string]> = [
+          ["file:///etc/passwd", "only http: and https: URLs are fetched, not file:"],
+          ["data:image/png;base64,AAAA", "only http: and https: URLs are fetched, not data:"],
+          ["javascript:alert(1)", "only http: and https: URLs are fetched, not javascript:"],
+          ["/media/a.png", "is not an absolute http(s) URL"],
+          ["../a.png", "is not an absolute http(s) URL"],
+          [`http://user:pw@${host}/a.png`, "URLs with credentials in them are refused"],
+          ["", "the URL is empty"]
+        ]
+        for (const [url, reason] of cases) {
+          const error = yield* Effect.flip(downloader.fetch(url))
+          expect(error._tag).toBe("DecodeError")
+          expect(error.message).toContain(reason)
+          expect(error.message).not.toContain(":pw@")
+        }
+        expect(server.requests.length).toBe(0)
+      })
+    ))
+
+  it("turns protocol-relative URLs into https", () => {
+    expect(Either.map(SafeUrl.fetchable("//cdn.example.com/a.png"), (u) => u.href)).toEqual(
+      Either.right("https://cdn.example.com/a.png")
+    )
+    expect(Either.map(SafeUrl.fetchable("  HTTP://Cdn.Example.com/a b.png "), (u) => u.href)).toEqual(
+      Either.right("http://cdn.example.com/a%20b.png")
+    )
+  })
+})
+
+describe("SafeUrl", () => {
+  it("joins paths to the base path and sets params", () => {
+    const base = new URL("https://omni.example/api/v1/channel/5")
+    expect(Either.map(SafeUrl.resolve(base, "/product_images/detailed/", { page: 2, id__in: "1,2" }), (u) => u.href))
+      .toEqual(Either.right("https://omni.example/api/v1/channel/5/product_images/detailed/?page=2&id__in=1%2C2"))
+    expect(Either.map(SafeUrl.resolve(base, "products/1/images?x=1", { tag: ["a", "b"] }), (u) => u.href))
+      .toEqual(Either.right("https://omni.example/api/v1/channel/5/products/1/images?x=1&tag=a&tag=b"))
+    expect(Either.isLeft(SafeUrl.resolve(base, "//other.example/x"))).toBe(true)
+    expect(Either.isLeft(SafeUrl.resolve(base, "http://omni.example/x"))).toBe(true) // other scheme = other origin
+  })
+
+  it("prints URLs without credentials or secret params", () => {
+    expect(SafeUrl.printable("https://u:p@h.example/x?access_token=abc&page=2#frag")).toBe(
+      "https://h.example/x?access_token=***&page=2"
+    )
+  })
+})
