@@ -5,6 +5,7 @@
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 import { ConfigError } from "./Errors.js"
 import type { SinkPlugin } from "./Sink.js"
 import type { SourcePlugin } from "./Source.js"
@@ -131,8 +132,26 @@ export const decodeConfig = <A, I>(
   input: unknown,
   prefix: string,
   locate?: (path: ReadonlyArray<PropertyKey>) => number | undefined
-): Effect.Effect<A, ConfigError> =>
-  Schema.decodeUnknown(schema, { errors: "all", onExcessProperty: "error" })(input).pipe(
+): Effect.Effect<A, ConfigError> => {
+  // `Schema.Struct({})` accepts any object even with onExcessProperty "error": a plugin with no
+  // options must still refuse `with: { typo: 1 }`.
+  const ast = schema.ast
+  if (
+    SchemaAST.isTypeLiteral(ast) && ast.propertySignatures.length === 0 && ast.indexSignatures.length === 0 &&
+    typeof input === "object" && input !== null && !Array.isArray(input) && Object.keys(input).length > 0
+  ) {
+    const key = Object.keys(input)[0]!
+    const full = [...(prefix === "" ? [] : prefix.split(".")), key]
+    const line = locate?.(full)
+    return Effect.fail(
+      new ConfigError({
+        message: `${full.join(".")}: unknown option (this plugin takes no options)${line !== undefined ? ` (line ${line})` : ""}`,
+        path: full.join("."),
+        ...(line !== undefined ? { line } : {})
+      })
+    )
+  }
+  return Schema.decodeUnknown(schema, { errors: "all", onExcessProperty: "error" })(input).pipe(
     Effect.mapError((error) => {
       const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
       const prefixPath = prefix === "" ? [] : prefix.split(".")
@@ -147,6 +166,7 @@ export const decodeConfig = <A, I>(
       })
     })
   )
+}
 
 const describeIssue = (
   issue: ParseResult.ArrayFormatterIssue,

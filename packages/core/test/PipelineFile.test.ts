@@ -140,3 +140,15 @@ describe("PipelineFile", () => {
       expect(Either.isLeft(r) && r.left.message).toContain("no such file")
     }))
 })
+
+describe("PipelineFile: plugins without options", () => {
+  it.effect("an option given to a plugin that takes none is an error, not silently ignored", () =>
+    Effect.gen(function*() {
+      const noOptions = Sink.define({ name: "plain", description: "no options", config: Schema.Struct({}), make: () => Effect.die("unused") })
+      const reg = Registry.make({ sources: [fake], transforms: [], sinks: [noOptions] })
+      const text = yaml("      baseUrl: http://h\n      token: x\n      channelId: 1").replace("use: nowhere\n    with: { path: out/x.csv }", "use: plain\n    with: { pth: 1 }")
+      const e = yield* PipelineFile.parse(text, { registry: reg, env: {}, file }).pipe(Effect.flip)
+      expect(e.message).toContain("sinks.out.with.pth: unknown option (this plugin takes no options)")
+      expect(e.line).toBe(13)
+    }))
+})

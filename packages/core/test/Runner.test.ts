@@ -1,0 +1,254 @@
+/**
+ * The runner's run semantics with in-memory sources and a staged-file sink: checkpoints of both kinds,
+ * restart and full refresh, failed runs, merged sources, dead letters, global dedupe across runs,
+ * trials (limit) and dry runs.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Batch from "../src/Batch.js"
+import { ApiError } from "../src/Errors.js"
+import * as Pipeline from "../src/Pipeline.js"
+import { ProductImage, toJson } from "../src/ProductImage.js"
+import * as Runner from "../src/Runner.js"
+import * as Sink from "../src/Sink.js"
+import * as Source from "../src/Source.js"
+import * as StagedParts from "../src/StagedParts.js"
+import { dedupeByHash } from "../src/transforms/DedupeByHash.js"
+import { normaliseSequence } from "../src/transforms/NormaliseSequence.js"
+import { validate } from "../src/transforms/Validate.js"
+
+const img = (source: string, productId: string, imageId: string, position: number, hash: string | null = `sha256:${productId}-${imageId}`) =>
+  ProductImage.unchecked({
+    source, productId, imageId, position, url: null, filename: null, width: null, height: null, alt: null,
+    contentHash: hash, createdAt: null, updatedAt: null, extra: {}
+  })
+
+/** A JSONL sink on StagedParts: what the real file sinks do. */
+const jsonl = Sink.define({
+  name: "test-jsonl",
+  description: "test sink",
+  config: Schema.Struct({ path: Schema.String }),
+  make: (config, ctx) =>
+    Effect.gen(function*() {
+      const parts = yield* StagedParts.make({ name: ctx.name, path: config.path, mode: "overwrite", runId: ctx.runId, ext: "jsonl", committed: ctx.committed })
+      return {
+        write: (records) => parts.write(Chunk.toReadonlyArray(records).map((r) => JSON.stringify(toJson(r)) + "\n").join("")),
+        commit: parts.commit,
+        finish: parts.finish,
+        cleanup: parts.cleanup
+      }
+    })
+})
+
+interface Feed {
+  /** batches of one run; a checkpoint value is the index of the batch */
+  readonly batches: ReadonlyArray<ReadonlyArray<ProductImage>>
+  readonly kind: "position" | "cursor"
+  readonly productComplete?: boolean
+  /** fail after emitting this many batches */
+  readonly failAfter?: number
+  readonly seen: Array<Option.Option<Batch.Checkpoint>>
+  readonly checked?: { count: number }
+}
+
+/** A source over in-memory batches, resuming after the checkpoint's batch index. */
+const memory = (name: string, feed: Feed) =>
+  Source.define({
+    name,
+    description: "in-memory test source",
+    config: Schema.Struct({}),
+    make: (_config, ctx) =>
+      Effect.sync(() => {
+        feed.seen.push(ctx.checkpoint)
+        const from = Option.match(ctx.checkpoint, { onNone: () => 0, onSome: (cp) => (cp.value as number) + 1 })
+        const indexed = feed.batches.map((records, i) => [records, i] as const).slice(from)
+        let stream: Stream.Stream<Batch.Batch, ApiError> = Stream.fromIterable(indexed).pipe(
+          Stream.map(([records, i]) =>
+            Batch.make(records.map((r) => r.with({ source: ctx.name })), Option.some(feed.kind === "cursor" ? Batch.cursor(i) : Batch.position(i)))
+          )
+        )
+        if (feed.failAfter !== undefined) {
+          stream = Stream.concat(
+            Stream.take(stream, Math.max(0, feed.failAfter - from)),
+            Stream.fail(new ApiError({ source: ctx.name, message: `source '${ctx.name}': the API broke (HTTP 500)`, status: 500 }))
+          )
+        }
+        return {
+          productComplete: feed.productComplete ?? true,
+          stream,
+          check: Effect.sync(() => {
+            if (feed.checked) feed.checked.count++
+          })
+        }
+      })
+  })
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "effetl-runner-"))
+const lines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)) : [])
+const state = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, "state.json"), "utf8")).pipelines
+
+const make = (dir: string, sources: Record<string, Feed>, transforms: Pipeline.PipelineSpec["transforms"] = [], extra: Partial<Pipeline.PipelineSpec> = {}) =>
+  Pipeline.make({
+    name: "p",
+    statePath: path.join(dir, "state.json"),
+    deadLetterPath: path.join(dir, "dead.jsonl"),
+    everyRecords: 1,
+    sources: Object.fromEntries(Object.entries(sources).map(([n, f]) => [n, { use: memory(n, f) }])),
+    transforms,
+    sinks: { out: { use: jsonl, with: { path: path.join(dir, "out.jsonl") } } },
+    ...extra
+  })
+
+const three = [[img("", "1", "a", 1), img("", "1", "b", 2)], [img("", "2", "a", 1)], [img("", "3", "a", 1)]]
+
+describe("Runner", () => {
+  it.effect("a position checkpoint resumes only the current run; the next run scans again", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const feed: Feed = { batches: three, kind: "position", seen: [] }
+      const first = yield* Runner.runNode(yield* make(dir, { s: feed }))
+      expect(first.status).toBe("finished")
+      expect(first.sources[0]!.counts.written).toBe(4)
+      expect(lines(path.join(dir, "out.jsonl")).length).toBe(4)
+      const second = yield* Runner.runNode(yield* make(dir, { s: feed }))
+      expect(second.runId).not.toBe(first.runId)
+      expect(feed.seen.map(Option.isSome)).toEqual([false, false])
+      expect(lines(path.join(dir, "out.jsonl")).length).toBe(4)
+    }))
+
+  it.effect("a cursor checkpoint carries over: the next run reads only what came after it", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const feed: Feed = { batches: three, kind: "cursor", seen: [] }
+      yield* Runner.runNode(yield* make(dir, { s: feed }))
+      const second = yield* Runner.runNode(yield* make(dir, { s: feed }))
+      expect(feed.seen[1]).toEqual(Option.some(Batch.cursor(2)))
+      expect(second.sources[0]!.counts.read).toBe(0)
+      // overwrite holds this run's output: nothing new
+      expect(lines(path.join(dir, "out.jsonl")).length).toBe(0)
+      // --full-refresh ignores the cursor
+      yield* Runner.runNode(yield* make(dir, { s: feed }), { fullRefresh: true })
+      expect(feed.seen[2]).toEqual(Option.none())
+      expect(lines(path.join(dir, "out.jsonl")).length).toBe(4)
+    }))
+
+  it.effect("a failed run is recorded with its error, keeps its committed checkpoint, and the next run resumes it", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const failing: Feed = { batches: three, kind: "position", failAfter: 2, seen: [] }
+      const error = yield* Runner.runNode(yield* make(dir, { s: failing })).pipe(Effect.flip)
+      expect(error._tag).toBe("ApiError")
+      const saved = state(dir).p
+      expect(saved.run.status).toBe("failed")
+      expect(saved.run.error).toContain("the API broke")
+      expect(saved.sources.s.checkpoint).toEqual({ kind: "position", value: 1 })
+      const ok: Feed = { batches: three, kind: "position", seen: [] }
+      const resumed = yield* Runner.runNode(yield* make(dir, { s: ok }))
+      expect(resumed.resumed).toBe(true)
+      expect(resumed.runId).toBe(saved.run.id)
+      expect(ok.seen[0]).toEqual(Option.some(Batch.position(1)))
+      // the output holds the whole run: the part committed before the failure plus the rest
+      expect(lines(path.join(dir, "out.jsonl")).map((r) => `${r.productId}/${r.imageId}`)).toEqual(["1/a", "1/b", "2/a", "3/a"])
+    }))
+
+  it.effect("restart discards an unfinished run", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      yield* Runner.runNode(yield* make(dir, { s: { batches: three, kind: "position", failAfter: 2, seen: [] } })).pipe(Effect.flip)
+      const failedId = state(dir).p.run.id
+      const fresh: Feed = { batches: three, kind: "position", seen: [] }
+      const r = yield* Runner.runNode(yield* make(dir, { s: fresh }), { restart: true })
+      expect(r.resumed).toBe(false)
+      expect(r.runId).not.toBe(failedId)
+      expect(fresh.seen[0]).toEqual(Option.none())
+      expect(lines(path.join(dir, "out.jsonl")).length).toBe(4)
+    }))
+
+  it.effect("merges sources, counts per source, and sends rejected records to the dead-letter file with the checkpoint", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const bad = img("", "9", "x", 1.5)
+      const r = yield* Runner.runNode(
+        yield* make(dir, { a: { batches: three, kind: "position", seen: [] }, b: { batches: [[bad, img("", "9", "y", 1)]], kind: "position", seen: [] } }, [
+          { use: validate }
+        ])
+      )
+      const counts = Object.fromEntries(r.sources.map((s) => [s.name, s.counts]))
+      expect(counts.a).toMatchObject({ read: 4, written: 4, invalid: 0 })
+      expect(counts.b).toMatchObject({ read: 2, written: 1, invalid: 1 })
+      expect(r.deadLetters).toBe(1)
+      const dead = lines(path.join(dir, "dead.jsonl"))
+      expect(dead).toHaveLength(1)
+      expect(dead[0]).toMatchObject({ source: "b", stage: "validate", checkpoint: { kind: "position", value: 0 } })
+      expect(dead[0].error).toContain("position")
+      expect(new Set(lines(path.join(dir, "out.jsonl")).map((x) => x.source))).toEqual(new Set(["a", "b"]))
+    }))
+
+  it.effect("global dedupe remembers hashes across runs through the state store", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const feed: Feed = { batches: [[img("", "1", "a", 1, "sha256:same"), img("", "2", "a", 1, "sha256:same")], [img("", "3", "a", 1, "sha256:other")]], kind: "position", seen: [] }
+      const t = [{ use: dedupeByHash, with: { scope: "global" } }]
+      const first = yield* Runner.runNode(yield* make(dir, { s: feed }, t))
+      expect(first.sources[0]!.counts).toMatchObject({ written: 2, deduped: 1 })
+      const second = yield* Runner.runNode(yield* make(dir, { s: feed }, t))
+      expect(second.sources[0]!.counts).toMatchObject({ written: 0, deduped: 3 })
+      expect(lines(path.join(dir, "out.jsonl"))).toHaveLength(0)
+    }))
+
+  it.effect("products spread over batches are regrouped before product-scoped transforms", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const spread: Feed = {
+        batches: [[img("", "1", "b", 20)], [img("", "2", "a", 5), img("", "1", "a", 10)], [img("", "1", "c", 10, "sha256:1-a")]],
+        kind: "position",
+        productComplete: false,
+        seen: []
+      }
+      const r = yield* Runner.runNode(
+        yield* make(dir, { s: spread }, [{ use: dedupeByHash }, { use: normaliseSequence }], { maxBuffered: 1 })
+      )
+      expect(r.sources[0]!.counts).toMatchObject({ read: 4, written: 3, deduped: 1 })
+      const out = lines(path.join(dir, "out.jsonl")).map((x) => `${x.productId}/${x.imageId}@${x.position}`)
+      expect(out).toEqual(["1/a@1", "1/b@2", "2/a@1"])
+      // spill segments are removed once the run has finished
+      expect(fs.readdirSync(path.join(dir, "runs", "p"))).toEqual([])
+    }))
+
+  it.effect("a limit run is a trial: truncated output, no state saved", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const r = yield* Runner.runNode(yield* make(dir, { s: { batches: three, kind: "cursor", seen: [] } }), { limit: 3 })
+      expect(r.status).toBe("trial")
+      expect(lines(path.join(dir, "out.jsonl"))).toHaveLength(3)
+      expect(fs.existsSync(path.join(dir, "state.json")) ? state(dir).p : undefined).toBeUndefined()
+    }))
+
+  it.effect("a dry run reaches every source and writes nothing", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const checked = { count: 0 }
+      const r = yield* Runner.runNode(yield* make(dir, { a: { batches: three, kind: "position", seen: [], checked }, b: { batches: three, kind: "position", seen: [], checked } }), { dryRun: true })
+      expect(r.status).toBe("dry-run")
+      expect(checked.count).toBe(2)
+      expect(fs.readdirSync(dir)).toEqual([])
+    }))
+
+  it.effect("Pipeline.make names the path of a bad option", () =>
+    Effect.gen(function*() {
+      const r = yield* Pipeline.make({
+        name: "p",
+        sources: { s: { use: memory("m", { batches: [], kind: "position", seen: [] }), with: { nope: 1 } } },
+        sinks: { out: { use: jsonl, with: { path: 3 } } }
+      }).pipe(Effect.either)
+      expect(Either.isLeft(r) && r.left.message).toContain("sources.s.with.nope: unknown option")
+    }))
+})
