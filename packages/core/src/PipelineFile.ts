@@ -116,32 +116,24 @@ export const parse = (
     }
     const top = yield* decodeConfig(FileSchema, raw, "", locate).pipe(Effect.mapError(prefixFile(file)))
     const baseDir = path.dirname(path.resolve(file))
-    const sources: Array<PipelineSource> = []
-    for (const [name, ref] of Object.entries(top.sources)) {
-      yield* decodeConfig(Name, name, `sources.${name}`, locate).pipe(Effect.mapError(prefixFile(file)))
-      const plugin = yield* Registry.resolve(options.registry, "source", ref.use, baseDir, `sources.${name}.use`).pipe(
-        Effect.mapError(prefixFile(file))
-      )
-      const config = yield* decodeConfig(plugin.config, ref.with, `sources.${name}.with`, locate).pipe(Effect.mapError(prefixFile(file)))
-      sources.push({ name, plugin, config })
-    }
-    const transforms: Array<PipelineTransform> = []
-    for (const [i, ref] of top.transforms.entries()) {
-      const plugin = yield* Registry.resolve(options.registry, "transform", ref.use, baseDir, `transforms.${i}.use`).pipe(
-        Effect.mapError(prefixFile(file))
-      )
-      const config = yield* decodeConfig(plugin.config, ref.with, `transforms.${i}.with`, locate).pipe(Effect.mapError(prefixFile(file)))
-      transforms.push({ key: `${i}:${plugin.name}`, plugin, config })
-    }
-    const sinks: Array<PipelineSink> = []
-    for (const [name, ref] of Object.entries(top.sinks)) {
-      yield* decodeConfig(Name, name, `sinks.${name}`, locate).pipe(Effect.mapError(prefixFile(file)))
-      const plugin = yield* Registry.resolve(options.registry, "sink", ref.use, baseDir, `sinks.${name}.use`).pipe(
-        Effect.mapError(prefixFile(file))
-      )
-      const config = yield* decodeConfig(plugin.config, ref.with, `sinks.${name}.with`, locate).pipe(Effect.mapError(prefixFile(file)))
-      sinks.push({ name, plugin, config })
-    }
+    const fail = Effect.mapError(prefixFile(file))
+    /** Resolves one `use:` and decodes its `with:` with the plugin's own schema. */
+    const entry = <K extends Registry.Kind>(kind: K, where: string, ref: typeof PluginRef.Type) =>
+      Effect.gen(function*() {
+        const plugin = yield* fail(Registry.resolve(options.registry, kind, ref.use, baseDir, `${where}.use`))
+        const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, ref.with, `${where}.with`, locate))
+        return { plugin, config }
+      })
+    const named = <K extends "source" | "sink">(kind: K, group: string, refs: Record<string, typeof PluginRef.Type>) =>
+      Effect.forEach(Object.entries(refs), ([name, ref]) =>
+        Effect.zipRight(
+          fail(decodeConfig(Name, name, `${group}.${name}`, locate)),
+          Effect.map(entry(kind, `${group}.${name}`, ref), (e) => ({ name, ...e }))
+        ))
+    const sources: Array<PipelineSource> = yield* named("source", "sources", top.sources)
+    const transforms: Array<PipelineTransform> = yield* Effect.forEach(top.transforms, (ref, i) =>
+      Effect.map(entry("transform", `transforms.${i}`, ref), (e) => ({ key: `${i}:${e.plugin.name}`, ...e })))
+    const sinks: Array<PipelineSink> = yield* named("sink", "sinks", top.sinks)
     if (sources.length === 0) return yield* new ConfigError({ message: `${file}: sources: a pipeline needs at least one source`, path: "sources" })
     if (sinks.length === 0) return yield* new ConfigError({ message: `${file}: sinks: a pipeline needs at least one sink`, path: "sinks" })
     return {
