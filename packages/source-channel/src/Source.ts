@@ -1,7 +1,7 @@
 /**
  * The `channel` source plugin: product images of an Akinon Omnitron sales channel.
  */
-import { Batch, Config, Http, type ProductImage, Source } from "@effetl/core"
+import { Batch, Config, ConfigError, Http, type ProductImage, Source } from "@effetl/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -10,6 +10,12 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { isActive, type Mode, modePaths, toProductImage } from "./Api.js"
 import * as Client from "./Client.js"
+
+/** A list of at least one value: an empty filter list would go out as an empty parameter, which DRF reads as no filter. */
+const nonEmpty = <A, I>(item: Schema.Schema<A, I>) =>
+  Schema.Array(item).pipe(
+    Schema.minItems(1, { message: () => "expected at least one value (leave the option out for no filter)" })
+  )
 
 /** The `with:` options of the `channel` source. */
 export const ChannelConfig = Schema.Struct({
@@ -28,21 +34,23 @@ export const ChannelConfig = Schema.Struct({
       "queue: `inserts`, `updates`, `inserts_or_updates` (read only; reading never drains them).",
     examples: ["detailed", "inserts_or_updates"]
   }),
-  ids: Config.optional(Schema.NonEmptyArray(Config.intAtLeast(1)), {
+  ids: Config.optional(nonEmpty(Config.intAtLeast(1)), {
     description: "Only these image ids (`id__in`), or with `idLookup: true` each fetched by `{id}/` or `{id}/detailed/`.",
     examples: [[101, 102]]
   }),
   idLookup: Config.withDefault(Schema.Boolean, false, {
-    description: "Fetch each of `ids` on its own (`{id}/`, or `{id}/detailed/` in detailed mode); a missing id is a dead letter."
+    description:
+      "Fetch each of `ids` on its own: `{id}/` in `list` mode, `{id}/detailed/` in every other mode (a queue mode then " +
+      "does not limit the ids to the queue). A missing id is a dead letter."
   }),
   product: Config.optional(Config.intAtLeast(1), { description: "Only the images of this product (`product`).", examples: [1001] }),
-  productIds: Config.optional(Schema.NonEmptyArray(Config.intAtLeast(1)), {
+  productIds: Config.optional(nonEmpty(Config.intAtLeast(1)), {
     description: "Only the images of these products (`product__pk__in`).",
     examples: [[1001, 1002]]
   }),
   isSellerProduct: Config.optional(Schema.Boolean, { description: "Filter on the seller product flag (`is_seller_product`)." }),
-  productType: Config.optional(Schema.NonEmptyArray(Schema.String), {
-    description: "Only these product types (`product_type`).",
+  productType: Config.optional(nonEmpty(Schema.String), {
+    description: "Only these product types (`product_type`, sent once per type).",
     examples: [["simple", "pack"]]
   }),
   activeOnly: Config.withDefault(Schema.Boolean, false, {
@@ -50,7 +58,9 @@ export const ChannelConfig = Schema.Struct({
   }),
   pageSize: Config.withDefault(Config.intRange(1, 1000), 100, { description: "Images per page (`limit`).", examples: [100, 1000] }),
   concurrency: Config.withDefault(Config.intRange(1, 32), 4, {
-    description: "Pages fetched at once once the total count is known (the full lists only; queues are read in order)."
+    description:
+      "Pages fetched at once once the total count is known (the full lists only; queues are read in order). An API that " +
+      "caps the page size below `pageSize` stops a parallel read with an error rather than skipping images."
   }),
   urlField: Config.withDefault(Schema.String, "image", {
     description: "The field of the detailed variants holding the image URL (an assumption: the public docs do not name it)."
@@ -65,10 +75,14 @@ export const ChannelConfig = Schema.Struct({
 })
 export type ChannelConfig = typeof ChannelConfig.Type
 
-/** Where a run is: the last page finished, or the index of the last id finished (id lookups). */
+/**
+ * Where a run is: the last page finished, or the index of the last id finished (id lookups), and
+ * what was being read (`reading`: mode, page size and filters), since a page number means nothing
+ * under other settings.
+ */
 const Position = Schema.Union(
-  Schema.Struct({ mode: Schema.String, page: Schema.Int }),
-  Schema.Struct({ mode: Schema.String, idIndex: Schema.Int })
+  Schema.Struct({ mode: Schema.String, page: Schema.Int, reading: Schema.optional(Schema.String) }),
+  Schema.Struct({ mode: Schema.String, idIndex: Schema.Int, reading: Schema.optional(Schema.String) })
 )
 const decodePosition = Schema.decodeUnknownOption(Position)
 
@@ -90,9 +104,26 @@ export const channel = Source.define<ChannelConfig>({
       })
       const detailed = config.mode !== "list"
       const fields = { url: config.urlField, alt: config.altField }
-      const resume = Option.flatMap(ctx.checkpoint, (cp) => decodePosition(cp.value)).pipe(
-        Option.filter((p) => p.mode === config.mode)
-      )
+      const filters: Record<string, string | number | boolean | ReadonlyArray<string>> = {}
+      if (config.product !== undefined) filters.product = config.product
+      if (config.productIds) filters.product__pk__in = config.productIds.join(",")
+      if (config.ids && !config.idLookup) filters.id__in = config.ids.join(",")
+      if (config.isSellerProduct !== undefined) filters.is_seller_product = config.isSellerProduct ? "true" : "false"
+      // A multiple-choice filter: django-filter wants the parameter repeated, not comma-separated.
+      if (config.productType) filters.product_type = config.productType
+
+      const pageSize = Option.match(ctx.limit, { onNone: () => config.pageSize, onSome: (n) => Math.min(config.pageSize, Math.max(1, n)) })
+      const reading = describeReading(config, pageSize, filters)
+      const resume = Option.flatMap(ctx.checkpoint, (cp) => decodePosition(cp.value))
+      if (Option.isSome(resume)) {
+        const was = resume.value.reading ?? `mode=${resume.value.mode}`
+        if (!(resume.value.reading === undefined ? resume.value.mode === config.mode : was === reading)) {
+          return yield* new ConfigError({
+            message: `source '${ctx.name}': the unfinished run was reading [${was}] and the config now says [${reading}]; ` +
+              `a saved page means nothing under other settings. Finish the run with its old settings, or pass --restart.`
+          })
+        }
+      }
 
       const toBatch = (items: ReadonlyArray<unknown>, checkpoint: Batch.Checkpoint): Batch.Batch => {
         const records: Array<ProductImage> = []
@@ -110,7 +141,7 @@ export const channel = Source.define<ChannelConfig>({
         return Stream.fromIterable(ids.slice(from).map((id, i) => [id, from + i] as const)).pipe(
           Stream.mapEffect(([id, index]) =>
             Effect.map(client.image(id, detailed), ({ found, item }) => {
-              const cp = Batch.position({ mode: config.mode, idIndex: index })
+              const cp = Batch.position({ mode: config.mode, idIndex: index, reading })
               if (found) return toBatch([item], cp)
               return Batch.make([], Option.some(cp), [
                 { source: ctx.name, stage: "source", error: `image ${id} not found (HTTP 404)`, payload: item }
@@ -120,17 +151,8 @@ export const channel = Source.define<ChannelConfig>({
         )
       }
 
-      const filters: Record<string, string | number | boolean | ReadonlyArray<string>> = {}
-      if (config.product !== undefined) filters.product = config.product
-      if (config.productIds) filters.product__pk__in = config.productIds.join(",")
-      if (config.ids && !config.idLookup) filters.id__in = config.ids.join(",")
-      if (config.isSellerProduct !== undefined) filters.is_seller_product = config.isSellerProduct ? "true" : "false"
-      // A multiple-choice filter: django-filter wants the parameter repeated, not comma-separated.
-      if (config.productType) filters.product_type = config.productType
-
       const listing = () => {
         const startPage = Option.match(resume, { onNone: () => 1, onSome: (p) => ("page" in p ? p.page + 1 : 1) })
-        const pageSize = Option.match(ctx.limit, { onNone: () => config.pageSize, onSome: (n) => Math.min(config.pageSize, Math.max(1, n)) })
         let counted = false
         return client.pages({ mode: config.mode, filters, pageSize, startPage, concurrency: config.concurrency }).pipe(
           Stream.tap((page) =>
@@ -139,7 +161,7 @@ export const channel = Source.define<ChannelConfig>({
               ctx.progress.page()
             )
           ),
-          Stream.map((page) => toBatch(page.results, Batch.position({ mode: config.mode, page: page.page })))
+          Stream.map((page) => toBatch(page.results, Batch.position({ mode: config.mode, page: page.page, reading })))
         )
       }
 
@@ -153,5 +175,18 @@ export const channel = Source.define<ChannelConfig>({
       }
     })
 })
+
+/** What a run reads, in words: the settings a saved position depends on. */
+const describeReading = (
+  config: ChannelConfig,
+  pageSize: number,
+  filters: Readonly<Record<string, string | number | boolean | ReadonlyArray<string>>>
+): string =>
+  [
+    `mode=${config.mode}`,
+    config.ids && config.idLookup ? `ids=${config.ids.join(",")}` : `pageSize=${pageSize}`,
+    ...Object.keys(filters).sort().map((k) => `${k}=${String(filters[k])}`),
+    ...(config.activeOnly ? ["activeOnly"] : [])
+  ].join(" ")
 
 export default channel

@@ -42,6 +42,8 @@ export interface RunResult {
   readonly rejected: ReadonlyArray<Batch.DeadLetter>
   /** The checkpoint values of the batches, in order. */
   readonly checkpoints: ReadonlyArray<unknown>
+  /** The checkpoint values as the source made them. */
+  readonly raw: ReadonlyArray<unknown>
   /** Every `progress.total` call. */
   readonly totals: ReadonlyArray<number>
   /** How many times `progress.page` was called. */
@@ -86,7 +88,9 @@ export const runUntil = (input: Record<string, unknown>, options: RunOptions = {
       batches,
       records: batches.flatMap((b) => Chunk.toArray(b.records)),
       rejected: batches.flatMap((b) => Chunk.toArray(b.rejected)),
-      checkpoints: batches.map((b) => Option.getOrUndefined(Option.map(b.checkpoint, (c) => c.value))),
+      // positions without `reading` (the settings signature; its own tests look at it directly)
+      checkpoints: batches.map((b) => Option.getOrUndefined(Option.map(b.checkpoint, (c) => withoutReading(c.value)))),
+      raw: batches.map((b) => Option.getOrUndefined(Option.map(b.checkpoint, (c) => c.value))),
       totals,
       pages,
       retries: counts?.retries ?? 0
@@ -281,4 +285,10 @@ export const drfList = (items: ReadonlyArray<unknown>, options: { readonly maxPa
     previous: page > 1 ? link(page - 1) : null,
     results: items.slice((page - 1) * limit, page * limit)
   })
+}
+
+const withoutReading = (value: unknown): unknown => {
+  if (typeof value !== "object" || value === null) return value
+  const { reading: _reading, ...rest } = value as Record<string, unknown>
+  return rest
 }

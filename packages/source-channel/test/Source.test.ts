@@ -2,7 +2,9 @@ import { createHash } from "node:crypto"
 import { Batch } from "@effetl/core"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Simulator from "../src/Simulator.js"
 import {
   byPks,
@@ -30,7 +32,9 @@ const pagesOf = <A>(items: ReadonlyArray<A>, size: number): Array<Array<A>> =>
 const idsByBatch = (batches: ReadonlyArray<Batch.Batch>): Array<Array<string>> =>
   batches.map((b) => [...b.records].map((r) => r.imageId))
 
-const live = <A, E>(body: Effect.Effect<A, E, any>) => body.pipe(Effect.scoped, Effect.provide(env)) as Effect.Effect<A, E>
+/** Runs a test body in a scope with the runner's services (real HTTP). */
+const live = <A, E>(body: Effect.Effect<A, E, Layer.Layer.Success<typeof env> | Scope.Scope>): Effect.Effect<A, E> =>
+  body.pipe(Effect.scoped, Effect.provide(env))
 
 describe("channel source: read modes", () => {
   it.live("the catalogue has the awkward cases the mapping must handle", () =>
@@ -308,7 +312,7 @@ describe("channel source: resume", () => {
         const pageCount = Math.ceil(sim.catalogue.length / 7)
         const first = yield* run(config, { take: 3 })
         const last = first.batches[2]!.checkpoint
-        expect(last).toEqual(Option.some(Batch.position({ mode: "detailed", page: 3 })))
+        expect(last).toEqual(Option.some(Batch.position({ mode: "detailed", page: 3, reading: "mode=detailed pageSize=7" })))
         // The rerun talks to a fresh simulator with the same seed (the same catalogue), so its request
         // count is not blurred by the first run's prefetches that were in flight when it was cut.
         const again = yield* Simulator.make()
@@ -323,6 +327,24 @@ describe("channel source: resume", () => {
       })))
   }
 
+  it.live("a resume under other settings (page size, filters, mode) is refused, not read from the wrong place", () =>
+    live(Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const config = simConfig(sim, { pageSize: 2, productIds: [1001, 1002] })
+      const first = yield* run(config, { take: 1 })
+      const saved = first.batches[0]!.checkpoint
+      expect(first.raw[0]).toEqual({ mode: "detailed", page: 1, reading: "mode=detailed pageSize=2 product__pk__in=1001,1002" })
+      for (const changed of [{ pageSize: 3 }, { productIds: [1001] }, { mode: "list" }, { activeOnly: true }]) {
+        const failure = yield* Effect.flip(run({ ...config, ...changed }, { checkpoint: saved }))
+        expect(failure._tag).toBe("ConfigError")
+        expect(failure.message).toContain("source 'channel': the unfinished run was reading [mode=detailed pageSize=2 product__pk__in=1001,1002]")
+        expect(failure.message).toContain("--restart")
+      }
+      // the same settings resume
+      const same = yield* run(config, { checkpoint: saved })
+      expect(same.checkpoints[0]).toEqual({ mode: "detailed", page: 2 })
+    })))
+
   it.live("a checkpoint at the last page reads nothing", () =>
     live(Effect.gen(function*() {
       const sim = yield* Simulator.make()
@@ -333,14 +355,15 @@ describe("channel source: resume", () => {
       expect(result.batches).toEqual([])
     })))
 
-  it.live("a checkpoint of another mode is ignored: the read starts at page 1", () =>
+  it.live("a checkpoint of another mode (even one saved without its settings) is refused", () =>
     live(Effect.gen(function*() {
       const sim = yield* Simulator.make()
-      const result = yield* run(simConfig(sim, { mode: "list", pageSize: 10 }), {
+      const failure = yield* Effect.flip(run(simConfig(sim, { mode: "list", pageSize: 10 }), {
         checkpoint: Option.some(Batch.position({ mode: "detailed", page: 2 }))
-      })
-      expect(result.checkpoints[0]).toEqual({ mode: "list", page: 1 })
-      expect(result.records.length).toBe(sim.catalogue.length)
+      }))
+      expect(failure._tag).toBe("ConfigError")
+      expect(failure.message).toContain("was reading [mode=detailed]")
+      expect(sim.requests().total).toBe(0)
     })))
 
   it.live("id lookups resume after the last id done", () =>
@@ -548,21 +571,18 @@ describe("channel source: the wire contract", () => {
       })))
   }
 
-  it.live("an API that caps the page size below pageSize: never a silent loss", () =>
+  it.live("an API that caps the page size below pageSize: every image, in parallel or not", () =>
     live(Effect.gen(function*() {
       const items = Array.from({ length: 10 }, (_, i) => wireItem(i + 1))
       const server = yield* tinyServer(drfList(items, { maxPageSize: 3 }))
       const config = { baseUrl: server.url, channelId: 5, token: "t0ken", retry: fastRetry, pageSize: 5 }
-      // Following `next` links one page at a time gets everything.
+      const all = items.map((_, i) => String(i + 1))
+      // Following `next` links one page at a time gets everything...
       const sequential = yield* run({ ...config, concurrency: 1 })
-      expect(sequential.records.map((r) => r.imageId)).toEqual(items.map((_, i) => String(i + 1)))
-      // Page numbers fetched in parallel from `count` would miss pages: the run stops and says why.
-      const { error, result } = yield* runUntil({ ...config, concurrency: 4 })
-      const failure = Option.getOrThrow(error)
-      expect(failure._tag).toBe("ApiError")
-      expect(failure.message).toContain("source 'channel'")
-      expect(failure.message).toContain("3 results")
-      expect(failure.message).toContain("pageSize")
-      expect(result.records).toEqual([])
+      expect(sequential.records.map((r) => r.imageId)).toEqual(all)
+      // ...and so do page numbers fetched in parallel: core numbers them by the size the server used.
+      const parallel = yield* run({ ...config, concurrency: 4 })
+      expect(parallel.records.map((r) => r.imageId)).toEqual(all)
+      expect(parallel.checkpoints).toEqual([1, 2, 3, 4].map((page) => ({ mode: "detailed", page })))
     })))
 })

@@ -258,7 +258,12 @@ export const drf = <A, I>(client: ApiClient.ApiClient, options: DrfOptions<A, I>
     Effect.map(byNumber(start), (first) => {
       if (Option.isNone(first)) return Stream.empty
       const body = first.value
-      const lastPage = Math.max(1, Math.ceil(body.count / options.limit))
+      // A server may cap the page size below `limit` (DRF's max_page_size): number the pages by the
+      // size it really used, or the parallel reads would skip results.
+      const size = body.next !== null && body.results.length > 0 && body.results.length < options.limit
+        ? body.results.length
+        : options.limit
+      const lastPage = Math.max(1, start - 1 + Math.ceil(Math.max(0, body.count - (start - 1) * size) / size))
       const rest = start + 1 > lastPage
         ? Stream.empty
         : Stream.range(start + 1, lastPage).pipe(

@@ -325,4 +325,24 @@ describe("Paginate.drf", () => {
       expect(pages.map((p) => p.page)).toEqual([1, 2, 3])
       expect(pages.at(-1)!.results.map((r) => r.pk)).toEqual([5])
     })))
+
+  it.effect("with concurrency, numbers pages by the size a capping server really uses (max_page_size)", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        const q = query(req)
+        const page = Number(q.get("page"))
+        const size = Math.min(3, Number(q.get("limit"))) // the server caps every page at 3
+        const all = Array.from({ length: 10 }, (_, i) => i + 1)
+        const items = all.slice((page - 1) * size, page * size)
+        if (items.length === 0) return json(res, 404, { detail: "Invalid page." })
+        json(res, 200, { count: 10, next: page * size < 10 ? `${server.url}/i/?limit=5&page=${page + 1}` : null, results: items.map((pk) => ({ pk })) })
+      })
+      const client = yield* ApiClient.make({ source: "channel", baseUrl: server.url })
+      const pages = yield* collect(Paginate.drf(client, { path: "/i/", item: Image, limit: 5, concurrency: 4 }))
+      expect(pages.flatMap((p) => p.results.map((r) => r.pk))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+      expect(pages.map((p) => p.page)).toEqual([1, 2, 3, 4])
+      // resuming after page 2 under the same cap reads the rest exactly once
+      const rest = yield* collect(Paginate.drf(client, { path: "/i/", item: Image, limit: 5, concurrency: 4, startPage: 3 }))
+      expect(rest.flatMap((p) => p.results.map((r) => r.pk))).toEqual([7, 8, 9, 10])
+    })))
 })
