@@ -56,7 +56,8 @@ export const resolve = (base: URL, pathOrUrl: string, params: Params = {}): Eith
     const [pathPart, query = ""] = splitQuery(pathOrUrl)
     const rel = pathPart.replace(/^\/+/, "")
     url = new URL(base.href)
-    url.pathname = rel === "" ? basePath || "/" : `${basePath}/${rel}`
+    // An empty path is the base itself, trailing slash kept (Django answers a 301 without it).
+    url.pathname = rel === "" ? base.pathname : `${basePath}/${rel}`
     url.search = query
     url.hash = ""
   }

@@ -128,6 +128,11 @@ describe("SafeUrl", () => {
       .toEqual(Either.right("https://omni.example/api/v1/channel/5/product_images/detailed/?page=2&id__in=1%2C2"))
     expect(Either.map(SafeUrl.resolve(base, "products/1/images?x=1", { tag: ["a", "b"] }), (u) => u.href))
       .toEqual(Either.right("https://omni.example/api/v1/channel/5/products/1/images?x=1&tag=a&tag=b"))
+    // an empty path is the base itself, trailing slash kept
+    expect(Either.map(SafeUrl.resolve(new URL("https://h.example/api/items/"), "", { page: 1 }), (u) => u.href))
+      .toEqual(Either.right("https://h.example/api/items/?page=1"))
+    expect(Either.map(SafeUrl.resolve(new URL("https://h.example/api/items"), ""), (u) => u.href))
+      .toEqual(Either.right("https://h.example/api/items"))
     expect(Either.isLeft(SafeUrl.resolve(base, "//other.example/x"))).toBe(true)
     expect(Either.isLeft(SafeUrl.resolve(base, "http://omni.example/x"))).toBe(true) // other scheme = other origin
   })
