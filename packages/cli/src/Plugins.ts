@@ -1,40 +1,71 @@
 /**
  * `effetl plugins`: the list of built-ins, and one plugin's options generated from its config schema.
  */
-import { Registry } from "@effetl/core"
+import { ConfigError, Registry } from "@effetl/core"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as JSONSchema from "effect/JSONSchema"
 import type * as Schema from "effect/Schema"
+import * as fs from "node:fs"
+import { createRequire } from "node:module"
+import * as path from "node:path"
 
 type AnyPlugin = { readonly name: string; readonly description: string; readonly config: Schema.Schema<any, any> }
 
-/** Every built-in plugin, grouped by kind. */
-export const list = (registry: Registry.Registry): string => {
+/** Every built-in plugin, grouped by kind, with the first sentence of its description. */
+export const list = (registry: Registry.Registry, width: number = textWidth()): string => {
   const out: Array<string> = []
+  const nameWidth = Math.max(...[...registry.sources, ...registry.transforms, ...registry.sinks].map((p) => p.name.length))
   for (const [title, plugins] of [["sources", registry.sources], ["transforms", registry.transforms], ["sinks", registry.sinks]] as const) {
     out.push(`${title}:`)
-    const width = Math.max(...plugins.map((p) => p.name.length))
-    for (const p of plugins) out.push(`  ${p.name.padEnd(width)}  ${p.description}`)
+    for (const p of plugins) {
+      const [first = "", ...rest] = wrap(firstSentence(p.description), width - nameWidth - 4)
+      out.push(`  ${p.name.padEnd(nameWidth)}  ${first}`, ...rest.map((l) => `${" ".repeat(nameWidth + 4)}${l}`))
+    }
     out.push("")
   }
-  out.push("Show a plugin's options with: effetl plugins <name>")
+  out.push("Show a plugin's description and options with: effetl plugins <name>")
   return out.join("\n")
 }
 
-/** Finds a plugin of any kind by built-in name, package name or module path. */
+/** Finds a plugin of any kind by built-in name, npm package name or module path (resolved from the working directory). */
 export const find = (registry: Registry.Registry, name: string) =>
   Effect.gen(function*() {
-    for (const kind of ["source", "transform", "sink"] as const) {
+    const kinds = ["source", "transform", "sink"] as const
+    for (const kind of kinds) {
       const p = Registry.builtinsOf(registry, kind).find((x) => x.name === name)
       if (p) return { kind, plugin: p as AnyPlugin }
     }
-    for (const kind of ["source", "transform", "sink"] as const) {
-      const found = yield* Registry.resolve(registry, kind, name, process.cwd(), "plugin").pipe(Effect.option)
-      if (found._tag === "Some") return { kind, plugin: found.value as AnyPlugin }
+    if (!exists(name)) {
+      return yield* new ConfigError({
+        message:
+          `unknown plugin '${name}'. Built-in ${kinds.map((k) => `${k}s: ${Registry.builtinsOf(registry, k).map((p) => p.name).join(", ")}`).join("; ")}. ` +
+          "Or give an npm package name or a ./module.js path whose default export is a plugin."
+      })
     }
-    return yield* Registry.resolve(registry, "source", name, process.cwd(), "plugin")
-      .pipe(Effect.map((plugin) => ({ kind: "source" as const, plugin: plugin as AnyPlugin })))
+    const errors: Array<ConfigError> = []
+    for (const kind of kinds) {
+      const found = yield* Registry.resolve(registry, kind, name, process.cwd(), "plugin").pipe(Effect.either)
+      if (Either.isRight(found)) return { kind, plugin: found.right as AnyPlugin }
+      errors.push(found.left)
+    }
+    // The same error for every kind is about the module itself (it does not load); otherwise it loaded but is no plugin.
+    if (errors.every((e) => e.message === errors[0]!.message)) return yield* Effect.fail(errors[0]!)
+    return yield* new ConfigError({
+      message: `module '${name}' has no default export that is a plugin (made with Source.define, Transform.define or Sink.define)`
+    })
   })
+
+/** Whether a module path or package name resolves from the working directory. */
+const exists = (name: string): boolean => {
+  if (name.startsWith("./") || name.startsWith("../") || path.isAbsolute(name)) return fs.existsSync(path.resolve(name))
+  try {
+    createRequire(path.join(process.cwd(), "noop.js")).resolve(name)
+    return true
+  } catch {
+    return false
+  }
+}
 
 interface JsonSchemaNode {
   type?: string | Array<string>
@@ -52,22 +83,51 @@ interface JsonSchemaNode {
   maximum?: number
 }
 
-/** A plugin's options as text: name, type, default, description, examples. */
-export const describe = (kind: string, plugin: AnyPlugin): string => {
+/** A plugin's description and options as text: name, type, required or default, description, examples; nested options as `a.b`. */
+export const describe = (kind: string, plugin: AnyPlugin, width: number = textWidth()): string => {
   const schema = JSONSchema.make(plugin.config) as JsonSchemaNode & { $defs?: Record<string, JsonSchemaNode> }
-  const out = [`${plugin.name} (${kind})`, `  ${plugin.description}`, "", "options (under `with:`):"]
-  const required = new Set(schema.required ?? [])
-  for (const [key, node] of Object.entries(schema.properties ?? {})) {
-    const flat = flatten(node, schema.$defs ?? {})
-    const bits = [typeOf(flat, schema.$defs ?? {})]
-    if (required.has(key)) bits.push("required")
-    if (flat.default !== undefined) bits.push(`default ${JSON.stringify(flat.default)}`)
-    out.push(`  ${key}  (${bits.join(", ")})`)
-    if (flat.description) out.push(`      ${flat.description}`)
-    if (flat.examples && flat.examples.length > 0) out.push(`      e.g. ${flat.examples.map((e) => JSON.stringify(e)).join(", ")}`)
+  const defs = schema.$defs ?? {}
+  const out = [`${plugin.name} (${kind})`, ...wrap(plugin.description, width - 2).map((l) => `  ${l}`), "", "options (under `with:`):"]
+  const options = (node: JsonSchemaNode, prefix: string) => {
+    const required = new Set(node.required ?? [])
+    for (const [key, child] of Object.entries(node.properties ?? {})) {
+      const flat = flatten(child, defs)
+      const bits = [typeOf(flat, defs)]
+      if (required.has(key)) bits.push("required")
+      if (flat.default !== undefined) bits.push(`default ${JSON.stringify(flat.default)}`)
+      out.push(`  ${prefix}${key}  (${bits.join(", ")})`)
+      if (flat.description) out.push(...wrap(flat.description, width - 6).map((l) => `      ${l}`))
+      if (flat.examples && flat.examples.length > 0 && flat.properties === undefined) {
+        out.push(...wrap(`e.g. ${flat.examples.map((e) => JSON.stringify(e)).join(", ")}`, width - 6).map((l) => `      ${l}`))
+      }
+      if (flat.properties !== undefined) options(flat, `${prefix}${key}.`)
+    }
   }
+  options(schema, "")
   if (Object.keys(schema.properties ?? {}).length === 0) out.push("  (none)")
   return out.join("\n")
+}
+
+/** The width to wrap text to: the terminal's, at most 100 columns. */
+const textWidth = (): number => Math.max(40, Math.min(100, process.stdout.columns ?? 100))
+
+const firstSentence = (text: string): string => {
+  const m = /^[\s\S]*?[.!?](?=\s+[A-Z]|$)/.exec(text)
+  return m ? m[0] : text
+}
+
+/** Wraps text at spaces into lines of at most `width` characters (a longer word gets a line of its own). */
+const wrap = (text: string, width: number): Array<string> => {
+  const lines: Array<string> = []
+  let current = ""
+  for (const word of text.split(/\s+/).filter((w) => w.length > 0)) {
+    if (current.length > 0 && current.length + 1 + word.length > width) {
+      lines.push(current)
+      current = word
+    } else current = current.length > 0 ? `${current} ${word}` : word
+  }
+  if (current.length > 0) lines.push(current)
+  return lines
 }
 
 const flatten = (node: JsonSchemaNode, defs: Record<string, JsonSchemaNode>): JsonSchemaNode => {

@@ -21,7 +21,7 @@ export const bars = (stream: NodeJS.WriteStream = process.stderr): Display => {
   const started = Date.now()
   const sources = new Map<string, SourceRow>()
   let commits = 0
-  let committed = 0
+  let written = 0
   let closed = false
   const multi = new cliProgress.MultiBar({
     stream,
@@ -29,13 +29,15 @@ export const bars = (stream: NodeJS.WriteStream = process.stderr): Display => {
       fit(payload.row === undefined ? header() : sourceLine(payload.row), params.maxWidth),
     hideCursor: true,
     clearOnComplete: false,
+    // Redraw every tick: a log line printed above the bars (or a ^C echo) must never leave a stale row.
+    forceRedraw: true,
     // A forced display off a terminal: print the rows as lines now and then.
     noTTYOutput: stream.isTTY !== true,
     notTTYSchedule: 2000
   })
   let active = false
 
-  const header = () => ` ${elapsed(Date.now() - started)} elapsed · ${commits} ${plural(commits, "commit")} · ${committed} records committed`
+  const header = () => ` ${elapsed(Date.now() - started)} elapsed · ${written} records written · ${commits} ${plural(commits, "commit")}`
   const sourceLine = (name: string) => {
     const r = sources.get(name)!
     const nameWidth = Math.max(...[...sources.keys()].map((s) => s.length))
@@ -53,7 +55,7 @@ export const bars = (stream: NodeJS.WriteStream = process.stderr): Display => {
         multi.create(1, 0, {}) // the header row
         active = true
       }
-      r = { read: 0, pages: 0, total: undefined, finished: false, stopped: false }
+      r = { read: 0, pages: 0, total: undefined, ended: false, finished: false, stopped: false }
       sources.set(source, r)
       multi.create(1, 0, { row: source })
     }
@@ -74,10 +76,12 @@ export const bars = (stream: NodeJS.WriteStream = process.stderr): Display => {
       total: (s, n) => void (row(s).total = n),
       page: (s) => void row(s).pages++,
       read: (s, n) => void (row(s).read += n),
-      sourceFinished: (s) => void (row(s).finished = true),
+      sourceFinished: (s) => void (row(s).ended = true),
       committed: (n) => {
         commits++
-        committed += n
+        written += n
+        // A source whose stream ended before a commit ended well (a failed or interrupted one is followed by no commit).
+        for (const r of sources.values()) if (r.ended) r.finished = true
       },
       close: () => {
         if (closed) return
@@ -89,17 +93,29 @@ export const bars = (stream: NodeJS.WriteStream = process.stderr): Display => {
   }
 }
 
-/** A reporter for non-terminals: after each commit a line per source with the records read so far, and a line when a source is done. */
+/**
+ * A reporter for non-terminals: after each commit a line per source still reading with the records
+ * read so far, and a line when a source is done.
+ */
 export const lines = (log: (source: string, line: string) => void): Reporter.Reporter => {
   const read = new Map<string, number>()
   const totals = new Map<string, number>()
+  const ended = new Set<string>()
+  const done = new Set<string>()
   const count = (s: string) => `${read.get(s) ?? 0}${totals.has(s) ? `/${totals.get(s)}` : ""}`
   return {
-    total: (s, n) => totals.set(s, n),
-    read: (s, n) => read.set(s, (read.get(s) ?? 0) + n),
-    sourceFinished: (s) => log(s, `source done: ${count(s)} records read`),
+    total: (s, n) => void totals.set(s, n),
+    read: (s, n) => void read.set(s, (read.get(s) ?? 0) + n),
+    sourceFinished: (s) => void ended.add(s),
     committed: () => {
-      for (const s of read.keys()) log(s, `committed: ${count(s)} records read`)
+      for (const s of read.keys()) {
+        if (done.has(s)) continue
+        // A source whose stream ended before a commit ended well (a failed or interrupted one is followed by no commit).
+        if (ended.has(s)) {
+          done.add(s)
+          log(s, `source done: ${count(s)} records read`)
+        } else log(s, `committed: ${count(s)} records read`)
+      }
     }
   }
 }
@@ -110,12 +126,23 @@ interface SourceRow {
   read: number
   pages: number
   total: number | undefined
+  /** its stream ended (well or not) */
+  ended: boolean
+  /** its stream ended well */
   finished: boolean
   stopped: boolean
 }
 
 const stateOf = (r: SourceRow): string =>
-  r.finished ? "done" : r.stopped ? "stopped" : r.total !== undefined && r.read >= r.total ? "all read, processing" : "reading"
+  r.finished
+    ? "done"
+    : r.stopped
+      ? "stopped"
+      : r.ended
+        ? "finishing"
+        : r.total !== undefined && r.read >= r.total
+          ? "all read, processing"
+          : "reading"
 
 const bar = (r: SourceRow, size: number): string => {
   if (r.total === undefined) return "░".repeat(size) // no total from the API: the count says how far

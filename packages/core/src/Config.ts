@@ -57,6 +57,15 @@ export const Secret = Schema.Redacted(Schema.String).annotations({
   description: "A secret. Use ${ENV_VAR} interpolation rather than writing it in the file."
 })
 
+/**
+ * A required secret field. Its description and examples sit on the encoded string too, so the
+ * JSON Schema (which describes what is written in the file) shows them.
+ */
+export const secret = (doc: FieldDoc<string>) =>
+  Schema.Redacted(
+    Schema.String.annotations({ description: doc.description, ...(doc.examples ? { examples: doc.examples as [string, ...Array<string>] } : {}) })
+  ).annotations({ description: doc.description })
+
 /** A base URL: `scheme://host[:port]` with an http or https scheme, no trailing slash needed. */
 export const BaseUrl = Schema.String.pipe(
   Schema.filter((s) => {
@@ -66,5 +75,5 @@ export const BaseUrl = Schema.String.pipe(
     } catch {
       return `expected a URL like https://host[:port], got ${JSON.stringify(s)}`
     }
-  })
+  }, { jsonSchema: { format: "uri", pattern: "^https?://" } })
 )

@@ -24,7 +24,7 @@ export const ChannelConfig = Schema.Struct({
     examples: ["https://omnitron.example.com", "http://127.0.0.1:8080"]
   }),
   channelId: Config.required(Config.intAtLeast(1), { description: "The sales channel id.", examples: [5] }),
-  token: Config.required(Config.Secret, {
+  token: Config.secret({
     description: "The API token, sent as `Authorization: Token <token>`. Use ${ENV_VAR}.",
     examples: ["${CHANNEL_TOKEN}"]
   }),
@@ -41,35 +41,47 @@ export const ChannelConfig = Schema.Struct({
   idLookup: Config.withDefault(Schema.Boolean, false, {
     description:
       "Fetch each of `ids` on its own: `{id}/` in `list` mode, `{id}/detailed/` in every other mode (a queue mode then " +
-      "does not limit the ids to the queue). A missing id is a dead letter."
+      "does not limit the ids to the queue). A missing id is a dead letter.",
+    examples: [true]
   }),
   product: Config.optional(Config.intAtLeast(1), { description: "Only the images of this product (`product`).", examples: [1001] }),
   productIds: Config.optional(nonEmpty(Config.intAtLeast(1)), {
     description: "Only the images of these products (`product__pk__in`).",
     examples: [[1001, 1002]]
   }),
-  isSellerProduct: Config.optional(Schema.Boolean, { description: "Filter on the seller product flag (`is_seller_product`)." }),
+  isSellerProduct: Config.optional(Schema.Boolean, {
+    description: "Only seller products (true) or only the others (false) (`is_seller_product`). Leave it out for both.",
+    examples: [true]
+  }),
   productType: Config.optional(nonEmpty(Schema.String), {
     description: "Only these product types (`product_type`, sent once per type).",
     examples: [["simple", "pack"]]
   }),
   activeOnly: Config.withDefault(Schema.Boolean, false, {
-    description: "Leave out passive images. By default every image is emitted, with `status` and `isActive` in `extra`."
+    description: "Leave out passive images. By default every image is emitted, with `status` and `isActive` in `extra`.",
+    examples: [true]
   }),
   pageSize: Config.withDefault(Config.intRange(1, 1000), 100, { description: "Images per page (`limit`).", examples: [100, 1000] }),
   concurrency: Config.withDefault(Config.intRange(1, 32), 4, {
     description:
       "Pages fetched at once once the total count is known (the full lists only; queues are read in order). An API that " +
-      "caps the page size below `pageSize` stops a parallel read with an error rather than skipping images."
+      "caps the page size below `pageSize` is handled: pages are numbered by the size it really sends.",
+    examples: [4, 1]
   }),
   urlField: Config.withDefault(Schema.String, "image", {
-    description: "The field of the detailed variants holding the image URL (an assumption: the public docs do not name it)."
+    description: "The field of the detailed variants holding the image URL (an assumption: the public docs do not name it).",
+    examples: ["image", "image_url"]
   }),
-  altField: Config.withDefault(Schema.String, "alt", { description: "The field holding the alt text, when the API sends one." }),
+  altField: Config.withDefault(Schema.String, "alt", {
+    description: "The field holding the alt text, when the API sends one.",
+    examples: ["alt", "description"]
+  }),
   timeout: Http.HttpConfig.timeoutField,
   retry: Http.HttpConfig.retryField,
   rateLimit: Config.optional(Http.HttpConfig.RateLimitSettings, {
-    description: "A proactive request rate, shared by every source with the same token.",
+    description:
+      "A proactive request rate, shared by every source with the same token. Leave it out for none (429s are still " +
+      "retried, honouring Retry-After).",
     examples: [{ requestsPerSecond: 10 }]
   })
 })
