@@ -153,19 +153,53 @@ export const decodeConfig = <A, I>(
   }
   return Schema.decodeUnknown(schema, { errors: "all", onExcessProperty: "error" })(input).pipe(
     Effect.mapError((error) => {
-      const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+      const issues = tidy(ParseResult.ArrayFormatter.formatErrorSync(error))
       const prefixPath = prefix === "" ? [] : prefix.split(".")
-      const lines = issues.map((issue) => describeIssue(issue, input, prefixPath))
+      const lines = issues.map((issue) => {
+        const at = locate?.([...prefixPath, ...issue.path])
+        return describeIssue(issue, input, prefixPath) + (at !== undefined ? ` (line ${at})` : "")
+      })
       const first = issues[0]
       const fullPath = first ? [...prefixPath, ...first.path] : prefixPath
       const line = locate?.(fullPath)
       return new ConfigError({
-        message: lines.join("\n") + (line !== undefined && issues.length === 1 ? ` (line ${line})` : ""),
+        message: lines.join("\n"),
         path: fullPath.map(String).join("."),
         ...(line !== undefined ? { line } : {})
       })
     })
   )
+}
+
+/**
+ * Makes Effect's issues read like one answer per field: an optional field's "expected undefined"
+ * alternative goes, and a choice between literals becomes one "expected one of ..." issue.
+ */
+const tidy = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): Array<ParseResult.ArrayFormatterIssue> => {
+  const meaningful = issues.filter((i) => !/^Expected undefined\b/.test(i.message))
+  const kept = meaningful.length > 0 ? meaningful : [...issues]
+  const out: Array<ParseResult.ArrayFormatterIssue> = []
+  const literalsAt = new Map<string, { issue: ParseResult.ArrayFormatterIssue; literals: Array<string> }>()
+  for (const issue of kept) {
+    const literal = issue._tag === "Type" ? /^Expected ("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|true|false|null), actual /.exec(issue.message) : null
+    if (!literal) {
+      out.push(issue)
+      continue
+    }
+    const key = issue.path.map(String).join("\u0000")
+    const group = literalsAt.get(key)
+    if (group) group.literals.push(literal[1]!)
+    else {
+      const entry = { issue, literals: [literal[1]!] }
+      literalsAt.set(key, entry)
+      out.push(issue)
+    }
+  }
+  return out.map((issue) => {
+    const group = literalsAt.get(issue.path.map(String).join("\u0000"))
+    if (!group || group.issue !== issue || group.literals.length < 2) return issue
+    return { ...issue, message: `Expected one of ${group.literals.join(", ")}, actual` }
+  })
 }
 
 const describeIssue = (
@@ -178,10 +212,11 @@ const describeIssue = (
   if (issue._tag === "Missing") return `${where}: is required`
   const value = valueAt(input, issue.path)
   // Effect's own messages read "Expected X, actual Y"; ours read "expected X". Show the value once.
-  const message = issue.message.replace(/,\s*actual\s[\s\S]*$/, "").replace(/^Expected /, "expected ")
+  const message = issue.message.replace(/,\s*actual(\s[\s\S]*)?$/, "").replace(/^Expected /, "expected ")
   const last = String(issue.path[issue.path.length - 1] ?? "")
   const shown = /token|secret|password|passwd|api[-_]?key|credential/i.test(last) ? "a value (hidden: secret)" : preview(value)
-  return `${where}: ${message}, got ${shown}`
+  // A filter's own message may already say what it got.
+  return /, got /.test(message) ? `${where}: ${message}` : `${where}: ${message}, got ${shown}`
 }
 
 const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {

@@ -21,7 +21,10 @@ const PluginRef = Schema.Struct({
 
 /** The shape of the file before plugin configs are decoded. */
 export const FileSchema = Schema.Struct({
-  version: Schema.Literal(1).annotations({ description: "The file format version. Always 1." }),
+  version: Schema.Literal(1).annotations({
+    description: "The file format version. Always 1.",
+    message: () => ({ message: "expected 1 (the only pipeline file version)", override: true })
+  }),
   name: Config.required(Name, { description: "The pipeline's name: keys its state.", examples: ["demo"] }),
   state: Config.withDefault(
     Schema.Struct({
@@ -120,7 +123,11 @@ export const parse = (
     /** Resolves one `use:` and decodes its `with:` with the plugin's own schema. */
     const entry = <K extends Registry.Kind>(kind: K, where: string, ref: typeof PluginRef.Type) =>
       Effect.gen(function*() {
-        const plugin = yield* fail(Registry.resolve(options.registry, kind, ref.use, baseDir, `${where}.use`))
+        const plugin = yield* fail(
+          Registry.resolve(options.registry, kind, ref.use, baseDir, `${where}.use`).pipe(
+            Effect.mapError((e) => withLine(e, locate([...where.split("."), "use"])))
+          )
+        )
         const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, ref.with, `${where}.with`, locate))
         return { plugin, config }
       })
@@ -199,6 +206,12 @@ export const peek = (
     return { name: top.name, statePath: options.statePath ?? top.state.path }
   })
 
+/** Adds the line to an error that lacks one. */
+const withLine = (e: ConfigError, line: number | undefined): ConfigError =>
+  line === undefined || e.line !== undefined
+    ? e
+    : new ConfigError({ message: `${e.message} (line ${line})`, line, ...(e.path !== undefined ? { path: e.path } : {}) })
+
 const prefixFile = (file: string) => (e: ConfigError): ConfigError =>
   new ConfigError({
     message: e.message.startsWith(file) ? e.message : `${file}: ${e.message}`,
@@ -261,7 +274,10 @@ export const jsonSchema = (registry: Registry.Registry): unknown => {
         }).annotations({ title: p.name, description: p.description })
       ),
       Schema.Struct({
-        use: Schema.String.annotations({ description: "An npm package name or a relative module path whose default export is a plugin." }),
+        // Not a built-in name: otherwise a typo in a built-in's options would fit this branch.
+        use: Schema.String.pipe(
+          Schema.filter((s) => !plugins.some((p) => p.name === s), { jsonSchema: { not: { enum: plugins.map((p) => p.name) } } })
+        ).annotations({ description: "An npm package name or a relative module path whose default export is a plugin." }),
         with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
       }).annotations({ title: "external plugin" })
     )
@@ -271,5 +287,6 @@ export const jsonSchema = (registry: Registry.Registry): unknown => {
     transforms: Schema.optional(Schema.Array(refOf(registry.transforms))),
     sinks: Schema.Record({ key: Schema.String, value: refOf(registry.sinks) })
   }).annotations({ title: "effetl pipeline", description: "An effetl pipeline file (version 1)." })
-  return JSONSchema.make(file)
+  // 2019-09, where keywords beside a $ref (minimum, description, ...) count; in draft-07 they are ignored.
+  return JSONSchema.make(file, { target: "jsonSchema2019-09" })
 }

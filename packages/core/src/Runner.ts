@@ -193,12 +193,15 @@ export const run = (
               const complete = productComplete
               return stream.pipe(
                 Stream.map((batch) => ({ source: s.name, batch, productComplete: complete })),
-                Stream.ensuring(
-                  Effect.gen(function*() {
-                    const t = timing.get(s.name)
-                    if (t) t.end = yield* Clock.currentTimeMillis
-                    reporter.sourceFinished?.(s.name)
-                  })
+                // Only when the source was read to its end: not on a failure or an interrupt.
+                Stream.concat(
+                  Stream.execute(
+                    Effect.gen(function*() {
+                      const t = timing.get(s.name)
+                      if (t) t.end = yield* Clock.currentTimeMillis
+                      reporter.sourceFinished?.(s.name)
+                    })
+                  )
                 )
               )
             })
@@ -291,6 +294,8 @@ export const run = (
       yield* Effect.forEach(sinks, (s) => s.instance.cleanup, { discard: true })
       yield* deadLetters.cleanup
       yield* removeDir(runDir, pipeline.name)
+      // and the pipeline's runs directory when no other run left anything in it
+      yield* Effect.promise(() => fs.rmdir(path.dirname(runDir)).catch(() => undefined))
       reporter.close?.()
 
       const counts = yield* stats.snapshot

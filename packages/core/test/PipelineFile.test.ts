@@ -152,3 +152,43 @@ describe("PipelineFile: plugins without options", () => {
       expect(e.line).toBe(13)
     }))
 })
+
+describe("PipelineFile: error messages read as one answer per field", () => {
+  const withEnum = Source.define({
+    name: "enumy",
+    description: "test source",
+    config: Schema.Struct({
+      mode: Config.withDefault(Schema.Literal("list", "detailed"), "detailed" as const, { description: "mode" }),
+      retry: Config.withDefault(
+        Schema.Struct({ maxRetries: Config.withDefault(Config.intRange(0, 20), 5, { description: "n" }) }),
+        { maxRetries: 5 },
+        { description: "retry" }
+      )
+    }),
+    make: () => Effect.die("unused")
+  })
+  const reg = Registry.make({ sources: [withEnum], transforms: [], sinks: [sink] })
+  const text = (withBlock: string, version = "1") =>
+    `version: ${version}\nname: t\nsources:\n  s1:\n    use: enumy\n    with:\n${withBlock}\nsinks:\n  out:\n    use: nowhere\n    with: { path: x }\n`
+
+  it.effect("a wrong choice lists the choices once, with no 'expected undefined' noise", () =>
+    Effect.gen(function*() {
+      const e = yield* PipelineFile.parse(text("      mode: detaled"), { registry: reg, env: {}, file }).pipe(Effect.flip)
+      expect(e.message).toBe(`${file}: sources.s1.with.mode: expected one of "list", "detailed", got "detaled" (line 7)`)
+    }))
+
+  it.effect("several problems: one line each, each with its line number", () =>
+    Effect.gen(function*() {
+      const e = yield* PipelineFile.parse(text("      mode: x\n      retry:\n        maxRetries: -1"), { registry: reg, env: {}, file }).pipe(Effect.flip)
+      expect(e.message.split("\n")).toEqual([
+        `${file}: sources.s1.with.mode: expected one of "list", "detailed", got "x" (line 7)`,
+        `sources.s1.with.retry.maxRetries: expected an integer from 0 to 20, got -1 (line 9)`
+      ])
+    }))
+
+  it.effect("a wrong file version says what is expected", () =>
+    Effect.gen(function*() {
+      const e = yield* PipelineFile.parse(text("      mode: list", "2"), { registry: reg, env: {}, file }).pipe(Effect.flip)
+      expect(e.message).toBe(`${file}: version: expected 1 (the only pipeline file version), got 2 (line 1)`)
+    }))
+})
