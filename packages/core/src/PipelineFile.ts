@@ -78,13 +78,7 @@ export interface LoadOptions {
 /** Reads, interpolates and decodes a pipeline file. Every problem is a `ConfigError` naming path and line. */
 export const load = (file: string, options: LoadOptions): Effect.Effect<Pipeline, ConfigError> =>
   Effect.gen(function*() {
-    const text = yield* Effect.tryPromise({
-      try: () => fs.readFile(file, "utf8"),
-      catch: (e) =>
-        new ConfigError({
-          message: `cannot read pipeline file '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e)}`
-        })
-    })
+    const text = yield* readText(file)
     return yield* parse(text, { ...options, file })
   })
 
@@ -95,24 +89,8 @@ export const parse = (
 ): Effect.Effect<Pipeline, ConfigError> =>
   Effect.gen(function*() {
     const file = options.file ?? "pipeline.yaml"
-    const lineCounter = new YAML.LineCounter()
-    const doc = YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
-    if (doc.errors.length > 0) {
-      const e = doc.errors[0]!
-      const line = e.linePos?.[0]?.line ?? (e.pos ? lineCounter.linePos(e.pos[0]).line : undefined)
-      return yield* new ConfigError({
-        message: `${file}${line ? `:${line}` : ""}: invalid YAML: ${e.message.split("\n")[0]}`,
-        ...(line ? { line } : {})
-      })
-    }
+    const { doc, lineCounter, locate } = yield* parseYaml(text, file)
     yield* interpolate(doc, options.env ?? process.env, file, lineCounter)
-    const locate = (p: ReadonlyArray<PropertyKey>): number | undefined => {
-      for (let n = p.length; n >= 0; n--) {
-        const node = doc.getIn(p.slice(0, n).map(String), true) as YAML.Node | undefined
-        if (node && YAML.isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line
-      }
-      return undefined
-    }
     const raw: unknown = doc.toJS()
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       return yield* new ConfigError({ message: `${file}: expected a YAML mapping with version, name, sources and sinks` })
@@ -171,13 +149,32 @@ export const peek = (
   options: { readonly env?: Record<string, string | undefined>; readonly statePath?: string } = {}
 ): Effect.Effect<Peek, ConfigError> =>
   Effect.gen(function*() {
-    const text = yield* Effect.tryPromise({
-      try: () => fs.readFile(file, "utf8"),
-      catch: (e) =>
-        new ConfigError({
-          message: `cannot read pipeline file '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e)}`
-        })
-    })
+    const text = yield* readText(file)
+    const { doc, lineCounter, locate } = yield* parseYaml(text, file)
+    if (!YAML.isMap(doc.contents)) {
+      return yield* new ConfigError({ message: `${file}: expected a YAML mapping with version, name, sources and sinks` })
+    }
+    const kept = new Set(["version", "name", "state"])
+    doc.contents.items = doc.contents.items.filter((pair) => kept.has(String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)))
+    yield* interpolate(doc, options.env ?? process.env, file, lineCounter)
+    const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
+    const top = yield* decodeConfig(head, doc.toJS(), "", locate).pipe(Effect.mapError(prefixFile(file)))
+    return { name: top.name, statePath: options.statePath ?? top.state.path }
+  })
+
+/** Reads a pipeline file's text. */
+const readText = (file: string): Effect.Effect<string, ConfigError> =>
+  Effect.tryPromise({
+    try: () => fs.readFile(file, "utf8"),
+    catch: (e) =>
+      new ConfigError({
+        message: `cannot read pipeline file '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e)}`
+      })
+  })
+
+/** Parses YAML keeping positions; `locate` turns a config path into the line of its nearest node. */
+const parseYaml = (text: string, file: string) =>
+  Effect.gen(function*() {
     const lineCounter = new YAML.LineCounter()
     const doc = YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
     if (doc.errors.length > 0) {
@@ -188,12 +185,6 @@ export const peek = (
         ...(line ? { line } : {})
       })
     }
-    if (!YAML.isMap(doc.contents)) {
-      return yield* new ConfigError({ message: `${file}: expected a YAML mapping with version, name, sources and sinks` })
-    }
-    const kept = new Set(["version", "name", "state"])
-    doc.contents.items = doc.contents.items.filter((pair) => kept.has(String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)))
-    yield* interpolate(doc, options.env ?? process.env, file, lineCounter)
     const locate = (p: ReadonlyArray<PropertyKey>): number | undefined => {
       for (let n = p.length; n >= 0; n--) {
         const node = doc.getIn(p.slice(0, n).map(String), true) as YAML.Node | undefined
@@ -201,9 +192,7 @@ export const peek = (
       }
       return undefined
     }
-    const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
-    const top = yield* decodeConfig(head, doc.toJS(), "", locate).pipe(Effect.mapError(prefixFile(file)))
-    return { name: top.name, statePath: options.statePath ?? top.state.path }
+    return { doc, lineCounter, locate }
   })
 
 /** Adds the line to an error that lacks one. */
