@@ -24,6 +24,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as LogLevel from "effect/LogLevel"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -375,7 +376,10 @@ const exchange = <B>(
       onRetry: (info) =>
         Effect.zipRight(
           RunStats.add(source, "retries"),
-          Effect.logWarning(
+          // A first retry or two is routine (they are counted in the run summary): debug. Persistent
+          // trouble, or a long wait the server asked for, is worth a warning.
+          Effect.logWithLevel(
+            info.retry >= 3 || Duration.toMillis(info.delay) >= 5_000 ? LogLevel.Warning : LogLevel.Debug,
             `${ctx.prefix}: ${method} ${ctx.url} failed (${info.failure.reason}); retry ${info.retry} of ${settings.policy.maxRetries} in ${
               Duration.format(info.delay)
             }`

@@ -12,7 +12,7 @@ import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as ApiClient from "../../src/http/ApiClient.js"
 import * as RunStats from "../../src/RunStats.js"
-import { captureLogs, closedPort, drive, json, type Logged, start, waitFor } from "./TestServer.js"
+import { captureLogs, closedPort, drive, json, type Logged, retries, start, waitFor } from "./TestServer.js"
 
 const withEnv = <A, E>(
   body: (logs: Array<Logged>) => Effect.Effect<A, E, HttpClient.HttpClient | RunStats.RunStats | Scope.Scope>
@@ -177,7 +177,7 @@ describe("ApiClient", () => {
         const { exit, delays } = yield* drive(client.getJson("/p", {}, Page), logs)
         expect(exit).toEqual(Exit.succeed({ count: 0, results: [] }))
         expect(delays.length).toBe(1)
-        expect(logs[0]!.annotations["reason"]).toBe("truncated body")
+        expect(retries(logs)[0]!.annotations["reason"]).toBe("truncated body")
       })
     ))
 

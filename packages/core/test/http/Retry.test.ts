@@ -11,7 +11,7 @@ import * as TestClock from "effect/TestClock"
 import * as ApiClient from "../../src/http/ApiClient.js"
 import * as Retry from "../../src/http/Retry.js"
 import * as RunStats from "../../src/RunStats.js"
-import { captureLogs, drive, json, type Logged, settle, start, waitFor } from "./TestServer.js"
+import { captureLogs, drive, json, type Logged, retries, settle, start, waitFor } from "./TestServer.js"
 
 const Ok = Schema.Struct({ ok: Schema.Boolean })
 
@@ -143,6 +143,8 @@ describe("Retry over HTTP", () => {
         )
         const stats = yield* RunStats.RunStats
         expect((yield* stats.snapshot).get("channel")?.retries).toBe(5)
+        // routine first retries are debug lines; persistent trouble is a warning
+        expect(retries(logs).map((l) => l.level)).toEqual(["DEBUG", "DEBUG", "WARN", "WARN", "WARN"])
       })
     ))
 

@@ -9,6 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
@@ -117,17 +118,20 @@ export interface Logged {
 
 /** A logger layer that records every log line into `into`. */
 export const captureLogs = (into: Array<Logged>): Layer.Layer<never> =>
-  Logger.replace(
-    Logger.defaultLogger,
-    Logger.make(({ annotations, logLevel, message }) => {
-      const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-      into.push({ level: logLevel.label, message: text, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
-    })
+  Layer.merge(
+    Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ annotations, logLevel, message }) => {
+        const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+        into.push({ level: logLevel.label, message: text, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
+      })
+    ),
+    Logger.minimumLogLevel(LogLevel.All)
   )
 
-/** The retry warnings among captured logs. */
+/** The retry announcements among captured logs (debug for the first two, warnings after). */
 export const retries = (logs: ReadonlyArray<Logged>): ReadonlyArray<Logged> =>
-  logs.filter((l) => l.level === "WARN" && typeof l.annotations["delayMillis"] === "number")
+  logs.filter((l) => typeof l.annotations["delayMillis"] === "number")
 
 /**
  * Runs `effect` in a fiber and drives the TestClock through its retries: each time the client
