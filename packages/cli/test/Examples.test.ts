@@ -41,3 +41,11 @@ describe("examples/plugin.yaml (a third-party plugin by relative path)", () => {
     expect(rows.length).toBe(3)
   })
 })
+
+describe("examples/effetl.schema.json", () => {
+  it("is what `effetl schema` prints today (regenerate with `npm run schema`)", async () => {
+    const r = await effetl(["schema"], { cwd: root })
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(fs.readFileSync(path.join(root, "examples/effetl.schema.json"), "utf8"))).toEqual(JSON.parse(r.stdout))
+  })
+})
