@@ -33,6 +33,7 @@ import * as JsonFileStateStore from "./JsonFileStateStore.js"
 import type { Pipeline } from "./Pipeline.js"
 import { groupByProduct } from "./ProductGrouping.js"
 import * as Reporter from "./Reporter.js"
+import * as RunLock from "./RunLock.js"
 import * as RunStats from "./RunStats.js"
 import type { PluginServices } from "./Services.js"
 import type { SinkInstance } from "./Sink.js"
@@ -87,6 +88,8 @@ export const run = (
       const stats = yield* RunStats.RunStats
       const reporter = options.reporter ?? Reporter.silent
       const started = yield* Clock.currentTimeMillis
+      // One run of a pipeline at a time (a dry run writes nothing and needs no lock).
+      if (options.dryRun !== true) yield* RunLock.acquire(pipeline.statePath, pipeline.name)
       const saved = yield* store.load(pipeline.name)
       const unfinished = saved.run !== null && saved.run.status !== "finished"
       const trial = options.limit !== undefined

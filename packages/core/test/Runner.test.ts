@@ -10,6 +10,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -17,6 +18,7 @@ import * as Batch from "../src/Batch.js"
 import { ApiError } from "../src/Errors.js"
 import * as Pipeline from "../src/Pipeline.js"
 import { ProductImage, toJson } from "../src/ProductImage.js"
+import * as RunLock from "../src/RunLock.js"
 import * as Runner from "../src/Runner.js"
 import * as Sink from "../src/Sink.js"
 import * as Source from "../src/Source.js"
@@ -254,5 +256,30 @@ describe("Runner", () => {
         sinks: { out: { use: jsonl, with: { path: 3 } } }
       }).pipe(Effect.either)
       expect(Either.isLeft(r) && r.left.message).toContain("sources.s.with.nope: unknown option")
+    }))
+
+  it.effect("one run of a pipeline at a time; a lock left by a dead process is taken over", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const p = yield* make(dir, { s: { batches: three, kind: "position", seen: [] } })
+      const other = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" })
+      try {
+        const lock = RunLock.lockPath(p.statePath, p.name)
+        fs.writeFileSync(lock, JSON.stringify({ pid: other.pid, host: os.hostname(), since: "2026-01-01T00:00:00.000Z" }))
+        const e = yield* Runner.runNode(p).pipe(Effect.flip)
+        expect(e._tag).toBe("StateError")
+        expect(e.message).toBe(
+          `pipeline 'p' is already running (pid ${other.pid}, since 2026-01-01T00:00:00.000Z); wait for it to finish, or stop it (its work is kept and the next run resumes).`
+        )
+        // nothing was touched
+        expect(fs.existsSync(path.join(dir, "state.json"))).toBe(false)
+        other.kill("SIGKILL")
+        yield* Effect.promise(() => new Promise((resolve) => other.on("exit", resolve)))
+        const r = yield* Runner.runNode(p)
+        expect(r.status).toBe("finished")
+        expect(fs.existsSync(lock)).toBe(false) // released at the end
+      } finally {
+        other.kill("SIGKILL")
+      }
     }))
 })
