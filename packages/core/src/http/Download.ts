@@ -5,15 +5,16 @@
  * `https://host/x`); `file:`, `data:`, `javascript:`, relative paths and URLs with credentials are
  * refused with a `DecodeError` that says why. Bodies are capped (`maxBytes`, reading stops as soon
  * as the cap is passed: an `ApiError` naming the cap), each attempt has a timeout, and failures are
- * retried with the same {@link Retry} policy as API calls. Redirects are followed (no credentials
- * are ever sent with a download). The image-file sink and `hash-content` use it.
+ * retried with the same {@link Retry} policy as API calls. Redirects are followed one hop at a time
+ * (at most 10), and every hop passes the same checks, including `allowedHosts` when it is set; no
+ * credentials are ever sent with a download. The image-file sink and `hash-content` use it.
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
-import { DecodeError, type HttpError } from "../Errors.js"
+import { ApiError, DecodeError, type HttpError } from "../Errors.js"
 import * as ApiClient from "./ApiClient.js"
 import type * as Retry from "./Retry.js"
 import * as SafeUrl from "./SafeUrl.js"
@@ -33,6 +34,25 @@ export interface Options {
   readonly retry?: Retry.PolicyInput
   /** Extra request headers. Default `Accept: image/*, *\/*;q=0.8`. */
   readonly headers?: Readonly<Record<string, string>>
+  /**
+   * When set, only these hosts are fetched (also on every redirect): exact names, or `*.example.com`
+   * for any subdomain. Default: any host.
+   */
+  readonly allowedHosts?: ReadonlyArray<string>
+}
+
+/** The most redirects one download follows. */
+export const maxRedirects = 10
+
+const redirectStatuses = [301, 302, 303, 307, 308]
+
+/** Whether a host is on an allow-list of exact names and `*.suffix` patterns (case-insensitive, no port). */
+export const hostAllowed = (host: string, allowed: ReadonlyArray<string>): boolean => {
+  const h = host.toLowerCase().replace(/\.$/, "")
+  return allowed.some((pattern) => {
+    const p = pattern.toLowerCase().trim().replace(/\.$/, "")
+    return p.startsWith("*.") ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p
+  })
 }
 
 /** Per-fetch settings. */
@@ -55,29 +75,61 @@ export const make = (options: Options): Effect.Effect<Downloader, never, HttpCli
     ApiClient.make({
       source: options.source,
       headers: { accept: "image/*, */*;q=0.8", ...options.headers },
-      followRedirects: true,
+      // Redirects are followed here, hop by hop, so that every hop is checked.
+      followRedirects: false,
       ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
       ...(options.retry !== undefined ? { retry: options.retry } : {})
     }),
     (client): Downloader => {
       const maxBytes = options.maxBytes ?? defaultMaxBytes
+      const refuse = (source: string, url: string, reason: string) =>
+        new DecodeError({ source, message: `source '${source}': refused to fetch the image URL ${SafeUrl.describe(url)}: ${reason}` })
+      const check = (source: string, url: string): Either.Either<URL, DecodeError> =>
+        Either.flatMap(
+          Either.mapLeft(SafeUrl.fetchable(url), (refusal) => refuse(source, url, refusal.reason)),
+          (target) =>
+            options.allowedHosts === undefined || hostAllowed(target.hostname, options.allowedHosts)
+              ? Either.right(target)
+              : Either.left(refuse(source, url, `${target.hostname} is not in allowedHosts`))
+        )
+      const hop = (source: string, target: URL, redirects: number): Effect.Effect<Uint8Array, HttpError> =>
+        Effect.flatMap(
+          client.withSource(source).requestBytes({ path: target.href, maxBytes, answers: redirectStatuses }),
+          (reply) => {
+            if (reply._tag === "Ok") return Effect.succeed(reply.bytes)
+            const location = reply.headers["location"]
+            if (location === undefined || redirects >= maxRedirects) {
+              return Effect.fail(
+                new ApiError({
+                  source,
+                  status: reply.status,
+                  url: reply.url,
+                  message: `source '${source}': the image URL ${reply.url} ${
+                    location === undefined ? `answered HTTP ${reply.status} with no Location` : `redirected more than ${maxRedirects} times`
+                  }`
+                })
+              )
+            }
+            let next: string
+            try {
+              next = new URL(location, target).href
+            } catch {
+              return Effect.fail(refuse(source, location, `a redirect from ${reply.url} to an invalid URL`))
+            }
+            return Either.match(check(source, next), {
+              onLeft: (e) =>
+                Effect.fail(new DecodeError({ ...e, message: `${e.message} (redirected from ${reply.url})` })),
+              onRight: (url) => hop(source, url, redirects + 1)
+            })
+          }
+        )
       return {
         maxBytes,
         fetch: (url, fetchOptions = {}) => {
           const source = fetchOptions.source ?? options.source
-          return Either.match(SafeUrl.fetchable(url), {
-            onLeft: (refusal) =>
-              Effect.fail(
-                new DecodeError({
-                  source,
-                  message: `source '${source}': refused to fetch the image URL ${SafeUrl.describe(url)}: ${refusal.reason}`
-                })
-              ),
-            onRight: (target) =>
-              Effect.map(
-                client.withSource(source).requestBytes({ path: target.href, maxBytes }),
-                (reply) => reply.bytes
-              )
+          return Either.match(check(source, url), {
+            onLeft: Effect.fail,
+            onRight: (target) => hop(source, target, 0)
           })
         }
       }

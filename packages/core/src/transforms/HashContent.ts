@@ -39,6 +39,12 @@ export const HashContentConfig = Schema.Struct({
   }),
   timeout: HttpConfig.timeoutField,
   retry: HttpConfig.retryField,
+  allowedHosts: Config.optional(Schema.NonEmptyArray(Schema.String.pipe(Schema.pattern(/^(\*\.)?[A-Za-z0-9.-]+$/))), {
+    description:
+      "Only download from these hosts (also on every redirect): exact names or `*.example.com`. A URL on another " +
+      "host is a dead letter. Leave it out to allow any http(s) host.",
+    examples: [["cdn.shoplazza.com", "*.akinoncdn.com"]]
+  }),
   keepBytes: Config.withDefault(Schema.Boolean, false, {
     description: "Keep the downloaded bytes on the record (for sinks that write image files). Off by default to save memory.",
     examples: [false, true]
@@ -66,7 +72,8 @@ export const HashContent = Transform.define<HashContentConfig>({
         source: stage,
         maxBytes: config.maxBytes,
         timeout: HttpConfig.toDuration(config.timeout),
-        retry: HttpConfig.toRetry(config.retry)
+        retry: HttpConfig.toRetry(config.retry),
+        ...(config.allowedHosts ? { allowedHosts: config.allowedHosts } : {})
       })
       // One budget of downloads for every batch that passes through this transform.
       const permits = yield* Effect.makeSemaphore(config.concurrency)

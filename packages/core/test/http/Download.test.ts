@@ -38,7 +38,8 @@ describe("Download", () => {
         expect(exit._tag).toBe("Success")
         expect(exit._tag === "Success" && Buffer.from(exit.value).equals(png)).toBe(true)
         expect(delays.length).toBe(1)
-        expect(server.requests.map((r) => r.url)).toEqual(["/old.png", "/img.png", "/old.png", "/img.png"])
+        // redirects are followed hop by hop: the retry repeats only the hop that failed
+        expect(server.requests.map((r) => r.url)).toEqual(["/old.png", "/img.png", "/img.png"])
         expect(server.requests[1]!.headers["accept"]).toContain("image/*")
       })
     ))
@@ -118,6 +119,61 @@ describe("Download", () => {
     expect(Either.map(SafeUrl.fetchable("  HTTP://Cdn.Example.com/a b.png "), (u) => u.href)).toEqual(
       Either.right("http://cdn.example.com/a%20b.png")
     )
+  })
+})
+
+describe("Download: every redirect hop is checked", () => {
+  it.effect("allowedHosts: other hosts are refused before any request, on the first URL and on redirects", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((req, res) => {
+          if (req.url === "/to-metadata") {
+            res.writeHead(302, { location: "http://169.254.169.254/latest/meta-data/" })
+            return res.end()
+          }
+          if (req.url === "/to-file") {
+            res.writeHead(302, { location: "file:///etc/passwd" })
+            return res.end()
+          }
+          if (req.url === "/loop") {
+            res.writeHead(307, { location: "/loop" })
+            return res.end()
+          }
+          res.writeHead(200, { "content-type": "image/png" })
+          res.end(png)
+        })
+        const allowed = yield* Download.make({ source: "shop", allowedHosts: ["127.0.0.1"] })
+        const ok = yield* allowed.fetch(`${server.url}/img.png`)
+        expect(Buffer.from(ok).equals(png)).toBe(true)
+
+        const elsewhere = yield* Effect.flip(allowed.fetch("http://cdn.elsewhere.example/a.png"))
+        expect(elsewhere._tag).toBe("DecodeError")
+        expect(elsewhere.message).toContain("cdn.elsewhere.example is not in allowedHosts")
+
+        const before = server.requests.length
+        const metadata = yield* Effect.flip(allowed.fetch(`${server.url}/to-metadata`))
+        expect(metadata.message).toContain("169.254.169.254 is not in allowedHosts")
+        expect(metadata.message).toContain(`(redirected from ${server.url}/to-metadata)`)
+        expect(server.requests.length).toBe(before + 1) // the redirect target was never asked
+
+        const any = yield* Download.make({ source: "shop" })
+        const file = yield* Effect.flip(any.fetch(`${server.url}/to-file`))
+        expect(file._tag).toBe("DecodeError")
+        expect(file.message).toContain(`refused to fetch the image URL "file:///etc/passwd": only http: and https: URLs are fetched`)
+
+        const loop = yield* Effect.flip(any.fetch(`${server.url}/loop`))
+        expect(loop._tag).toBe("ApiError")
+        expect(loop.message).toContain(`redirected more than ${Download.maxRedirects} times`)
+      })
+    ))
+
+  it("matches exact hosts and *.suffix patterns, case-insensitively", () => {
+    expect(Download.hostAllowed("cdn.example.com", ["cdn.example.com"])).toBe(true)
+    expect(Download.hostAllowed("CDN.Example.com", ["cdn.example.com"])).toBe(true)
+    expect(Download.hostAllowed("a.b.example.com", ["*.example.com"])).toBe(true)
+    expect(Download.hostAllowed("example.com", ["*.example.com"])).toBe(false)
+    expect(Download.hostAllowed("evilexample.com", ["*.example.com"])).toBe(false)
+    expect(Download.hostAllowed("example.com.evil.net", ["example.com"])).toBe(false)
   })
 })
 

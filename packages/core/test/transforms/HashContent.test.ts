@@ -151,6 +151,21 @@ describe("hash-content", () => {
       expect(server.requests.length).toBe(0)
     })))
 
+  it.live("allowedHosts: an image on another host is a dead letter, and nothing is fetched from it", () =>
+    env(Effect.gen(function*() {
+      const server = yield* start((_req, res) => res.end("png"))
+      const transform = yield* make({ allowedHosts: ["127.0.0.1"] })
+      const { records, rejected } = yield* apply(transform, [
+        record("here", { url: `${server.url}/a.png` }),
+        record("there", { url: "http://cdn.other.example/b.png" })
+      ])
+      expect(records.map((r) => [r.imageId, r.contentHash?.startsWith("sha256:")])).toEqual([["here", true]])
+      expect(rejected.map((d) => [d.record?.imageId, d.error])).toEqual([
+        ["there", `source 'shop': refused to fetch the image URL "http://cdn.other.example/b.png": cdn.other.example is not in allowedHosts`]
+      ])
+      expect(server.requests.length).toBe(1)
+    })))
+
   it.live("an image over maxBytes is a dead letter that names the cap", () =>
     env(Effect.gen(function*() {
       const server = yield* start((req, res) => res.end(req.url === "/big.png" ? Buffer.alloc(4096, 1) : image(1)))
