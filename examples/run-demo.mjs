@@ -31,6 +31,6 @@ const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c ??
 await sim.close()
 if (code === 0) {
   console.log(`\nThe demo's output is in ${path.join(root, "out")}: images.csv, images.jsonl and dead-letter.jsonl.`)
-  console.log(`Run it again with --full-refresh, or try: npx effetl simulate channel --faults 5xx,429,reset`)
+  console.log(`Try it against a faulty API: npx effetl simulate channel --port 8080 --faults 5xx,429,reset (see examples/README.md)`)
 }
 process.exit(code)
