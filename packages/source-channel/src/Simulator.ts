@@ -8,13 +8,13 @@
  * image bytes under `/media/`, and can inject faults (5xx, 429, connection resets, truncated bodies,
  * latency) from a seeded PRNG so that failing runs are repeatable.
  *
- * The module has three parts: the public API (below), the catalogue generator (with tiny real PNG
- * and JPEG encoders), and the HTTP layer (routing, pagination, filters, faults).
+ * The module has three parts: the public API (below), the catalogue generator, and the HTTP layer
+ * (routing, pagination, filters). Serving, faults, the PRNG and the image encoders are core's
+ * simulator kit (`@effetl/core/simulator`), shared by every simulator.
  */
 import { createHash } from "node:crypto"
-import * as http from "node:http"
-import type * as net from "node:net"
-import * as zlib from "node:zlib"
+import type * as http from "node:http"
+import { Faults, Images, Prng, Server } from "@effetl/core/simulator"
 import { Effect, type Scope } from "effect"
 
 // ---------------------------------------------------------------------------------------------
@@ -22,23 +22,10 @@ import { Effect, type Scope } from "effect"
 // ---------------------------------------------------------------------------------------------
 
 /** The fault kinds the simulator can inject. */
-export type FaultKind = "5xx" | "429" | "reset" | "truncate" | "latency"
+export type FaultKind = Faults.FaultKind
 
 /** Which faults to inject, how often, and how (all repeatable from `seed`). */
-export interface FaultOptions {
-  /** which faults to inject */
-  readonly kinds: ReadonlyArray<FaultKind>
-  /** probability (0..1) that a request gets a fault; default 0.25 */
-  readonly rate?: number
-  /** PRNG seed so runs are repeatable; default 1 */
-  readonly seed?: number
-  /** latency added by the "latency" fault; default 150 ms */
-  readonly latencyMs?: number
-  /** Retry-After seconds on 429; default 1 */
-  readonly retryAfterSeconds?: number
-  /** never fault the same URL more than this many times in a row (so a client retrying ≥ this many times always gets through); default 2 */
-  readonly maxConsecutive?: number
-}
+export type FaultOptions = Faults.FaultOptions
 
 /** How to start a simulator: where to listen, the credentials it accepts, the catalogue and faults. */
 export interface SimulatorOptions {
@@ -101,12 +88,7 @@ export interface CatalogueImage {
 }
 
 /** Counters of the requests a simulator has received. */
-export interface RequestStats {
-  readonly total: number
-  readonly faults: number
-  /** requests per URL path (without the query) */
-  readonly byPath: Record<string, number>
-}
+export type RequestStats = Server.RequestStats
 
 /** A running simulator. */
 export interface ChannelSimulator {
@@ -131,7 +113,7 @@ export interface ChannelSimulator {
 
 /** Starts a simulator on a loopback address; rejects for a non-loopback host or bad options. */
 export const startChannelSimulator = async (options: SimulatorOptions = {}): Promise<ChannelSimulator> => {
-  const host = loopbackHost(options.host ?? "127.0.0.1")
+  Server.loopbackHost(options.host ?? "127.0.0.1", "channel")
   const port = options.port ?? 0
   const channelId = options.channelId ?? 5
   const token = options.token ?? "sim-token"
@@ -143,68 +125,27 @@ export const startChannelSimulator = async (options: SimulatorOptions = {}): Pro
   if (token.length === 0 || /\s/.test(token)) throw new RangeError("Simulator token must be non-empty and contain no whitespace")
 
   const catalogue = generateCatalogue(productCount, seed)
-  const faults = new FaultInjector(options.faults)
-  const stats = { total: 0, faults: 0, byPath: new Map<string, number>() }
-  const timers = new Set<NodeJS.Timeout>()
-  let origin = ""
-  const answer = (req: http.IncomingMessage): Reply => respond(req, { catalogue, channelId, token, origin })
-
-  const server = http.createServer((req, res) => {
-    const target = req.url ?? "/"
-    const pathname = target.split("?", 1)[0] ?? "/"
-    stats.total++
-    stats.byPath.set(pathname, (stats.byPath.get(pathname) ?? 0) + 1)
-    const fault = faults.next(target)
-    if (fault === undefined) return send(res, answer(req))
-    stats.faults++
-    switch (fault.kind) {
-      case "reset":
-        return resetConnection(res)
-      case "5xx":
-        return send(res, serverError(fault.variant))
-      case "429":
-        return send(res, throttled(fault.retryAfterSeconds))
-      case "truncate":
-        return sendTruncated(res, answer(req))
-      case "latency": {
-        const reply = answer(req)
-        const timer = setTimeout(() => {
-          timers.delete(timer)
-          send(res, reply)
-        }, fault.latencyMs)
-        timers.add(timer)
-        return
-      }
-    }
+  const served = await Server.serve({
+    name: "channel",
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.host !== undefined ? { host: options.host } : {}),
+    ...(options.faults !== undefined ? { faults: options.faults } : {}),
+    respond: (req, origin) => respond(req, { catalogue, channelId, token, origin }),
+    serverErrors,
+    throttled: (fault) => throttled(fault.retryAfterSeconds)
   })
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject)
-    server.listen(port, host, () => {
-      server.off("error", reject)
-      resolve()
-    })
-  })
-  const boundPort = (server.address() as net.AddressInfo).port
-  origin = `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`
 
   return {
-    url: origin,
-    port: boundPort,
+    url: served.origin,
+    port: served.port,
     channelId,
     token,
     catalogue: catalogue.images,
     products: catalogue.products,
     queues: { inserts: catalogue.inserts, updates: catalogue.updates },
-    requests: () => ({ total: stats.total, faults: stats.faults, byPath: Object.fromEntries(stats.byPath) }),
-    setFaults: (next) => faults.reset(next),
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        for (const timer of timers) clearTimeout(timer)
-        timers.clear()
-        server.close((error) => (error === undefined ? resolve() : reject(error)))
-        server.closeAllConnections()
-      })
+    requests: served.requests,
+    setFaults: served.setFaults,
+    close: served.close
   }
 }
 
@@ -444,17 +385,8 @@ const isoDate = (utcMs: number, micros: number, istanbul: boolean): string => {
 
 /** Makes one new image file: mostly a small two-colour PNG, sometimes a solid-colour JPEG. */
 const makeContent = (rng: Prng): Content => {
-  const colour = (): [number, number, number] => [rng.int(256), rng.int(256), rng.int(256)]
-  if (rng.chance(0.15)) {
-    const width = 8 + rng.int(17)
-    const height = 8 + rng.int(17)
-    return withHashes("jpeg", width, height, encodeSolidJpeg(width, height, colour()))
-  }
-  const width = 2 + rng.int(11)
-  const height = 2 + rng.int(11)
-  const [a, b] = [colour(), colour()]
-  const stripes = rng.chance(0.5)
-  return withHashes("png", width, height, encodePng(width, height, (x, y) => ((stripes ? y : x + y) % 2 === 0 ? a : b)))
+  const image = Images.randomImage(rng)
+  return withHashes(image.kind, image.width, image.height, image.bytes)
 }
 
 const withHashes = (kind: Content["kind"], width: number, height: number, bytes: Uint8Array): Content => ({
@@ -466,167 +398,12 @@ const withHashes = (kind: Content["kind"], width: number, height: number, bytes:
   md5: createHash("md5").update(bytes).digest("hex")
 })
 
-const pngSignature = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)
-
-/** Encodes an 8-bit RGB PNG (IHDR, one zlib IDAT, IEND) with CRC32s. */
-const encodePng = (width: number, height: number, pixel: (x: number, y: number) => readonly [number, number, number]): Uint8Array => {
-  const stride = width * 3 + 1
-  const raw = Buffer.alloc(stride * height)
-  for (let y = 0; y < height; y++) {
-    raw[y * stride] = 0 // filter type: None
-    for (let x = 0; x < width; x++) {
-      const [r, g, b] = pixel(x, y)
-      const at = y * stride + 1 + x * 3
-      raw[at] = r
-      raw[at + 1] = g
-      raw[at + 2] = b
-    }
-  }
-  const header = Buffer.alloc(13)
-  header.writeUInt32BE(width, 0)
-  header.writeUInt32BE(height, 4)
-  header.set([8, 2, 0, 0, 0], 8) // bit depth 8, colour type RGB, deflate, adaptive filtering, no interlace
-  const chunk = (type: string, data: Uint8Array): Buffer => {
-    const body = Buffer.concat([Buffer.from(type, "latin1"), data])
-    const out = Buffer.alloc(body.length + 8)
-    out.writeUInt32BE(data.length, 0)
-    body.copy(out, 4)
-    out.writeUInt32BE(zlib.crc32(body), body.length + 4)
-    return out
-  }
-  return new Uint8Array(
-    Buffer.concat([pngSignature, chunk("IHDR", header), chunk("IDAT", zlib.deflateSync(raw, { level: 9 })), chunk("IEND", new Uint8Array(0))])
-  )
-}
-
-/**
- * Encodes a baseline JPEG (JFIF, YCbCr 4:4:4) of one solid colour. Every 8×8 block carries only a DC
- * coefficient, so the entropy data is a DC difference and an end-of-block per block and component.
- */
-const encodeSolidJpeg = (width: number, height: number, [r, g, b]: readonly [number, number, number]): Uint8Array => {
-  const clamp = (v: number): number => Math.max(0, Math.min(255, Math.round(v)))
-  const ycc = [
-    clamp(0.299 * r + 0.587 * g + 0.114 * b),
-    clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b),
-    clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b)
-  ]
-  // With a quantiser of 1 the DC coefficient of a flat block is 8 × (sample − 128).
-  const dc = ycc.map((v) => 8 * (v - 128))
-  const bits = new BitWriter()
-  const predictions = [0, 0, 0]
-  const blocks = Math.ceil(width / 8) * Math.ceil(height / 8)
-  for (let block = 0; block < blocks; block++) {
-    for (let c = 0; c < 3; c++) {
-      const diff = dc[c]! - predictions[c]!
-      predictions[c] = dc[c]!
-      const size = diff === 0 ? 0 : Math.floor(Math.log2(Math.abs(diff))) + 1
-      bits.write(size, 4) // DC table: category k has the 4-bit code k
-      if (size > 0) bits.write(diff > 0 ? diff : diff + (1 << size) - 1, size)
-      bits.write(0, 1) // AC table: end-of-block has the 1-bit code 0
-    }
-  }
-  const segment = (marker: number, payload: ReadonlyArray<number>): Array<number> => [
-    0xff,
-    marker,
-    (payload.length + 2) >> 8,
-    (payload.length + 2) & 0xff,
-    ...payload
-  ]
-  const dcCounts = Array.from({ length: 16 }, (_, i) => (i === 3 ? 12 : 0))
-  const acCounts = Array.from({ length: 16 }, (_, i) => (i === 0 ? 1 : 0))
-  return Uint8Array.from([
-    0xff, 0xd8, // SOI
-    ...segment(0xe0, [0x4a, 0x46, 0x49, 0x46, 0x00, 1, 1, 0, 0, 1, 0, 1, 0, 0]), // APP0 JFIF 1.1
-    ...segment(0xdb, [0x00, ...new Array<number>(64).fill(1)]), // DQT: table 0, all ones
-    ...segment(0xc0, [8, height >> 8, height & 0xff, width >> 8, width & 0xff, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]), // SOF0
-    ...segment(0xc4, [0x00, ...dcCounts, ...Array.from({ length: 12 }, (_, i) => i), 0x10, ...acCounts, 0x00]), // DHT
-    ...segment(0xda, [3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 63, 0]), // SOS
-    ...bits.finish(),
-    0xff, 0xd9 // EOI
-  ])
-}
-
-/** Packs bits MSB first, stuffing a zero byte after every 0xFF as JPEG entropy data requires. */
-class BitWriter {
-  private readonly bytes: Array<number> = []
-  private acc = 0
-  private count = 0
-
-  write(value: number, length: number): void {
-    for (let i = length - 1; i >= 0; i--) {
-      this.acc = (this.acc << 1) | ((value >> i) & 1)
-      if (++this.count === 8) {
-        this.bytes.push(this.acc)
-        if (this.acc === 0xff) this.bytes.push(0)
-        this.acc = 0
-        this.count = 0
-      }
-    }
-  }
-
-  finish(): Array<number> {
-    while (this.count !== 0) this.write(1, 1)
-    return this.bytes
-  }
-}
-
-/** A small seeded PRNG (mulberry32): the same seed always gives the same catalogue and faults. */
-class Prng {
-  private state: number
-
-  constructor(seed: number) {
-    this.state = Math.trunc(seed) >>> 0
-  }
-
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0
-    let t = this.state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-
-  int(n: number): number {
-    return Math.floor(this.next() * n)
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p
-  }
-
-  pick<A>(items: ReadonlyArray<A>): A {
-    return items[this.int(items.length)]!
-  }
-
-  shuffle<A>(items: ReadonlyArray<A>): Array<A> {
-    const out = [...items]
-    for (let i = out.length - 1; i > 0; i--) {
-      const j = this.int(i + 1)
-      ;[out[i], out[j]] = [out[j]!, out[i]!]
-    }
-    return out
-  }
-
-  hex(length: number): string {
-    return Array.from({ length }, () => this.int(16).toString(16)).join("")
-  }
-
-  alnum(length: number): string {
-    const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return Array.from({ length }, () => alphabet[this.int(alphabet.length)]).join("")
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTTP: routing, auth, pagination and filters
 // ---------------------------------------------------------------------------------------------
 
 /** A complete HTTP answer, built before it is sent (so faults can delay or cut it). */
-interface Reply {
-  readonly status: number
-  readonly headers: Readonly<Record<string, string>>
-  readonly body: Uint8Array
-}
+type Reply = Server.Reply
 
 interface Context {
   readonly catalogue: Catalogue
@@ -894,99 +671,11 @@ const html = (status: number, body: string): Reply => ({
   body: Buffer.from(body, "utf8")
 })
 
-const nginxPage = (title: string): string =>
-  `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`
-
-/** Writes a reply with its exact Content-Length. */
-const send = (res: http.ServerResponse, reply: Reply): void => {
-  if (res.destroyed) return
-  res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(reply.body.length) })
-  res.end(reply.body)
-}
-
-/** Loopback hosts only: 127.0.0.0/8, ::1 and localhost (bound as 127.0.0.1). */
-const loopbackHost = (host: string): string => {
-  if (host === "localhost") return "127.0.0.1"
-  if (/^127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(host) || host === "::1") return host
-  throw new Error(`The channel simulator only listens on a loopback address (127.0.0.1, ::1 or localhost), not "${host}".`)
-}
+const nginxPage = Server.nginxPage
 
 // ---------------------------------------------------------------------------------------------
 // Faults
 // ---------------------------------------------------------------------------------------------
-
-type Fault =
-  | { readonly kind: "5xx"; readonly variant: number }
-  | { readonly kind: "429"; readonly retryAfterSeconds: number }
-  | { readonly kind: "reset" }
-  | { readonly kind: "truncate" }
-  | { readonly kind: "latency"; readonly latencyMs: number }
-
-const faultKinds: ReadonlyArray<FaultKind> = ["5xx", "429", "reset", "truncate", "latency"]
-
-/** Decides, from a seeded PRNG, which requests get a fault, never faulting one URL too often in a row. */
-class FaultInjector {
-  private options: Required<FaultOptions> | undefined
-  private rng = new Prng(1)
-  private readonly streaks = new Map<string, number>()
-
-  constructor(options: FaultOptions | undefined) {
-    this.reset(options)
-  }
-
-  reset(options: FaultOptions | undefined): void {
-    this.options = options === undefined ? undefined : normaliseFaults(options)
-    this.rng = new Prng(this.options?.seed ?? 1)
-    this.streaks.clear()
-  }
-
-  /** The fault for this request (keyed by path and query), or undefined to answer normally. */
-  next(key: string): Fault | undefined {
-    const options = this.options
-    if (options === undefined || options.kinds.length === 0) return undefined
-    const streak = this.streaks.get(key) ?? 0
-    const roll = this.rng.next()
-    if (roll >= options.rate || streak >= options.maxConsecutive) {
-      this.streaks.delete(key)
-      return undefined
-    }
-    this.streaks.set(key, streak + 1)
-    const kind = this.rng.pick(options.kinds)
-    switch (kind) {
-      case "5xx":
-        return { kind, variant: this.rng.int(serverErrors.length) }
-      case "429":
-        return { kind, retryAfterSeconds: options.retryAfterSeconds }
-      case "latency":
-        return { kind, latencyMs: options.latencyMs }
-      case "reset":
-      case "truncate":
-        return { kind }
-    }
-  }
-}
-
-const normaliseFaults = (options: FaultOptions): Required<FaultOptions> => {
-  const normalised = {
-    kinds: options.kinds,
-    rate: options.rate ?? 0.25,
-    seed: options.seed ?? 1,
-    latencyMs: options.latencyMs ?? 150,
-    retryAfterSeconds: options.retryAfterSeconds ?? 1,
-    maxConsecutive: options.maxConsecutive ?? 2
-  }
-  const unknown = normalised.kinds.find((kind) => !faultKinds.includes(kind))
-  if (unknown !== undefined) throw new RangeError(`Unknown fault kind "${String(unknown)}"; expected one of ${faultKinds.join(", ")}`)
-  if (!(normalised.rate >= 0 && normalised.rate <= 1)) throw new RangeError(`Fault rate must be within 0..1, got ${normalised.rate}`)
-  if (!(normalised.latencyMs >= 0)) throw new RangeError(`Fault latencyMs must be >= 0, got ${normalised.latencyMs}`)
-  if (!Number.isInteger(normalised.retryAfterSeconds) || normalised.retryAfterSeconds < 0) {
-    throw new RangeError(`Fault retryAfterSeconds must be a non-negative integer, got ${normalised.retryAfterSeconds}`)
-  }
-  if (!Number.isInteger(normalised.maxConsecutive) || normalised.maxConsecutive < 0) {
-    throw new RangeError(`Fault maxConsecutive must be a non-negative integer, got ${normalised.maxConsecutive}`)
-  }
-  return normalised
-}
 
 /** The 5xx answers a Django app behind nginx gives: Django's and DRF's 500, nginx's 502, a JSON 503. */
 const serverErrors: ReadonlyArray<Reply> = [
@@ -996,8 +685,6 @@ const serverErrors: ReadonlyArray<Reply> = [
   json(503, { detail: "Service temporarily unavailable, try again later." })
 ]
 
-const serverError = (variant: number): Reply => serverErrors[variant % serverErrors.length]!
-
 /** DRF's Throttled answer, with Retry-After. */
 const throttled = (seconds: number): Reply =>
   json(
@@ -1005,15 +692,3 @@ const throttled = (seconds: number): Reply =>
     { detail: `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? "" : "s"}.` },
     { "Retry-After": String(seconds) }
   )
-
-/** Drops the connection with a TCP reset and no answer. */
-const resetConnection = (res: http.ServerResponse): void => {
-  res.socket?.resetAndDestroy()
-}
-
-/** Announces the full Content-Length, sends about half the body, then closes the connection. */
-const sendTruncated = (res: http.ServerResponse, reply: Reply): void => {
-  const claimed = Math.max(reply.body.length, 2)
-  res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(claimed) })
-  res.write(reply.body.subarray(0, Math.floor(reply.body.length / 2)), () => res.socket?.destroy())
-}
