@@ -49,6 +49,12 @@ export interface Options {
   readonly committed: Option.Option<unknown>
   /** Written once at the top of the published file (`overwrite`) or of each part (`append`). */
   readonly header?: () => string | Uint8Array
+  /**
+   * `overwrite` mode: writes the published file from the committed parts (in order) into `out`,
+   * instead of the default header + concatenation. For formats whose parts are whole files that
+   * cannot be concatenated (Parquet). The file is then fsynced and renamed as usual.
+   */
+  readonly publish?: (parts: ReadonlyArray<string>, out: FileHandle) => Promise<void>
 }
 
 /** A staged-parts writer. Operations are serialised. */
@@ -235,6 +241,7 @@ export const make = (options: Options): Effect.Effect<StagedParts, SinkError, Fi
         const parts = yield* committedParts
         yield* io(`could not publish ${target}`, () =>
           writeAtomically(target, publishTmp, async (out) => {
+            if (options.publish !== undefined) return options.publish(parts, out)
             await writeAll(out, headerBytes())
             const buffer = Buffer.allocUnsafe(COPY_BYTES)
             for (const part of parts) await copyInto(out, part, buffer)
