@@ -5,6 +5,7 @@
  * - `Retry`: the retry policy and schedule (honours `Retry-After` and vendor reset headers);
  * - `RateLimit`: token-bucket and header-driven limiters shared per credential;
  * - `Paginate`: token feed, page number, cursor and DRF pagination as streams of pages;
+ * - `ProductFanout`: enumerate products, then fetch each one's images, resumable per product;
  * - `Download`: fetching image bytes from vendor URLs safely (scheme checks, size cap);
  * - `SafeUrl`: URL resolution, same-origin checks and printing without secrets;
  * - `ErrorBody`: the vendor's message and code from an error body;
@@ -15,6 +16,7 @@ export * as Download from "./Download.js"
 export * as ErrorBody from "./ErrorBody.js"
 export * as HttpConfig from "./HttpConfig.js"
 export * as Paginate from "./Paginate.js"
+export * as ProductFanout from "./ProductFanout.js"
 export * as RateLimit from "./RateLimit.js"
 export * as Retry from "./Retry.js"
 export * as SafeUrl from "./SafeUrl.js"
