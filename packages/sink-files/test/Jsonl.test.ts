@@ -31,7 +31,7 @@ layer(services)("jsonl sink", (it) => {
       Effect.sync(() => {
         expect(jsonl.name).toBe("jsonl")
         expect(JsonlDefault).toBe(jsonl)
-        expect(plugins.map((p) => p.name)).toEqual(["csv", "jsonl", "parquet"])
+        expect(plugins.map((p) => p.name)).toEqual(["csv", "jsonl", "parquet", "images"])
         expect(Schema.decodeUnknownSync(jsonl.config)({ path: "o.jsonl" })).toEqual({
           path: "o.jsonl",
           mode: "overwrite",
