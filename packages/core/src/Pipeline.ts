@@ -9,6 +9,7 @@ import * as SchemaAST from "effect/SchemaAST"
 import { ConfigError } from "./Errors.js"
 import type { SinkPlugin } from "./Sink.js"
 import type { SourcePlugin } from "./Source.js"
+import type { StateStorePlugin } from "./StateStore.js"
 import type { TransformPlugin } from "./Transform.js"
 
 /** A source instance: its pipeline name, plugin and decoded config. */
@@ -32,11 +33,22 @@ export interface PipelineSink {
   readonly config: unknown
 }
 
+/** A state store chosen by the pipeline (`state: { use: ..., with: ... }`): its plugin and decoded config. */
+export interface PipelineStateStore {
+  readonly plugin: StateStorePlugin
+  readonly config: unknown
+}
+
 /** A ready-to-run pipeline. */
 export interface Pipeline {
   readonly name: string
-  /** The JSON state file. */
+  /**
+   * The JSON state file. With another `stateStore`, the local file that anchors the run lock
+   * (`<statePath>.<pipeline>.lock`) and the run's spill directory (`<dir of statePath>/runs/`).
+   */
   readonly statePath: string
+  /** Where the state lives when it is not the JSON file at `statePath` (e.g. a SQL table). */
+  readonly stateStore?: PipelineStateStore
   /** Commit (and save checkpoints) after this many records... */
   readonly everyRecords: number
   /** ...or after this many seconds, whichever comes first. */
@@ -70,6 +82,8 @@ export const Name = Schema.String.pipe(
 export interface PipelineSpec {
   readonly name: string
   readonly statePath?: string
+  /** A state store plugin instead of the JSON file at `statePath`. */
+  readonly stateStore?: { readonly use: StateStorePlugin; readonly with?: unknown }
   readonly everyRecords?: number
   readonly everySeconds?: number
   readonly maxBuffered?: number
@@ -103,9 +117,13 @@ export const make = (spec: PipelineSpec): Effect.Effect<Pipeline, ConfigError> =
     }
     if (sources.length === 0) return yield* new ConfigError({ message: "sources: a pipeline needs at least one source", path: "sources" })
     if (sinks.length === 0) return yield* new ConfigError({ message: "sinks: a pipeline needs at least one sink", path: "sinks" })
+    const stateStore = spec.stateStore
+      ? { plugin: spec.stateStore.use, config: yield* decodeConfig(spec.stateStore.use.config, spec.stateStore.with ?? {}, "state.with") }
+      : undefined
     return {
       name: spec.name,
       statePath: spec.statePath ?? defaults.statePath,
+      ...(stateStore ? { stateStore } : {}),
       everyRecords: spec.everyRecords ?? defaults.everyRecords,
       everySeconds: spec.everySeconds,
       maxBuffered: spec.maxBuffered ?? defaults.maxBuffered,

@@ -10,8 +10,18 @@ import * as path from "node:path"
 import * as YAML from "yaml"
 import * as Config from "./Config.js"
 import { ConfigError } from "./Errors.js"
-import { decodeConfig, defaults, Name, type Pipeline, type PipelineSink, type PipelineSource, type PipelineTransform } from "./Pipeline.js"
+import {
+  decodeConfig,
+  defaults,
+  Name,
+  type Pipeline,
+  type PipelineSink,
+  type PipelineSource,
+  type PipelineStateStore,
+  type PipelineTransform
+} from "./Pipeline.js"
 import * as Registry from "./Registry.js"
+import { jsonStateStore } from "./StateStores.js"
 
 /** A `use:` + `with:` entry. */
 const PluginRef = Schema.Struct({
@@ -28,7 +38,16 @@ export const FileSchema = Schema.Struct({
   name: Config.required(Name, { description: "The pipeline's name: keys its state.", examples: ["demo"] }),
   state: Config.withDefault(
     Schema.Struct({
-      path: Config.withDefault(Schema.String, defaults.statePath, { description: "The JSON state file (checkpoints, runs)." })
+      path: Config.withDefault(Schema.String, defaults.statePath, {
+        description:
+          "The JSON state file (checkpoints, runs). With another store (`use:`), the local file next to which the run lock and spill files go."
+      }),
+      use: Config.optional(Schema.String, {
+        description:
+          "The state store: `json` (the default: the file at `path`), a built-in such as `sqlite` or `postgres`, an npm package or a relative module path.",
+        examples: ["sqlite", "postgres"]
+      }),
+      with: Config.optional(Schema.Unknown, { description: "The state store's options (see `effetl plugins <name>` or its README)." })
     }),
     { path: defaults.statePath },
     { description: "Where checkpoints and run state are kept." }
@@ -121,9 +140,10 @@ export const parse = (
     const sinks: Array<PipelineSink> = yield* named("sink", "sinks", top.sinks)
     if (sources.length === 0) return yield* new ConfigError({ message: `${file}: sources: a pipeline needs at least one source`, path: "sources" })
     if (sinks.length === 0) return yield* new ConfigError({ message: `${file}: sinks: a pipeline needs at least one sink`, path: "sinks" })
+    const state = yield* stateOf(top.state, options, file, baseDir, locate)
     return {
       name: top.name,
-      statePath: options.statePath ?? top.state.path,
+      ...state,
       everyRecords: top.checkpoint.everyRecords,
       everySeconds: top.checkpoint.everySeconds,
       maxBuffered: top.grouping.maxBuffered,
@@ -134,19 +154,25 @@ export const parse = (
     }
   })
 
-/** A pipeline's name and state path: what `effetl state` needs. */
+/** A pipeline's name and where its state lives: what `effetl state` needs. */
 export interface Peek {
   readonly name: string
   readonly statePath: string
+  readonly stateStore?: PipelineStateStore
 }
 
 /**
- * Reads only `version`, `name` and `state` of a pipeline file, without resolving plugins or needing
- * the environment variables of the other sections (for `effetl state show|reset`).
+ * Reads only `version`, `name` and `state` of a pipeline file, without resolving the sources, transforms
+ * and sinks or needing the environment variables of those sections (for `effetl state show|reset`).
+ * A `state.use` store is resolved from `registry` (default: core's `json` store only).
  */
 export const peek = (
   file: string,
-  options: { readonly env?: Record<string, string | undefined>; readonly statePath?: string } = {}
+  options: {
+    readonly registry?: Registry.Registry
+    readonly env?: Record<string, string | undefined>
+    readonly statePath?: string
+  } = {}
 ): Effect.Effect<Peek, ConfigError> =>
   Effect.gen(function*() {
     const text = yield* readText(file)
@@ -159,7 +185,50 @@ export const peek = (
     yield* interpolate(doc, options.env ?? process.env, file, lineCounter)
     const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
     const top = yield* decodeConfig(head, doc.toJS(), "", locate).pipe(Effect.mapError(prefixFile(file)))
-    return { name: top.name, statePath: options.statePath ?? top.state.path }
+    const registry = options.registry ?? Registry.make({ sources: [], transforms: [], sinks: [] })
+    const state = yield* stateOf(top.state, { ...options, registry }, file, path.dirname(path.resolve(file)), locate)
+    return { name: top.name, ...state }
+  })
+
+/**
+ * Where a pipeline's state lives: the JSON file at `state.path` (also for `use: json`, whose `with.path`
+ * wins), or a state store plugin. `--state` (`options.statePath`) names a JSON file, so it cannot
+ * be combined with another store.
+ */
+const stateOf = (
+  state: typeof FileSchema.Type["state"],
+  options: { readonly registry: Registry.Registry; readonly statePath?: string },
+  file: string,
+  baseDir: string,
+  locate: (path: ReadonlyArray<PropertyKey>) => number | undefined
+): Effect.Effect<{ readonly statePath: string; readonly stateStore?: PipelineStateStore }, ConfigError> =>
+  Effect.gen(function*() {
+    if (state.use === undefined) {
+      if (state.with !== undefined) {
+        const line = locate(["state", "with"])
+        return yield* new ConfigError({
+          message: `${file}: state.with: options need a store: add state.use (e.g. sqlite), or use state.path for the JSON file${line !== undefined ? ` (line ${line})` : ""}`,
+          path: "state.with",
+          ...(line !== undefined ? { line } : {})
+        })
+      }
+      return { statePath: options.statePath ?? state.path }
+    }
+    const fail = Effect.mapError(prefixFile(file))
+    const plugin = yield* fail(
+      Registry.resolve(options.registry, "state", state.use, baseDir, "state.use").pipe(
+        Effect.mapError((e) => withLine(e, locate(["state", "use"])))
+      )
+    )
+    const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, state.with ?? {}, "state.with", locate))
+    if (plugin === jsonStateStore) return { statePath: options.statePath ?? (config as typeof jsonStateStore.config.Type).path }
+    if (options.statePath !== undefined) {
+      return yield* new ConfigError({
+        message: `${file}: --state names a JSON state file, but this pipeline keeps its state in '${plugin.name}' (state.use); drop --state, or change state.use`,
+        path: "state.use"
+      })
+    }
+    return { statePath: state.path, stateStore: { plugin, config } }
   })
 
 /** Reads a pipeline file's text. */
@@ -270,8 +339,33 @@ export const jsonSchema = (registry: Registry.Registry): unknown => {
         with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
       }).annotations({ title: "external plugin" })
     )
+  const stores = Registry.builtinsOf(registry, "state")
+  const statePath = Schema.optional(
+    Schema.String.annotations({
+      description: "The JSON state file; with another store (`use:`), the local file next to which the run lock and spill files go.",
+      default: defaults.statePath
+    })
+  )
+  const state = Schema.Union(
+    Schema.Struct({ path: statePath }).annotations({ title: "json file", description: "The JSON state file at `path` (the default)." }),
+    ...stores.map((p) =>
+      Schema.Struct({
+        use: Schema.Literal(p.name).annotations({ description: p.description }),
+        with: Schema.optional(p.config),
+        path: statePath
+      }).annotations({ title: p.name, description: p.description })
+    ),
+    Schema.Struct({
+      use: Schema.String.pipe(
+        Schema.filter((s) => !stores.some((p) => p.name === s), { jsonSchema: { not: { enum: stores.map((p) => p.name) } } })
+      ).annotations({ description: "An npm package name or a relative module path whose default export is a state store plugin." }),
+      with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+      path: statePath
+    }).annotations({ title: "external state store" })
+  ).annotations({ description: "Where checkpoints and run state are kept." })
   const file = Schema.Struct({
     ...FileSchema.fields,
+    state: Schema.optional(state),
     sources: Schema.Record({ key: Schema.String, value: refOf(registry.sources) }),
     transforms: Schema.optional(Schema.Array(refOf(registry.transforms))),
     sinks: Schema.Record({ key: Schema.String, value: refOf(registry.sinks) })

@@ -8,7 +8,8 @@
  * 2. Batches are written to every sink and rejected entries to the dead-letter output.
  * 3. Every `everyRecords` records (or `everySeconds`), every sink commits, then the state store saves
  *    the sources' checkpoints with the sinks' tokens and the transforms' persisted state. State
- *    never runs ahead of data.
+ *    never runs ahead of data. When the store offers a `transaction`, the sinks on its database
+ *    (`TransactionalSink`) commit inside it, after the other sinks, together with the save.
  * 4. At the end: a final commit that marks every source done, then each sink publishes (`finish`),
  *    then the run is recorded as finished, then staging is removed.
  */
@@ -30,7 +31,7 @@ import type { Batch, Checkpoint } from "./Batch.js"
 import * as DeadLetterWriter from "./DeadLetterWriter.js"
 import { ConfigError, type RunError, StateError } from "./Errors.js"
 import * as JsonFileStateStore from "./JsonFileStateStore.js"
-import type { Pipeline } from "./Pipeline.js"
+import type { Pipeline, PipelineStateStore } from "./Pipeline.js"
 import { groupByProduct } from "./ProductGrouping.js"
 import * as Reporter from "./Reporter.js"
 import * as RunLock from "./RunLock.js"
@@ -38,7 +39,7 @@ import * as RunStats from "./RunStats.js"
 import type { PluginServices } from "./Services.js"
 import type { SinkInstance } from "./Sink.js"
 import type { SourceInstance } from "./Source.js"
-import { type PipelineState, type SourceState, StateStore } from "./StateStore.js"
+import { type PipelineState, sinkDatabase, type SourceState, StateStore } from "./StateStore.js"
 import type { TransformInstance } from "./Transform.js"
 
 /** How to run. */
@@ -221,22 +222,37 @@ export const run = (
       // that their saved checkpoint does not cover (e.g. product grouping's merge phase), so wait.
       const dirty = new Set<string>()
 
+      // Sinks on the state store's database commit inside its transaction, with the state save.
+      const transaction = persist ? store.transaction : undefined
+      const joins = (s: { instance: SinkInstance }) => transaction !== undefined && sinkDatabase(s.instance) === transaction.database
+      const ownSinks = sinks.filter((s) => !joins(s))
+      const joinedSinks = sinks.filter(joins)
+
       const commit = (final: boolean) =>
         Effect.gen(function*() {
-          const tokens = yield* Effect.forEach(sinks, (s) => s.instance.commit, { concurrency: "unbounded" })
+          const ownTokens = yield* Effect.forEach(ownSinks, (s) => s.instance.commit, { concurrency: "unbounded" })
           const dlToken = yield* deadLetters.commit
-          crashPoint("after-sink-commit")
-          const snapshots: Record<string, unknown> = { ...state.transforms }
-          for (const t of transforms) if (t.instance.persist) snapshots[t.key] = yield* t.instance.persist.snapshot
-          const sources: Record<string, SourceState> = { ...state.sources }
-          for (const s of pipeline.sources) {
-            const cp = pending.get(s.name)
-            const prev = sources[s.name]!
-            sources[s.name] = { checkpoint: cp ?? prev.checkpoint, done: final ? true : prev.done }
-          }
-          const sinkTokens: Record<string, unknown> = { ...state.sinks }
-          sinks.forEach((s, i) => (sinkTokens[s.name] = tokens[i]))
-          yield* save({ ...state, sources, sinks: sinkTokens, transforms: snapshots, deadLetter: dlToken })
+          const commitAndSave = Effect.gen(function*() {
+            // One connection: the joined sinks commit one after the other.
+            const joinedTokens = yield* Effect.forEach(joinedSinks, (s) => s.instance.commit)
+            crashPoint("after-sink-commit")
+            const snapshots: Record<string, unknown> = { ...state.transforms }
+            for (const t of transforms) if (t.instance.persist) snapshots[t.key] = yield* t.instance.persist.snapshot
+            const sources: Record<string, SourceState> = { ...state.sources }
+            for (const s of pipeline.sources) {
+              const cp = pending.get(s.name)
+              const prev = sources[s.name]!
+              sources[s.name] = { checkpoint: cp ?? prev.checkpoint, done: final ? true : prev.done }
+            }
+            const sinkTokens: Record<string, unknown> = { ...state.sinks }
+            ownSinks.forEach((s, i) => (sinkTokens[s.name] = ownTokens[i]))
+            joinedSinks.forEach((s, i) => (sinkTokens[s.name] = joinedTokens[i]))
+            const next: PipelineState = { ...state, sources, sinks: sinkTokens, transforms: snapshots, deadLetter: dlToken }
+            if (persist) yield* store.save(pipeline.name, next)
+            return next
+          })
+          // The in-memory state moves on only once the transaction (if any) has committed.
+          state = transaction !== undefined && joinedSinks.length > 0 ? yield* transaction.run(commitAndSave) : yield* commitAndSave
           crashPoint("after-state-save")
           reporter.committed?.(sinceCommit)
           sinceCommit = 0
@@ -325,19 +341,34 @@ export const run = (
     })
   )
 
-/** The services a run needs on Node: HTTP (undici), the file system, paths, counters and a JSON state file. */
-export const nodeLayer = (statePath: string): Layer.Layer<StateStore | PluginServices> =>
-  Layer.mergeAll(
-    NodeHttpClient.layerUndici as Layer.Layer<HttpClient>,
-    NodeFileSystem.layer,
-    NodePath.layer,
-    RunStats.layer,
-    JsonFileStateStore.layer(statePath)
-  )
+/** The services a run needs on Node besides the state store: HTTP (undici), the file system, paths and counters. */
+export const platformLayer: Layer.Layer<PluginServices> = Layer.mergeAll(
+  NodeHttpClient.layerUndici as Layer.Layer<HttpClient>,
+  NodeFileSystem.layer,
+  NodePath.layer,
+  RunStats.layer
+)
 
-/** Runs a pipeline on Node with a JSON state file at `pipeline.statePath`. */
+/** The services a run needs on Node: `platformLayer` and a JSON state file. */
+export const nodeLayer = (statePath: string): Layer.Layer<StateStore | PluginServices> =>
+  Layer.merge(platformLayer, JsonFileStateStore.layer(statePath))
+
+/** The state store a pipeline names: its `stateStore` plugin (open for the layer's scope), or the JSON file at `statePath`. */
+export const stateLayer = (
+  pipeline: { readonly statePath: string; readonly stateStore?: PipelineStateStore | undefined }
+): Layer.Layer<StateStore, StateError | ConfigError, PluginServices> =>
+  pipeline.stateStore !== undefined
+    ? Layer.scoped(StateStore, pipeline.stateStore.plugin.make(pipeline.stateStore.config))
+    : JsonFileStateStore.layer(pipeline.statePath)
+
+/** The services a run of this pipeline needs on Node: `platformLayer` and the state store it names. */
+export const nodeLayerFor = (
+  pipeline: { readonly statePath: string; readonly stateStore?: PipelineStateStore | undefined }
+): Layer.Layer<StateStore | PluginServices, StateError | ConfigError> => stateLayer(pipeline).pipe(Layer.provideMerge(platformLayer))
+
+/** Runs a pipeline on Node with the state store it names (by default a JSON state file at `pipeline.statePath`). */
 export const runNode = (pipeline: Pipeline, options: RunOptions = {}): Effect.Effect<RunSummary, RunError | ConfigError> =>
-  run(pipeline, options).pipe(Effect.provide(nodeLayer(pipeline.statePath)))
+  run(pipeline, options).pipe(Effect.provide(nodeLayerFor(pipeline)))
 
 // --- helpers ---------------------------------------------------------------------------------
 

@@ -5,8 +5,11 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import { Checkpoint } from "./Batch.js"
-import type { StateError } from "./Errors.js"
+import type { ConfigError, StateError } from "./Errors.js"
+import type { PluginServices } from "./Services.js"
+import type { SinkInstance } from "./Sink.js"
 
 /** The current (or last) run of a pipeline. */
 export const RunInfo = Schema.Struct({
@@ -51,5 +54,59 @@ export class StateStore extends Context.Tag("@effetl/core/StateStore")<
     readonly save: (pipeline: string, state: PipelineState) => Effect.Effect<void, StateError>
     /** Forgets a pipeline. */
     readonly reset: (pipeline: string) => Effect.Effect<void, StateError>
+    /**
+     * Offered by a store that lives in a database: lets the runner make sinks that write to the same
+     * database commit in the same transaction as the state save (see `StateTransaction`).
+     */
+    readonly transaction?: StateTransaction
   }
 >() {}
+
+/**
+ * A state store's database transaction, shared with sinks on the same database.
+ *
+ * At each commit the runner first commits the other sinks, then runs, inside `run`: the commits of
+ * the sinks whose `SinkInstance.database` equals `database`, then the state save. So their data and
+ * the saved state are one transaction: a crash anywhere leaves both or neither.
+ */
+export interface StateTransaction {
+  /** A key naming the database (e.g. `sqlite:/abs/path/images.db`); never holds a secret. */
+  readonly database: string
+  /** Runs `effect` in one transaction of the store's database: committed if it succeeds, rolled back otherwise. */
+  readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StateError, R>
+}
+
+/**
+ * A sink instance that commits to a database. When the state store's `transaction.database` is the
+ * same key, the runner runs this sink's `commit` inside the store's transaction, with the state save.
+ */
+export interface TransactionalSink extends SinkInstance {
+  /** The database this sink commits to, as a key without secrets (the same form as `StateTransaction.database`). */
+  readonly database: string
+}
+
+/** The database a sink commits to, when it is a `TransactionalSink`. */
+export const sinkDatabase = (sink: SinkInstance): string | undefined => {
+  const database = (sink as Partial<TransactionalSink>).database
+  return typeof database === "string" ? database : undefined
+}
+
+/** A state store plugin: a store chosen by the pipeline file's `state: { use: <name>, with: {...} }`. */
+export interface StateStorePlugin<Config = any> {
+  readonly _tag: "StateStorePlugin"
+  readonly name: string
+  readonly description: string
+  readonly config: Schema.Schema<Config, any>
+  /** Makes the store for the scope (e.g. opens a database connection that the scope closes). */
+  readonly make: (config: Config) => Effect.Effect<StateStore["Type"], StateError | ConfigError, PluginServices | Scope.Scope>
+}
+
+/** Defines a state store plugin. */
+export const define = <Config>(plugin: Omit<StateStorePlugin<Config>, "_tag">): StateStorePlugin<Config> => ({
+  _tag: "StateStorePlugin",
+  ...plugin
+})
+
+/** Whether a value is a state store plugin. */
+export const isStateStorePlugin = (u: unknown): u is StateStorePlugin =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "StateStorePlugin"
