@@ -39,6 +39,11 @@ export interface ServeOptions {
   readonly serverErrors: ReadonlyArray<Reply>
   /** The simulator's answer to a throttled request (a `429` fault). */
   readonly throttled: (fault: Extract<Fault, { kind: "429" }>) => Reply
+  /**
+   * Headers added to every reply, fault replies included, made afresh for each one (a vendor's
+   * per-response `Request-Id`, say). A header the reply already has wins.
+   */
+  readonly everyReply?: () => Readonly<Record<string, string>>
 }
 
 /** A running server. */
@@ -64,16 +69,18 @@ export const serve = async (options: ServeOptions): Promise<Served> => {
   const stats = { total: 0, faults: 0, byPath: new Map<string, number>() }
   const timers = new Set<NodeJS.Timeout>()
   let origin = ""
+  const decorate = (reply: Reply): Reply =>
+    options.everyReply === undefined ? reply : { ...reply, headers: { ...options.everyReply(), ...reply.headers } }
 
   const answer = (req: http.IncomingMessage, res: http.ServerResponse, then: (reply: Reply) => void): void => {
     let reply: Reply | Promise<Reply>
     try {
       reply = options.respond(req, origin)
     } catch (error) {
-      return send(res, internalError(error))
+      return send(res, decorate(internalError(error)))
     }
-    if (reply instanceof Promise) reply.then(then, (error) => send(res, internalError(error)))
-    else then(reply)
+    if (reply instanceof Promise) reply.then((r) => then(decorate(r)), (error) => send(res, decorate(internalError(error))))
+    else then(decorate(reply))
   }
 
   const server = http.createServer((req, res) => {
@@ -88,9 +95,9 @@ export const serve = async (options: ServeOptions): Promise<Served> => {
       case "reset":
         return resetConnection(res)
       case "5xx":
-        return send(res, options.serverErrors[fault.variant % options.serverErrors.length]!)
+        return send(res, decorate(options.serverErrors[fault.variant % options.serverErrors.length]!))
       case "429":
-        return send(res, options.throttled(fault))
+        return send(res, decorate(options.throttled(fault)))
       case "truncate":
         return answer(req, res, (reply) => sendTruncated(res, reply))
       case "latency":

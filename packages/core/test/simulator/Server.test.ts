@@ -1,0 +1,46 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Server from "../../src/simulator/Server.js"
+
+/** Serves `/ok` (200, with its own `X-Own` header) and everything else 404, with a fresh header on every reply. */
+const start = (faults?: Server.ServeOptions["faults"]) => {
+  let n = 0
+  return Server.serve({
+    name: "test",
+    ...(faults ? { faults } : {}),
+    respond: (req) =>
+      req.url === "/ok" ? Server.json(200, { ok: true }, { "X-Own": "mine", "X-Seq": "reply's own" }) : Server.json(404, { error: "no" }),
+    serverErrors: [Server.json(503, { error: "down" })],
+    throttled: () => Server.json(429, { errors: ["Too Many Requests"] }),
+    everyReply: () => ({ "X-Seq": String(++n), "X-Own": "everyReply" })
+  })
+}
+
+describe("Server.serve everyReply", () => {
+  it.live("adds fresh headers to every reply, fault replies included; a reply's own header wins", () =>
+    Effect.promise(async () => {
+      const plain = await start()
+      try {
+        const ok = await fetch(`${plain.origin}/ok`)
+        expect(ok.headers.get("x-own")).toBe("mine")
+        expect(ok.headers.get("x-seq")).toBe("reply's own")
+        const missing = await fetch(`${plain.origin}/nope`)
+        expect(missing.status).toBe(404)
+        expect(missing.headers.get("x-seq")).toBe("2")
+      } finally {
+        await plain.close()
+      }
+      const faulty = await start({ kinds: ["5xx", "429"], rate: 1, maxConsecutive: 100 })
+      try {
+        const seen: Array<[number, string | null]> = []
+        for (let i = 0; i < 6; i++) {
+          const res = await fetch(`${faulty.origin}/nope`)
+          seen.push([res.status, res.headers.get("x-seq")])
+        }
+        expect(seen.every(([status]) => status === 503 || status === 429)).toBe(true)
+        expect(seen.map(([, seq]) => seq)).toEqual(["1", "2", "3", "4", "5", "6"])
+      } finally {
+        await faulty.close()
+      }
+    }))
+})
