@@ -3,7 +3,7 @@
  *
  * Understands the common JSON shapes: `{"detail": ...}` (Django REST Framework), `{"error": ...}`,
  * `{"errors": [...]}` (strings or objects with a message, or a field → messages map),
- * `{"message": ...}`, `{"title": ...}` and `{"returnmsg": ..., "returncode": ...}` (Acceo), plus a
+ * `{"message": ...}`, ASP.NET Web API's `{"Message": ...}`, `{"title": ...}` and `{"returnmsg": ..., "returncode": ...}` (Acceo), plus a
  * short plain-text body. Everything is cut to a readable length.
  */
 import * as Option from "effect/Option"
@@ -44,7 +44,7 @@ export const oneLine = (text: string, max = maxMessageLength): string => {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const messageKeys = ["detail", "error", "errors", "message", "returnmsg", "title", "error_description", "non_field_errors"]
+const messageKeys = ["detail", "error", "errors", "message", "Message", "returnmsg", "title", "error_description", "non_field_errors"]
 
 const messageOf = (json: unknown, depth: number): string | undefined => {
   if (depth > 3) return undefined

@@ -9,12 +9,14 @@
  * - `Download`: fetching image bytes from vendor URLs safely (scheme checks, size cap);
  * - `SafeUrl`: URL resolution, same-origin checks and printing without secrets;
  * - `ErrorBody`: the vendor's message and code from an error body;
+ * - `LosslessJson`: JSON parsing that keeps 64-bit integers exact (as digit strings);
  * - `HttpConfig`: the shared timeout/retry/rate-limit config fields.
  */
 export * as ApiClient from "./ApiClient.js"
 export * as Download from "./Download.js"
 export * as ErrorBody from "./ErrorBody.js"
 export * as HttpConfig from "./HttpConfig.js"
+export * as LosslessJson from "./LosslessJson.js"
 export * as Paginate from "./Paginate.js"
 export * as ProductFanout from "./ProductFanout.js"
 export * as RateLimit from "./RateLimit.js"
