@@ -4,6 +4,7 @@
 //   npm run bench                      every case, full sizes
 //   npm run bench -- --quick           every case, small sizes (a smoke run)
 //   npm run bench -- --case csv-sink   one case (by id or by its display name)
+//   npm run bench -- --case parquet-sink   the parquet sink with each engine (one child per engine)
 //
 // Each case runs in a fresh child process (`node scripts/bench.mjs --case <id> --child`), so its
 // peak RSS is its own. The channel simulator of a case runs in this (the parent) process on
@@ -34,7 +35,11 @@ const parseArgs = (argv) => {
       opts.cases.push(v)
     } else if (a.startsWith("--case=")) opts.cases.push(a.slice("--case=".length))
     else if (a === "--help" || a === "-h") {
-      console.log(usage + cases.map((c) => `  ${c.id.padEnd(22)} ${c.name}`).join("\n"))
+      const groups = [...new Set(cases.flatMap((c) => (c.group ? [c.group] : [])))]
+      console.log(
+        usage + cases.map((c) => `  ${c.id.padEnd(31)} ${c.name}`).join("\n") +
+          groups.map((g) => `\n  ${g.padEnd(31)} every ${g}-* case`).join("")
+      )
       process.exit(0)
     } else fail(`unknown option ${JSON.stringify(a)} (try --help)`)
   }
@@ -101,10 +106,20 @@ const cases = [
     name: "jsonl sink only",
     sim: undefined,
     run: (env) => runSink(env, "jsonl", env.quick ? 100_000 : 1_000_000)
-  }
+  },
+  // `--case parquet-sink` runs both engines, each in its own child (so each has its own peak RSS).
+  ...["hyparquet-writer", "parquetjs-lite"].map((engine) => ({
+    id: `parquet-sink-${engine}`,
+    group: "parquet-sink",
+    name: `parquet sink only (${engine})`,
+    sim: undefined,
+    run: (env) => runSink(env, "parquet", env.quick ? 100_000 : 1_000_000, { engine })
+  }))
 ]
 
-const findCase = (key) => cases.find((c) => c.id === key || c.name === key)
+/** The cases a key names: a case id, a display name, or a group of cases (`parquet-sink`). */
+const findCases = (key) => cases.filter((c) => c.id === key || c.name === key || c.group === key)
+const findCase = (key) => findCases(key)[0]
 
 // --- child: one case ---------------------------------------------------------------------------
 
@@ -186,12 +201,12 @@ const runPipeline = async (env, spec) => {
 }
 
 /** Writes `total` synthetic records straight through a file sink's write/commit/finish. */
-const runSink = async (env, format, total) => {
+const runSink = async (env, format, total, options = {}) => {
   const { core, files, Effect, Option, Chunk, Layer, Schema, NodeFileSystem, NodePath } = await load()
   const { ProductImage } = core
   const plugin = files[format]
   const target = path.join(env.dir, `images.${format}`)
-  const config = Schema.decodeUnknownSync(plugin.config)({ path: target })
+  const config = Schema.decodeUnknownSync(plugin.config)({ path: target, ...options })
   const batchSize = 1_000
   const commitEvery = 10_000
 
@@ -346,7 +361,12 @@ const printTable = (rows) => {
 }
 
 const runParent = async (opts) => {
-  const selected = opts.cases.length === 0 ? cases : opts.cases.map((k) => findCase(k) ?? fail(`no case ${JSON.stringify(k)} (try --help)`))
+  const selected = opts.cases.length === 0
+    ? cases
+    : opts.cases.flatMap((k) => {
+      const found = findCases(k)
+      return found.length > 0 ? found : fail(`no case ${JSON.stringify(k)} (try --help)`)
+    })
 
   if (!fs.existsSync(path.join(root, "packages/cli/dist/main.js"))) {
     console.log("building packages (first run)...")
