@@ -62,7 +62,13 @@ export const ImageStoreConfig = Schema.Struct({
       "{dir}/manifest.",
     examples: ["out/images/manifest.csv", "out/manifests"]
   }),
-  mode: FileOutput.modeField,
+  mode: Config.withDefault<FileOutput.Mode, FileOutput.Mode>(FileOutput.Mode, "overwrite", {
+    description:
+      "The manifest's mode. overwrite: stage the run's manifest parts and publish one complete manifest at the end. " +
+      "append: publish a manifest part per commit into the manifestPath directory at once. Image files are always " +
+      "stored at once (content-addressed).",
+    examples: ["overwrite", "append"]
+  }),
   concurrency: Config.withDefault(Config.intRange(1, 256), 8, {
     description: "How many images are downloaded and stored at the same time.",
     examples: [8, 32]
