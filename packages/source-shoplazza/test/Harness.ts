@@ -1,0 +1,175 @@
+/**
+ * Test harness for the `shoplazza` source: runs the plugin the way the runner does (config decoded
+ * from a plain object, a source context with a recording progress), over real HTTP on 127.0.0.1,
+ * and builds the records the simulator's catalogue should turn into, independently of `Api.ts`.
+ */
+import { type Batch, type ProductImage, RunStats } from "@effetl/core"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { CatalogueImage, CatalogueProduct, ShoplazzaSimulator } from "../src/Simulator.js"
+import { shoplazza, ShoplazzaConfig } from "../src/Source.js"
+
+/** The services the runner gives a source: real HTTP (undici), file system, path and fresh counters. */
+export const env = Layer.mergeAll(NodeHttpClient.layerUndici, NodeFileSystem.layer, NodePath.layer, RunStats.layer)
+
+/** Runs a test body in a scope with the runner's services (real HTTP). */
+export const live = <A, E>(body: Effect.Effect<A, E, Layer.Layer.Success<typeof env> | Scope.Scope>): Effect.Effect<A, E> =>
+  body.pipe(Effect.scoped, Effect.provide(env))
+
+/** Fast retries, so fault tests take milliseconds of backoff. */
+export const fastRetry = { maxRetries: 8, baseDelay: "1 millis", maxDelay: "5 millis" }
+
+/** A fast bucket for tests that are not about the rate: 40 requests, leaking 2000/s. */
+export const fastBucket = { capacity: 40, leakPerSecond: 2000 }
+
+/** The `with:` block of a pipeline file pointing at a simulator (its images are served over http). */
+export const simConfig = (sim: ShoplazzaSimulator, more: Record<string, unknown> = {}): Record<string, unknown> => ({
+  baseUrl: sim.url,
+  accessToken: sim.accessToken,
+  protocolRelativeScheme: "http",
+  retry: fastRetry,
+  rateLimit: false,
+  ...more
+})
+
+/** What one run produced. */
+export interface RunResult {
+  readonly batches: ReadonlyArray<Batch.Batch>
+  readonly records: ReadonlyArray<ProductImage>
+  readonly rejected: ReadonlyArray<Batch.DeadLetter>
+  /** The checkpoint values of the batches, in order. */
+  readonly checkpoints: ReadonlyArray<unknown>
+  /** How many times `progress.page` was called. */
+  readonly pages: number
+  /** The `retries` counter of the source in `RunStats`. */
+  readonly retries: number
+  readonly productComplete: boolean
+}
+
+/** Options of {@link runUntil}. */
+export interface RunOptions {
+  readonly checkpoint?: Option.Option<Batch.Checkpoint>
+  /** The runner's `--limit`. */
+  readonly limit?: number
+  /** Stop after this many batches (as if the run was killed after committing them). */
+  readonly take?: number
+  /** Called with each batch as it arrives (e.g. to change the simulator mid-run). */
+  readonly onBatch?: (batch: Batch.Batch, index: number) => void
+}
+
+/**
+ * Decodes `input` as a pipeline file would, makes the source and reads its stream until it ends,
+ * fails or `take` batches came. The batches read before a failure are kept.
+ */
+export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknown(ShoplazzaConfig, { onExcessProperty: "error" })(input)
+    let pages = 0
+    const instance = yield* shoplazza.make(config, {
+      name: "shoplazza",
+      checkpoint: options.checkpoint ?? Option.none(),
+      limit: Option.fromNullable(options.limit),
+      progress: { total: () => Effect.void, page: () => Effect.sync(() => void pages++) }
+    })
+    const batches: Array<Batch.Batch> = []
+    const stream = options.take === undefined ? instance.stream : Stream.take(instance.stream, options.take)
+    const outcome = yield* Effect.either(Stream.runForEach(stream, (batch) =>
+      Effect.sync(() => {
+        batches.push(batch)
+        options.onBatch?.(batch, batches.length - 1)
+      })))
+    const stats = yield* RunStats.RunStats
+    const counts = (yield* stats.snapshot).get("shoplazza")
+    const result: RunResult = {
+      batches,
+      records: batches.flatMap((b) => Chunk.toArray(b.records)),
+      rejected: batches.flatMap((b) => Chunk.toArray(b.rejected)),
+      checkpoints: batches.map((b) => Option.getOrUndefined(Option.map(b.checkpoint, (c) => c.value))),
+      pages,
+      retries: counts?.retries ?? 0,
+      productComplete: instance.productComplete
+    }
+    return { result, error: Either.getLeft(outcome) }
+  }).pipe(Effect.scoped)
+
+/** Like {@link runUntil}, but a stream failure fails the effect. */
+export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
+  Effect.flatMap(runUntil(input, options), ({ error, result }) =>
+    Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
+
+/** Makes the source (decoding `input` first) and runs its dry-run check. */
+export const check = (input: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknown(ShoplazzaConfig)(input)
+    const instance = yield* shoplazza.make(config, {
+      name: "shoplazza",
+      checkpoint: Option.none(),
+      limit: Option.none(),
+      progress: { total: () => Effect.void, page: () => Effect.void }
+    })
+    return yield* instance.check
+  }).pipe(Effect.scoped)
+
+// ---------------------------------------------------------------------------------------------
+// Expected records
+// ---------------------------------------------------------------------------------------------
+
+/** The UTC instant of a `2024-04-08T07:13:28Z` timestamp, computed by hand rather than by `Date.parse`. */
+export const utcMillis = (wire: string): number => {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/.exec(wire)
+  if (m === null) throw new Error(`not a Shoplazza timestamp: ${wire}`)
+  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]))
+}
+
+/** A record as plain data, dates as epoch milliseconds: what tests compare. */
+export const plain = (r: ProductImage): Record<string, unknown> => ({
+  source: r.source,
+  productId: r.productId,
+  imageId: r.imageId,
+  position: r.position,
+  url: r.url,
+  filename: r.filename,
+  width: r.width,
+  height: r.height,
+  alt: r.alt,
+  contentHash: r.contentHash,
+  createdAt: r.createdAt === null ? null : r.createdAt.getTime(),
+  updatedAt: r.updatedAt === null ? null : r.updatedAt.getTime(),
+  extra: r.extra
+})
+
+/** The record a catalogue image must become, its protocol-relative src given `scheme`. */
+export const expected = (image: CatalogueImage, scheme = "http"): Record<string, unknown> => ({
+  source: "shoplazza",
+  productId: image.product_id,
+  imageId: image.id,
+  position: image.position,
+  url: `${scheme}:${image.src}`,
+  filename: image.path.split("/").pop(),
+  width: image.width,
+  height: image.height,
+  alt: image.alt,
+  contentHash: null,
+  createdAt: utcMillis(image.created_at),
+  updatedAt: utcMillis(image.updated_at),
+  extra: {}
+})
+
+/** The expected records of some products, in their order. */
+export const expectedOf = (products: ReadonlyArray<CatalogueProduct>, scheme = "http") =>
+  products.flatMap((p) => p.images.map((image) => expected(image, scheme)))
+
+/** The request path of a product's images on the simulator. */
+export const imagesPathOf = (id: string): string => `/openapi/2022-01/products/${id}/images`
+
+/** The request path of the product list on the simulator. */
+export const listPath = "/openapi/2022-01/products"
