@@ -341,9 +341,11 @@ const exchange = <B>(
     const redactedNames = Option.match(settings.auth, { onNone: () => [], onSome: (a) => [a.header.toLowerCase()] })
     const idempotent = method !== "POST" && method !== "PATCH"
 
-    const attempt: Effect.Effect<B, Retry.Failure<HttpError>> = Effect.zipRight(
-      settings.limiter.take,
-      Effect.scoped(
+    // The limiter hears when every attempt it let through ends (answered, failed, timed out or
+    // interrupted), so a header-driven limiter knows how many requests are still in flight.
+    const attempt: Effect.Effect<B, Retry.Failure<HttpError>> = Effect.uninterruptibleMask((restore) => Effect.zipRight(
+      restore(settings.limiter.take),
+      restore(Effect.scoped(
         Effect.gen(function*() {
           const response = yield* settings.http.execute(httpRequest).pipe(
             Effect.mapError((e) => transportFailure(ctx, e))
@@ -366,8 +368,8 @@ const exchange = <B>(
             )
         }),
         Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
-      )
-    ).pipe(
+      )).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void))
+    )).pipe(
       Effect.mapError((f) => (idempotent || f.error._tag === "RateLimited" ? f : { ...f, retryable: false }))
     )
 

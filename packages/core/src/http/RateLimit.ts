@@ -6,9 +6,12 @@
  *   `requestsPerSecond`; each request takes one. Built on `effect/RateLimiter`. A leaky bucket of
  *   capacity N leaking r/s (Shoplazza: 40, 2/s) is the same budget: `{ requestsPerSecond: r, burst: N }`.
  * - `Headers`: adaptive pacing driven by the server's budget headers (requests left, time until the
- *   window resets, quota). While plenty is left requests go at once; below `slowDownBelow` of the
- *   quota the remaining requests are spread evenly over the time left, keeping `reserve` requests
- *   unused, so the budget never reaches 0 by our doing.
+ *   window resets, quota, and optionally the window's length). While plenty is left requests go at
+ *   once; below `slowDownBelow` of the quota the remaining requests are spread over the time left
+ *   (never slower than the quota's own rate, window ÷ quota, when the window length is known),
+ *   keeping `reserve` requests unused, so the budget never reaches 0 by our doing. Requests still
+ *   in flight count as spent (the server may not have counted them in the last `left` it sent),
+ *   and a late answer from an earlier window never raises the estimate.
  *
  * Limiters are shared through a process-wide registry keyed by {@link credentialKey} (a SHA-256 of
  * the credential, never the credential itself): two sources with the same token share one budget.
@@ -48,6 +51,8 @@ export interface BudgetHeaders {
   readonly resetUnit: "milliseconds" | "seconds"
   /** The window's quota, e.g. `X-Rate-Limit-Requests-Quota` (optional). */
   readonly quota: Option.Option<string>
+  /** The window's length in milliseconds, e.g. `X-Rate-Limit-Time-Window-Ms` (optional). */
+  readonly window: Option.Option<string>
 }
 
 /** Adaptive pacing from the server's budget headers. */
@@ -79,6 +84,8 @@ export const fromHeaders = (options: {
   readonly reset: string
   readonly resetUnit?: "milliseconds" | "seconds"
   readonly quota?: string
+  /** The window length header (milliseconds); with it and the quota, pacing never drops below the quota's rate. */
+  readonly window?: string
   readonly slowDownBelow?: number
   readonly reserve?: number
 }): HeaderDriven => ({
@@ -87,7 +94,8 @@ export const fromHeaders = (options: {
     left: options.left,
     reset: options.reset,
     resetUnit: options.resetUnit ?? "milliseconds",
-    quota: Option.fromNullable(options.quota)
+    quota: Option.fromNullable(options.quota),
+    window: Option.fromNullable(options.window)
   },
   slowDownBelow: Math.min(1, Math.max(0, options.slowDownBelow ?? 0.5)),
   reserve: Math.max(0, Math.floor(options.reserve ?? 1))
@@ -103,6 +111,11 @@ export interface Limiter {
   readonly take: Effect.Effect<void>
   /** Tells the limiter the headers of a response (used by header-driven limiters). */
   readonly observe: (headers: Headers.Headers) => Effect.Effect<void>
+  /**
+   * Tells the limiter that a request it let through has ended, answered or not (header-driven
+   * limiters count the requests in flight). Optional: limiters that need no such signal leave it out.
+   */
+  readonly release?: Effect.Effect<void>
 }
 
 /** A limiter that never waits. */
@@ -131,69 +144,118 @@ export const makeTokenBucket = (policy: TokenBucket): Effect.Effect<Limiter, nev
 
 /** The state of a header-driven limiter. */
 interface Budget {
-  /** Requests left, as last reported and counted down by our own requests since. */
+  /** The lowest `left` the server reported in the current window (after counting the request it answered). */
   readonly left: Option.Option<number>
   readonly quota: Option.Option<number>
+  /** The window's length (millis), when the server says. */
+  readonly window: Option.Option<number>
   /** When the window resets (clock millis). */
   readonly resetAt: Option.Option<number>
   /** The earliest time the next paced request may start (clock millis). */
   readonly nextSlot: number
+  /** Requests let through and not answered yet: the server may not have counted them in `left`. */
+  readonly inFlight: number
+  /** Requests answered (headers seen) and not yet ended. */
+  readonly answered: number
 }
 
 /** Makes a header-driven limiter. */
 export const makeHeaderDriven = (policy: HeaderDriven): Effect.Effect<Limiter> =>
   Effect.map(
-    Ref.make<Budget>({ left: Option.none(), quota: Option.none(), resetAt: Option.none(), nextSlot: 0 }),
+    Ref.make<Budget>({
+      left: Option.none(),
+      quota: Option.none(),
+      window: Option.none(),
+      resetAt: Option.none(),
+      nextSlot: 0,
+      inFlight: 0,
+      answered: 0
+    }),
     (state): Limiter => ({
       take: Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.flatMap(
           Ref.modify(state, (b) => plan(policy, b, now)),
-          (wait) => (wait > 0 ? Effect.sleep(Duration.millis(wait)) : Effect.void)
+          (wait) =>
+            wait > 0
+              // A take interrupted while it waits never started: it no longer counts as in flight.
+              ? Effect.onInterrupt(Effect.sleep(Duration.millis(wait)), () => Ref.update(state, ended))
+              : Effect.void
         )
       ),
       observe: (headers) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Ref.update(state, (b) => {
-            const left = num(headers[policy.headers.left.toLowerCase()])
-            const reset = num(headers[policy.headers.reset.toLowerCase()])
-            const quota = Option.flatMap(policy.headers.quota, (q) => num(headers[q.toLowerCase()]))
-            if (Option.isNone(left) && Option.isNone(reset)) return b
-            const resetMs = Option.map(reset, (r) => (policy.headers.resetUnit === "seconds" ? r * 1000 : r))
-            return {
-              left: Option.orElse(left, () => b.left),
-              quota: Option.orElse(quota, () => b.quota),
-              resetAt: Option.orElse(Option.map(resetMs, (r) => now + r), () => b.resetAt),
-              nextSlot: b.nextSlot
-            }
-          })
-        )
+        Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.update(state, (b) => learn(policy, b, headers, now))),
+      release: Ref.update(state, ended)
     })
   )
 
+/** A request ended: it leaves the answered count if any, else the in-flight count. */
+const ended = (b: Budget): Budget =>
+  b.answered > 0 ? { ...b, answered: b.answered - 1 } : { ...b, inFlight: Math.max(0, b.inFlight - 1) }
+
+/** Takes in the budget headers of a response (pure). */
+const learn = (policy: HeaderDriven, b: Budget, headers: Headers.Headers, now: number): Budget => {
+  const counted: Budget = b.inFlight > 0 ? { ...b, inFlight: b.inFlight - 1, answered: b.answered + 1 } : b
+  const left = num(headers[policy.headers.left.toLowerCase()])
+  const reset = num(headers[policy.headers.reset.toLowerCase()])
+  const quota = Option.orElse(Option.flatMap(policy.headers.quota, (q) => num(headers[q.toLowerCase()])), () => b.quota)
+  const window = Option.orElse(Option.flatMap(policy.headers.window, (w) => num(headers[w.toLowerCase()])), () => b.window)
+  if (Option.isNone(left) && Option.isNone(reset)) return counted
+  const resetAt = Option.map(reset, (r) => now + (policy.headers.resetUnit === "seconds" ? r * 1000 : r))
+  if (Option.isSome(resetAt) && Option.isSome(b.resetAt) && Option.isSome(b.left)) {
+    // Answers arrive out of order: within one window keep the lowest `left` and the earliest reset;
+    // a reset far later means a new window; far earlier, a late answer from a past window.
+    const tolerance = Option.match(window, { onNone: () => 1000, onSome: (w) => w / 2 })
+    if (resetAt.value < b.resetAt.value - tolerance) return { ...counted, quota, window }
+    if (resetAt.value <= b.resetAt.value + tolerance) {
+      return {
+        ...counted,
+        quota,
+        window,
+        left: Option.isSome(left) ? Option.some(Math.min(left.value, b.left.value)) : b.left,
+        resetAt: Option.some(Math.min(resetAt.value, b.resetAt.value))
+      }
+    }
+  }
+  return {
+    ...counted,
+    quota,
+    window,
+    left: Option.orElse(left, () => b.left),
+    resetAt: Option.orElse(resetAt, () => b.resetAt)
+  }
+}
+
 /** Decides how long a request waits, and the state after it starts (pure). */
 const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget] => {
+  const started: Budget = { ...b, inFlight: b.inFlight + 1 }
   if (Option.isNone(b.left) || Option.isNone(b.resetAt) || now >= b.resetAt.value) {
     // Nothing known, or the window has reset: go, and learn from the response.
-    return [0, { ...b, left: Option.none(), resetAt: Option.none(), nextSlot: now }]
+    return [0, { ...started, left: Option.none(), resetAt: Option.none(), nextSlot: now }]
   }
-  const left = b.left.value
+  // What is left for us: the server's last figure less our requests it may not have counted yet.
+  const left = b.left.value - b.inFlight
   const resetAt = b.resetAt.value
   const usable = left - policy.reserve
-  const counted: Budget = { ...b, left: Option.some(left - 1) }
   if (usable <= 0) {
     // Our share is spent: wait for the window to reset, then start over.
     const start = Math.max(resetAt, b.nextSlot)
-    return [start - now, { ...counted, nextSlot: start }]
+    return [start - now, { ...started, nextSlot: start }]
   }
   const plenty = Option.match(b.quota, {
     onNone: () => false,
     onSome: (quota) => left > quota * policy.slowDownBelow
   })
-  if (plenty) return [0, counted]
-  // Spread what is usable over what is left of the window, from this request's slot on.
+  if (plenty) return [0, started]
+  // Spread what is usable over what is left of the window, from this request's slot on, but never
+  // slower than the quota's own rate (window ÷ quota) when both are known: a fixed window's unused
+  // requests are lost at the reset, and a spread to the very end would only delay the last ones.
   const start = Math.max(now, b.nextSlot)
-  const spacing = Math.max(0, resetAt - start) / usable
-  return [start - now, { ...counted, nextSlot: start + spacing }]
+  const spread = Math.max(0, resetAt - start) / usable
+  const spacing = Option.match(Option.all([b.window, b.quota]), {
+    onNone: () => spread,
+    onSome: ([window, quota]) => (quota > 0 ? Math.min(spread, window / quota) : spread)
+  })
+  return [start - now, { ...started, nextSlot: start + spacing }]
 }
 
 const num = (v: string | undefined): Option.Option<number> => {

@@ -159,3 +159,129 @@ describe("RateLimit header-driven", () => {
       expect(server.requests.length).toBe(3)
     }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
 })
+
+describe("RateLimit header-driven: in-flight requests, windows, the quota's rate", () => {
+  const names = {
+    left: "X-Rate-Limit-Requests-Left",
+    reset: "X-Rate-Limit-Time-Reset-Ms",
+    quota: "X-Rate-Limit-Requests-Quota",
+    window: "X-Rate-Limit-Time-Window-Ms"
+  }
+  const budget = (left: number, resetMs: number, quota = 150, windowMs = 30_000) =>
+    Headers.fromInput({
+      [names.left]: String(left),
+      [names.reset]: String(resetMs),
+      [names.quota]: String(quota),
+      [names.window]: String(windowMs)
+    })
+
+  it.scoped("below the threshold, never slower than the quota's own rate (window ÷ quota), then waits at the reserve", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make(RateLimit.fromHeaders({ ...names, slowDownBelow: 0.5, reserve: 1 }))
+      // 6 left, 10 s to the reset: spreading 5 usable over 10 s would be one per 2 s; the quota's
+      // rate is 150 per 30 s, one per 200 ms. The sixth request waits for the reset.
+      yield* limiter.observe(budget(6, 10_000))
+      expect(yield* takeTimes(limiter, 6, 100, 10_000)).toEqual([0, 200, 400, 600, 800, 10_000])
+    }))
+
+  it.scoped("without the window header, spreads over what is left of the window as before", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make(RateLimit.fromHeaders({ left: names.left, reset: names.reset, quota: names.quota }))
+      yield* limiter.observe(budget(6, 10_000))
+      expect(yield* takeTimes(limiter, 5, 100, 10_000)).toEqual([0, 2000, 4000, 6000, 8000])
+    }))
+
+  it.scoped("requests in flight count as spent: an answer the server sent before counting them does not raise the estimate", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make(RateLimit.fromHeaders({ ...names, slowDownBelow: 0, reserve: 1 }))
+      yield* limiter.observe(budget(10, 5000, 10))
+      // Four requests go at once; the first one's answer says 9 left, the other three are still in flight.
+      expect(yield* takeTimes(limiter, 4, 100, 0)).toEqual([0, 0, 0, 0])
+      yield* limiter.observe(budget(9, 5000, 10))
+      // 9 - 3 in flight = 6, 1 in reserve: five more now, the next at the reset.
+      expect(yield* takeTimes(limiter, 6, 100, 5000)).toEqual([0, 0, 0, 0, 0, 5000])
+    }))
+
+  it.scoped("released requests stop counting; answers out of order keep the lowest left of the window", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make(RateLimit.fromHeaders({ ...names, slowDownBelow: 0, reserve: 1 }))
+      yield* limiter.observe(budget(5, 5000, 10))
+      yield* takeTimes(limiter, 2, 100, 0)
+      // The second request's answer (3 left) arrives before the first's (4 left).
+      yield* limiter.observe(budget(3, 4990, 10))
+      yield* limiter.observe(budget(4, 4995, 10))
+      yield* limiter.release!
+      yield* limiter.release!
+      // 3 left, none in flight, 1 in reserve: two now, then the reset.
+      expect(yield* takeTimes(limiter, 3, 10, 5000)).toEqual([0, 0, 4990])
+    }))
+
+  it.scoped("a late answer from a past window is ignored; an answer from the next window replaces the estimate", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make(RateLimit.fromHeaders({ ...names, slowDownBelow: 0, reserve: 1 }))
+      yield* limiter.observe(budget(2, 3000, 150, 4000))
+      yield* limiter.observe(budget(140, 500, 150, 4000)) // sent in the window before: it resets far earlier
+      expect(yield* takeTimes(limiter, 2, 100, 3000)).toEqual([0, 3000])
+      const limiter2 = yield* RateLimit.make(RateLimit.fromHeaders({ ...names, slowDownBelow: 0, reserve: 1 }))
+      yield* limiter2.observe(budget(1, 50, 150, 4000))
+      yield* limiter2.observe(budget(149, 4000, 150, 4000)) // the server's window already reset
+      const now = yield* Clock.currentTimeMillis
+      expect(yield* takeTimes(limiter2, 3, 10, 0)).toEqual([now, now, now])
+    }))
+
+  it.scoped("a take interrupted while it waits no longer counts as in flight", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make(RateLimit.fromHeaders({ ...names, slowDownBelow: 0, reserve: 1 }))
+      yield* limiter.observe(budget(2, 5000, 10))
+      yield* takeTimes(limiter, 1, 10, 0)
+      // One in flight, one in reserve: the next take waits for the reset; it is given up.
+      const waiting = yield* Effect.fork(limiter.take)
+      yield* TestClock.adjust(10)
+      yield* Fiber.interrupt(waiting)
+      yield* limiter.release!
+      // Had the interrupted take stayed counted, this one would wait for the reset too.
+      expect(yield* takeTimes(limiter, 1, 10, 0)).toEqual([10])
+    }))
+
+  it.live("an ApiClient against a fixed-window server: concurrent requests never drive Requests-Left to 0 and get no 429", () =>
+    Effect.gen(function*() {
+      const quota = 12
+      const windowMs = 300
+      let windowEnd = 0
+      let used = 0
+      let lowest = quota
+      let throttled = 0
+      const server = yield* start((_req, res) => {
+        const now = Date.now()
+        if (now >= windowEnd) {
+          windowEnd = now + windowMs
+          used = 0
+        }
+        const headers = (left: number) => ({
+          "x-rate-limit-requests-left": String(left),
+          "x-rate-limit-time-reset-ms": String(Math.max(0, windowEnd - now)),
+          "x-rate-limit-requests-quota": String(quota),
+          "x-rate-limit-time-window-ms": String(windowMs)
+        })
+        if (used >= quota) {
+          throttled += 1
+          return json(res, 429, [{ status: 429, message: "Too many requests" }], headers(0))
+        }
+        used += 1
+        lowest = Math.min(lowest, quota - used)
+        // A little latency, so several requests are in flight at once.
+        setTimeout(() => json(res, 200, { ok: true }, headers(quota - used)), 3)
+      })
+      const client = yield* ApiClient.make({
+        source: "bc",
+        baseUrl: server.url,
+        rateLimit: RateLimit.fromHeaders({ ...names, slowDownBelow: 0.25, reserve: 1 }),
+        rateLimitKey: "test-fixed-window",
+        retry: { baseDelay: "1 millis", maxDelay: "5 millis", resetHeader: { name: names.reset, unit: "milliseconds" } }
+      })
+      yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) => client.getJson(`/r${i}`, {}, Ok), { concurrency: 6 })
+      expect(server.requests.length).toBe(40)
+      expect(throttled).toBe(0)
+      expect(lowest).toBeGreaterThanOrEqual(1)
+    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
+})
