@@ -375,8 +375,10 @@ const exchange = <B>(
 
     return Retry.retry(attempt, {
       policy: settings.policy,
-      onRetry: (info) =>
-        Effect.zipRight(
+      onRetry: (info) => {
+        // The vendor's request id of the failed answer (when it sent one), so support can find it.
+        const requestId = "requestId" in info.failure.error ? info.failure.error.requestId : undefined
+        return Effect.zipRight(
           RunStats.add(source, "retries"),
           // A first retry or two is routine (they are counted in the run summary): debug. Persistent
           // trouble, or a long wait the server asked for, is worth a warning.
@@ -384,7 +386,7 @@ const exchange = <B>(
             info.retry >= 3 || Duration.toMillis(info.delay) >= 5_000 ? LogLevel.Warning : LogLevel.Debug,
             `${ctx.prefix}: ${method} ${ctx.url} failed (${info.failure.reason}); retry ${info.retry} of ${settings.policy.maxRetries} in ${
               Duration.format(info.delay)
-            }`
+            }${requestId === undefined ? "" : ` [request id ${requestId}]`}`
           ).pipe(
             Effect.annotateLogs({
               source,
@@ -392,10 +394,12 @@ const exchange = <B>(
               attempt: info.retry,
               delay: Duration.format(info.delay),
               delayMillis: Duration.toMillis(info.delay),
-              reason: info.failure.reason
+              reason: info.failure.reason,
+              ...(requestId === undefined ? {} : { requestId })
             })
           )
-        ),
+        )
+      },
       onGiveUp: (error, retries) => withSuffix(error, ` (gave up after ${retries} ${retries === 1 ? "retry" : "retries"})`)
     })
   })
