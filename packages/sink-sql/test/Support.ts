@@ -80,9 +80,9 @@ export const withSchema = <A, E, R>(f: (schema: string, pg: SqlClient.SqlClient)
     })
   )
 
-/** An independent read-only SQLite client for the scope. */
+/** An independent SQLite client for the scope (its own connection; the database keeps its journal mode). */
 export const sqliteReader = (file: string) =>
-  SqliteClient.make({ filename: file, readonly: true, disableWAL: true }).pipe(Effect.provide(Reactivity.layer))
+  SqliteClient.make({ filename: file, disableWAL: true }).pipe(Effect.provide(Reactivity.layer))
 
 /** A database under test: SQLite in a temp file, or PostgreSQL in a fresh schema. */
 export interface Backend {

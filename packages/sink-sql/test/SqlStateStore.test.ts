@@ -1,0 +1,164 @@
+/**
+ * The SQL state stores on real databases: load/save/reset, corrupt rows, the shared transaction key,
+ * pipelines whose sinks are on other databases than the state, and secrets kept out of errors.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Batch, Pipeline, ProductImage, Runner, Source, StateStore } from "@effetl/core"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as path from "node:path"
+import { inspect } from "node:util"
+import { postgres, postgresState, sqlite, sqliteState } from "../src/index.js"
+import * as SqlSink from "../src/SqlSink.js"
+import * as SqlStateStore from "../src/SqlStateStore.js"
+import { backends, context, pgUrl, schemaName, sqliteReader, tmp, withSchema } from "./Support.js"
+
+const state: StateStore.PipelineState = {
+  run: { id: "r1", status: "running", startedAt: "2024-01-01T00:00:00.000Z" },
+  sources: { shop: { checkpoint: Batch.cursor({ token: "abc", n: 5 }), done: false } },
+  sinks: { db: { table: "product_images", mode: "merge", commits: 3 } },
+  transforms: { "0:dedupe-by-hash": ["sha256:x"] }
+}
+
+for (const backend of backends) {
+  describe(`${backend.name} state store`, () => {
+    it.effect("saves, loads and resets a pipeline's state in its table; a corrupt row is an error, never reset", () =>
+      backend.run((db) =>
+        Effect.gen(function*() {
+          const open = Effect.scoped(Effect.flatMap(SqlStateStore.make({ target: db.target, schema: db.schema, table: "effetl_state" }), (s) => Effect.succeed(s)))
+          const store = yield* SqlStateStore.make({ target: db.target, schema: db.schema, table: "effetl_state" })
+          expect(yield* store.load("p")).toEqual(StateStore.empty)
+          yield* store.save("p", state)
+          yield* store.save("other", StateStore.empty)
+          expect(yield* store.load("p")).toEqual(state)
+          yield* store.save("p", { ...state, run: { ...state.run!, status: "finished" } })
+          expect((yield* store.load("p")).run?.status).toBe("finished")
+          // another store on the same table sees it
+          expect((yield* Effect.flatMap(open, (s) => s.load("p"))).run?.status).toBe("finished")
+          yield* store.reset("p")
+          expect(yield* store.load("p")).toEqual(StateStore.empty)
+          expect(yield* store.load("other")).toEqual(StateStore.empty)
+          expect(store.location).toContain("effetl_state")
+          // corrupt
+          yield* store.save("p", state)
+          const bad = backend.name === "postgres" ? `'{"run": 5}'::jsonb` : `'{"run": 5}'`
+          yield* db.query(`UPDATE ${db.q("effetl_state")} SET state = ${bad} WHERE pipeline = 'p'`)
+          const e = yield* Effect.flip(store.load("p"))
+          expect(e._tag).toBe("StateError")
+          expect(e.message).toContain("the state of pipeline 'p' is corrupt")
+          const [row] = yield* db.query<{ state: unknown }>(`SELECT state FROM ${db.q("effetl_state")} WHERE pipeline = 'p'`)
+          expect(typeof row!.state === "string" ? JSON.parse(row!.state) : row!.state).toEqual({ run: 5 })
+        })
+      ))
+
+    it.effect("offers its database's transaction under the same key as a sink on that database, and no other", () =>
+      backend.run((db) =>
+        Effect.gen(function*() {
+          const store = yield* SqlStateStore.make({ target: db.target, schema: db.schema, table: "effetl_state" })
+          const same = yield* SqlSink.make({ target: db.target, schema: db.schema, table: "product_images", mode: "merge" }, context("r1"))
+          const elsewhere = yield* SqlSink.make({ target: { _tag: "sqlite", path: path.join(tmp(), "other.db") }, table: "product_images", mode: "merge" }, context("r1"))
+          expect(store.transaction?.database).toBe(same.database)
+          expect(store.transaction?.database).not.toBe(elsewhere.database)
+          expect(same.database).not.toContain("postgres://")
+          // A failure inside the transaction rolls back a save made in it.
+          yield* store.save("p", state)
+          const failed = yield* store.transaction!.run(
+            Effect.zipRight(store.save("p", StateStore.empty), Effect.fail("boom" as const))
+          ).pipe(Effect.exit)
+          expect(Exit.isFailure(failed)).toBe(true)
+          expect(yield* store.load("p")).toEqual(state)
+        }).pipe(Effect.scoped)
+      ))
+  })
+}
+
+/** Two products, one batch each, position checkpoints. */
+const twoProducts = Source.define({
+  name: "two",
+  description: "test source",
+  config: Schema.Struct({}),
+  make: (_c, ctx) =>
+    Effect.succeed({
+      productComplete: true,
+      check: Effect.void,
+      stream: Stream.fromIterable([0, 1]).pipe(
+        Stream.map((p) =>
+          Batch.make(
+            [ProductImage.unchecked({
+              source: ctx.name, productId: String(p), imageId: "a", position: 1, url: null, filename: null, width: null, height: null,
+              alt: null, contentHash: null, createdAt: null, updatedAt: null, extra: {}
+            })],
+            Option.some(Batch.position(p))
+          )
+        )
+      )
+    })
+})
+
+describe("state and sinks on different databases", () => {
+  it.effect("a SQLite state store with sinks on another SQLite file and on Postgres: each commits on its own database", () =>
+    withSchema((schema, pg) =>
+      Effect.gen(function*() {
+        const dir = tmp()
+        const pipeline = yield* Pipeline.make({
+          name: "mixed",
+          statePath: path.join(dir, "state.json"),
+          deadLetterPath: path.join(dir, "dead.jsonl"),
+          everyRecords: 1,
+          stateStore: { use: sqliteState, with: { path: path.join(dir, "state.db") } },
+          sources: { shop: { use: twoProducts } },
+          sinks: {
+            same: { use: sqlite, with: { path: path.join(dir, "state.db"), table: "images" } },
+            file: { use: sqlite, with: { path: path.join(dir, "images.db") } },
+            pg: { use: postgres, with: { url: pgUrl, schema } }
+          }
+        })
+        const summary = yield* Runner.runNode(pipeline)
+        expect(summary.status).toBe("finished")
+        const count = (file: string, table: string) =>
+          Effect.scoped(Effect.flatMap(sqliteReader(file), (r) => r.unsafe<{ n: number }>(`SELECT count(*) AS n FROM "${table}"`)))
+        expect((yield* count(path.join(dir, "state.db"), "images"))[0]!.n).toBe(2)
+        expect((yield* count(path.join(dir, "images.db"), "product_images"))[0]!.n).toBe(2)
+        expect(Number((yield* pg.unsafe<{ n: unknown }>(`SELECT count(*) AS n FROM "${schema}".product_images`).pipe(Effect.orDie))[0]!.n)).toBe(2)
+        const rows = yield* Effect.scoped(Effect.flatMap(sqliteReader(path.join(dir, "state.db")), (r) => r.unsafe<{ state: string }>(`SELECT state FROM effetl_state`)))
+        const saved = JSON.parse(rows[0]!.state) as StateStore.PipelineState
+        expect(saved.run?.status).toBe("finished")
+        expect(Object.keys(saved.sinks).sort()).toEqual(["file", "pg", "same"])
+      })
+    ))
+})
+
+describe("secrets", () => {
+  const password = "s3cr3t-Pa55"
+  const urls = [
+    `postgres://postgres:${password}@127.0.0.1:1/test`, // nothing listens
+    `postgres://postgres:${password}@127.0.0.1:5432/effetl_no_such_db_${schemaName().slice(-6)}` // the server refuses
+  ]
+  for (const url of urls) {
+    it.effect(`a URL with a password never appears in a sink's or state store's error (${url.includes(":1/") ? "refused" : "no such database"})`, () =>
+      Effect.gen(function*() {
+        const sinkExit = yield* Effect.scoped(
+          postgres.make({ url: Redacted.make(url), schema: undefined, table: "product_images", mode: "merge" }, context("r1"))
+        ).pipe(Effect.provide(Runner.platformLayer), Effect.exit)
+        const storeExit = yield* Effect.scoped(
+          postgresState.make({ url: Redacted.make(url), schema: undefined, table: "effetl_state" })
+        ).pipe(Effect.provide(Runner.platformLayer), Effect.exit)
+        const exits: ReadonlyArray<Exit.Exit<unknown, unknown>> = [sinkExit, storeExit]
+        for (const exit of exits) {
+          expect(Exit.isFailure(exit)).toBe(true)
+          if (Exit.isSuccess(exit)) continue
+          const error = Cause.squash(exit.cause) as { message: string }
+          expect(error.message).toMatch(/^(sink 'db'|state store) \(?postgres:\/\/127\.0\.0\.1:(1|5432)\//)
+          expect(error.message).toContain("cannot open the database")
+          for (const text of [error.message, Cause.pretty(exit.cause), inspect(error, { depth: 10 }), JSON.stringify(error)]) {
+            expect(text).not.toContain(password)
+          }
+        }
+      }))
+  }
+})
