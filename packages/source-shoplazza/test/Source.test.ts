@@ -7,6 +7,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as HashMap from "effect/HashMap"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Simulator from "../src/Simulator.js"
 import { endpoint } from "../src/Source.js"
@@ -304,6 +307,33 @@ describe("shoplazza source: errors", () => {
       expect(sim.requests().faults).toBeGreaterThan(0)
       expect(result.retries).toBeGreaterThan(0)
     })))
+})
+
+describe("shoplazza source: request ids in the logs", () => {
+  it.live("every retried error and every dead letter is logged with the Request-Id of the answer", () => {
+    const logs: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+    const capture = Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ annotations, message }) => {
+        logs.push({ message: Array.isArray(message) ? message.join(" ") : String(message), annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
+      })
+    )
+    return live(Effect.gen(function*() {
+      const sim = yield* Simulator.make({ bucket: fastBucket, faults: { kinds: ["5xx", "429"], rate: 0.3, seed: 5 } })
+      sim.deleteProduct(sim.catalogue[4]!.id)
+      const ids = sim.catalogue.slice(0, 10).map((p) => p.id)
+      const result = yield* run(simConfig(sim, { productIds: ids }))
+      expect(result.rejected.length).toBe(1)
+      const retried = logs.filter((l) => typeof l.annotations["delayMillis"] === "number")
+      const deadLetters = logs.filter((l) => l.message.includes("dead-letter"))
+      expect(retried.length).toBeGreaterThan(0)
+      expect(deadLetters.length).toBe(1)
+      for (const l of [...retried, ...deadLetters]) {
+        expect(l.annotations["requestId"]).toMatch(/^[0-9a-f-]{36}$/)
+        expect(l.message).toContain(`[request id ${String(l.annotations["requestId"])}]`)
+      }
+    }).pipe(Effect.provide(capture), Logger.withMinimumLogLevel(LogLevel.All)))
+  })
 })
 
 describe("shoplazza source: check (dry run)", () => {
