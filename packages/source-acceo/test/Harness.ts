@@ -1,0 +1,246 @@
+/**
+ * Test harness for the `acceo` source: runs the plugin the way the runner does (config decoded from a
+ * plain object, a source context with a recording progress), over real HTTP on 127.0.0.1, and builds
+ * the records the simulator's catalogue and feed should turn into, independently of `Api.ts`.
+ */
+import { createHash } from "node:crypto"
+import * as http from "node:http"
+import type * as net from "node:net"
+import { type Batch, type ProductImage, RunStats } from "@effetl/core"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { AcceoSimulator, CatalogueProduct } from "../src/Simulator.js"
+import { acceo, AcceoConfig } from "../src/Source.js"
+
+/** The services the runner gives a source: real HTTP (undici), file system, path and fresh counters. */
+export const env = Layer.mergeAll(NodeHttpClient.layerUndici, NodeFileSystem.layer, NodePath.layer, RunStats.layer)
+
+/** Runs a test body in a scope with the runner's services (real HTTP). */
+export const live = <A, E>(body: Effect.Effect<A, E, Layer.Layer.Success<typeof env> | Scope.Scope>): Effect.Effect<A, E> =>
+  body.pipe(Effect.scoped, Effect.provide(env))
+
+/** Fast retries, so fault tests take milliseconds of backoff. */
+export const fastRetry = { maxRetries: 8, baseDelay: "1 millis", maxDelay: "5 millis" }
+
+/** The `with:` block of a pipeline file pointing at a simulator. */
+export const simConfig = (sim: AcceoSimulator, more: Record<string, unknown> = {}): Record<string, unknown> => ({
+  baseUrl: sim.url,
+  apiKey: sim.apiKey,
+  retry: fastRetry,
+  ...more
+})
+
+/** What one run produced. */
+export interface RunResult {
+  readonly productComplete: boolean
+  readonly batches: ReadonlyArray<Batch.Batch>
+  readonly records: ReadonlyArray<ProductImage>
+  readonly rejected: ReadonlyArray<Batch.DeadLetter>
+  /** The checkpoints of the batches, in order (undefined for none). */
+  readonly checkpoints: ReadonlyArray<Batch.Checkpoint | undefined>
+  /** Every `progress.total` call. */
+  readonly totals: ReadonlyArray<number>
+  /** How many times `progress.page` was called. */
+  readonly pages: number
+  /** The source's counters in `RunStats`. */
+  readonly retries: number
+  readonly warnings: number
+  /** Every log line, as `LEVEL message`. */
+  readonly logs: ReadonlyArray<string>
+}
+
+/** Options of {@link runUntil}. */
+export interface RunOptions {
+  readonly checkpoint?: Option.Option<Batch.Checkpoint>
+  /** The runner's `--limit`. */
+  readonly limit?: number
+  /** Stop after this many batches (as if the run was killed after committing them). */
+  readonly take?: number
+}
+
+/**
+ * Decodes `input` as a pipeline file would (unknown options are errors), makes the source and reads
+ * its stream until it ends, fails or `take` batches came. The batches read before a failure are kept.
+ */
+export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknown(AcceoConfig, { onExcessProperty: "error" })(input)
+    const totals: Array<number> = []
+    const logs: Array<string> = []
+    let pages = 0
+    const logger = Logger.make(({ logLevel, message }) => {
+      logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+    })
+    const body = Effect.gen(function*() {
+      const instance = yield* acceo.make(config, {
+        name: "acceo",
+        checkpoint: options.checkpoint ?? Option.none(),
+        limit: Option.fromNullable(options.limit),
+        progress: {
+          total: (n) => Effect.sync(() => void totals.push(n)),
+          page: () => Effect.sync(() => void pages++)
+        }
+      })
+      const batches: Array<Batch.Batch> = []
+      const stream = options.take === undefined ? instance.stream : Stream.take(instance.stream, options.take)
+      const outcome = yield* Effect.either(Stream.runForEach(stream, (batch) => Effect.sync(() => void batches.push(batch))))
+      return { batches, outcome, productComplete: instance.productComplete }
+    })
+    const { batches, outcome, productComplete } = yield* body.pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    const stats = yield* RunStats.RunStats
+    const counts = (yield* stats.snapshot).get("acceo")
+    const result: RunResult = {
+      productComplete,
+      batches,
+      records: batches.flatMap((b) => Chunk.toArray(b.records)),
+      rejected: batches.flatMap((b) => Chunk.toArray(b.rejected)),
+      checkpoints: batches.map((b) => Option.getOrUndefined(b.checkpoint)),
+      totals,
+      pages,
+      retries: counts?.retries ?? 0,
+      warnings: counts?.warnings ?? 0,
+      logs
+    }
+    return { result, error: Either.getLeft(outcome) }
+  }).pipe(Effect.scoped)
+
+/** Like {@link runUntil}, but a stream failure fails the effect. */
+export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
+  Effect.flatMap(runUntil(input, options), ({ error, result }) =>
+    Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
+
+/** Makes the source and runs its dry-run check. */
+export const check = (input: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknown(AcceoConfig)(input)
+    const instance = yield* acceo.make(config, {
+      name: "acceo",
+      checkpoint: Option.none(),
+      limit: Option.none(),
+      progress: { total: () => Effect.void, page: () => Effect.void }
+    })
+    return yield* instance.check
+  }).pipe(Effect.scoped)
+
+// ---------------------------------------------------------------------------------------------
+// Expected records
+// ---------------------------------------------------------------------------------------------
+
+/** Hex sha256 of some bytes. */
+export const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
+
+/** A record as plain data, bytes as their sha256: what tests compare. */
+export const plain = (r: ProductImage): Record<string, unknown> => ({
+  source: r.source,
+  productId: r.productId,
+  imageId: r.imageId,
+  position: r.position,
+  url: r.url,
+  filename: r.filename,
+  width: r.width,
+  height: r.height,
+  alt: r.alt,
+  contentHash: r.contentHash,
+  createdAt: r.createdAt,
+  updatedAt: r.updatedAt,
+  extra: r.extra,
+  bytes: r.bytes === undefined ? null : sha256(r.bytes)
+})
+
+/** The records one product must become, in the order its images are served. */
+export const expectedProduct = (sim: AcceoSimulator, product: CatalogueProduct, images: "binary" | "url" = "binary") =>
+  product.images.map((image) => ({
+    source: "acceo",
+    productId: product.product_id,
+    imageId: image.imagefilename === "" ? String(image.sequence) : image.imagefilename,
+    position: image.sequence,
+    url: images === "url" ? `${sim.url}${image.path}` : null,
+    filename: image.imagefilename === "" ? null : image.imagefilename,
+    width: null,
+    height: null,
+    alt: null,
+    contentHash: null,
+    createdAt: null,
+    updatedAt: null,
+    extra: {},
+    bytes: images === "binary" ? image.sha256 : null
+  }))
+
+/** The catalogue product with this id. */
+export const productOf = (sim: AcceoSimulator, id: string): CatalogueProduct => {
+  const product = sim.catalogue.find((p) => p.product_id === id)
+  if (product === undefined) throw new Error(`no product ${id} in the simulator`)
+  return product
+}
+
+/** The records of every feed entry after `token` (all of them without one), in feed order. */
+export const expectedFeed = (sim: AcceoSimulator, images: "binary" | "url" = "binary", after?: string) =>
+  sim.feed()
+    .filter((e) => after === undefined || BigInt(e.token) > BigInt(after))
+    .flatMap((e) => expectedProduct(sim, productOf(sim, e.productId), images))
+
+/** Splits `items` into lots of `size`. */
+export const lotsOf = <A>(items: ReadonlyArray<A>, size: number): Array<Array<A>> =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
+
+/** The cursor checkpoint of a token. */
+export const cursorOf = (token: string): Batch.Checkpoint => ({ kind: "cursor", value: { token } })
+
+// ---------------------------------------------------------------------------------------------
+// A tiny HTTP server for answers the simulator never gives
+// ---------------------------------------------------------------------------------------------
+
+/** A request the tiny server received. */
+export interface Seen {
+  readonly url: string
+  readonly headers: http.IncomingHttpHeaders
+}
+
+/** A running tiny server. */
+export interface TinyServer {
+  readonly url: string
+  readonly requests: Array<Seen>
+}
+
+/** A handler of the tiny server: answers with a status, content type and body. */
+export type Handler = (url: URL, seen: number) => { readonly status?: number; readonly type?: string; readonly body: string }
+
+/** Starts a `node:http` server on 127.0.0.1 for the scope. */
+export const tinyServer = (handler: Handler): Effect.Effect<TinyServer, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<{ server: http.Server; info: TinyServer }>((resume) => {
+      const requests: Array<Seen> = []
+      let origin = ""
+      const server = http.createServer((req, res) => {
+        requests.push({ url: req.url ?? "/", headers: req.headers })
+        const answer = handler(new URL(req.url ?? "/", origin), requests.length)
+        const body = Buffer.from(answer.body, "utf8")
+        res.writeHead(answer.status ?? 200, { "Content-Type": answer.type ?? "application/json; charset=utf-8", "Content-Length": String(body.length) })
+        res.end(body)
+      })
+      server.listen(0, "127.0.0.1", () => {
+        origin = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+        resume(Effect.succeed({ server, info: { url: origin, requests } }))
+      })
+    }),
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.close(() => resume(Effect.void))
+        server.closeAllConnections()
+      })
+  ).pipe(Effect.map(({ info }) => info))
+
+/** A feed envelope as JSON text, with the given raw `product` array text and fields. */
+export const envelopeJson = (fields: { product?: string; token?: string; count?: number; queuecount?: number; returncode?: number; warnings?: ReadonlyArray<string> }) =>
+  `{"product":${fields.product ?? "[]"},"token":${fields.token ?? '""'},"count":${fields.count ?? 0},"queuecount":${fields.queuecount ?? 0},` +
+  `"returncode":${fields.returncode ?? 0},"returnmsg":"","warnings":${JSON.stringify(fields.warnings ?? [])},"version":"1"}`
