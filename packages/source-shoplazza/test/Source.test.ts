@@ -240,11 +240,14 @@ describe("shoplazza source: the rate limit", () => {
 
   it.live("a 429 caused by another app (the bucket drained before and during the run) is backed off and survived", () =>
     live(Effect.gen(function*() {
-      const sim = yield* Simulator.make({ products: 20, bucket })
-      sim.consume(bucket.capacity)
-      const result = yield* run(simConfig(sim, { limit: 8, concurrency: 4, retry, rateLimit: { requestsPerSecond: 20, burst: 2 } }), {
+      // A slower leak (one slot per 200 ms), so the full bucket is still full when the next request
+      // comes, however busy the machine is.
+      const slow = { capacity: 5, leakPerSecond: 5 }
+      const sim = yield* Simulator.make({ products: 10, bucket: slow })
+      sim.consume(slow.capacity)
+      const result = yield* run(simConfig(sim, { limit: 8, concurrency: 4, retry, rateLimit: { requestsPerSecond: 5, burst: 2 } }), {
         onBatch: (_, index) => {
-          if (index === 8) sim.consume(bucket.capacity)
+          if (index === 4) sim.consume(slow.capacity)
         }
       })
       expect(result.records.map(plain)).toEqual(expectedOf(sim.catalogue))
