@@ -3,13 +3,15 @@
  */
 import { Registry, builtinTransforms } from "@effetl/core"
 import { plugins as fileSinks } from "@effetl/sink-files"
+import { plugins as sqlPlugins } from "@effetl/sink-sql"
 import { channel } from "@effetl/source-channel"
 
 /** Every built-in plugin, by kind. */
 export const registry: Registry.Registry = Registry.make({
   sources: [channel],
   transforms: builtinTransforms,
-  sinks: fileSinks
+  sinks: [...fileSinks, ...sqlPlugins.sinks],
+  stateStores: sqlPlugins.stateStores
 })
 
 /** A simulator the CLI can serve: what `effetl simulate <api>` starts. */

@@ -2,7 +2,7 @@
  * The `effetl` command line. Exit codes: 0 ok, 1 the run failed, 2 bad config or usage, 130 stopped
  * by Ctrl-C (SIGINT) or SIGTERM. A user error prints its message, never a stack trace.
  */
-import { ConfigError, JsonFileStateStore, PipelineFile, Runner, StateStore } from "@effetl/core"
+import { ConfigError, PipelineFile, Runner, StateStore } from "@effetl/core"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -225,7 +225,7 @@ export const cli = (argv: ReadonlyArray<string>) =>
     )
     .command(
       "state <action> <file>",
-      "Show or reset the saved state (current run, checkpoints) of a pipeline. Needs only the file's name and state.path.",
+      "Show or reset the saved state (current run, checkpoints) of a pipeline. Needs only the file's name and state section.",
       (y) =>
         y
           .positional("action", {
@@ -239,7 +239,7 @@ export const cli = (argv: ReadonlyArray<string>) =>
         await execute(
           { logFormat: a["log-format"], verbose: a.verbose },
           Effect.gen(function*() {
-            const pipeline = yield* PipelineFile.peek(a.file, a.state ? { statePath: a.state } : {})
+            const pipeline = yield* PipelineFile.peek(a.file, { registry, ...(a.state ? { statePath: a.state } : {}) })
             yield* Effect.gen(function*() {
               const store = yield* StateStore.StateStore
               const saved = yield* store.load(pipeline.name)
@@ -250,7 +250,7 @@ export const cli = (argv: ReadonlyArray<string>) =>
                 const what = saved.run === null ? "it had no saved run" : `forgot run ${saved.run.id} (${saved.run.status}) and its checkpoints`
                 process.stdout.write(`state of pipeline '${pipeline.name}' reset in ${store.location}: ${what}\n`)
               }
-            }).pipe(Effect.provide(JsonFileStateStore.layer(pipeline.statePath)))
+            }).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
           })
         )
       }
