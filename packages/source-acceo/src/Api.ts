@@ -174,11 +174,13 @@ export const parseXml = (text: string): Parsed => {
     return Either.left(`the body is not well-formed XML (${e instanceof Error ? e.message : String(e)})`)
   }
   const roots = Object.keys(tree as Record<string, unknown>)
+  const root = (tree as Record<string, unknown>).result
+  if (Array.isArray(root)) return Either.left(`expected one <result> root element, got ${root.length}`)
   if (roots.length !== 1 || roots[0] !== "result") {
     return Either.left(`expected one <result> root element, got ${roots.length === 0 ? "none" : roots.map((r) => `<${r}>`).join(", ")}`)
   }
   try {
-    return Either.right(element("result", (tree as Record<string, unknown>).result))
+    return Either.right(element("result", root))
   } catch (e) {
     if (e instanceof XmlContentError) return Either.left(e.message)
     throw e
