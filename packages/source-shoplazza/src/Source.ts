@@ -193,7 +193,7 @@ export const shoplazza = Source.define<ShoplazzaConfig>({
           if (reply._tag === "Rejected") {
             const rid = Option.match(reply.requestId, { onNone: () => "", onSome: (id) => ` [request id ${id}]` })
             const error = `product ${productId}: the API answered HTTP ${reply.status} (${reply.message}): ` +
-              `the product was deleted since it was listed, or its id is not valid${rid}`
+              `the shop has no such product (deleted since it was listed or named, or never there)${rid}`
             return Effect.as(
               Effect.logWarning(`source '${ctx.name}': ${error}; sent to the dead-letter output, the run goes on`).pipe(
                 Effect.annotateLogs({
