@@ -9,7 +9,6 @@
  * never wait on each other's write lock). A client is closed when its last user's scope closes.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import { StateError } from "@effetl/core"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
@@ -113,10 +112,6 @@ export const Identifier = Schema.String.pipe(
     })
   })
 )
-
-/** A state error for a database failure, with secrets removed. */
-export const stateError = (db: SqlDatabase, what: string, e: unknown): StateError =>
-  new StateError({ message: `state store ${db.location}: ${what}: ${db.scrub(messageOf(e))}`, path: db.location, cause: e })
 
 // ---------------------------------------------------------------------------------------------
 
