@@ -1,0 +1,195 @@
+/**
+ * Test harness for the `bigcommerce` source: runs the plugin the way the runner does (config
+ * decoded from a plain object, a source context with a recording progress), over real HTTP on
+ * 127.0.0.1, and builds the records the simulator's catalogue should turn into, independently of
+ * `Api.ts`.
+ */
+import { type Batch, type ProductImage, RunStats } from "@effetl/core"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { BigCommerceSimulator, CatalogueImage } from "../src/Simulator.js"
+import { bigcommerce, BigCommerceConfig } from "../src/Source.js"
+
+/** The services the runner gives a source: real HTTP (undici), file system, path and fresh counters. */
+export const env = Layer.mergeAll(NodeHttpClient.layerUndici, NodeFileSystem.layer, NodePath.layer, RunStats.layer)
+
+/** Runs a test body in a scope with the runner's services (real HTTP). */
+export const live = <A, E>(body: Effect.Effect<A, E, Layer.Layer.Success<typeof env> | Scope.Scope>): Effect.Effect<A, E> =>
+  body.pipe(Effect.scoped, Effect.provide(env))
+
+/** Fast retries, so fault tests take milliseconds of backoff. */
+export const fastRetry = { maxRetries: 8, baseDelay: "1 millis", maxDelay: "5 millis" }
+
+/** A quota window short enough for tests: 20 requests per second. */
+export const fastQuota = { quota: 20, windowMs: 1000 } as const
+
+/** The `with:` block of a pipeline file pointing at a simulator. */
+export const simConfig = (sim: BigCommerceSimulator, more: Record<string, unknown> = {}): Record<string, unknown> => ({
+  baseUrl: sim.url,
+  storeHash: sim.storeHash,
+  accessToken: sim.accessToken,
+  retry: fastRetry,
+  ...more
+})
+
+/** What one run produced. */
+export interface RunResult {
+  readonly batches: ReadonlyArray<Batch.Batch>
+  readonly records: ReadonlyArray<ProductImage>
+  readonly rejected: ReadonlyArray<Batch.DeadLetter>
+  /** The checkpoint values of the batches, in order, without the `reading` signature. */
+  readonly checkpoints: ReadonlyArray<unknown>
+  /** The checkpoints as the source made them. */
+  readonly raw: ReadonlyArray<Option.Option<Batch.Checkpoint>>
+  /** Every `progress.total` call. */
+  readonly totals: ReadonlyArray<number>
+  /** How many times `progress.page` was called. */
+  readonly pages: number
+  /** The `retries` counter of the source in `RunStats`. */
+  readonly retries: number
+}
+
+/** Options of {@link run}. */
+export interface RunOptions {
+  readonly checkpoint?: Option.Option<Batch.Checkpoint>
+  /** Stop after this many batches (as if the run was killed after committing them). */
+  readonly take?: number
+  /** Called with each batch as it arrives (e.g. to delete a product mid-run). */
+  readonly onBatch?: (batch: Batch.Batch, index: number) => void
+}
+
+/**
+ * Decodes `input` as a pipeline file would, makes the source and reads its stream until it ends,
+ * fails or `take` batches came. The batches read before a failure are kept.
+ */
+export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknown(BigCommerceConfig, { onExcessProperty: "error" })(input)
+    const totals: Array<number> = []
+    let pages = 0
+    const batches: Array<Batch.Batch> = []
+    const outcome = yield* Effect.either(Effect.gen(function*() {
+      const instance = yield* bigcommerce.make(config, {
+        name: "bigcommerce",
+        checkpoint: options.checkpoint ?? Option.none(),
+        limit: Option.none(),
+        progress: {
+          total: (n) => Effect.sync(() => void totals.push(n)),
+          page: () => Effect.sync(() => void pages++)
+        }
+      })
+      const stream = options.take === undefined ? instance.stream : Stream.take(instance.stream, options.take)
+      yield* Stream.runForEach(stream, (batch) =>
+        Effect.sync(() => {
+          batches.push(batch)
+          options.onBatch?.(batch, batches.length - 1)
+        }))
+    }))
+    const stats = yield* RunStats.RunStats
+    const counts = (yield* stats.snapshot).get("bigcommerce")
+    const result: RunResult = {
+      batches,
+      records: batches.flatMap((b) => Chunk.toArray(b.records)),
+      rejected: batches.flatMap((b) => Chunk.toArray(b.rejected)),
+      checkpoints: batches.map((b) => Option.getOrUndefined(Option.map(b.checkpoint, (c) => withoutReading(c.value)))),
+      raw: batches.map((b) => b.checkpoint),
+      totals,
+      pages,
+      retries: counts?.retries ?? 0
+    }
+    return { result, error: Either.getLeft(outcome) }
+  }).pipe(Effect.scoped)
+
+/** Like {@link runUntil}, but a stream failure fails the effect. */
+export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
+  Effect.flatMap(runUntil(input, options), ({ error, result }) =>
+    Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
+
+/** Makes the source and runs its dry-run check. */
+export const check = (input: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknown(BigCommerceConfig)(input)
+    const instance = yield* bigcommerce.make(config, {
+      name: "bigcommerce",
+      checkpoint: Option.none(),
+      limit: Option.none(),
+      progress: { total: () => Effect.void, page: () => Effect.void }
+    })
+    return yield* instance.check
+  }).pipe(Effect.scoped)
+
+// ---------------------------------------------------------------------------------------------
+// Expected records
+// ---------------------------------------------------------------------------------------------
+
+/** A record as plain data, dates as epoch milliseconds: what tests compare. */
+export const plain = (r: ProductImage): Record<string, unknown> => ({
+  source: r.source,
+  productId: r.productId,
+  imageId: r.imageId,
+  position: r.position,
+  url: r.url,
+  filename: r.filename,
+  width: r.width,
+  height: r.height,
+  alt: r.alt,
+  contentHash: r.contentHash,
+  createdAt: r.createdAt === null ? null : r.createdAt.getTime(),
+  updatedAt: r.updatedAt === null ? null : r.updatedAt.getTime(),
+  extra: r.extra
+})
+
+/** The URL fields of the simulator's catalogue, by the config's `imageUrl` names. */
+const variantOf = { zoom: "zoom_url", standard: "standard_url", thumbnail: "thumbnail_url", tiny: "tiny_url" } as const
+
+/** The record a catalogue image must become (from the simulator's own fields, not from `Api.ts`). */
+export const expected = (image: CatalogueImage, imageUrl: keyof typeof variantOf = "zoom"): Record<string, unknown> => ({
+  source: "bigcommerce",
+  productId: String(image.product_id),
+  imageId: String(image.id),
+  position: image.sort_order,
+  url: image[variantOf[imageUrl]],
+  filename: image.image_file,
+  width: null,
+  height: null,
+  alt: image.description,
+  contentHash: null,
+  createdAt: image.created,
+  updatedAt: null,
+  extra: {
+    isThumbnail: image.is_thumbnail,
+    zoomUrl: image.zoom_url,
+    standardUrl: image.standard_url,
+    thumbnailUrl: image.thumbnail_url,
+    tinyUrl: image.tiny_url
+  }
+})
+
+/** The expected records of some products, in the order a sync emits them (product order, then image id). */
+export const expectedOf = (sim: BigCommerceSimulator, productIds: ReadonlyArray<number>, imageUrl: keyof typeof variantOf = "zoom") =>
+  productIds.flatMap((id) =>
+    sim.catalogue.filter((image) => image.product_id === id).sort((a, b) => a.id - b.id).map((image) => expected(image, imageUrl))
+  )
+
+/** The expected records of the whole catalogue (products by id). */
+export const expectedAll = (sim: BigCommerceSimulator, skip: ReadonlySet<number> = new Set()) =>
+  expectedOf(sim, sim.products.map((p) => p.id).filter((id) => !skip.has(id)))
+
+/** The product ids of a run's batches that carry records, one entry per batch. */
+export const productsByBatch = (batches: ReadonlyArray<Batch.Batch>): Array<string> =>
+  batches.flatMap((b) => (Chunk.isEmpty(b.records) ? [] : [Chunk.unsafeHead(b.records).productId]))
+
+const withoutReading = (value: unknown): unknown => {
+  if (typeof value !== "object" || value === null) return value
+  const { reading: _reading, ...rest } = value as Record<string, unknown>
+  return rest
+}
