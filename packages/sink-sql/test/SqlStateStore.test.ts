@@ -3,7 +3,7 @@
  * pipelines whose sinks are on other databases than the state, and secrets kept out of errors.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Batch, Pipeline, ProductImage, Runner, Source, StateStore } from "@effetl/core"
+import { Batch, Pipeline, PipelineFile, ProductImage, Registry, Runner, Source, StateStore } from "@effetl/core"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -11,9 +11,10 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import { inspect } from "node:util"
-import { postgres, postgresState, sqlite, sqliteState } from "../src/index.js"
+import { plugins, postgres, postgresState, sqlite, sqliteState } from "../src/index.js"
 import * as SqlSink from "../src/SqlSink.js"
 import * as SqlStateStore from "../src/SqlStateStore.js"
 import { backends, context, pgUrl, schemaName, sqliteReader, tmp, withSchema } from "./Support.js"
@@ -131,6 +132,42 @@ describe("state and sinks on different databases", () => {
         expect(Object.keys(saved.sinks).sort()).toEqual(["file", "pg", "same"])
       })
     ))
+})
+
+describe("pipeline files", () => {
+  it.effect("state: { use: sqlite } and a sqlite sink from YAML: the run keeps its state in the database, where peek finds it", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const registry = Registry.make({ sources: [twoProducts], transforms: [], sinks: [...plugins.sinks], stateStores: plugins.stateStores })
+      const file = path.join(dir, "pipeline.yaml")
+      const db = path.join(dir, "out", "images.db")
+      fs.writeFileSync(
+        file,
+        `version: 1
+name: yaml-sql
+state: { use: sqlite, with: { path: "\${DB}" }, path: ${JSON.stringify(path.join(dir, ".effetl", "state.json"))} }
+deadLetter: { path: ${JSON.stringify(path.join(dir, "dead.jsonl"))} }
+sources:
+  shop: { use: two }
+sinks:
+  db: { use: sqlite, with: { path: "\${DB}" } }
+`
+      )
+      const pipeline = yield* PipelineFile.load(file, { registry, env: { DB: db } })
+      expect(pipeline.stateStore?.plugin).toBe(sqliteState)
+      const summary = yield* Runner.runNode(pipeline)
+      expect(summary.statePath).toBe(`${db} (table effetl_state)`)
+      // what `effetl state show` does: peek (no sources resolved), then open the store the file names
+      const peeked = yield* PipelineFile.peek(file, { registry, env: { DB: db } })
+      const saved = yield* Effect.flatMap(StateStore.StateStore, (s) => s.load(peeked.name)).pipe(Effect.provide(Runner.nodeLayerFor(peeked)))
+      expect(saved.run?.status).toBe("finished")
+      expect(saved.sinks.db).toEqual({ table: "product_images", mode: "merge", commits: 1 })
+      // the JSON state file was never written; the run lock sat next to state.path and is gone
+      expect(fs.readdirSync(path.join(dir, ".effetl"))).toEqual([])
+      // `--state` names a JSON file: with a SQL store it is a config error
+      const e = yield* Effect.flip(PipelineFile.load(file, { registry, env: { DB: db }, statePath: "x.json" }))
+      expect(e.message).toContain("--state names a JSON state file")
+    }))
 })
 
 describe("secrets", () => {
