@@ -1,0 +1,285 @@
+/**
+ * The `acceo` source in real pipelines: the runner, core's transforms (validate, hash-content,
+ * dedupe-by-hash, normalise-sequence) and the csv and jsonl sinks of `@effetl/sink-files`, against
+ * the simulator over real HTTP. The expected rows are computed from the simulator's catalogue.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { builtinTransforms, naturalCompare, Pipeline, Runner, type Transform } from "@effetl/core"
+import { csv, jsonl } from "@effetl/sink-files"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Simulator from "../src/Simulator.js"
+import { acceo } from "../src/Source.js"
+import { fastRetry } from "./Harness.js"
+
+const transform = (name: string): Transform.TransformPlugin => builtinTransforms.find((t) => t.name === name)!
+
+/** The demo's transforms: validate, hash-content, dedupe-by-hash (product), normalise-sequence. */
+const demoTransforms = [
+  { use: transform("validate") },
+  { use: transform("hash-content") },
+  { use: transform("dedupe-by-hash"), with: { scope: "product" } },
+  { use: transform("normalise-sequence"), with: { start: 1 } }
+]
+
+/** The runner's logs are not what these tests look at. */
+const quiet = Logger.minimumLogLevel(LogLevel.Error)
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "acceo-pipeline-"))
+
+/** A pipeline reading the simulator into `dir/out/acceo-images.{csv,jsonl}`, state in `dir/.effetl`. */
+const pipelineIn = (dir: string, sim: Simulator.AcceoSimulator, options: {
+  readonly with?: Record<string, unknown>
+  readonly transforms?: typeof demoTransforms
+  readonly everyRecords?: number
+} = {}) =>
+  Pipeline.make({
+    name: "acceo",
+    statePath: path.join(dir, ".effetl", "state.json"),
+    deadLetterPath: path.join(dir, "out", "dead-letter.jsonl"),
+    everyRecords: options.everyRecords ?? 4,
+    sources: { acceo: { use: acceo, with: { baseUrl: sim.url, apiKey: sim.apiKey, retry: fastRetry, count: 3, ...options.with } } },
+    transforms: options.transforms ?? demoTransforms,
+    sinks: {
+      images_csv: { use: csv, with: { path: path.join(dir, "out", "acceo-images.csv") } },
+      images_jsonl: { use: jsonl, with: { path: path.join(dir, "out", "acceo-images.jsonl") } }
+    }
+  })
+
+/** The JSONL output as objects. */
+const jsonlRows = (dir: string): Array<Record<string, unknown>> => {
+  const file = path.join(dir, "out", "acceo-images.jsonl")
+  return fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>)
+}
+
+/** A minimal RFC 4180 reader (quoted fields, doubled quotes, line breaks inside quotes). */
+const csvRows = (dir: string): Array<Record<string, string>> => {
+  const text = fs.readFileSync(path.join(dir, "out", "acceo-images.csv"), "utf8")
+  const rows: Array<Array<string>> = []
+  let row: Array<string> = []
+  let field = ""
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (quoted) {
+      if (c === "\"" && text[i + 1] === "\"") (field += "\"", i++)
+      else if (c === "\"") quoted = false
+      else field += c
+    } else if (c === "\"") quoted = true
+    else if (c === ",") (row.push(field), (field = ""))
+    else if (c === "\n") (row.push(field), rows.push(row), (row = []), (field = ""))
+    else field += c
+  }
+  const [header, ...body] = rows
+  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i]!])))
+}
+
+/** What a row says, for comparing outputs. */
+const key = (r: Record<string, unknown>) =>
+  JSON.stringify([r.productId, r.imageId, r.position, r.filename, r.contentHash, (r.extra as Record<string, unknown>)?.originalPosition])
+
+/**
+ * The rows the demo pipeline must write: for every product the feed sent (once, however often it was
+ * sent), its images in display order (sequence, then imageId in natural order), the first of each
+ * content kept, renumbered from 1.
+ */
+const expectedRows = (sim: Simulator.AcceoSimulator) => {
+  const ids = [...new Set(sim.feed().map((e) => e.productId))]
+  return ids.flatMap((id) => {
+    const product = sim.catalogue.find((p) => p.product_id === id)!
+    const images = product.images
+      .map((image) => ({ image, imageId: image.imagefilename === "" ? String(image.sequence) : image.imagefilename }))
+      .sort((a, b) => a.image.sequence - b.image.sequence || naturalCompare(a.imageId, b.imageId))
+    const seen = new Set<string>()
+    const kept = images.filter(({ image }) => (seen.has(image.sha256) ? false : (seen.add(image.sha256), true)))
+    return kept.map(({ image, imageId }, i) => ({
+      productId: id,
+      imageId,
+      position: i + 1,
+      filename: image.imagefilename === "" ? null : image.imagefilename,
+      contentHash: `sha256:${image.sha256}`,
+      extra: { originalPosition: image.sequence }
+    }))
+  })
+}
+
+/** Every path under a directory, relative, sorted. */
+const tree = (dir: string): Array<string> =>
+  (fs.readdirSync(dir, { recursive: true }) as Array<string>).map((p) => p.split(path.sep).join("/")).sort()
+
+describe("acceo in a pipeline (runner, transforms, csv and jsonl sinks)", () => {
+  it.live("the demo pipeline writes every product's unique images once, though the feed re-sends products", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const dir = tmp()
+      const summary = yield* Runner.runNode(yield* pipelineIn(dir, sim))
+      expect(summary.status).toBe("finished")
+      const rows = jsonlRows(dir)
+      const want = expectedRows(sim)
+      expect(rows.map(key).sort()).toEqual(want.map(key).sort())
+      // Re-sent products are written once: no (product, image) twice.
+      expect(new Set(rows.map((r) => `${r.productId}/${r.imageId}`)).size).toBe(rows.length)
+      const counts = summary.sources[0]!.counts
+      expect(counts.read).toBe(sim.feed().reduce((n, e) => n + sim.catalogue.find((p) => p.product_id === e.productId)!.images.length, 0))
+      expect(counts.deduped).toBe(counts.read - rows.length)
+      expect(counts.warnings).toBe(sim.feed().filter((e) => sim.catalogue.find((p) => p.product_id === e.productId)!.warning !== null).length)
+      // The CSV holds the same rows.
+      const csvKeys = csvRows(dir).map((r) => JSON.stringify([r.product_id, r.image_id, r.filename === "" ? null : r.filename, r.content_hash]))
+      expect(csvKeys.sort()).toEqual(rows.map((r) => JSON.stringify([r.productId, r.imageId, r.filename, r.contentHash])).sort())
+      fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.scoped, Effect.provide(quiet)))
+
+  it.live("JSON and XML × binary and URL images: identical rows, the same sha256: hashes", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const outputs: Array<Array<string>> = []
+      for (const format of ["json", "xml"]) {
+        for (const images of ["binary", "url"]) {
+          const dir = tmp()
+          yield* Runner.runNode(yield* pipelineIn(dir, sim, { with: { format, images } }))
+          outputs.push(jsonlRows(dir).map(key).sort())
+          if (images === "url") expect(jsonlRows(dir).every((r) => String(r.url).startsWith(`${sim.url}/media/`))).toBe(true)
+          fs.rmSync(dir, { recursive: true })
+        }
+      }
+      expect(outputs[0]).toEqual(expectedRows(sim).map(key).sort())
+      for (const output of outputs.slice(1)) expect(output).toEqual(outputs[0])
+    }).pipe(Effect.scoped, Effect.provide(quiet)))
+
+  it.live("regroup: false streams lot by lot: a re-sent product is written again (why regrouping is the default)", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const dir = tmp()
+      yield* Runner.runNode(yield* pipelineIn(dir, sim, { with: { regroup: false } }))
+      const rows = jsonlRows(dir)
+      expect(rows.length).toBeGreaterThan(expectedRows(sim).length)
+      expect(new Set(rows.map(key)).size).toBe(expectedRows(sim).length)
+      fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.scoped, Effect.provide(quiet)))
+
+  it.live("a second run with nothing new reads one empty lot and writes no row; a change is read by the run after", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const dir = tmp()
+      const pipeline = yield* pipelineIn(dir, sim)
+      yield* Runner.runNode(pipeline)
+      const state = () => JSON.parse(fs.readFileSync(path.join(dir, ".effetl", "state.json"), "utf8"))
+      const token = state().pipelines.acceo.sources.acceo.checkpoint
+      expect(token).toMatchObject({ kind: "cursor", value: { token: sim.feed().at(-1)!.token } })
+      const before = sim.requests().byPath["/products/images"]!
+      const second = yield* Runner.runNode(pipeline)
+      expect(second.status).toBe("finished")
+      expect(sim.requests().byPath["/products/images"]! - before).toBe(1)
+      expect(second.sources[0]!.counts.read).toBe(0)
+      expect(jsonlRows(dir)).toEqual([])
+      expect(csvRows(dir)).toEqual([])
+      expect(state().pipelines.acceo.sources.acceo.checkpoint).toEqual(token)
+      // A change: the third run reads that product only.
+      const changed = sim.catalogue.find((p) => p.images.length > 0)!.product_id
+      sim.change([changed], { addImage: true })
+      yield* Runner.runNode(pipeline)
+      const rows = jsonlRows(dir)
+      expect(new Set(rows.map((r) => r.productId))).toEqual(new Set([changed]))
+      expect(rows.map(key).sort()).toEqual(expectedRows(sim).filter((r) => r.productId === changed).map(key).sort())
+      fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.scoped, Effect.provide(quiet)))
+
+  for (const [name, transforms, at] of [
+    ["streamed (validate, hash-content)", demoTransforms.slice(0, 2), "commit"],
+    ["regrouped (the demo's transforms)", demoTransforms, "read"]
+  ] as const) {
+    it.live(`a run stopped midway and run again loses nothing and duplicates nothing: ${name}`, () =>
+      Effect.gen(function*() {
+        const slow = { kinds: ["latency" as const], rate: 1, latencyMs: 15, maxConsecutive: 1000 }
+        const whole = yield* Simulator.make()
+        const cut = yield* Simulator.make({ faults: slow })
+        const [wholeDir, cutDir] = [tmp(), tmp()]
+        yield* Runner.runNode(yield* pipelineIn(wholeDir, whole, { transforms, everyRecords: 1 }))
+        const reference = jsonlRows(wholeDir).map(key).sort()
+        expect(reference.length).toBeGreaterThan(0)
+
+        // Stop the run after its third commit (or its tenth record read), as Ctrl-C would.
+        const pipeline = yield* pipelineIn(cutDir, cut, { transforms, everyRecords: 1, with: { count: 2 } })
+        let seen = 0
+        let fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+        const stop = () => {
+          if (fiber !== undefined) Effect.runFork(Fiber.interrupt(fiber))
+        }
+        fiber = yield* Effect.fork(Runner.runNode(pipeline, {
+          reporter: at === "commit"
+            ? { committed: () => void (++seen === 3 && stop()) }
+            : { read: (_s, n) => void ((seen += n) >= 10 && seen - n < 10 && stop()) }
+        }))
+        const exit = yield* Fiber.await(fiber)
+        expect(Exit.isInterrupted(exit)).toBe(true)
+        const saved = JSON.parse(fs.readFileSync(path.join(cutDir, ".effetl", "state.json"), "utf8")).pipelines.acceo
+        expect(saved.run.status).not.toBe("finished")
+
+        cut.setFaults(undefined)
+        const again = yield* Runner.runNode(pipeline)
+        expect(again.resumed).toBe(true)
+        expect(again.status).toBe("finished")
+        expect(jsonlRows(cutDir).map(key).sort()).toEqual(reference)
+        fs.rmSync(wholeDir, { recursive: true })
+        fs.rmSync(cutDir, { recursive: true })
+      }).pipe(Effect.scoped, Effect.provide(quiet)))
+  }
+
+  it.live("hostile file names stay data: nothing is created outside the output directory", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      for (const format of ["json", "xml"]) {
+        const dir = tmp()
+        const outDir = path.join(dir, "out")
+        // Where a sink that used a name as a path would land, relative to the output and the working directory.
+        const escapes = Simulator.hostileNames.filter((n) => n !== "" && n !== "..").flatMap((n) => [path.resolve(outDir, n), path.resolve(n)])
+        const existedBefore = escapes.filter((p) => fs.existsSync(p))
+        expect(tree(dir)).toEqual([])
+        yield* Runner.runNode(yield* pipelineIn(dir, sim, { with: { format } }))
+        const after = tree(dir)
+        // Only the sinks' outputs, the (empty) dead-letter file and the state.
+        expect(after.filter((p) => !p.startsWith(".effetl"))).toEqual(["out", "out/acceo-images.csv", "out/acceo-images.jsonl", "out/dead-letter.jsonl"])
+        expect(fs.readFileSync(path.join(outDir, "dead-letter.jsonl"), "utf8")).toBe("")
+        expect(after.filter((p) => p.startsWith(".effetl")).every((p) => !/passwd|CON|win\.ini|abs|hidden|encoded/.test(p))).toBe(true)
+        expect(escapes.filter((p) => fs.existsSync(p))).toEqual(existedBefore)
+        // ...and the names are in the data, exactly (those dedupe kept).
+        const names = new Set(jsonlRows(dir).map((r) => r.filename))
+        const csvNames = new Set(csvRows(dir).map((r) => r.filename))
+        const kept = new Set(expectedRows(sim).map((r) => r.filename))
+        const hostile = Simulator.hostileNames.filter((n) => kept.has(n))
+        expect(hostile).toContain("../../etc/passwd.jpg")
+        expect(hostile.length).toBeGreaterThan(8)
+        for (const name of hostile) {
+          expect(names.has(name), name).toBe(true)
+          expect(csvNames.has(name), name).toBe(true)
+        }
+        fs.rmSync(dir, { recursive: true })
+      }
+    }).pipe(Effect.scoped, Effect.provide(quiet)))
+
+  it.live("invalid base64 and an oversized image go to the dead-letter output; the run finishes", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const product = sim.catalogue.find((p) => p.images.length >= 2)!
+      sim.overrideBinary(product.product_id, product.images[0]!.sequence, "%%%not-base64%%%")
+      const big = Math.max(...sim.catalogue.flatMap((p) => p.images.map((i) => i.bytes.length)))
+      const dir = tmp()
+      const summary = yield* Runner.runNode(yield* pipelineIn(dir, sim, { with: { maxImageBytes: big - 1 } }))
+      expect(summary.status).toBe("finished")
+      const dead = fs.readFileSync(path.join(dir, "out", "dead-letter.jsonl"), "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+      const resent = sim.feed().filter((e) => e.productId === product.product_id).length
+      const oversized = sim.feed().flatMap((e) => sim.catalogue.find((p) => p.product_id === e.productId)!.images.filter((i) => i.bytes.length === big))
+      expect(dead.filter((d) => String(d.error).includes("not valid base64")).length).toBe(resent)
+      expect(dead.filter((d) => String(d.error).includes("over maxImageBytes")).length).toBe(oversized.length)
+      expect(dead.every((d) => d.source === "acceo" && d.stage === "source")).toBe(true)
+      expect(summary.sources[0]!.counts.invalid).toBe(dead.length)
+      expect(jsonlRows(dir).some((r) => r.productId === product.product_id)).toBe(true)
+      fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.scoped, Effect.provide(quiet)))
+})
