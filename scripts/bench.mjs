@@ -96,6 +96,62 @@ const cases = [
       })
   },
   {
+    // BigCommerce's quota: a full sync of a store under a Standard plan's 150 requests per 30 s
+    // fixed window, against the BigCommerce simulator (started in the child: the case is bound by the
+    // quota, not by CPU). 440 products → 443 requests (count, 2 product pages, one per product).
+    // The minimum is the earliest the last request may start: a fresh window allows `quota` at once
+    // and `quota` more at each reset, so N requests need floor((N - 1) / quota) windows after the
+    // first. `--quick` keeps the quota and the catalogue and shortens the window to 3 s.
+    id: "bigcommerce-quota",
+    name: "bigcommerce→csv (quota 150/30 s)",
+    sim: undefined,
+    run: async (env) => {
+      const { core, files, Effect, Logger, LogLevel } = await load()
+      const { bigcommerce } = await import("@effetl/source-bigcommerce")
+      const { startBigCommerceSimulator } = await import("@effetl/source-bigcommerce/simulator")
+      const quota = 150
+      const windowMs = env.quick ? 3_000 : 30_000
+      const sim = await startBigCommerceSimulator({ products: 440, seed: 7, quota, windowMs })
+      try {
+        const pipeline = await Effect.runPromise(
+          core.Pipeline.make({
+            name: "bench",
+            statePath: path.join(env.dir, "state.json"),
+            deadLetterPath: path.join(env.dir, "dead-letter.jsonl"),
+            sources: {
+              bigcommerce: {
+                use: bigcommerce,
+                with: { baseUrl: sim.url, storeHash: sim.storeHash, accessToken: sim.accessToken, concurrency: 8 }
+              }
+            },
+            sinks: { images_csv: { use: files.csv, with: { path: path.join(env.dir, "images.csv") } } }
+          })
+        )
+        const started = performance.now()
+        const summary = await Effect.runPromise(core.Runner.runNode(pipeline).pipe(Logger.withMinimumLogLevel(LogLevel.Warning)))
+        const seconds = (performance.now() - started) / 1000
+        const counts = summary.sources[0].counts
+        if (counts.read !== sim.catalogue.length) throw new Error(`read ${counts.read} records, but the simulator has ${sim.catalogue.length} images`)
+        if (counts.written !== counts.read) throw new Error(`wrote ${counts.written} of ${counts.read} records`)
+        const requests = sim.requests().total
+        const throttled = sim.throttled()
+        const counted = requests - throttled
+        const perSecond = quota / (windowMs / 1000)
+        const minimum = (Math.floor((counted - 1) / quota) * windowMs) / 1000
+        const f = (n) => n.toFixed(2)
+        const note = [
+          `${requests} requests, ${throttled} answered 429, lowest Requests-Left ${sim.lowestLeft()}; quota ${quota} per ${windowMs / 1000} s`,
+          `minimum ${f(minimum)} s (floor((requests - 1) / quota) windows), ratio ${f(seconds / minimum)}`,
+          `requests ÷ rate ${f(counted / perSecond)} s (ratio ${f(seconds / (counted / perSecond))}); ` +
+          `(requests - quota) ÷ rate ${f((counted - quota) / perSecond)} s (ratio ${f(seconds / ((counted - quota) / perSecond))})`
+        ].join("\n  ")
+        return { records: counts.read, seconds, outputBytes: fs.statSync(path.join(env.dir, "images.csv")).size, note }
+      } finally {
+        await sim.close()
+      }
+    }
+  },
+  {
     id: "csv-sink",
     name: "csv sink only",
     sim: undefined,

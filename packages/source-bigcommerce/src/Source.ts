@@ -29,12 +29,12 @@ export const RateSettings = Schema.Struct({
       Schema.between(0, 1),
       Schema.annotations({ message: () => ({ message: "expected a fraction from 0 to 1", override: true }) })
     ),
-    0.2,
+    0.1,
     {
       description:
         "While more than this fraction of the quota is left, requests go at once; below it they are paced, never slower " +
         "than the quota's own rate (window ÷ quota), until only the reserve is left, then wait for the window to reset.",
-      examples: [0.2, 0.5]
+      examples: [0.1, 0.5]
     }
   )
 })
@@ -72,11 +72,11 @@ export const BigCommerceConfig = Schema.Struct({
   }),
   timeout: Http.HttpConfig.timeoutField,
   retry: Http.HttpConfig.retryField,
-  rateLimit: Config.withDefault(RateSettings, { reserve: 1, slowDownBelow: 0.2 }, {
+  rateLimit: Config.withDefault(RateSettings, { reserve: 1, slowDownBelow: 0.1 }, {
     description:
       "Pacing under the store's quota, read from the X-Rate-Limit-* headers of every response (a 429 still waits " +
       "X-Rate-Limit-Time-Reset-Ms and is retried).",
-    examples: [{ reserve: 1, slowDownBelow: 0.2 }]
+    examples: [{ reserve: 1, slowDownBelow: 0.1 }]
   })
 })
 export type BigCommerceConfig = typeof BigCommerceConfig.Type

@@ -1,0 +1,107 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Either from "effect/Either"
+import { parseRfc2822, toProductImage } from "../src/Api.js"
+
+const item = (more: Record<string, unknown> = {}): Record<string, unknown> => ({
+  id: 247,
+  product_id: 32,
+  image_file: "sample_images/foglinenbeigestripetowel1b.jpg",
+  zoom_url: "https://cdn.example.com/products/32/images/247/towel.1431020870.1280.1280.jpg?c=2",
+  standard_url: "https://cdn.example.com/products/32/images/247/towel.1431020870.386.513.jpg?c=2",
+  thumbnail_url: "https://cdn.example.com/products/32/images/247/towel.1431020870.220.290.jpg?c=2",
+  tiny_url: "https://cdn.example.com/products/32/images/247/towel.1431020870.44.58.jpg?c=2",
+  is_thumbnail: true,
+  sort_order: 0,
+  description: "Beige towel",
+  date_created: "Thu, 07 May 2015 17:47:48 +0000",
+  ...more
+})
+
+describe("parseRfc2822", () => {
+  it.each([
+    ["Mon, 24 Sep 2012 01:14:30 +0000", "2012-09-24T01:14:30.000Z"],
+    ["24 Sep 2012 01:14:30 +0000", "2012-09-24T01:14:30.000Z"],
+    ["Mon, 24 Sep 2012 03:14:30 +0200", "2012-09-24T01:14:30.000Z"],
+    ["Sun, 23 Sep 2012 20:44:30 -0430", "2012-09-24T01:14:30.000Z"],
+    ["Mon, 24 Sep 2012 01:14 GMT", "2012-09-24T01:14:00.000Z"],
+    ["Thu, 1 Mar 2012 00:00:00 UT", "2012-03-01T00:00:00.000Z"],
+    ["Wed, 29 Feb 2012 23:59:59 +0000", "2012-02-29T23:59:59.000Z"]
+  ])("%s is %s", (text, iso) => {
+    expect(parseRfc2822(text)?.toISOString()).toBe(iso)
+  })
+
+  it.each([
+    "Tue, 24 Sep 2012 01:14:30 +0000", // 24 Sep 2012 was a Monday
+    "Mon, 31 Sep 2012 01:14:30 +0000", // no 31 September
+    "Thu, 29 Feb 2013 01:14:30 +0000", // 2013 is no leap year
+    "Mon, 24 Sep 2012 24:00:00 +0000",
+    "Mon, 24 Sep 2012 01:60:00 +0000",
+    "Mon, 24 Sep 2012 01:14:60 +0000",
+    "Mon, 24 Sep 2012 01:14:30 +2460",
+    "Mon, 24 Sep 2012 01:14:30", // no zone
+    "Mon, 24 Sep 2012 01:14:30 EST", // obsolete zones are not accepted
+    "2012-09-24T01:14:30Z",
+    "Mon, 24 September 2012 01:14:30 +0000",
+    "Mon 24 Sep 2012 01:14:30 +0000",
+    ""
+  ])("%j is not a date", (text) => {
+    expect(parseRfc2822(text)).toBeUndefined()
+  })
+})
+
+describe("toProductImage", () => {
+  it("maps the V2 fields: id, sort_order, the zoom URL, image_file, description, is_thumbnail, date_created", () => {
+    const mapped = toProductImage("bc", "32", item(), "zoom")
+    expect(Either.isRight(mapped)).toBe(true)
+    const r = Either.getOrThrow(mapped)
+    expect({ ...r, createdAt: r.createdAt?.toISOString() }).toEqual({
+      source: "bc",
+      productId: "32",
+      imageId: "247",
+      position: 0,
+      url: "https://cdn.example.com/products/32/images/247/towel.1431020870.1280.1280.jpg?c=2",
+      filename: "sample_images/foglinenbeigestripetowel1b.jpg",
+      width: null,
+      height: null,
+      alt: "Beige towel",
+      contentHash: null,
+      createdAt: "2015-05-07T17:47:48.000Z",
+      updatedAt: null,
+      extra: {
+        isThumbnail: true,
+        zoomUrl: "https://cdn.example.com/products/32/images/247/towel.1431020870.1280.1280.jpg?c=2",
+        standardUrl: "https://cdn.example.com/products/32/images/247/towel.1431020870.386.513.jpg?c=2",
+        thumbnailUrl: "https://cdn.example.com/products/32/images/247/towel.1431020870.220.290.jpg?c=2",
+        tinyUrl: "https://cdn.example.com/products/32/images/247/towel.1431020870.44.58.jpg?c=2"
+      }
+    })
+  })
+
+  it("imageUrl picks the variant; a missing or empty variant is a null url", () => {
+    expect(Either.getOrThrow(toProductImage("bc", "32", item(), "tiny")).url).toContain(".44.58.jpg")
+    expect(Either.getOrThrow(toProductImage("bc", "32", item({ standard_url: "" }), "standard")).url).toBeNull()
+    const none = { ...item() }
+    delete none.thumbnail_url
+    expect(Either.getOrThrow(toProductImage("bc", "32", none, "thumbnail")).url).toBeNull()
+  })
+
+  it("a null or empty description stays what it was; an image_file that looks like a path escape is kept as data", () => {
+    expect(Either.getOrThrow(toProductImage("bc", "32", item({ description: null }), "zoom")).alt).toBeNull()
+    expect(Either.getOrThrow(toProductImage("bc", "32", item({ description: "" }), "zoom")).alt).toBe("")
+    expect(Either.getOrThrow(toProductImage("bc", "32", item({ image_file: "../../etc/passwd" }), "zoom")).filename).toBe("../../etc/passwd")
+  })
+
+  it("a bad date, a wrong shape or an image of another product is a Left with the reason and the raw item", () => {
+    const badDate = item({ date_created: "24/09/2012" })
+    expect(toProductImage("bc", "32", badDate, "zoom")).toEqual(
+      Either.left({ error: "image 247: date_created \"24/09/2012\" is not an RFC 2822 date", payload: badDate })
+    )
+    const badShape = item({ id: "x", is_thumbnail: "yes" })
+    const shape = toProductImage("bc", "32", badShape, "zoom")
+    expect(Either.isLeft(shape) && shape.left.payload).toBe(badShape)
+    expect(Either.isLeft(shape) && shape.left.error).toMatch(/^unexpected product image shape: id: .*; is_thumbnail: /)
+    const other = toProductImage("bc", "33", item(), "zoom")
+    expect(Either.isLeft(other) && other.left.error).toBe("image 247 says it belongs to product 32, but was listed for product 33")
+    expect(Either.isLeft(toProductImage("bc", "32", "nope", "zoom"))).toBe(true)
+  })
+})
