@@ -16,10 +16,10 @@ export interface Dialect {
   readonly type: (t: ColumnType) => string
   /** The placeholder of the `i`-th (1-based) parameter of a type. */
   readonly placeholder: (i: number, t: ColumnType) => string
+  /** How text is sent: Postgres text cannot hold U+0000, which becomes U+FFFD there; SQLite keeps it. */
+  readonly text: (s: string) => string
   /** How a timestamp is sent: ISO-8601 UTC text on SQLite, a `Date` (timestamptz) on Postgres. */
   readonly timestamp: (d: Date | null) => string | Date | null
-  /** How a timestamp comes back, as a `Date`. */
-  readonly readTimestamp: (v: unknown) => Date | null
   /** How a JSON value comes back (text on SQLite, parsed on Postgres). */
   readonly readJson: (v: unknown) => unknown
   /** `a` differs from `b`, nulls included (`IS NOT` on SQLite, `IS DISTINCT FROM` on Postgres). */
@@ -50,8 +50,8 @@ export const sqlite: Dialect = {
   maxParams: 32766,
   type: (t) => (t === "integer" ? "INTEGER" : "TEXT"),
   placeholder: () => "?",
+  text: (s) => s,
   timestamp: (d) => (d === null || Number.isNaN(d.getTime()) ? null : d.toISOString()),
-  readTimestamp: (v) => (v === null || v === undefined ? null : new Date(String(v))),
   readJson: (v) => (typeof v === "string" ? JSON.parse(v) : v),
   differs: (a, b) => `${a} IS NOT ${b}`,
   deleteMissing: (table, products, keys) => [
@@ -68,8 +68,8 @@ export const postgres: Dialect = {
   maxParams: 65535,
   type: (t) => ({ text: "text", integer: "integer", timestamp: "timestamptz", json: "jsonb" })[t],
   placeholder: (i, t) => `$${i}::${({ text: "text", integer: "integer", timestamp: "timestamptz", json: "jsonb" })[t]}`,
+  text: (s) => (s.includes("\u0000") ? s.replace(/\u0000/g, "\uFFFD") : s),
   timestamp: (d) => (d === null || Number.isNaN(d.getTime()) ? null : d),
-  readTimestamp: (v) => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v))),
   readJson: (v) => v,
   differs: (a, b) => `${a} IS DISTINCT FROM ${b}`,
   deleteMissing: (table, products, keys) => [

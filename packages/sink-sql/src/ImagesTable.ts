@@ -144,29 +144,36 @@ export const upserts = (
 }
 
 /** A record's values in column order. */
-export const row = (dialect: Dialect, r: ProductImage, runId: string, loadedAt: Date): Array<unknown> => [
-  r.source,
-  r.productId,
-  r.imageId,
-  r.position,
-  r.url,
-  r.filename,
-  r.width,
-  r.height,
-  r.alt,
-  r.contentHash,
-  dialect.timestamp(r.createdAt),
-  dialect.timestamp(r.updatedAt),
-  canonicalJson(r.extra),
-  runId,
-  dialect.timestamp(loadedAt)
-]
+export const row = (dialect: Dialect, r: ProductImage, runId: string, loadedAt: Date): Array<unknown> => {
+  const text = (s: string | null) => (s === null ? null : dialect.text(s))
+  return [
+    text(r.source),
+    text(r.productId),
+    text(r.imageId),
+    r.position,
+    text(r.url),
+    text(r.filename),
+    r.width,
+    r.height,
+    text(r.alt),
+    text(r.contentHash),
+    dialect.timestamp(r.createdAt),
+    dialect.timestamp(r.updatedAt),
+    canonicalJson(r.extra, dialect.text),
+    runId,
+    dialect.timestamp(loadedAt)
+  ]
+}
 
-/** JSON with object keys sorted, so the same value always gives the same text. */
-export const canonicalJson = (value: unknown): string =>
+/** JSON with object keys sorted, so the same value always gives the same text; `text` maps every string and key. */
+export const canonicalJson = (value: unknown, text: (s: string) => string = (s) => s): string =>
   JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    typeof v === "string"
+      ? text(v)
+      : v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+        Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, x]) => [text(k), x])
+      )
       : v) ?? "null"
 
 /** `schema.name` → `[schema, name]`. */

@@ -155,8 +155,8 @@ export const make = (
         statements.push(
           dialect.deleteMissing(
             writeName,
-            complete.map((p) => [p.source, p.productId] as const),
-            complete.flatMap((p) => [...p.images.keys()].map((id) => [p.source, p.productId, id] as const))
+            complete.map((p) => [dialect.text(p.source), dialect.text(p.productId)] as const),
+            complete.flatMap((p) => [...p.images.keys()].map((id) => [dialect.text(p.source), dialect.text(p.productId), dialect.text(id)] as const))
           )
         )
       }

@@ -18,8 +18,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { Target } from "../src/SqlDatabase.js"
 
-/** The test database; override with EFFETL_TEST_PG_URL. */
-export const pgUrl = process.env.EFFETL_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+/** The test database: EFFETL_TEST_PG_URL, else PG_URL (as .ci/run sets it), else the local one. */
+export const pgUrl = process.env.EFFETL_TEST_PG_URL ?? process.env.PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 
 /** A record with defaults. */
 export const img = (productId: string, imageId: string, fields: Partial<ConstructorParameters<typeof ProductImage>[0]> = {}) =>
