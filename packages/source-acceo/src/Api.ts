@@ -71,7 +71,7 @@ export const IntegerString = Schema.transform(Schema.Union(Schema.Int, Digits), 
 })
 
 /** A small integer: a JSON number, or a digit string (XML attributes). */
-export const Int = Schema.Union(
+export const IntOrDigits = Schema.Union(
   Schema.Int,
   Schema.transformOrFail(Schema.String, Schema.Int, {
     strict: true,
@@ -85,9 +85,9 @@ export const Int = Schema.Union(
 export const WireEnvelope = Schema.Struct({
   product: Schema.optional(Schema.NullOr(Schema.Array(Schema.Unknown))),
   token: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Int))),
-  count: Schema.optional(Schema.NullOr(Int)),
-  queuecount: Schema.optional(Schema.NullOr(Int)),
-  returncode: Int,
+  count: Schema.optional(Schema.NullOr(IntOrDigits)),
+  queuecount: Schema.optional(Schema.NullOr(IntOrDigits)),
+  returncode: IntOrDigits,
   returnmsg: Schema.optional(Schema.NullOr(Schema.String)),
   warnings: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
   version: Schema.optional(Schema.NullOr(Schema.String))
@@ -104,7 +104,7 @@ export type WireProduct = typeof WireProduct.Type
 
 /** One image, binary (`binaryimage`) or URL (`imageURL`). */
 export const WireImage = Schema.Struct({
-  sequence: Int,
+  sequence: IntOrDigits,
   imagefilename: Schema.optional(Schema.NullOr(Schema.String)),
   binaryimage: Schema.optional(Schema.NullOr(Schema.String)),
   imageURL: Schema.optional(Schema.NullOr(Schema.String))

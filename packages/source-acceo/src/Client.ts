@@ -54,7 +54,7 @@ export interface Lot {
   readonly envelope: WireEnvelope
   /** The token sent for this lot (`""`: none). */
   readonly sent: string
-  /** The token to send next (the response token, or the sent one for an empty lot without a token). */
+  /** The token to send next: the response token; for an empty lot, the token sent (if one was). */
   readonly next: string
   /** The product entries, raw (each mapped on its own). */
   readonly entries: ReadonlyArray<unknown>
@@ -149,7 +149,9 @@ export const make = (options: ClientOptions): Effect.Effect<AcceoClient, never, 
         const token = tokenOf(envelope)
         if (Either.isLeft(token)) return yield* broken(`is not usable: ${token.left}`)
         if (entries.length > 0 && token.right === undefined) return yield* broken(`has ${entries.length} entries but no token`)
-        const next = token.right ?? sent
+        // An empty lot has no "last entry": keep the token sent, so a server answering it with "0" (or
+        // any other token) can neither skip changes nor send the next run back to the start.
+        const next = entries.length > 0 || sent === "" ? token.right ?? sent : sent
         // Tokens are 64-bit: compare them as BigInt, never as numbers.
         if (sent !== "" && entries.length > 0 && BigInt(next) < BigInt(sent)) {
           return yield* new ApiError({

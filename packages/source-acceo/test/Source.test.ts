@@ -382,6 +382,17 @@ describe("acceo source: the wire contract", () => {
       expect(result.checkpoints[1]).toEqual(cursorOf("18446744073709551615"))
     })))
 
+  it.live("an empty lot keeps the token sent, whatever token it carries", () =>
+    live(Effect.gen(function*() {
+      const server = yield* tinyServer(() => ({ body: envelopeJson({ token: '"0"' }) }))
+      const result = yield* run({ baseUrl: server.url, apiKey: "k", startToken: "9007199254740993" })
+      expect(result.records).toEqual([])
+      expect(result.checkpoints).toEqual([cursorOf("9007199254740993")])
+      // With no token sent (a first run on an empty feed), the server's token is the place to start from next time.
+      const fresh = yield* run({ baseUrl: server.url, apiKey: "k" })
+      expect(fresh.checkpoints).toEqual([cursorOf("0")])
+    })))
+
   it.live("a feed that does not move, or goes backwards, stops with an ApiError rather than looping or re-reading", () =>
     live(Effect.gen(function*() {
       const product = `[{"product_id":1,"images":{"image":[]}}]`
