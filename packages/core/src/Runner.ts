@@ -90,7 +90,10 @@ export const run = (
       const reporter = options.reporter ?? Reporter.silent
       const started = yield* Clock.currentTimeMillis
       // One run of a pipeline at a time (a dry run writes nothing and needs no lock).
-      if (options.dryRun !== true) yield* RunLock.acquire(pipeline.statePath, pipeline.name)
+      if (options.dryRun !== true) {
+        yield* RunLock.acquire(pipeline.statePath, pipeline.name)
+        if (store.lock !== undefined) yield* store.lock(pipeline.name)
+      }
       const saved = yield* store.load(pipeline.name)
       const unfinished = saved.run !== null && saved.run.status !== "finished"
       const trial = options.limit !== undefined

@@ -59,6 +59,12 @@ export class StateStore extends Context.Tag("@effetl/core/StateStore")<
      * database commit in the same transaction as the state save (see `StateTransaction`).
      */
     readonly transaction?: StateTransaction
+    /**
+     * Offered by a store shared between machines (e.g. a server database): holds the pipeline's run
+     * lock in the store for the scope, or fails at once naming who holds it. The runner takes it
+     * after the local lock file, so one run of a pipeline goes at a time wherever it runs.
+     */
+    readonly lock?: (pipeline: string) => Effect.Effect<void, StateError, Scope.Scope>
   }
 >() {}
 

@@ -239,6 +239,37 @@ describe("Runner: a state store's transaction", () => {
     }))
 })
 
+describe("Runner: a state store's lock", () => {
+  it.effect("is held for the run after the lock file, and a store that refuses it stops the run before anything is written", () =>
+    Effect.gen(function*() {
+      const db = new MemoryDb()
+      const events: Array<string> = []
+      let refuse = false
+      const locking = (inner: StateStore.StateStore["Type"]): StateStore.StateStore["Type"] => ({
+        ...inner,
+        lock: (pipeline) =>
+          refuse
+            ? Effect.fail(new StateError({ message: `pipeline '${pipeline}' is already running elsewhere (test)` }))
+            : Effect.acquireRelease(Effect.sync(() => events.push(`lock ${pipeline}`)), () => Effect.sync(() => events.push(`unlock ${pipeline}`)))
+      })
+      const dir = tmp()
+      const run = (p: Pipeline.Pipeline) =>
+        Runner.run(p).pipe(Effect.provide(Runner.platformLayer), Effect.provideService(StateStore.StateStore, locking(store(db, undefined))))
+      yield* run(yield* pipeline(dir, db, { out: undefined }))
+      expect(events).toEqual(["lock p", "unlock p"])
+      expect(db.committed.rows).toHaveLength(3)
+      refuse = true
+      const e = yield* Effect.flip(run(yield* pipeline(dir, db, { out: undefined })))
+      expect(e.message).toContain("already running elsewhere")
+      expect(db.committed.rows).toHaveLength(3)
+      expect(db.committed.states.get("p")!.run?.status).toBe("finished")
+      // the lock file was released too: a run can start again
+      refuse = false
+      yield* run(yield* pipeline(dir, db, { out: undefined }))
+      expect(events).toEqual(["lock p", "unlock p", "lock p", "unlock p"])
+    }))
+})
+
 // --- state store plugins in pipeline files --------------------------------------------------
 
 /** A state store plugin keeping states in a map per `name` (so tests can look inside). */
