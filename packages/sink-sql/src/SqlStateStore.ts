@@ -5,7 +5,8 @@
  *
  * It offers a `transaction` on its database, so a SQL sink writing to the same database commits in
  * the same transaction as the state save: data and state can never disagree, even on a crash
- * between the two writes.
+ * between the two writes. On Postgres it also holds each run's lock (an advisory lock), so one run of
+ * a pipeline goes at a time even across machines.
  */
 import { StateError, StateStore } from "@effetl/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -88,6 +89,30 @@ export const make = (options: SqlStateStoreOptions): Effect.Effect<StateStore.St
           Effect.asVoid,
           Effect.mapError(failWith(`cannot reset the state of pipeline '${pipeline}'`))
         ),
+      // Postgres is shared between machines: hold the pipeline's run lock in it (a session advisory
+      // lock on a connection reserved for the run; a killed process's lock goes with its connection).
+      ...(dialect.name === "postgres"
+        ? {
+          lock: (pipeline: string) =>
+            Effect.gen(function*() {
+              const conn = yield* sql.reserve.pipe(Effect.mapError(failWith(`cannot take the run lock of pipeline '${pipeline}'`)))
+              const key = `effetl:${name}:${pipeline}`
+              const rows = yield* conn.execute("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked", [key], undefined).pipe(
+                Effect.mapError(failWith(`cannot take the run lock of pipeline '${pipeline}'`))
+              )
+              if (rows[0]?.locked !== true) {
+                return yield* Effect.fail(
+                  failWith(`cannot take the run lock of pipeline '${pipeline}'`)(
+                    "another process (possibly on another machine) is running it against this database; wait for it to finish, or stop it (its work is kept)"
+                  )
+                )
+              }
+              yield* Effect.addFinalizer(() =>
+                conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined).pipe(Effect.ignore)
+              )
+            })
+        }
+        : {}),
       transaction: {
         database: db.key,
         run: <A, E, R>(effect: Effect.Effect<A, E, R>) =>

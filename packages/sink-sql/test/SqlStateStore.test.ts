@@ -19,6 +19,10 @@ import * as SqlSink from "../src/SqlSink.js"
 import * as SqlStateStore from "../src/SqlStateStore.js"
 import { backends, context, pgUrl, schemaName, sqliteReader, tmp, withSchema } from "./Support.js"
 
+/** A Postgres state store on its own pool (the shared one would hand back the same client). */
+const pgReaderStore = (schema: string) =>
+  SqlStateStore.make({ target: { _tag: "postgres", url: Redacted.make(`${pgUrl}${pgUrl.includes("?") ? "&" : "?"}application_name=other`) }, schema, table: "effetl_state" })
+
 const state: StateStore.PipelineState = {
   run: { id: "r1", status: "running", startedAt: "2024-01-01T00:00:00.000Z" },
   sources: { shop: { checkpoint: Batch.cursor({ token: "abc", n: 5 }), done: false } },
@@ -99,6 +103,36 @@ const twoProducts = Source.define({
         )
       )
     })
+})
+
+describe("postgres state store: the run lock", () => {
+  it.effect("one holder per pipeline across clients; released when its scope ends; other pipelines unaffected", () =>
+    withSchema((schema) =>
+      Effect.gen(function*() {
+        const options = { target: { _tag: "postgres", url: Redacted.make(pgUrl) }, schema, table: "effetl_state" } as const
+        const first = yield* SqlStateStore.make(options)
+        // another client on the same table, as another process would be (a fresh pool: not the shared one)
+        const second = yield* Effect.scoped(
+          Effect.gen(function*() {
+            const held = yield* Effect.scoped(Effect.gen(function*() {
+              yield* first.lock!("p")
+              // the same pipeline through a separate connection: refused at once
+              const pg = yield* pgReaderStore(schema)
+              const refused = yield* Effect.flip(Effect.scoped(pg.lock!("p")))
+              yield* Effect.scoped(pg.lock!("other"))
+              return refused
+            }))
+            expect(held.message).toContain("cannot take the run lock of pipeline 'p'")
+            expect(held.message).toContain("another process")
+            // released with the first scope
+            const pg = yield* pgReaderStore(schema)
+            yield* Effect.scoped(pg.lock!("p"))
+            return "taken"
+          })
+        )
+        expect(second).toBe("taken")
+      }).pipe(Effect.scoped)
+    ))
 })
 
 describe("state and sinks on different databases", () => {
