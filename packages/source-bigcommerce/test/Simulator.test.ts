@@ -137,7 +137,7 @@ describe("auth", () => {
   it("refuses a missing or wrong X-Auth-Token with 401 in BigCommerce's shape; such requests do not spend the quota", async () => {
     const sim = await startBigCommerceSimulator({ quota: 5 })
     try {
-      for (const headers of [{}, { "X-Auth-Token": "wrong" }]) {
+      for (const headers of [{}, { "X-Auth-Token": "wrong" }] as Array<Record<string, string>>) {
         const response = await fetch(api(sim, "products"), { headers })
         expect(response.status).toBe(401)
         const body = (await response.json()) as Array<{ status: number; message: string }>

@@ -1,0 +1,98 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { bigcommerce, BigCommerceConfig } from "../src/Source.js"
+
+const minimal = { storeHash: "abc123def", accessToken: "s3cret-token" }
+
+/** The issues of a config that fails to decode (as a pipeline file is decoded: unknown options are errors), as `path: message`. */
+const issues = (input: Record<string, unknown>): Array<string> => {
+  const decoded = Schema.decodeUnknownEither(BigCommerceConfig, { errors: "all", onExcessProperty: "error" })(input)
+  if (Either.isRight(decoded)) return []
+  return ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((i) => `${i.path.join(".")}: ${i.message}`)
+}
+
+describe("BigCommerceConfig", () => {
+  it("fills the documented defaults", () => {
+    const config = Schema.decodeUnknownSync(BigCommerceConfig)(minimal)
+    expect({ ...config, accessToken: Redacted.value(config.accessToken) }).toEqual({
+      ...minimal,
+      baseUrl: "https://api.bigcommerce.com",
+      pageSize: 250,
+      imageUrl: "zoom",
+      concurrency: 4,
+      timeout: "30 seconds",
+      retry: { maxRetries: 5, baseDelay: "250 millis", maxDelay: "30 seconds" },
+      rateLimit: { reserve: 1, slowDownBelow: 0.1 }
+    })
+    // The token is held redacted: printing the config never shows it.
+    expect(String(config.accessToken)).not.toContain("s3cret-token")
+    expect(JSON.stringify(config)).not.toContain("s3cret-token")
+  })
+
+  it("accepts every option", () => {
+    const config = Schema.decodeUnknownSync(BigCommerceConfig)({
+      ...minimal,
+      baseUrl: "http://127.0.0.1:8080",
+      productIds: [77, "80"],
+      pageSize: 50,
+      imageUrl: "thumbnail",
+      concurrency: 32,
+      timeout: "2 minutes",
+      retry: { maxRetries: 0 },
+      rateLimit: { reserve: 20 }
+    })
+    expect(config.productIds).toEqual([77, "80"])
+    expect(config.rateLimit).toEqual({ reserve: 20, slowDownBelow: 0.1 })
+  })
+
+  it.each([
+    [{ pageSize: 0 }, "pageSize: expected an integer from 1 to 250"],
+    [{ pageSize: 251 }, "pageSize: expected an integer from 1 to 250"],
+    [{ concurrency: 0 }, "concurrency: expected an integer from 1 to 32"],
+    [{ storeHash: "abc/../x" }, "storeHash: expected the store hash: letters and digits only"],
+    [{ baseUrl: "ftp://api.bigcommerce.com" }, "baseUrl: expected an http:// or https:// URL"],
+    [{ rateLimit: { reserve: -1 } }, "rateLimit.reserve: expected an integer from 0 to 10000"],
+    [{ rateLimit: { slowDownBelow: 2 } }, "rateLimit.slowDownBelow: expected a fraction from 0 to 1"],
+    [{ productIds: [] }, "productIds: expected at least one product id (leave the option out for every product)"],
+    [{ pagesize: 10 }, "pagesize: is unexpected, expected: \"storeHash\" | \"baseUrl\" | \"accessToken\" | \"productIds\" | \"productIdsFile\" | \"pageSize\" | \"imageUrl\" | \"concurrency\" | \"timeout\" | \"retry\" | \"rateLimit\""]
+  ])("rejects %j", (patch, message) => {
+    expect(issues({ ...minimal, ...patch })).toContain(message)
+  })
+
+  it("rejects an unknown imageUrl variant, listing the variants", () => {
+    const found = issues({ ...minimal, imageUrl: "large" })
+    expect(found.length).toBeGreaterThan(0)
+    expect(found.every((i) => i.startsWith("imageUrl: "))).toBe(true)
+    expect(found.join("\n")).toContain("\"tiny\"")
+  })
+
+  it("rejects a missing store hash or token, naming the field", () => {
+    expect(issues({ accessToken: "t" })).toEqual(["storeHash: is missing"])
+    expect(issues({ storeHash: "abc" })).toEqual(["accessToken: is missing"])
+  })
+
+  it("is the plugin's config schema", () => {
+    expect(bigcommerce.name).toBe("bigcommerce")
+    expect(bigcommerce.config).toBe(BigCommerceConfig)
+  })
+
+  it("every option is documented in the README, with its schema default", () => {
+    const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
+    const options = readme.slice(readme.indexOf("## Options"), readme.indexOf("## What it promises"))
+    expect(options.length).toBeGreaterThan(0)
+    const defaults = Schema.decodeUnknownSync(BigCommerceConfig)(minimal) as Record<string, unknown>
+    for (const field of Object.keys(BigCommerceConfig.fields)) {
+      const row = options.split("\n").find((line) => line.startsWith(`| \`${field}\``))
+      expect(row, `README row for ${field}`).toBeDefined()
+      const value = defaults[field]
+      if (field in minimal || value === undefined) continue
+      const shown = typeof value === "object" ? null : `\`${JSON.stringify(value)}\``
+      if (shown !== null) expect(row, `README default of ${field}`).toContain(shown)
+    }
+  })
+})
