@@ -172,15 +172,16 @@ export const makeHeaderDriven = (policy: HeaderDriven): Effect.Effect<Limiter> =
       answered: 0
     }),
     (state): Limiter => ({
-      take: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.flatMap(
-          Ref.modify(state, (b) => plan(policy, b, now)),
-          (wait) =>
-            wait > 0
-              // A take interrupted while it waits never started: it no longer counts as in flight.
-              ? Effect.onInterrupt(Effect.sleep(Duration.millis(wait)), () => Ref.update(state, ended))
-              : Effect.void
-        )
+      take: Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.flatMap(
+            Ref.modify(state, (b) => plan(policy, b, now)),
+            (wait) =>
+              wait > 0
+                // A take interrupted while it waits never started: it no longer counts as in flight.
+                ? Effect.onInterrupt(restore(Effect.sleep(Duration.millis(wait))), () => Ref.update(state, ended))
+                : Effect.void
+          ))
       ),
       observe: (headers) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.update(state, (b) => learn(policy, b, headers, now))),
