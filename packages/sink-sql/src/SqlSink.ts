@@ -62,7 +62,6 @@ export const make = (
     const table: ImagesTable.TableRef = { schema, name: options.table, layout: options.mode === "append" ? "history" : "current" }
     yield* ImagesTable.migrate(db, table, ImagesTable.migrations(dialect, table)).pipe(Effect.mapError(fail("cannot prepare the table")))
 
-    // Replace mode writes into a staging table, swapped in at the end.
     /** Drops a staging table and its migrations table. */
     const dropStaging = (t: ImagesTable.TableRef): Effect.Effect<void, SqlError> =>
       sql.withTransaction(
@@ -72,6 +71,7 @@ export const make = (
         )
       )
 
+    // Replace mode writes into a staging table, swapped in at the end.
     const staging: ImagesTable.TableRef = { ...table, name: `${table.name}__staging` }
     let published = false
     if (options.mode === "replace") {
