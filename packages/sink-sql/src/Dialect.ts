@@ -14,7 +14,10 @@ export interface Dialect {
   readonly maxParams: number
   /** The DDL type of a logical type. */
   readonly type: (t: ColumnType) => string
-  /** The placeholder of the `i`-th (1-based) parameter of a type. */
+  /**
+   * The placeholder of the `i`-th (1-based) parameter of a type. SQLite's `?` binds by position, so
+   * every statement numbers its parameters in the order they appear.
+   */
   readonly placeholder: (i: number, t: ColumnType) => string
   /** How text is sent: Postgres text cannot hold U+0000, which becomes U+FFFD there; SQLite keeps it. */
   readonly text: (s: string) => string
@@ -33,6 +36,11 @@ export interface Dialect {
     products: ReadonlyArray<readonly [string, string]>,
     keys: ReadonlyArray<readonly [string, string, string]>
   ) => readonly [sql: string, params: ReadonlyArray<unknown>]
+  /**
+   * A subquery of `(source, product_id)` rows for `("source", "product_id") IN <subquery>`, its
+   * parameters numbered from `from` (one JSON array on SQLite, two arrays on Postgres).
+   */
+  readonly productsIn: (from: number, products: ReadonlyArray<readonly [string, string]>) => readonly [sql: string, params: ReadonlyArray<unknown>]
   /** A query returning one row `{ found }` (truthy) when the table exists. */
   readonly tableExists: (schema: string | undefined, table: string) => readonly [sql: string, params: ReadonlyArray<unknown>]
 }
@@ -59,6 +67,7 @@ export const sqlite: Dialect = {
     `AND ("source", "product_id", "image_id") NOT IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))`,
     [JSON.stringify(products), JSON.stringify(keys)]
   ],
+  productsIn: (_from, products) => ["(SELECT value ->> 0, value ->> 1 FROM json_each(?))", [JSON.stringify(products)]],
   tableExists: (_schema, table) => ["SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?", [table]]
 }
 
@@ -78,6 +87,10 @@ export const postgres: Dialect = {
     `SELECT 1 FROM unnest($3::text[], $4::text[], $5::text[]) AS k("source", "product_id", "image_id") ` +
     `WHERE k."source" = t."source" AND k."product_id" = t."product_id" AND k."image_id" = t."image_id")`,
     [products.map((p) => p[0]), products.map((p) => p[1]), keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])]
+  ],
+  productsIn: (from, products) => [
+    `(SELECT * FROM unnest($${from}::text[], $${from + 1}::text[]))`,
+    [products.map((p) => p[0]), products.map((p) => p[1])]
   ],
   tableExists: (schema, table) => [
     "SELECT to_regclass($1) IS NOT NULL AS found",

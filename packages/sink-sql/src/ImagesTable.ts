@@ -7,6 +7,10 @@
  * jsonb on Postgres), `run_id` (the run that last changed the row) and `loaded_at` (when). The
  * key is `(source, product_id, image_id)`; a history table (append mode) keys by
  * `(run_id, source, product_id, image_id)`.
+ *
+ * Each table has a work table, `<table>__pending` (migration 2): when a sink's buffer outgrows its
+ * bound between two commits, the records wait there, keyed by `pending_key` (the pipeline and sink),
+ * and the commit moves them into the table in its transaction.
  */
 import type { ProductImage } from "@effetl/core"
 import * as Migrator from "@effect/sql/Migrator"
@@ -57,14 +61,42 @@ export interface TableRef {
 export const migrationsTable = (table: TableRef): string =>
   table.schema === undefined ? `effetl_migrations_${table.name}` : `${table.schema}.effetl_migrations_${table.name}`
 
-/** The versioned migrations of a table, by `<id>_<name>`. */
-export const migrations = (dialect: Dialect, table: TableRef): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({
-  [`1_${table.layout === "current" ? "images" : "image_history"}`]: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+/** The work table of a table (see the module's doc). */
+export const pendingOf = (table: TableRef): TableRef => ({ schema: table.schema, name: `${table.name}__pending`, layout: table.layout })
+
+/** The work table's columns: the sink's key, whether the record's product came complete, then the table's. */
+const pendingColumns: ReadonlyArray<readonly [name: string, type: ColumnType, nullable: boolean]> = [
+  ["pending_key", "text", false],
+  ["complete", "integer", false],
+  ...columns
+]
+
+const createTable = (
+  dialect: Dialect,
+  table: TableRef,
+  cols: ReadonlyArray<readonly [string, ColumnType, boolean]>,
+  key: ReadonlyArray<string>
+): Effect.Effect<void, unknown, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql.unsafe(
       `CREATE TABLE ${qualify(table.schema, table.name)} (\n` +
-        columns.map(([n, t, nullable]) => `  ${quote(n)} ${dialect.type(t)}${nullable ? "" : " NOT NULL"}`).join(",\n") +
-        `,\n  CONSTRAINT ${quote(`${table.name}_pkey`)} PRIMARY KEY (${keyOf(table.layout).map(quote).join(", ")})\n)`
+        cols.map(([n, t, nullable]) => `  ${quote(n)} ${dialect.type(t)}${nullable ? "" : " NOT NULL"}`).join(",\n") +
+        `,\n  CONSTRAINT ${quote(`${table.name}_pkey`)} PRIMARY KEY (${key.map(quote).join(", ")})\n)`
     ))
+
+/**
+ * The versioned migrations of a table, by `<id>_<name>`: 1 the table, 2 its work table (not for a
+ * replace run's staging table, which uses its target's).
+ */
+export const migrations = (
+  dialect: Dialect,
+  table: TableRef,
+  options: { readonly pending: boolean } = { pending: true }
+): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({
+  [`1_${table.layout === "current" ? "images" : "image_history"}`]: createTable(dialect, table, columns, keyOf(table.layout)),
+  ...(options.pending
+    ? { "2_pending": createTable(dialect, pendingOf(table), pendingColumns, ["pending_key", "source", "product_id", "image_id"]) }
+    : {})
 })
 
 /**
@@ -116,29 +148,120 @@ export const upserts = (
   records: ReadonlyArray<ProductImage>,
   runId: string,
   loadedAt: Date
+): Array<readonly [sql: string, params: ReadonlyArray<unknown>]> =>
+  insertValues(
+    dialect,
+    `INSERT INTO ${qualify(table.schema, table.name)} AS t (${columns.map(([n]) => quote(n)).join(", ")}) VALUES `,
+    columns.map(([, t]) => t),
+    records.map((r) => row(dialect, r, runId, loadedAt)),
+    conflict(dialect, table)
+  )
+
+/** The statements that stage records in the work table under `key` (the last write of an image wins). */
+export const stage = (
+  dialect: Dialect,
+  table: TableRef,
+  key: string,
+  products: ReadonlyArray<{ readonly complete: boolean; readonly records: ReadonlyArray<ProductImage> }>,
+  runId: string
 ): Array<readonly [sql: string, params: ReadonlyArray<unknown>]> => {
-  const perRow = columns.length
-  const rowsPerStatement = Math.max(1, Math.min(1000, Math.floor(dialect.maxParams / perRow)))
-  const target = qualify(table.schema, table.name)
+  const pending = pendingOf(table)
+  const out: Array<readonly [string, ReadonlyArray<unknown>]> = []
+  // A product that comes complete replaces what was staged for it.
+  const complete = products.filter((p) => p.complete && p.records.length > 0).map((p) => [dialect.text(p.records[0]!.source), dialect.text(p.records[0]!.productId)] as const)
+  if (complete.length > 0) {
+    const [subquery, params] = dialect.productsIn(2, complete)
+    out.push([
+      `DELETE FROM ${qualify(pending.schema, pending.name)} WHERE "pending_key" = ${dialect.placeholder(1, "text")} AND ("source", "product_id") IN ${subquery}`,
+      [key, ...params]
+    ])
+  }
+  const rows = products.flatMap((p) => p.records.map((r) => [key, p.complete ? 1 : 0, ...row(dialect, r, runId, new Date(0))]))
+  out.push(
+    ...insertValues(
+      dialect,
+      `INSERT INTO ${qualify(pending.schema, pending.name)} AS t (${pendingColumns.map(([n]) => quote(n)).join(", ")}) VALUES `,
+      pendingColumns.map(([, t]) => t),
+      rows,
+      ` ON CONFLICT ("pending_key", "source", "product_id", "image_id") DO UPDATE SET ` +
+        pendingColumns.slice(1).map(([n]) => `${quote(n)} = excluded.${quote(n)}`).join(", ")
+    )
+  )
+  return out
+}
+
+/**
+ * The statements that move the records staged under `key` into `into` (the table, or a replace run's
+ * staging table): the delete of what complete products no longer hold (unless `deleteMissing` is off),
+ * the upsert, and the emptying of the work table.
+ */
+export const fromPending = (
+  dialect: Dialect,
+  table: TableRef,
+  into: TableRef,
+  key: string,
+  runId: string,
+  loadedAt: Date,
+  deleteMissing: boolean
+): Array<readonly [sql: string, params: ReadonlyArray<unknown>]> => {
+  const p = (i: number, t: ColumnType) => dialect.placeholder(i, t)
+  const pending = qualify(pendingOf(table).schema, pendingOf(table).name)
+  const target = qualify(into.schema, into.name)
+  const out: Array<readonly [string, ReadonlyArray<unknown>]> = []
+  if (deleteMissing) {
+    out.push([
+      `DELETE FROM ${target} WHERE ("source", "product_id") IN (SELECT "source", "product_id" FROM ${pending} WHERE "pending_key" = ${p(1, "text")} AND "complete" = 1) ` +
+      `AND NOT EXISTS (SELECT 1 FROM ${pending} AS k WHERE k."pending_key" = ${p(2, "text")} AND k."source" = ${target}."source" ` +
+      `AND k."product_id" = ${target}."product_id" AND k."image_id" = ${target}."image_id")`,
+      [key, key]
+    ])
+  }
+  // Parameters numbered in the order they appear (run_id comes before loaded_at among the columns).
+  const values = columns.map(([n]) => (n === "run_id" ? p(1, "text") : n === "loaded_at" ? p(2, "timestamp") : `s.${quote(n)}`))
+  out.push([
+    `INSERT INTO ${target} AS t (${columns.map(([n]) => quote(n)).join(", ")}) SELECT ${values.join(", ")} FROM ${pending} AS s ` +
+    `WHERE s."pending_key" = ${p(3, "text")}${conflict(dialect, into)}`,
+    [runId, dialect.timestamp(loadedAt), key]
+  ])
+  out.push([`DELETE FROM ${pending} WHERE "pending_key" = ${p(1, "text")}`, [key]])
+  return out
+}
+
+/** The statements that empty the work table of `key` (a killed run's staged records: never committed). */
+export const clearPending = (dialect: Dialect, table: TableRef, key: string): readonly [sql: string, params: ReadonlyArray<unknown>] => [
+  `DELETE FROM ${qualify(pendingOf(table).schema, pendingOf(table).name)} WHERE "pending_key" = ${dialect.placeholder(1, "text")}`,
+  [key]
+]
+
+/** `ON CONFLICT` on the table's key: update a row only when its content differs. */
+const conflict = (dialect: Dialect, table: TableRef): string => {
   const key = keyOf(table.layout)
   const update = columns.map(([n]) => n).filter((n) => !key.includes(n))
-  const conflict = ` ON CONFLICT (${key.map(quote).join(", ")}) DO UPDATE SET ` +
+  return ` ON CONFLICT (${key.map(quote).join(", ")}) DO UPDATE SET ` +
     update.map((n) => `${quote(n)} = excluded.${quote(n)}`).join(", ") +
     // Idempotent: an identical row is left alone, so its run_id and loaded_at keep saying when it last changed.
     ` WHERE ${contentColumns.map((n) => dialect.differs(`t.${quote(n)}`, `excluded.${quote(n)}`)).join(" OR ")}`
-  const head = `INSERT INTO ${target} AS t (${columns.map(([n]) => quote(n)).join(", ")}) VALUES `
+}
+
+/** Multi-row `head (..), (..) tail` statements, chunked under the dialect's parameter limit (at most 1,000 rows each). */
+const insertValues = (
+  dialect: Dialect,
+  head: string,
+  types: ReadonlyArray<ColumnType>,
+  rows: ReadonlyArray<ReadonlyArray<unknown>>,
+  tail: string
+): Array<readonly [string, ReadonlyArray<unknown>]> => {
+  const rowsPerStatement = Math.max(1, Math.min(1000, Math.floor(dialect.maxParams / types.length)))
   const out: Array<readonly [string, ReadonlyArray<unknown>]> = []
-  for (let start = 0; start < records.length; start += rowsPerStatement) {
-    const chunk = records.slice(start, start + rowsPerStatement)
+  for (let start = 0; start < rows.length; start += rowsPerStatement) {
     const params: Array<unknown> = []
     const tuples: Array<string> = []
-    for (const r of chunk) {
-      const values = row(dialect, r, runId, loadedAt)
+    for (const values of rows.slice(start, start + rowsPerStatement)) {
       const base = params.length
-      tuples.push(`(${columns.map(([, t], i) => dialect.placeholder(base + i + 1, t)).join(", ")})`)
+      tuples.push(`(${types.map((t, i) => dialect.placeholder(base + i + 1, t)).join(", ")})`)
       params.push(...values)
     }
-    out.push([head + tuples.join(", ") + conflict, params])
+    out.push([head + tuples.join(", ") + tail, params])
   }
   return out
 }

@@ -40,12 +40,25 @@ const modeField = Config.withDefault<SqlSink.Mode, SqlSink.Mode>(SqlSink.Mode, "
   examples: ["merge", "append", "replace"]
 })
 
+const maxBufferedField = Config.withDefault(Config.intAtLeast(1), SqlSink.defaultMaxBuffered, {
+  description:
+    "Records held in memory between two commits. Beyond that they wait in the database's <table>__pending work table until the " +
+    "commit moves them in (commits wait while product grouping merges, so one commit can hold a whole catalogue).",
+  examples: [10_000]
+})
+
 /** The `sqlite` sink's config. */
-export const SqliteSinkConfig = Schema.Struct({ path: sqlitePathField, table: tableField, mode: modeField })
+export const SqliteSinkConfig = Schema.Struct({ path: sqlitePathField, table: tableField, mode: modeField, maxBuffered: maxBufferedField })
 export type SqliteSinkConfig = typeof SqliteSinkConfig.Type
 
 /** The `postgres` sink's config. */
-export const PostgresSinkConfig = Schema.Struct({ url: postgresUrlField, schema: schemaField, table: tableField, mode: modeField })
+export const PostgresSinkConfig = Schema.Struct({
+  url: postgresUrlField,
+  schema: schemaField,
+  table: tableField,
+  mode: modeField,
+  maxBuffered: maxBufferedField
+})
 export type PostgresSinkConfig = typeof PostgresSinkConfig.Type
 
 const columns = "source, product_id, image_id, position, url, filename, width, height, alt, content_hash, created_at, updated_at, extra, run_id, loaded_at"
@@ -58,7 +71,7 @@ export const sqlite = Sink.define<SqliteSinkConfig>({
     "With state: { use: sqlite } on the same file, each commit and the state save are one transaction.",
   config: SqliteSinkConfig,
   make: (config, context) =>
-    SqlSink.make({ target: SqlDatabase.sqliteTarget(config.path), table: config.table, mode: config.mode }, context)
+    SqlSink.make({ target: SqlDatabase.sqliteTarget(config.path), table: config.table, mode: config.mode, maxBuffered: config.maxBuffered }, context)
 })
 
 /** Loads product images into a PostgreSQL table. */
@@ -69,7 +82,10 @@ export const postgres = Sink.define<PostgresSinkConfig>({
     "With state: { use: postgres } on the same URL, each commit and the state save are one transaction.",
   config: PostgresSinkConfig,
   make: (config, context) =>
-    SqlSink.make({ target: SqlDatabase.postgresTarget(config.url), schema: config.schema, table: config.table, mode: config.mode }, context)
+    SqlSink.make(
+      { target: SqlDatabase.postgresTarget(config.url), schema: config.schema, table: config.table, mode: config.mode, maxBuffered: config.maxBuffered },
+      context
+    )
 })
 
 /** Every sink of this package. */

@@ -4,6 +4,11 @@
  * following core's commit protocol. It is a `TransactionalSink`: when the pipeline's state lives
  * in the same database, the runner runs its commit inside the state store's transaction.
  *
+ * Memory is bounded: beyond `maxBuffered` records between two commits (commits wait while product
+ * grouping merges, so one commit may hold a whole catalogue) the buffer is staged in the table's work
+ * table, `<table>__pending`, and the commit moves it into the table inside its transaction. A killed
+ * run's staged records were never committed: the next run of the sink discards them.
+ *
  * Modes:
  * - `merge` (default): upsert by `(source, product_id, image_id)`; for a product-complete batch,
  *   also delete that product's rows that are not in the batch. An identical row is not touched.
@@ -36,7 +41,12 @@ export interface SqlSinkOptions {
   readonly schema?: string | undefined
   readonly table: string
   readonly mode: Mode
+  /** Records held in memory between two commits before they are staged in the database (default 10,000). */
+  readonly maxBuffered?: number | undefined
 }
+
+/** Records a sink holds in memory between two commits by default. */
+export const defaultMaxBuffered = 10_000
 
 /** The token a SQL sink's commit returns (saved in the pipeline's state). */
 export interface SqlSinkToken {
@@ -98,11 +108,21 @@ export const make = (
         published = true
       }
       if (!published) {
-        yield* ImagesTable.migrate(db, staging, ImagesTable.migrations(dialect, staging)).pipe(Effect.mapError(fail("cannot prepare the staging table")))
+        yield* ImagesTable.migrate(db, staging, ImagesTable.migrations(dialect, staging, { pending: false })).pipe(
+          Effect.mapError(fail("cannot prepare the staging table"))
+        )
       }
     }
     const writeTo = options.mode === "replace" ? staging : table
     const writeName = qualify(writeTo.schema, writeTo.name)
+    // Records this sink staged before a kill were never committed (the source replays them): discard them.
+    const pendingKey = `${context.pipeline}/${context.name}`
+    const run = (statements: ReadonlyArray<readonly [string, ReadonlyArray<unknown>]>) =>
+      Effect.forEach(statements, ([text, params]) => sql.unsafe(text, params), { discard: true })
+    yield* run([ImagesTable.clearPending(dialect, table, pendingKey)]).pipe(Effect.mapError(fail("cannot clear the work table")))
+    const maxBuffered = options.maxBuffered ?? defaultMaxBuffered
+    let buffered = 0
+    let staged = false
 
     // The commit interval's records by product (the last write of an image wins).
     interface Product {
@@ -141,10 +161,43 @@ export const make = (
             products.set(k, p)
           }
         }
-        return Effect.void
+        buffered = 0
+        for (const p of products.values()) buffered += p.images.size
+        return buffered > maxBuffered
+          ? sql.withTransaction(stageBuffer).pipe(Effect.mapError(fail(`cannot stage ${buffered} rows in ${table.name}__pending`)))
+          : Effect.void
       })
 
+    /** Moves the buffer into the work table. */
+    const stageBuffer = Effect.suspend(() => {
+      const statements = ImagesTable.stage(
+        dialect,
+        table,
+        pendingKey,
+        [...products.values()].map((p) => ({ complete: p.complete && options.mode !== "append", records: [...p.images.values()] })),
+        context.runId
+      )
+      return Effect.tap(run(statements), () =>
+        Effect.sync(() => {
+          products.clear()
+          buffered = 0
+          staged = true
+        }))
+    })
+
     const commit: Effect.Effect<unknown, SinkError> = Effect.gen(function*() {
+      if (staged) {
+        const loadedAt = new Date(yield* Clock.currentTimeMillis)
+        yield* sql.withTransaction(
+          Effect.zipRight(
+            stageBuffer,
+            Effect.suspend(() => run(ImagesTable.fromPending(dialect, table, writeTo, pendingKey, context.runId, loadedAt, options.mode !== "append")))
+          )
+        ).pipe(Effect.mapError(fail("cannot commit the staged rows")))
+        staged = false
+        commits++
+        return token()
+      }
       if (products.size === 0) return token()
       const loadedAt = new Date(yield* Clock.currentTimeMillis)
       const all = [...products.values()]
@@ -161,10 +214,9 @@ export const make = (
         )
       }
       statements.push(...ImagesTable.upserts(dialect, writeTo, records, context.runId, loadedAt))
-      yield* sql.withTransaction(Effect.forEach(statements, ([text, params]) => sql.unsafe(text, params), { discard: true })).pipe(
-        Effect.mapError(fail(`cannot commit ${records.length} rows`))
-      )
+      yield* sql.withTransaction(run(statements)).pipe(Effect.mapError(fail(`cannot commit ${records.length} rows`)))
       products.clear()
+      buffered = 0
       commits++
       return token()
     })

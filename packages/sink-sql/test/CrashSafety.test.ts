@@ -59,11 +59,12 @@ const savedState = (db: TestDb) =>
 
 for (const backend of backends) {
   describe(`${backend.name}: kill and rerun`, () => {
-    it.effect("state in the same database: a kill between the sink's insert and the state save leaves neither; the rerun loads every row once", () =>
+    for (const maxBuffered of [undefined, 1]) {
+      it.effect(`state in the same database: a kill between the sink's insert and the state save leaves neither; the rerun loads every row once${maxBuffered ? " (rows staged in the work table first)" : ""}`, () =>
       backend.run((db) =>
         Effect.gen(function*() {
           const dir = tmp()
-          const spec = specFor(db, dir, {})
+          const spec = specFor(db, dir, { ...(maxBuffered ? { maxBuffered } : {}) })
           // Commit n writes product n-1 (one product per batch, a commit per batch): die inside the third.
           const killed = runChild(spec, "after-sink-commit:3")
           expect(killed.signal).toBe("SIGKILL")
@@ -79,13 +80,14 @@ for (const backend of backends) {
           expect((yield* savedState(db)).run.status).toBe("finished")
         })
       ))
+    }
 
     it.effect("replace: a run killed midway leaves the previous table whole; the rerun resumes and swaps in the new one", () =>
       backend.run((db) =>
         Effect.gen(function*() {
           const dir = tmp()
           expect(runChild(specFor(db, dir, { mode: "replace", version: 1 })).result).toMatchObject({ status: "finished" })
-          const v2 = specFor(db, dir, { mode: "replace", version: 2, products: 4 })
+          const v2 = specFor(db, dir, { mode: "replace", version: 2, products: 4, maxBuffered: 1 })
           expect(runChild(v2, "after-state-save:3").signal).toBe("SIGKILL")
           const alts = () => db.query<{ alt: string; n: unknown }>(`SELECT alt, count(*) AS n FROM ${db.q("product_images")} GROUP BY alt`)
           expect((yield* alts()).map((r) => [r.alt, Number(r.n)])).toEqual([["v1", 10]])

@@ -15,8 +15,14 @@ import { PostgresSinkConfig, SqliteSinkConfig } from "../src/Sinks.js"
 import * as SqlSink from "../src/SqlSink.js"
 import { backends, context, img, type TestDb } from "./Support.js"
 
-const sink = (db: TestDb, mode: SqlSink.Mode, runId: string, committed: Option.Option<unknown> = Option.none(), table = "product_images") =>
-  SqlSink.make({ target: db.target, schema: db.schema, table, mode }, context(runId, committed))
+const sink = (
+  db: TestDb,
+  mode: SqlSink.Mode,
+  runId: string,
+  committed: Option.Option<unknown> = Option.none(),
+  table = "product_images",
+  maxBuffered?: number
+) => SqlSink.make({ target: db.target, schema: db.schema, table, mode, maxBuffered }, context(runId, committed))
 
 const rows = (db: TestDb, table = "product_images") =>
   db.query<{ source: string; product_id: string; image_id: string; position: number; run_id: string; loaded_at: unknown; extra: unknown }>(
@@ -51,9 +57,9 @@ for (const backend of backends) {
         Effect.gen(function*() {
           yield* load(db, "merge", "r1", [[img("1", "a")]])
           const migrations = yield* db.query<{ migration_id: number; name: string }>(
-            `SELECT migration_id, name FROM ${db.q("effetl_migrations_product_images")}`
+            `SELECT migration_id, name FROM ${db.q("effetl_migrations_product_images")} ORDER BY migration_id`
           )
-          expect(migrations.map((m) => [Number(m.migration_id), m.name])).toEqual([[1, "images"]])
+          expect(migrations.map((m) => [Number(m.migration_id), m.name])).toEqual([[1, "images"], [2, "pending"]])
           if (backend.name === "postgres") {
             const cols = yield* db.query<{ column_name: string; data_type: string; is_nullable: string }>(
               "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'product_images' ORDER BY ordinal_position",
@@ -145,6 +151,54 @@ for (const backend of backends) {
         })
       ))
 
+    it.effect("beyond maxBuffered the buffer waits in the work table; the commit moves it in; a killed run's staged rows are discarded", () =>
+      backend.run((db) =>
+        Effect.gen(function*() {
+          yield* load(db, "merge", "r1", [[img("1", "a"), img("1", "b"), img("1", "c"), img("1", "x")], [img("9", "a")]])
+          const pending = () =>
+            db.query<{ pending_key: string; product_id: string; image_id: string }>(
+              `SELECT pending_key, product_id, image_id FROM ${db.q("product_images__pending")} ORDER BY product_id, image_id`
+            )
+          yield* Effect.scoped(
+            Effect.gen(function*() {
+              const s = yield* sink(db, "merge", "r2", Option.none(), "product_images", 3)
+              yield* s.write(Chunk.make(img("1", "a"), img("1", "b"), img("1", "c")), { productComplete: true })
+              yield* s.write(Chunk.make(img("2", "a", { alt: "new" })), { productComplete: true })
+              // 4 records > 3: staged, not in the table yet
+              expect((yield* pending()).map((r) => `${r.pending_key}:${r.product_id}/${r.image_id}`)).toEqual(["p/db:1/a", "p/db:1/b", "p/db:1/c", "p/db:2/a"])
+              expect(yield* keys(db)).toEqual(["1/a", "1/b", "1/c", "1/x", "9/a"])
+              // product 1 comes again, complete, with a and d: that gallery wins over what was staged
+              yield* s.write(Chunk.make(img("1", "a", { alt: "again" }), img("1", "d")), { productComplete: true })
+              yield* s.commit
+            })
+          )
+          expect(yield* keys(db)).toEqual(["1/a", "1/d", "2/a", "9/a"])
+          expect((yield* rows(db)).map((r) => r.run_id)).toEqual(["r2", "r2", "r2", "r1"])
+          expect(yield* pending()).toEqual([])
+          // killed after staging, before its commit: the table is untouched and the next run discards the staged rows
+          yield* Effect.scoped(
+            Effect.gen(function*() {
+              const s = yield* sink(db, "merge", "r3", Option.none(), "product_images", 1)
+              yield* s.write(Chunk.make(img("1", "a"), img("5", "a")), { productComplete: true })
+            })
+          )
+          expect((yield* pending()).length).toBe(2)
+          yield* Effect.scoped(Effect.flatMap(sink(db, "merge", "r3", Option.some({})), (s) => s.commit))
+          expect(yield* pending()).toEqual([])
+          expect(yield* keys(db)).toEqual(["1/a", "1/d", "2/a", "9/a"])
+          // append stages too, and never deletes
+          yield* Effect.scoped(
+            Effect.gen(function*() {
+              const s = yield* sink(db, "append", "r4", Option.none(), "history", 1)
+              yield* s.write(Chunk.make(img("1", "a"), img("1", "b")), { productComplete: true })
+              yield* s.write(Chunk.make(img("1", "a")), { productComplete: true })
+              yield* s.commit
+            })
+          )
+          expect(yield* keys(db, "history")).toEqual(["1/a", "1/b"])
+        })
+      ))
+
     it.effect("append: each run adds its rows (a history keyed by run); replaying a batch within a run adds nothing", () =>
       backend.run((db) =>
         Effect.gen(function*() {
@@ -231,7 +285,7 @@ describe("sink configs", () => {
     const long = Schema.decodeUnknownEither(SqliteSinkConfig)({ table: "a".repeat(33) })
     expect(Either.isLeft(long)).toBe(true)
     const ok = Schema.decodeUnknownSync(SqliteSinkConfig)({})
-    expect(ok).toEqual({ path: "out/images.db", table: "product_images", mode: "merge" })
+    expect(ok).toEqual({ path: "out/images.db", table: "product_images", mode: "merge", maxBuffered: 10_000 })
     const pg = Schema.decodeUnknownSync(PostgresSinkConfig)({ url: "postgres://u:pw@h/db", schema: "etl" })
     expect(String(pg.url)).not.toContain("pw")
     expect(Either.isLeft(Schema.decodeUnknownEither(PostgresSinkConfig)({ url: "postgres://h/db", schema: "1x" }))).toBe(true)

@@ -214,7 +214,7 @@ describe("secrets", () => {
     it.effect(`a URL with a password never appears in a sink's or state store's error (${url.includes(":1/") ? "refused" : "no such database"})`, () =>
       Effect.gen(function*() {
         const sinkExit = yield* Effect.scoped(
-          postgres.make({ url: Redacted.make(url), schema: undefined, table: "product_images", mode: "merge" }, context("r1"))
+          postgres.make({ url: Redacted.make(url), schema: undefined, table: "product_images", mode: "merge", maxBuffered: 10 }, context("r1"))
         ).pipe(Effect.provide(Runner.platformLayer), Effect.exit)
         const storeExit = yield* Effect.scoped(
           postgresState.make({ url: Redacted.make(url), schema: undefined, table: "effetl_state" })
