@@ -3,7 +3,7 @@
  * pipelines whose sinks are on other databases than the state, and secrets kept out of errors.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Batch, Pipeline, PipelineFile, ProductImage, Registry, Runner, Source, StateStore } from "@effetl/core"
+import { Batch, builtinTransforms, Pipeline, PipelineFile, ProductImage, Registry, Runner, Source, StateStore } from "@effetl/core"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -166,6 +166,59 @@ describe("state and sinks on different databases", () => {
         expect(Object.keys(saved.sinks).sort()).toEqual(["file", "pg", "same"])
       })
     ))
+})
+
+/** Images of three products spread over batches (ordered by image id, as the Akinon list is): not product-complete. */
+const spread = Source.define({
+  name: "spread",
+  description: "test source",
+  config: Schema.Struct({}),
+  make: (_c, ctx) =>
+    Effect.succeed({
+      productComplete: false,
+      check: Effect.void,
+      stream: Stream.fromIterable([[["1", "a", 3], ["2", "b", 1]], [["3", "c", 2], ["1", "d", 1]], [["2", "e", 5], ["3", "f", 1]]] as const).pipe(
+        Stream.zipWithIndex,
+        Stream.map(([items, page]) =>
+          Batch.make(
+            items.map(([productId, imageId, position]) =>
+              ProductImage.unchecked({
+                source: ctx.name, productId, imageId, position, url: null, filename: null, width: null, height: null,
+                alt: null, contentHash: null, createdAt: null, updatedAt: null, extra: {}
+              })
+            ),
+            Option.some(Batch.position(page))
+          )
+        )
+      )
+    })
+})
+
+describe("product grouping and a small buffer", () => {
+  it.effect("a grouped source's whole catalogue reaches one commit through the work table, in the state's transaction", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const file = path.join(dir, "images.db")
+      const pipeline = yield* Pipeline.make({
+        name: "grouped",
+        statePath: path.join(dir, "state.json"),
+        deadLetterPath: path.join(dir, "dead.jsonl"),
+        everyRecords: 1,
+        stateStore: { use: sqliteState, with: { path: file } },
+        sources: { shop: { use: spread } },
+        transforms: [{ use: builtinTransforms.find((t) => t.name === "normalise-sequence")! }],
+        sinks: { db: { use: sqlite, with: { path: file, maxBuffered: 2 } } }
+      })
+      expect((yield* Runner.runNode(pipeline)).status).toBe("finished")
+      const q = <A extends object>(sql: string) => Effect.scoped(Effect.flatMap(sqliteReader(file), (r) => r.unsafe<A>(sql)))
+      const rows = yield* q<{ product_id: string; image_id: string; position: number }>(
+        `SELECT product_id, image_id, position FROM product_images ORDER BY product_id, position`
+      )
+      expect(rows.map((r) => `${r.product_id}/${r.image_id}@${r.position}`)).toEqual(["1/d@1", "1/a@2", "2/b@1", "2/e@2", "3/f@1", "3/c@2"])
+      expect(yield* q(`SELECT * FROM product_images__pending`)).toEqual([])
+      const [state] = yield* q<{ state: string }>(`SELECT state FROM effetl_state`)
+      expect((JSON.parse(state!.state) as StateStore.PipelineState).run?.status).toBe("finished")
+    }))
 })
 
 describe("pipeline files", () => {
