@@ -1,3 +1,4 @@
+/// <reference path="./types/parquetjs-lite.d.ts" />
 /**
  * Parquet engines: the maintained libraries that encode Parquet for the `parquet` sink and the image
  * store's manifest, behind one small interface, and the reader (hyparquet) that streams a written
