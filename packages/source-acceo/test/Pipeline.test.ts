@@ -3,86 +3,30 @@
  * dedupe-by-hash, normalise-sequence) and the csv and jsonl sinks of `@effetl/sink-files`, against
  * the simulator over real HTTP. The expected rows are computed from the simulator's catalogue.
  */
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
-import { builtinTransforms, naturalCompare, Pipeline, Runner, type Transform } from "@effetl/core"
-import { csv, jsonl } from "@effetl/sink-files"
+import { naturalCompare, Runner } from "@effetl/core"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Simulator from "../src/Simulator.js"
-import { acceo } from "../src/Source.js"
-import { fastRetry } from "./Harness.js"
+import { csvRows, demoTransforms, jsonlRows, key, pipelineIn, quiet, tmp } from "./Pipelines.js"
 
-const transform = (name: string): Transform.TransformPlugin => builtinTransforms.find((t) => t.name === name)!
-
-/** The demo's transforms: validate, hash-content, dedupe-by-hash (product), normalise-sequence. */
-const demoTransforms = [
-  { use: transform("validate") },
-  { use: transform("hash-content") },
-  { use: transform("dedupe-by-hash"), with: { scope: "product" } },
-  { use: transform("normalise-sequence"), with: { start: 1 } }
-]
-
-/** The runner's logs are not what these tests look at. */
-const quiet = Logger.minimumLogLevel(LogLevel.Error)
-
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "acceo-pipeline-"))
-
-/** A pipeline reading the simulator into `dir/out/acceo-images.{csv,jsonl}`, state in `dir/.effetl`. */
-const pipelineIn = (dir: string, sim: Simulator.AcceoSimulator, options: {
-  readonly with?: Record<string, unknown>
-  readonly transforms?: typeof demoTransforms
-  readonly everyRecords?: number
-} = {}) =>
-  Pipeline.make({
-    name: "acceo",
-    statePath: path.join(dir, ".effetl", "state.json"),
-    deadLetterPath: path.join(dir, "out", "dead-letter.jsonl"),
-    everyRecords: options.everyRecords ?? 4,
-    sources: { acceo: { use: acceo, with: { baseUrl: sim.url, apiKey: sim.apiKey, retry: fastRetry, count: 3, ...options.with } } },
-    transforms: options.transforms ?? demoTransforms,
-    sinks: {
-      images_csv: { use: csv, with: { path: path.join(dir, "out", "acceo-images.csv") } },
-      images_jsonl: { use: jsonl, with: { path: path.join(dir, "out", "acceo-images.jsonl") } }
-    }
+/** Runs `fixtures/runPipeline.ts` in a child process with core's crash hook set; resolves when it exits. */
+const runInChild = (dir: string, sim: Simulator.AcceoSimulator, kind: "stream" | "demo", crashAt: string) =>
+  new Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join("test", "fixtures", "runPipeline.ts"), dir, sim.url, sim.apiKey, kind], {
+      cwd: path.resolve(import.meta.dirname, ".."),
+      // tsx resolves @effetl/* to their sources through the typecheck config's paths, as vitest does.
+      env: { ...process.env, TSX_TSCONFIG_PATH: "tsconfig.check.json", EFFETL_CRASH_AT: crashAt },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let stderr = ""
+    child.stderr.on("data", (chunk: Buffer) => void (stderr += chunk.toString()))
+    child.on("exit", (code, signal) => resolve({ code, signal, stderr }))
   })
-
-/** The JSONL output as objects. */
-const jsonlRows = (dir: string): Array<Record<string, unknown>> => {
-  const file = path.join(dir, "out", "acceo-images.jsonl")
-  return fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>)
-}
-
-/** A minimal RFC 4180 reader (quoted fields, doubled quotes, line breaks inside quotes). */
-const csvRows = (dir: string): Array<Record<string, string>> => {
-  const text = fs.readFileSync(path.join(dir, "out", "acceo-images.csv"), "utf8")
-  const rows: Array<Array<string>> = []
-  let row: Array<string> = []
-  let field = ""
-  let quoted = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!
-    if (quoted) {
-      if (c === "\"" && text[i + 1] === "\"") (field += "\"", i++)
-      else if (c === "\"") quoted = false
-      else field += c
-    } else if (c === "\"") quoted = true
-    else if (c === ",") (row.push(field), (field = ""))
-    else if (c === "\n") (row.push(field), rows.push(row), (row = []), (field = ""))
-    else field += c
-  }
-  const [header, ...body] = rows
-  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i]!])))
-}
-
-/** What a row says, for comparing outputs. */
-const key = (r: Record<string, unknown>) =>
-  JSON.stringify([r.productId, r.imageId, r.position, r.filename, r.contentHash, (r.extra as Record<string, unknown>)?.originalPosition])
 
 /**
  * The rows the demo pipeline must write: for every product the feed sent (once, however often it was
@@ -226,6 +170,35 @@ describe("acceo in a pipeline (runner, transforms, csv and jsonl sinks)", () => 
         expect(again.resumed).toBe(true)
         expect(again.status).toBe("finished")
         expect(jsonlRows(cutDir).map(key).sort()).toEqual(reference)
+        fs.rmSync(wholeDir, { recursive: true })
+        fs.rmSync(cutDir, { recursive: true })
+      }).pipe(Effect.scoped, Effect.provide(quiet)))
+  }
+
+  for (const [kind, crashAt] of [
+    ["stream", "after-sink-commit:3"],
+    ["stream", "after-state-save:2"],
+    ["demo", "after-batch-write:1"],
+    ["demo", "after-state-save:2"]
+  ] as const) {
+    it.live(`a run SIGKILLed (${crashAt}, ${kind === "demo" ? "the demo's transforms" : "validate, hash-content"}) and run again loses nothing and duplicates nothing`, () =>
+      Effect.gen(function*() {
+        const transforms = kind === "demo" ? demoTransforms : demoTransforms.slice(0, 2)
+        const options = { transforms, everyRecords: 1, with: { count: 2 } }
+        const whole = yield* Simulator.make()
+        const [wholeDir, cutDir] = [tmp(), tmp()]
+        yield* Runner.runNode(yield* pipelineIn(wholeDir, whole, options))
+        const reference = jsonlRows(wholeDir).map(key).sort()
+
+        const sim = yield* Simulator.make()
+        const killed = yield* Effect.promise(() => runInChild(cutDir, sim, kind, crashAt))
+        expect(killed.signal, killed.stderr).toBe("SIGKILL")
+        expect(fs.existsSync(path.join(cutDir, "out", "acceo-images.jsonl"))).toBe(false)
+
+        const again = yield* Runner.runNode(yield* pipelineIn(cutDir, sim, options))
+        expect(again.resumed).toBe(true)
+        expect(jsonlRows(cutDir).map(key).sort()).toEqual(reference)
+        expect(csvRows(cutDir).length).toBe(reference.length)
         fs.rmSync(wholeDir, { recursive: true })
         fs.rmSync(cutDir, { recursive: true })
       }).pipe(Effect.scoped, Effect.provide(quiet)))
