@@ -12,11 +12,23 @@ import * as path from "node:path"
 
 type AnyPlugin = { readonly name: string; readonly description: string; readonly config: Schema.Schema<any, any> }
 
+/** The plugin kinds, in the order they are listed and looked up, with their list titles. */
+const kinds = [
+  ["source", "sources"],
+  ["transform", "transforms"],
+  ["sink", "sinks"],
+  ["state", "state stores (state: { use: <name> })"]
+] as const
+
+/** The name a kind is shown under in one plugin's description. */
+const kindLabel = { source: "source", transform: "transform", sink: "sink", state: "state store" } as const
+
 /** Every built-in plugin, grouped by kind, with the first sentence of its description. */
 export const list = (registry: Registry.Registry, width: number = textWidth()): string => {
   const out: Array<string> = []
-  const nameWidth = Math.max(...[...registry.sources, ...registry.transforms, ...registry.sinks].map((p) => p.name.length))
-  for (const [title, plugins] of [["sources", registry.sources], ["transforms", registry.transforms], ["sinks", registry.sinks]] as const) {
+  const groups = kinds.map(([kind, title]) => [title, Registry.builtinsOf(registry, kind) as ReadonlyArray<AnyPlugin>] as const)
+  const nameWidth = Math.max(...groups.flatMap(([, plugins]) => plugins.map((p) => p.name.length)))
+  for (const [title, plugins] of groups) {
     out.push(`${title}:`)
     for (const p of plugins) {
       const [first = "", ...rest] = wrap(firstSentence(p.description), width - nameWidth - 4)
@@ -28,31 +40,39 @@ export const list = (registry: Registry.Registry, width: number = textWidth()): 
   return out.join("\n")
 }
 
-/** Finds a plugin of any kind by built-in name, npm package name or module path (resolved from the working directory). */
-export const find = (registry: Registry.Registry, name: string) =>
+/** A plugin found by name, with the kind it is shown as. */
+export interface Found {
+  readonly kind: string
+  readonly plugin: AnyPlugin
+}
+
+/**
+ * Finds the plugins of a name: every built-in of that name (`sqlite` is a sink and a state store),
+ * else the module at an npm package name or path (resolved from the working directory).
+ */
+export const find = (registry: Registry.Registry, name: string): Effect.Effect<ReadonlyArray<Found>, ConfigError> =>
   Effect.gen(function*() {
-    const kinds = ["source", "transform", "sink"] as const
-    for (const kind of kinds) {
-      const p = Registry.builtinsOf(registry, kind).find((x) => x.name === name)
-      if (p) return { kind, plugin: p as AnyPlugin }
-    }
+    const builtins = kinds.flatMap(([kind]) =>
+      (Registry.builtinsOf(registry, kind) as ReadonlyArray<AnyPlugin>).filter((x) => x.name === name).map((plugin) => ({ kind: kindLabel[kind], plugin }))
+    )
+    if (builtins.length > 0) return builtins
     if (!exists(name)) {
       return yield* new ConfigError({
         message:
-          `unknown plugin '${name}'. Built-in ${kinds.map((k) => `${k}s: ${Registry.builtinsOf(registry, k).map((p) => p.name).join(", ")}`).join("; ")}. ` +
+          `unknown plugin '${name}'. Built-in ${kinds.map(([k]) => `${kindLabel[k]}s: ${Registry.builtinsOf(registry, k).map((p) => p.name).join(", ")}`).join("; ")}. ` +
           "Or give an npm package name or a ./module.js path whose default export is a plugin."
       })
     }
     const errors: Array<ConfigError> = []
-    for (const kind of kinds) {
+    for (const [kind] of kinds) {
       const found = yield* Registry.resolve(registry, kind, name, process.cwd(), "plugin").pipe(Effect.either)
-      if (Either.isRight(found)) return { kind, plugin: found.right as AnyPlugin }
+      if (Either.isRight(found)) return [{ kind: kindLabel[kind], plugin: found.right as AnyPlugin }]
       errors.push(found.left)
     }
     // The same error for every kind is about the module itself (it does not load); otherwise it loaded but is no plugin.
     if (errors.every((e) => e.message === errors[0]!.message)) return yield* Effect.fail(errors[0]!)
     return yield* new ConfigError({
-      message: `module '${name}' has no default export that is a plugin (made with Source.define, Transform.define or Sink.define)`
+      message: `module '${name}' has no default export that is a plugin (made with Source.define, Transform.define, Sink.define or StateStore.define)`
     })
   })
 

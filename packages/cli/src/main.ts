@@ -207,7 +207,7 @@ export const cli = (argv: ReadonlyArray<string>) =>
           Effect.gen(function*() {
             if (!a.name) return void process.stdout.write(Plugins.list(registry) + "\n")
             const found = yield* Plugins.find(registry, a.name)
-            process.stdout.write(Plugins.describe(found.kind, found.plugin) + "\n")
+            process.stdout.write(found.map((f) => Plugins.describe(f.kind, f.plugin)).join("\n\n") + "\n")
           })
         )
       }

@@ -4,6 +4,7 @@
  * (Runs against the simulator are in CliRun.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Registry } from "@effetl/core"
 import { type ChannelSimulator, startChannelSimulator } from "@effetl/source-channel/simulator"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -21,8 +22,8 @@ afterAll(async () => {
 })
 
 const env = () => ({ CHANNEL_BASE_URL: sim.url, CHANNEL_TOKEN: sim.token, CHANNEL_ID: String(sim.channelId) })
-const demoFile = path.join(root, "examples/demo.yaml")
-const demoText = fs.readFileSync(demoFile, "utf8")
+const channelFile = path.join(root, "examples/channel.yaml")
+const channelText = fs.readFileSync(channelFile, "utf8")
 
 /** A temp directory holding `pipeline.yaml` with `text`. */
 const setup = (text: string): string => {
@@ -41,6 +42,7 @@ const expectNoStack = (r: CliResult) => {
 const lineOf = (text: string, needle: string): number => text.split("\n").findIndex((l) => l.includes(needle)) + 1
 
 const allPlugins = [...registry.sources, ...registry.transforms, ...registry.sinks]
+const stateStores = Registry.builtinsOf(registry, "state")
 
 describe("help and usage", () => {
   it("--help lists every command and the global options", async () => {
@@ -128,11 +130,11 @@ describe("help and usage", () => {
 })
 
 describe("validate", () => {
-  it("the demo file: exit 0 and a one-line description", async () => {
-    const r = await effetl(["validate", demoFile], { cwd: tempDir("validate"), env: env() })
+  it("the channel example: exit 0 and a one-line description", async () => {
+    const r = await effetl(["validate", channelFile], { cwd: tempDir("validate"), env: env() })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout.trim().split("\n")).toHaveLength(1)
-    expect(r.stdout).toContain("valid pipeline 'demo' with 1 source [channel:channel]")
+    expect(r.stdout).toContain("valid pipeline 'channel' with 1 source [channel:channel]")
     expect(r.stdout).toContain("4 transforms [validate, hash-content, dedupe-by-hash, normalise-sequence]")
     expect(r.stdout).toContain("2 sinks [images_csv:csv, images_jsonl:jsonl]")
     expect(r.stderr).toBe("")
@@ -141,32 +143,32 @@ describe("validate", () => {
   const broken: ReadonlyArray<{ what: string; text: string; env?: Record<string, string>; says: ReadonlyArray<string>; line?: string; lineSlack?: number }> = [
     {
       what: "a missing environment variable",
-      text: demoText,
+      text: channelText,
       env: { CHANNEL_BASE_URL: "" },
       says: ["environment variable CHANNEL_BASE_URL is not set"],
       line: "${CHANNEL_BASE_URL}"
     },
     {
       what: "an unknown plugin",
-      text: demoText.replace("use: channel", "use: chanel"),
-      says: ["sources.channel.use", "unknown source plugin 'chanel'", "Built-in sources: channel"],
+      text: channelText.replace("use: channel", "use: chanel"),
+      says: ["sources.channel.use", "unknown source plugin 'chanel'", "Built-in sources: acceo, shoplazza, bigcommerce, channel"],
       line: "use: chanel"
     },
     {
       what: "a wrong type",
-      text: demoText.replace("pageSize: 25", "pageSize: x"),
+      text: channelText.replace("pageSize: 25", "pageSize: x"),
       says: ["sources.channel.with.pageSize", "expected an integer from 1 to 1000", '"x"'],
       line: "pageSize: x"
     },
     {
       what: "an unknown option",
-      text: demoText.replace("pageSize: 25", "pageSize: 25\n      pagesize: 3"),
+      text: channelText.replace("pageSize: 25", "pageSize: 25\n      pagesize: 3"),
       says: ["sources.channel.with.pagesize", "unknown option"],
       line: "pagesize: 3"
     },
     {
       what: "bad YAML",
-      text: demoText.replace("mode: detailed", "mode: [detailed"),
+      text: channelText.replace("mode: detailed", "mode: [detailed"),
       says: ["invalid YAML"],
       line: "mode: [detailed",
       // The YAML parser names the line where it noticed the problem: the bad one or the next.
@@ -199,7 +201,7 @@ describe("validate", () => {
   })
 
   it("with --log-format json, the error is one JSON line with the error's tag", async () => {
-    const dir = setup(demoText.replace("pageSize: 25", "pageSize: x"))
+    const dir = setup(channelText.replace("pageSize: 25", "pageSize: x"))
     const r = await effetl(["validate", "pipeline.yaml", "--log-format", "json"], { cwd: dir, env: env() })
     expect(r.code).toBe(2)
     const lines = r.stderr.trim().split("\n")
@@ -211,7 +213,7 @@ describe("validate", () => {
   })
 
   it("a secret in a bad value is never echoed back", async () => {
-    const dir = setup(demoText.replace("token: ${CHANNEL_TOKEN}", "token: [Sup3r-Secret-Value]"))
+    const dir = setup(channelText.replace("token: ${CHANNEL_TOKEN}", "token: [Sup3r-Secret-Value]"))
     const r = await effetl(["validate", "pipeline.yaml"], { cwd: dir, env: env() })
     expect(r.code).toBe(2)
     expect(r.stderr).toContain("sources.channel.with.token")
@@ -223,12 +225,22 @@ describe("plugins", () => {
   it("lists every built-in plugin by kind", async () => {
     const r = await effetl(["plugins"], { cwd: tempDir("plugins") })
     expect(r.code).toBe(0)
-    for (const kind of ["sources:", "transforms:", "sinks:"]) expect(r.stdout).toContain(kind)
-    for (const p of allPlugins) expect(r.stdout).toMatch(new RegExp(`^  ${p.name}\\s+\\S`, "m"))
+    for (const kind of ["sources:", "transforms:", "sinks:", "state stores"]) expect(r.stdout).toContain(kind)
+    for (const p of [...allPlugins, ...stateStores]) expect(r.stdout).toMatch(new RegExp(`^  ${p.name}\\s+\\S`, "m"))
+    expect(stateStores.map((p) => p.name)).toEqual(["json", "sqlite", "postgres"])
     expect(r.stdout).toContain("effetl plugins <name>")
   })
 
-  for (const name of ["channel", "csv", "dedupe-by-hash", "jsonl", "hash-content"]) {
+  it("plugins sqlite shows the sink and the state store of that name", async () => {
+    const r = await effetl(["plugins", "sqlite"], { cwd: tempDir("plugins") })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^sqlite \(sink\)$/m)
+    expect(r.stdout).toMatch(/^sqlite \(state store\)$/m)
+    const json = await effetl(["plugins", "json"], { cwd: tempDir("plugins") })
+    expect(json.stdout).toMatch(/^json \(state store\)$/m)
+  })
+
+  for (const name of allPlugins.map((p) => p.name)) {
     it(`plugins ${name}: every option with its type, default and description`, async () => {
       const plugin = allPlugins.find((p) => p.name === name)!
       const r = await effetl(["plugins", name], { cwd: tempDir("plugins") })
@@ -419,12 +431,12 @@ describe("schema", () => {
 
 describe("state", () => {
   it("state show and reset need only the file's name and state.path, not the sources' environment variables", async () => {
-    const dir = setup(demoText)
+    const dir = setup(channelText)
     fs.mkdirSync(path.join(dir, ".effetl"))
     const saved = {
       version: 1,
       pipelines: {
-        demo: { run: { id: "r1", status: "running", startedAt: "2026-01-01T00:00:00.000Z" }, sources: {}, sinks: {}, transforms: {} },
+        channel: { run: { id: "r1", status: "running", startedAt: "2026-01-01T00:00:00.000Z" }, sources: {}, sinks: {}, transforms: {} },
         other: { run: null, sources: {}, sinks: {}, transforms: {} }
       }
     }
@@ -433,10 +445,10 @@ describe("state", () => {
     const show = await effetl(["state", "show", "pipeline.yaml"], { cwd: dir, env: noEnv })
     expect(show.code, show.stderr).toBe(0)
     const shown = JSON.parse(show.stdout) as { pipeline: string; state: string; run: { id: string; status: string } }
-    expect(shown).toMatchObject({ pipeline: "demo", state: path.join(fs.realpathSync(dir), ".effetl/state.json"), run: { id: "r1", status: "running" } })
+    expect(shown).toMatchObject({ pipeline: "channel", state: path.join(fs.realpathSync(dir), ".effetl/state.json"), run: { id: "r1", status: "running" } })
     const reset = await effetl(["state", "reset", "pipeline.yaml"], { cwd: dir, env: noEnv })
     expect(reset.code, reset.stderr).toBe(0)
-    expect(reset.stdout).toContain("state of pipeline 'demo' reset")
+    expect(reset.stdout).toContain("state of pipeline 'channel' reset")
     expect(reset.stdout).toContain("forgot run r1 (running)")
     // Only this pipeline is forgotten.
     const after = JSON.parse(fs.readFileSync(path.join(dir, ".effetl/state.json"), "utf8")) as { pipelines: Record<string, unknown> }
@@ -444,12 +456,12 @@ describe("state", () => {
   })
 
   it("state show of a pipeline that never ran, --state PATH, and a broken name", async () => {
-    const dir = setup(demoText)
+    const dir = setup(channelText)
     const show = await effetl(["state", "show", "pipeline.yaml", "--state", "custom/s.json"], { cwd: dir })
     expect(show.code, show.stderr).toBe(0)
-    expect(JSON.parse(show.stdout)).toMatchObject({ pipeline: "demo", state: path.join(fs.realpathSync(dir), "custom/s.json"), run: null })
+    expect(JSON.parse(show.stdout)).toMatchObject({ pipeline: "channel", state: path.join(fs.realpathSync(dir), "custom/s.json"), run: null })
     expect(fs.existsSync(path.join(dir, "custom"))).toBe(false) // showing writes nothing
-    fs.writeFileSync(path.join(dir, "bad.yaml"), demoText.replace("name: demo", "name: 'a b'"))
+    fs.writeFileSync(path.join(dir, "bad.yaml"), channelText.replace("name: channel", "name: 'a b'"))
     const bad = await effetl(["state", "show", "bad.yaml"], { cwd: dir })
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain("name")
@@ -457,7 +469,7 @@ describe("state", () => {
   })
 
   it("a state file that is not an effetl state file is an error naming it, and is left as it is", async () => {
-    const dir = setup(demoText)
+    const dir = setup(channelText)
     fs.mkdirSync(path.join(dir, ".effetl"))
     fs.writeFileSync(path.join(dir, ".effetl/state.json"), "{ not json")
     const r = await effetl(["state", "reset", "pipeline.yaml"], { cwd: dir })

@@ -58,8 +58,8 @@ export const ImageStoreConfig = Schema.Struct({
   }),
   manifestPath: Config.optional(Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" })), {
     description:
-      "Where the manifest goes. Default {dir}/manifest.csv (or .parquet); in append mode a directory, default " +
-      "{dir}/manifest.",
+      "Where the manifest goes. Leave it out for {dir}/manifest.csv (or .parquet); in append mode it is a directory, " +
+      "{dir}/manifest when left out.",
     examples: ["out/images/manifest.csv", "out/manifests"]
   }),
   mode: Config.withDefault<FileOutput.Mode, FileOutput.Mode>(FileOutput.Mode, "overwrite", {

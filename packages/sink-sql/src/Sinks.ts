@@ -21,7 +21,7 @@ export const postgresUrlField = Config.secret({
 
 /** The `schema` of a Postgres table. */
 export const schemaField = Config.optional(SqlDatabase.Identifier, {
-  description: "The schema of the table (created if missing). Default: the connection's search_path (usually public).",
+  description: "The schema of the table (created if missing). Leave it out for the connection's search_path (usually public).",
   examples: ["effetl"]
 })
 

@@ -44,12 +44,12 @@ export const defaultRetry: Http.HttpConfig.RetrySettings = { maxRetries: 8, base
 /** The `with:` options of the `shoplazza` source. */
 export const ShoplazzaConfig = Schema.Struct({
   shop: Config.optional(ShopName, {
-    description: "The shop's subdomain: the source reads https://{shop}.myshoplaza.com/openapi/{version}. Give shop or baseUrl, not both.",
+    description: "The shop's subdomain: the source reads https://{shop}.myshoplaza.com/openapi/{version}. Give shop or baseUrl, not both: leave it out when you give baseUrl.",
     examples: ["acme"]
   }),
   baseUrl: Config.optional(Config.BaseUrl, {
     description:
-      "Instead of shop: the shop's root, scheme://host[:port] (a proxy, or the simulator); the source adds /openapi/{version}. Give shop or baseUrl, not both.",
+      "Instead of shop: the shop's root, scheme://host[:port] (a proxy, or the simulator); the source adds /openapi/{version}. Give shop or baseUrl, not both: leave it out when you give shop.",
     examples: ["https://acme.myshoplaza.com", "http://127.0.0.1:8080"]
   }),
   version: Config.withDefault(Version, defaultVersion, {

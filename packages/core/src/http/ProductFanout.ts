@@ -141,7 +141,9 @@ export const idsFields = (doc: { readonly idDescription: string; readonly exampl
     }
   ),
   productIdsFile: Config.optional(Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" })), {
-    description: "A file of product ids, one per line (blank lines and lines starting with # are skipped). Relative to the working directory.",
+    description:
+      "A file of product ids, one per line (blank lines and lines starting with # are skipped), relative to the working " +
+      "directory. Leave it out (and productIds) to read every product.",
     examples: ["product-ids.txt"]
   })
 })
