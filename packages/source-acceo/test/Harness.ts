@@ -6,31 +6,22 @@
 import { createHash } from "node:crypto"
 import * as http from "node:http"
 import type * as net from "node:net"
-import { type Batch, type ProductImage, RunStats } from "@effetl/core"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodePath from "@effect/platform-node/NodePath"
-import * as Chunk from "effect/Chunk"
+import { type Batch, type ProductImage } from "@effetl/core"
+import { SourceHarness } from "@effetl/core/testing"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type { AcceoSimulator, CatalogueProduct } from "../src/Simulator.js"
-import { acceo, AcceoConfig } from "../src/Source.js"
+import { acceo } from "../src/Source.js"
 
 /** The services the runner gives a source: real HTTP (undici), file system, path and fresh counters. */
-export const env = Layer.mergeAll(NodeHttpClient.layerUndici, NodeFileSystem.layer, NodePath.layer, RunStats.layer)
+export const env = SourceHarness.nodeServices
 
 /** Runs a test body in a scope with the runner's services (real HTTP). */
-export const live = <A, E>(body: Effect.Effect<A, E, Layer.Layer.Success<typeof env> | Scope.Scope>): Effect.Effect<A, E> =>
-  body.pipe(Effect.scoped, Effect.provide(env))
+export const live = SourceHarness.live
 
 /** Fast retries, so fault tests take milliseconds of backoff. */
-export const fastRetry = { maxRetries: 8, baseDelay: "1 millis", maxDelay: "5 millis" }
+export const fastRetry = SourceHarness.fastRetry
 
 /** The `with:` block of a pipeline file pointing at a simulator. */
 export const simConfig = (sim: AcceoSimulator, more: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -70,49 +61,25 @@ export interface RunOptions {
 
 /**
  * Decodes `input` as a pipeline file would (unknown options are errors), makes the source and reads
- * its stream until it ends, fails or `take` batches came. The batches read before a failure are kept.
+ * its stream until it ends, fails or `take` batches came (core's `SourceHarness`). The batches read
+ * before a failure are kept.
  */
 export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.gen(function*() {
-    const config = yield* Schema.decodeUnknown(AcceoConfig, { onExcessProperty: "error" })(input)
-    const totals: Array<number> = []
-    const logs: Array<string> = []
-    let pages = 0
-    const logger = Logger.make(({ logLevel, message }) => {
-      logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
-    })
-    const body = Effect.gen(function*() {
-      const instance = yield* acceo.make(config, {
-        name: "acceo",
-        checkpoint: options.checkpoint ?? Option.none(),
-        limit: Option.fromNullable(options.limit),
-        progress: {
-          total: (n) => Effect.sync(() => void totals.push(n)),
-          page: () => Effect.sync(() => void pages++)
-        }
-      })
-      const batches: Array<Batch.Batch> = []
-      const stream = options.take === undefined ? instance.stream : Stream.take(instance.stream, options.take)
-      const outcome = yield* Effect.either(Stream.runForEach(stream, (batch) => Effect.sync(() => void batches.push(batch))))
-      return { batches, outcome, productComplete: instance.productComplete }
-    })
-    const { batches, outcome, productComplete } = yield* body.pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
-    const stats = yield* RunStats.RunStats
-    const counts = (yield* stats.snapshot).get("acceo")
+  Effect.map(SourceHarness.runUntil(acceo, input, options), ({ error, run }) => {
     const result: RunResult = {
-      productComplete,
-      batches,
-      records: batches.flatMap((b) => Chunk.toArray(b.records)),
-      rejected: batches.flatMap((b) => Chunk.toArray(b.rejected)),
-      checkpoints: batches.map((b) => Option.getOrUndefined(b.checkpoint)),
-      totals,
-      pages,
-      retries: counts?.retries ?? 0,
-      warnings: counts?.warnings ?? 0,
-      logs
+      productComplete: run.productComplete,
+      batches: run.batches,
+      records: run.records,
+      rejected: run.rejected,
+      checkpoints: run.checkpoints.map(Option.getOrUndefined),
+      totals: run.totals,
+      pages: run.pages,
+      retries: run.counts.retries,
+      warnings: run.counts.warnings,
+      logs: run.logs
     }
-    return { result, error: Either.getLeft(outcome) }
-  }).pipe(Effect.scoped)
+    return { result, error }
+  })
 
 /** Like {@link runUntil}, but a stream failure fails the effect. */
 export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
@@ -120,17 +87,7 @@ export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
     Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
 
 /** Makes the source and runs its dry-run check. */
-export const check = (input: Record<string, unknown>) =>
-  Effect.gen(function*() {
-    const config = yield* Schema.decodeUnknown(AcceoConfig)(input)
-    const instance = yield* acceo.make(config, {
-      name: "acceo",
-      checkpoint: Option.none(),
-      limit: Option.none(),
-      progress: { total: () => Effect.void, page: () => Effect.void }
-    })
-    return yield* instance.check
-  }).pipe(Effect.scoped)
+export const check = (input: Record<string, unknown>) => SourceHarness.check(acceo, input)
 
 // ---------------------------------------------------------------------------------------------
 // Expected records

@@ -179,7 +179,9 @@ describe("acceo source: the change feed", () => {
       yield* run(simConfig(sim, { session: "nightly-sync" }))
       expect(sim.sessions()).toEqual([...generated, "nightly-sync"])
       const tooLong = yield* Effect.flip(run(simConfig(sim, { session: "x".repeat(101) })))
-      expect(tooLong._tag).toBe("ParseError")
+      // what a pipeline file gets: a config error naming the option
+      expect(tooLong._tag).toBe("ConfigError")
+      expect(tooLong.message).toContain("sources.acceo.with.session")
     })))
 
   it.live("faults (5xx, 429, resets, truncated bodies, latency): every lot exactly once, retries counted", () =>

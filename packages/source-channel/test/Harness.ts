@@ -5,26 +5,19 @@
  */
 import * as http from "node:http"
 import type * as net from "node:net"
-import { type Batch, type ProductImage, RunStats } from "@effetl/core"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodePath from "@effect/platform-node/NodePath"
-import * as Chunk from "effect/Chunk"
+import { type Batch, type ProductImage } from "@effetl/core"
+import { SourceHarness } from "@effetl/core/testing"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type { CatalogueImage, ChannelSimulator } from "../src/Simulator.js"
-import { channel, ChannelConfig } from "../src/Source.js"
+import { channel } from "../src/Source.js"
 
 /** The services the runner gives a source: real HTTP (undici), file system, path and fresh counters. */
-export const env = Layer.mergeAll(NodeHttpClient.layerUndici, NodeFileSystem.layer, NodePath.layer, RunStats.layer)
+export const env = SourceHarness.nodeServices
 
 /** Fast retries, so fault tests take milliseconds of backoff. */
-export const fastRetry = { maxRetries: 8, baseDelay: "1 millis", maxDelay: "5 millis" }
+export const fastRetry = SourceHarness.fastRetry
 
 /** The `with:` block of a pipeline file pointing at a simulator. */
 export const simConfig = (sim: ChannelSimulator, more: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -63,40 +56,24 @@ export interface RunOptions {
 
 /**
  * Decodes `input` as a pipeline file would, makes the source and reads its stream until it ends,
- * fails or `take` batches came. The batches read before a failure are kept.
+ * fails or `take` batches came (core's `SourceHarness`). The batches read before a failure are kept.
  */
 export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.gen(function*() {
-    const config = yield* Schema.decodeUnknown(ChannelConfig)(input)
-    const totals: Array<number> = []
-    let pages = 0
-    const instance = yield* channel.make(config, {
-      name: "channel",
-      checkpoint: options.checkpoint ?? Option.none(),
-      limit: Option.fromNullable(options.limit),
-      progress: {
-        total: (n) => Effect.sync(() => void totals.push(n)),
-        page: () => Effect.sync(() => void pages++)
-      }
-    })
-    const batches: Array<Batch.Batch> = []
-    const stream = options.take === undefined ? instance.stream : Stream.take(instance.stream, options.take)
-    const outcome = yield* Effect.either(Stream.runForEach(stream, (batch) => Effect.sync(() => void batches.push(batch))))
-    const stats = yield* RunStats.RunStats
-    const counts = (yield* stats.snapshot).get("channel")
+  Effect.map(SourceHarness.runUntil(channel, input, options), ({ error, run }) => {
+    const values = run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => cp.value)))
     const result: RunResult = {
-      batches,
-      records: batches.flatMap((b) => Chunk.toArray(b.records)),
-      rejected: batches.flatMap((b) => Chunk.toArray(b.rejected)),
+      batches: run.batches,
+      records: run.records,
+      rejected: run.rejected,
       // positions without `reading` (the settings signature; its own tests look at it directly)
-      checkpoints: batches.map((b) => Option.getOrUndefined(Option.map(b.checkpoint, (c) => withoutReading(c.value)))),
-      raw: batches.map((b) => Option.getOrUndefined(Option.map(b.checkpoint, (c) => c.value))),
-      totals,
-      pages,
-      retries: counts?.retries ?? 0
+      checkpoints: values.map((v) => (v === undefined ? undefined : withoutReading(v))),
+      raw: values,
+      totals: run.totals,
+      pages: run.pages,
+      retries: run.counts.retries
     }
-    return { result, error: Either.getLeft(outcome) }
-  }).pipe(Effect.scoped)
+    return { result, error }
+  })
 
 /** Like {@link runUntil}, but a stream failure fails the effect. */
 export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
@@ -104,17 +81,7 @@ export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
     Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
 
 /** Makes the source and runs its dry-run check. */
-export const check = (input: Record<string, unknown>) =>
-  Effect.gen(function*() {
-    const config = yield* Schema.decodeUnknown(ChannelConfig)(input)
-    const instance = yield* channel.make(config, {
-      name: "channel",
-      checkpoint: Option.none(),
-      limit: Option.none(),
-      progress: { total: () => Effect.void, page: () => Effect.void }
-    })
-    return yield* instance.check
-  }).pipe(Effect.scoped)
+export const check = (input: Record<string, unknown>) => SourceHarness.check(channel, input)
 
 // ---------------------------------------------------------------------------------------------
 // Expected records

@@ -3,30 +3,21 @@
  * from a plain object, a source context with a recording progress), over real HTTP on 127.0.0.1,
  * and builds the records the simulator's catalogue should turn into, independently of `Api.ts`.
  */
-import { type Batch, type ProductImage, RunStats } from "@effetl/core"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodePath from "@effect/platform-node/NodePath"
-import * as Chunk from "effect/Chunk"
+import { type Batch, type ProductImage } from "@effetl/core"
+import { SourceHarness } from "@effetl/core/testing"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import type { CatalogueImage, CatalogueProduct, ShoplazzaSimulator } from "../src/Simulator.js"
-import { shoplazza, ShoplazzaConfig } from "../src/Source.js"
+import { shoplazza } from "../src/Source.js"
 
 /** The services the runner gives a source: real HTTP (undici), file system, path and fresh counters. */
-export const env = Layer.mergeAll(NodeHttpClient.layerUndici, NodeFileSystem.layer, NodePath.layer, RunStats.layer)
+export const env = SourceHarness.nodeServices
 
 /** Runs a test body in a scope with the runner's services (real HTTP). */
-export const live = <A, E>(body: Effect.Effect<A, E, Layer.Layer.Success<typeof env> | Scope.Scope>): Effect.Effect<A, E> =>
-  body.pipe(Effect.scoped, Effect.provide(env))
+export const live = SourceHarness.live
 
 /** Fast retries, so fault tests take milliseconds of backoff. */
-export const fastRetry = { maxRetries: 8, baseDelay: "1 millis", maxDelay: "5 millis" }
+export const fastRetry = SourceHarness.fastRetry
 
 /** A fast bucket for tests that are not about the rate: 40 requests, leaking 2000/s. */
 export const fastBucket = { capacity: 40, leakPerSecond: 2000 }
@@ -67,57 +58,31 @@ export interface RunOptions {
 }
 
 /**
- * Decodes `input` as a pipeline file would, makes the source and reads its stream until it ends,
- * fails or `take` batches came. The batches read before a failure are kept.
+ * Decodes `input` as a pipeline file would (unknown options are errors), makes the source and reads
+ * its stream until it ends, fails or `take` batches came (core's `SourceHarness`). The batches read
+ * before a failure are kept.
  */
 export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.gen(function*() {
-    const config = yield* Schema.decodeUnknown(ShoplazzaConfig, { onExcessProperty: "error" })(input)
-    let pages = 0
-    const instance = yield* shoplazza.make(config, {
-      name: "shoplazza",
-      checkpoint: options.checkpoint ?? Option.none(),
-      limit: Option.fromNullable(options.limit),
-      progress: { total: () => Effect.void, page: () => Effect.sync(() => void pages++) }
-    })
-    const batches: Array<Batch.Batch> = []
-    const stream = options.take === undefined ? instance.stream : Stream.take(instance.stream, options.take)
-    const outcome = yield* Effect.either(Stream.runForEach(stream, (batch) =>
-      Effect.sync(() => {
-        batches.push(batch)
-        options.onBatch?.(batch, batches.length - 1)
-      })))
-    const stats = yield* RunStats.RunStats
-    const counts = (yield* stats.snapshot).get("shoplazza")
+  Effect.map(SourceHarness.runUntil(shoplazza, input, options), ({ error, run }) => {
     const result: RunResult = {
-      batches,
-      records: batches.flatMap((b) => Chunk.toArray(b.records)),
-      rejected: batches.flatMap((b) => Chunk.toArray(b.rejected)),
-      checkpoints: batches.map((b) => Option.getOrUndefined(Option.map(b.checkpoint, (c) => c.value))),
-      pages,
-      retries: counts?.retries ?? 0,
-      productComplete: instance.productComplete
+      batches: run.batches,
+      records: run.records,
+      rejected: run.rejected,
+      checkpoints: run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => cp.value))),
+      pages: run.pages,
+      retries: run.counts.retries,
+      productComplete: run.productComplete
     }
-    return { result, error: Either.getLeft(outcome) }
-  }).pipe(Effect.scoped)
+    return { result, error }
+  })
 
 /** Like {@link runUntil}, but a stream failure fails the effect. */
 export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
   Effect.flatMap(runUntil(input, options), ({ error, result }) =>
     Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
 
-/** Makes the source (decoding `input` first) and runs its dry-run check. */
-export const check = (input: Record<string, unknown>) =>
-  Effect.gen(function*() {
-    const config = yield* Schema.decodeUnknown(ShoplazzaConfig)(input)
-    const instance = yield* shoplazza.make(config, {
-      name: "shoplazza",
-      checkpoint: Option.none(),
-      limit: Option.none(),
-      progress: { total: () => Effect.void, page: () => Effect.void }
-    })
-    return yield* instance.check
-  }).pipe(Effect.scoped)
+/** Makes the source and runs its dry-run check. */
+export const check = (input: Record<string, unknown>) => SourceHarness.check(shoplazza, input)
 
 // ---------------------------------------------------------------------------------------------
 // Expected records

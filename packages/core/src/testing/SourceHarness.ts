@@ -1,0 +1,146 @@
+/**
+ * SourceHarness: runs a source plugin the way the runner does, for the plugin's own tests. The
+ * `with:` block is decoded as a pipeline file's is (unknown options are errors, messages name the
+ * path), the source is made with a context whose progress is recorded, and its stream is read until
+ * it ends, fails or `take` batches came. What came, the progress, the source's counters and its log
+ * lines are returned. Use it over real HTTP against the source's simulator.
+ */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Batch from "../Batch.js"
+import type { ConfigError, SourceError } from "../Errors.js"
+import { decodeConfig } from "../Pipeline.js"
+import type { ProductImage } from "../ProductImage.js"
+import * as RunStats from "../RunStats.js"
+import type { PluginServices } from "../Services.js"
+import type { SourcePlugin } from "../Source.js"
+
+/** The services the runner gives a source on Node: real HTTP (undici), file system, path and fresh counters. */
+export const nodeServices: Layer.Layer<PluginServices> = Layer.mergeAll(
+  NodeHttpClient.layerUndici,
+  NodeFileSystem.layer,
+  NodePath.layer,
+  RunStats.layer
+)
+
+/** Runs a test body scoped, with fresh {@link nodeServices}. */
+export const live = <A, E>(body: Effect.Effect<A, E, PluginServices | Scope.Scope>): Effect.Effect<A, E> =>
+  body.pipe(Effect.scoped, Effect.provide(nodeServices))
+
+/** Retries that take milliseconds, for tests against injected faults. */
+export const fastRetry = { maxRetries: 8, baseDelay: "1 millis", maxDelay: "5 millis" } as const
+
+/** How to run the source. */
+export interface Options {
+  /** The pipeline's name for the source (default: the plugin's name). */
+  readonly name?: string
+  /** Where to resume (default: none, a fresh start). */
+  readonly checkpoint?: Option.Option<Batch.Checkpoint>
+  /** The runner's `--limit`. */
+  readonly limit?: number
+  /** Stop after this many batches (as if the run was killed after committing them). */
+  readonly take?: number
+  /** Called with each batch as it arrives (e.g. to change the simulator mid-run). */
+  readonly onBatch?: (batch: Batch.Batch, index: number) => void
+}
+
+/** What one run of a source produced. */
+export interface Run {
+  /** Whether the source said its batches are product-complete (false when it could not be made). */
+  readonly productComplete: boolean
+  readonly batches: ReadonlyArray<Batch.Batch>
+  readonly records: ReadonlyArray<ProductImage>
+  readonly rejected: ReadonlyArray<Batch.DeadLetter>
+  /** Each batch's checkpoint, in order. */
+  readonly checkpoints: ReadonlyArray<Option.Option<Batch.Checkpoint>>
+  /** Every `progress.total` call. */
+  readonly totals: ReadonlyArray<number>
+  /** How many times `progress.page` was called. */
+  readonly pages: number
+  /** The source's counters in `RunStats` (retries, warnings, ...). */
+  readonly counts: RunStats.SourceCounts
+  /** Every log line while the source was made and read, as `LEVEL message`. */
+  readonly logs: ReadonlyArray<string>
+}
+
+/**
+ * Decodes `input` (the `with:` block), makes the source and reads its stream. A bad `input` fails
+ * with the `ConfigError` a pipeline file would get; a failure to make or read the source is returned
+ * in `error`, with everything read before it in `run`.
+ */
+export const runUntil = <C>(
+  plugin: SourcePlugin<C>,
+  input: unknown,
+  options: Options = {}
+): Effect.Effect<{ readonly run: Run; readonly error: Option.Option<SourceError | ConfigError> }, ConfigError, PluginServices> =>
+  Effect.gen(function*() {
+    const name = options.name ?? plugin.name
+    const config = yield* decodeConfig(plugin.config, input, `sources.${name}.with`)
+    const totals: Array<number> = []
+    const logs: Array<string> = []
+    const batches: Array<Batch.Batch> = []
+    let pages = 0
+    let productComplete = false
+    const logger = Logger.make(({ logLevel, message }) => {
+      logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+    })
+    const outcome = yield* Effect.gen(function*() {
+      const instance = yield* plugin.make(config, {
+        name,
+        checkpoint: options.checkpoint ?? Option.none(),
+        limit: Option.fromNullable(options.limit),
+        progress: {
+          total: (n) => Effect.sync(() => void totals.push(n)),
+          page: () => Effect.sync(() => void pages++)
+        }
+      })
+      productComplete = instance.productComplete
+      const stream = options.take === undefined ? instance.stream : Stream.take(instance.stream, options.take)
+      yield* Stream.runForEach(stream, (batch) =>
+        Effect.sync(() => {
+          batches.push(batch)
+          options.onBatch?.(batch, batches.length - 1)
+        }))
+    }).pipe(Effect.scoped, Effect.provide(Logger.replace(Logger.defaultLogger, logger)), Effect.either)
+    const stats = yield* RunStats.RunStats
+    const counts = (yield* stats.snapshot).get(name) ?? RunStats.emptyCounts()
+    const run: Run = {
+      productComplete,
+      batches,
+      records: batches.flatMap((b) => Chunk.toArray(b.records)),
+      rejected: batches.flatMap((b) => Chunk.toArray(b.rejected)),
+      checkpoints: batches.map((b) => b.checkpoint),
+      totals,
+      pages,
+      counts,
+      logs
+    }
+    return { run, error: Either.getLeft(outcome) }
+  })
+
+/** Like {@link runUntil}, but a failure to make or read the source fails the effect. */
+export const run = <C>(plugin: SourcePlugin<C>, input: unknown, options: Options = {}): Effect.Effect<Run, SourceError | ConfigError, PluginServices> =>
+  Effect.flatMap(runUntil(plugin, input, options), ({ error, run }) =>
+    Option.match(error, { onNone: () => Effect.succeed(run), onSome: Effect.fail }))
+
+/** Decodes `input`, makes the source and runs its dry-run check (`effetl run --dry-run`). */
+export const check = <C>(plugin: SourcePlugin<C>, input: unknown, name: string = plugin.name): Effect.Effect<void, SourceError | ConfigError, PluginServices> =>
+  Effect.gen(function*() {
+    const config = yield* decodeConfig(plugin.config, input, `sources.${name}.with`)
+    const instance = yield* plugin.make(config, {
+      name,
+      checkpoint: Option.none(),
+      limit: Option.none(),
+      progress: { total: () => Effect.void, page: () => Effect.void }
+    })
+    return yield* instance.check
+  }).pipe(Effect.scoped)

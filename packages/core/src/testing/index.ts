@@ -1,0 +1,5 @@
+/**
+ * @effetl/core/testing: helpers for a plugin's own tests, the same for built-ins and third-party
+ * plugins. `SourceHarness` runs a source exactly as the runner does and records what came.
+ */
+export * as SourceHarness from "./SourceHarness.js"
