@@ -2,8 +2,11 @@
  * The unit that flows through a pipeline: a batch of records with the source's resume position after it.
  */
 import * as Chunk from "effect/Chunk"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { formatPath } from "./http/ApiClient.js"
 import type { ProductImage } from "./ProductImage.js"
 
 /**
@@ -63,3 +66,26 @@ export const make = (
 
 /** A batch with no records that only moves the checkpoint. */
 export const checkpointOnly = (checkpoint: Checkpoint): Batch => make([], Option.some(checkpoint))
+
+/** Why a vendor item was rejected, with the raw item: what a source turns into a dead letter. */
+export interface Rejection {
+  readonly error: string
+  readonly payload: unknown
+}
+
+/** The issues of a schema mismatch as `path: message; ...` (`(item)` for the item itself). */
+export const describeIssues = (error: ParseResult.ParseError): string =>
+  ParseResult.ArrayFormatter.formatErrorSync(error)
+    .map((i) => `${formatPath(i.path) || "(item)"}: ${i.message}`)
+    .join("; ")
+
+/**
+ * A decoder of one vendor item with its wire schema: a mismatch is a {@link Rejection}
+ * (`unexpected <what> shape: path: message; ...`, with the raw item), so one bad item becomes a
+ * dead letter rather than a failed page.
+ */
+export const decodeItem = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
+  const decode = Schema.decodeUnknownEither(schema, { errors: "all" })
+  return (item: unknown): Either.Either<A, Rejection> =>
+    Either.mapLeft(decode(item), (error) => ({ error: `unexpected ${what} shape: ${describeIssues(error)}`, payload: item }))
+}

@@ -18,7 +18,7 @@
  * refused, so no entity is ever expanded (no XXE, no billion laughs); the five predefined entities and
  * character references are decoded here, strictly.
  */
-import { type Batch, Http, ProductImage } from "@effetl/core"
+import { Batch, Http, ProductImage } from "@effetl/core"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -316,7 +316,7 @@ export const mapProduct = (entry: unknown, options: MapOptions): Mapped => {
     return {
       productId: undefined,
       records: [],
-      rejected: [reject(options, `unexpected product entry shape: ${issuesOf(product.left)}`, summarise(entry))]
+      rejected: [reject(options, `unexpected product entry shape: ${Batch.describeIssues(product.left)}`, summarise(entry))]
     }
   }
   const { product_id: productId } = product.right
@@ -326,7 +326,7 @@ export const mapProduct = (entry: unknown, options: MapOptions): Mapped => {
   for (const item of items) {
     const image = decodeImage(item)
     if (Either.isLeft(image)) {
-      rejected.push(reject(options, `product ${productId}: unexpected image shape: ${issuesOf(image.left)}`, summarise({ product_id: productId, ...asObject(item) })))
+      rejected.push(reject(options, `product ${productId}: unexpected image shape: ${Batch.describeIssues(image.left)}`, summarise({ product_id: productId, ...asObject(item) })))
       continue
     }
     const w = image.right
@@ -395,10 +395,6 @@ const reject = (options: MapOptions, error: string, payload: unknown): Batch.Dea
   payload
 })
 
-const issuesOf = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((i) => `${Http.ApiClient.formatPath(i.path) || "(item)"}: ${i.message}`)
-    .join("; ")
 
 const asObject = (u: unknown): Record<string, unknown> => (typeof u === "object" && u !== null && !Array.isArray(u) ? (u as Record<string, unknown>) : { value: u })
 

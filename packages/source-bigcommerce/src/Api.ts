@@ -12,9 +12,8 @@
  * - Every response carries `X-Rate-Limit-Requests-Quota`, `-Requests-Left`, `-Time-Window-Ms` and
  *   `-Time-Reset-Ms` (a fixed window per store, shared by every app).
  */
-import { ProductImage } from "@effetl/core"
+import { Batch, ProductImage } from "@effetl/core"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
 /** The API's default host. */
@@ -74,9 +73,9 @@ export const WireImage = Schema.Struct({
 export type WireImage = typeof WireImage.Type
 
 /** The outcome of mapping one wire item. */
-export type Mapped = Either.Either<ProductImage, { readonly error: string; readonly payload: unknown }>
+export type Mapped = Either.Either<ProductImage, Batch.Rejection>
 
-const decodeImage = Schema.decodeUnknownEither(WireImage, { errors: "all" })
+const decodeImage = Batch.decodeItem(WireImage, "product image")
 
 /**
  * Maps one wire image of product `productId` to a `ProductImage` (built unchecked; `validate`
@@ -85,13 +84,7 @@ const decodeImage = Schema.decodeUnknownEither(WireImage, { errors: "all" })
  */
 export const toProductImage = (source: string, productId: string, item: unknown, imageUrl: ImageUrl): Mapped => {
   const decoded = decodeImage(item)
-  if (Either.isLeft(decoded)) {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-    return Either.left({
-      error: `unexpected product image shape: ${issues.map((i) => `${i.path.join(".") || "(item)"}: ${i.message}`).join("; ")}`,
-      payload: item
-    })
-  }
+  if (Either.isLeft(decoded)) return Either.left(decoded.left)
   const w = decoded.right
   if (String(w.product_id) !== productId) {
     return Either.left({ error: `image ${w.id} says it belongs to product ${w.product_id}, but was listed for product ${productId}`, payload: item })

@@ -8,9 +8,8 @@
  * - The plain list has no image URL; the `detailed` variants do (field `image`, an assumption: the
  *   public docs do not name it, so the source lets you configure it).
  */
-import { ProductImage } from "@effetl/core"
+import { Batch, ProductImage } from "@effetl/core"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
 /**
@@ -66,9 +65,9 @@ export interface FieldNames {
 }
 
 /** The outcome of mapping one wire item. */
-export type Mapped = Either.Either<ProductImage, { readonly error: string; readonly payload: unknown }>
+export type Mapped = Either.Either<ProductImage, Batch.Rejection>
 
-const decodeImage = Schema.decodeUnknownEither(WireImage, { errors: "all" })
+const decodeImage = Batch.decodeItem(WireImage, "product image")
 
 /**
  * Maps one wire item to a `ProductImage` (built unchecked; the `validate` transform checks it).
@@ -77,13 +76,7 @@ const decodeImage = Schema.decodeUnknownEither(WireImage, { errors: "all" })
  */
 export const toProductImage = (source: string, item: unknown, fields: FieldNames, baseUrl: string): Mapped => {
   const decoded = decodeImage(item)
-  if (Either.isLeft(decoded)) {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-    return Either.left({
-      error: `unexpected product image shape: ${issues.map((i) => `${i.path.join(".") || "(item)"}: ${i.message}`).join("; ")}`,
-      payload: item
-    })
-  }
+  if (Either.isLeft(decoded)) return Either.left(decoded.left)
   const w = decoded.right
   const raw = item as Record<string, unknown>
   const url = urlOf(raw[fields.url], baseUrl)

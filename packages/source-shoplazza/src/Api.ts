@@ -11,9 +11,8 @@
  *   product that does not exist (or no longer does).
  * - Image `src` is protocol-relative (`//cdn.shoplazza.com/...`).
  */
-import { ProductImage } from "@effetl/core"
+import { Batch, ProductImage } from "@effetl/core"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
 /** The API version the wire schemas describe (and the default of the `version` option). */
@@ -72,9 +71,9 @@ export type WireImage = typeof WireImage.Type
 export type Scheme = "https" | "http"
 
 /** The outcome of mapping one wire image. */
-export type Mapped = Either.Either<ProductImage, { readonly error: string; readonly payload: unknown }>
+export type Mapped = Either.Either<ProductImage, Batch.Rejection>
 
-const decodeImage = Schema.decodeUnknownEither(WireImage, { errors: "all" })
+const decodeImage = Batch.decodeItem(WireImage, "product image")
 
 /**
  * Maps one wire image to a `ProductImage` (built unchecked; the `validate` transform checks it).
@@ -83,13 +82,7 @@ const decodeImage = Schema.decodeUnknownEither(WireImage, { errors: "all" })
  */
 export const toProductImage = (source: string, item: unknown, scheme: Scheme): Mapped => {
   const decoded = decodeImage(item)
-  if (Either.isLeft(decoded)) {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-    return Either.left({
-      error: `unexpected product image shape: ${issues.map((i) => `${i.path.join(".") || "(item)"}: ${i.message}`).join("; ")}`,
-      payload: item
-    })
-  }
+  if (Either.isLeft(decoded)) return Either.left(decoded.left)
   const w = decoded.right
   const url = urlOf(w.src, scheme)
   return Either.right(
