@@ -1,3 +1,4 @@
+import { ConfigDocs } from "@effetl/core/testing"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
@@ -99,16 +100,6 @@ describe("ChannelConfig", () => {
 
   it("every option is documented in the README, with its schema default", () => {
     const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
-    const options = readme.slice(readme.indexOf("## Options"), readme.indexOf("## Simulator"))
-    expect(options.length).toBeGreaterThan(0)
-    const defaults = Schema.decodeUnknownSync(ChannelConfig)(minimal) as Record<string, unknown>
-    for (const field of Object.keys(ChannelConfig.fields)) {
-      const row = options.split("\n").find((line) => line.startsWith(`| \`${field}\``))
-      expect(row, `README row for ${field}`).toBeDefined()
-      const value = defaults[field]
-      if (field in minimal || value === undefined) continue
-      const shown = typeof value === "object" ? null : `\`${JSON.stringify(value)}\``
-      if (shown !== null) expect(row, `README default of ${field}`).toContain(shown)
-    }
+    expect(ConfigDocs.readmeGaps(readme, ChannelConfig, minimal)).toEqual([])
   })
 })
