@@ -135,7 +135,7 @@ export const cli = (argv: ReadonlyArray<string>) =>
           .option("limit", { type: "number", describe: "Read at most N records per source (a trial: writes output, saves no state)" })
           .option("full-refresh", { type: "boolean", default: false, describe: "Ignore saved cursors and transform state; read everything again" })
           .option("restart", { type: "boolean", default: false, describe: "Discard an unfinished run and start a new one" })
-          .option("state", { type: "string", describe: "The state file (overrides the pipeline's state.path)" })
+          .option("state", { type: "string", describe: "The JSON state file (overrides the pipeline's state.path; not with a SQL state store)" })
           .option("progress", {
             type: "boolean",
             describe: "Progress bars on stderr; --no-progress for log lines (default: bars when stderr is a terminal and --log-format is pretty)"
@@ -234,7 +234,7 @@ export const cli = (argv: ReadonlyArray<string>) =>
             describe: "show: print the state as JSON; reset: forget it (the next run starts from scratch)"
           })
           .positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" })
-          .option("state", { type: "string", describe: "The state file (overrides the pipeline's state.path)" }),
+          .option("state", { type: "string", describe: "The JSON state file (overrides the pipeline's state.path; not with a SQL state store)" }),
       async (a) => {
         await execute(
           { logFormat: a["log-format"], verbose: a.verbose },
