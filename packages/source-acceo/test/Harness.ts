@@ -50,44 +50,31 @@ export interface RunResult {
   readonly logs: ReadonlyArray<string>
 }
 
-/** Options of {@link runUntil}. */
-export interface RunOptions {
-  readonly checkpoint?: Option.Option<Batch.Checkpoint>
-  /** The runner's `--limit`. */
-  readonly limit?: number
-  /** Stop after this many batches (as if the run was killed after committing them). */
-  readonly take?: number
+/** How to run the source (core's `SourceHarness.Options`). */
+export type RunOptions = SourceHarness.Options
+
+/** The run's result in this package's shape. */
+const toResult = (run: SourceHarness.Run): RunResult => {
+  return {
+    productComplete: run.productComplete,
+    batches: run.batches,
+    records: run.records,
+    rejected: run.rejected,
+    checkpoints: run.checkpoints.map(Option.getOrUndefined),
+    totals: run.totals,
+    pages: run.pages,
+    retries: run.counts.retries,
+    warnings: run.counts.warnings,
+    logs: run.logs
+  }
 }
 
 /**
  * Decodes `input` as a pipeline file would (unknown options are errors), makes the source and reads
- * its stream until it ends, fails or `take` batches came (core's `SourceHarness`). The batches read
- * before a failure are kept.
+ * its stream until it ends, fails or `take` batches came (core's `SourceHarness`): `runUntil` keeps
+ * the batches read before a failure, `run` fails with it, `check` runs the dry-run check.
  */
-export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.map(SourceHarness.runUntil(acceo, input, options), ({ error, run }) => {
-    const result: RunResult = {
-      productComplete: run.productComplete,
-      batches: run.batches,
-      records: run.records,
-      rejected: run.rejected,
-      checkpoints: run.checkpoints.map(Option.getOrUndefined),
-      totals: run.totals,
-      pages: run.pages,
-      retries: run.counts.retries,
-      warnings: run.counts.warnings,
-      logs: run.logs
-    }
-    return { result, error }
-  })
-
-/** Like {@link runUntil}, but a stream failure fails the effect. */
-export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.flatMap(runUntil(input, options), ({ error, result }) =>
-    Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
-
-/** Makes the source and runs its dry-run check. */
-export const check = (input: Record<string, unknown>) => SourceHarness.check(acceo, input)
+export const { check, run, runUntil } = SourceHarness.bind(acceo, toResult)
 
 // ---------------------------------------------------------------------------------------------
 // Expected records
@@ -96,23 +83,8 @@ export const check = (input: Record<string, unknown>) => SourceHarness.check(acc
 /** Hex sha256 of some bytes. */
 export const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex")
 
-/** A record as plain data, bytes as their sha256: what tests compare. */
-export const plain = (r: ProductImage): Record<string, unknown> => ({
-  source: r.source,
-  productId: r.productId,
-  imageId: r.imageId,
-  position: r.position,
-  url: r.url,
-  filename: r.filename,
-  width: r.width,
-  height: r.height,
-  alt: r.alt,
-  contentHash: r.contentHash,
-  createdAt: r.createdAt,
-  updatedAt: r.updatedAt,
-  extra: r.extra,
-  bytes: r.bytes === undefined ? null : sha256(r.bytes)
-})
+/** A record as plain data (dates as epoch ms, bytes as their sha256): what tests compare. */
+export const plain = SourceHarness.plain
 
 /** The records one product must become, in the order its images are served. */
 export const expectedProduct = (sim: AcceoSimulator, product: CatalogueProduct, images: "binary" | "url" = "binary") =>
@@ -130,7 +102,7 @@ export const expectedProduct = (sim: AcceoSimulator, product: CatalogueProduct, 
     createdAt: null,
     updatedAt: null,
     extra: {},
-    bytes: images === "binary" ? image.sha256 : null
+    ...(images === "binary" ? { bytes: image.sha256 } : {})
   }))
 
 /** The catalogue product with this id. */

@@ -7,7 +7,6 @@
 import { type Batch, type ProductImage } from "@effetl/core"
 import { SourceHarness } from "@effetl/core/testing"
 import * as Chunk from "effect/Chunk"
-import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { BigCommerceSimulator, CatalogueImage } from "../src/Simulator.js"
 import { bigcommerce } from "../src/Source.js"
@@ -50,63 +49,36 @@ export interface RunResult {
   readonly retries: number
 }
 
-/** Options of {@link run}. */
-export interface RunOptions {
-  readonly checkpoint?: Option.Option<Batch.Checkpoint>
-  /** Stop after this many batches (as if the run was killed after committing them). */
-  readonly take?: number
-  /** Called with each batch as it arrives (e.g. to delete a product mid-run). */
-  readonly onBatch?: (batch: Batch.Batch, index: number) => void
+/** How to run the source (core's `SourceHarness.Options`). */
+export type RunOptions = SourceHarness.Options
+
+/** The run's result in this package's shape. */
+const toResult = (run: SourceHarness.Run): RunResult => {
+  return {
+    batches: run.batches,
+    records: run.records,
+    rejected: run.rejected,
+    checkpoints: run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => withoutReading(cp.value)))),
+    raw: run.checkpoints,
+    totals: run.totals,
+    pages: run.pages,
+    retries: run.counts.retries
+  }
 }
 
 /**
  * Decodes `input` as a pipeline file would (unknown options are errors), makes the source and reads
- * its stream until it ends, fails or `take` batches came (core's `SourceHarness`). The batches read
- * before a failure are kept.
+ * its stream until it ends, fails or `take` batches came (core's `SourceHarness`): `runUntil` keeps
+ * the batches read before a failure, `run` fails with it, `check` runs the dry-run check.
  */
-export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.map(SourceHarness.runUntil(bigcommerce, input, options), ({ error, run }) => {
-    const result: RunResult = {
-      batches: run.batches,
-      records: run.records,
-      rejected: run.rejected,
-      checkpoints: run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => withoutReading(cp.value)))),
-      raw: run.checkpoints,
-      totals: run.totals,
-      pages: run.pages,
-      retries: run.counts.retries
-    }
-    return { result, error }
-  })
-
-/** Like {@link runUntil}, but a stream failure fails the effect. */
-export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.flatMap(runUntil(input, options), ({ error, result }) =>
-    Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
-
-/** Makes the source and runs its dry-run check. */
-export const check = (input: Record<string, unknown>) => SourceHarness.check(bigcommerce, input)
+export const { check, run, runUntil } = SourceHarness.bind(bigcommerce, toResult)
 
 // ---------------------------------------------------------------------------------------------
 // Expected records
 // ---------------------------------------------------------------------------------------------
 
-/** A record as plain data, dates as epoch milliseconds: what tests compare. */
-export const plain = (r: ProductImage): Record<string, unknown> => ({
-  source: r.source,
-  productId: r.productId,
-  imageId: r.imageId,
-  position: r.position,
-  url: r.url,
-  filename: r.filename,
-  width: r.width,
-  height: r.height,
-  alt: r.alt,
-  contentHash: r.contentHash,
-  createdAt: r.createdAt === null ? null : r.createdAt.getTime(),
-  updatedAt: r.updatedAt === null ? null : r.updatedAt.getTime(),
-  extra: r.extra
-})
+/** A record as plain data (dates as epoch ms, bytes as their sha256): what tests compare. */
+export const plain = SourceHarness.plain
 
 /** The URL fields of the simulator's catalogue, by the config's `imageUrl` names. */
 const variantOf = { zoom: "zoom_url", standard: "standard_url", thumbnail: "thumbnail_url", tiny: "tiny_url" } as const

@@ -45,43 +45,31 @@ export interface RunResult {
   readonly retries: number
 }
 
-/** Options of {@link run}. */
-export interface RunOptions {
-  readonly checkpoint?: Option.Option<Batch.Checkpoint>
-  /** The runner's `--limit`. */
-  readonly limit?: number
-  /** Stop after this many batches (as if the run was killed after committing them). */
-  readonly take?: number
+/** How to run the source (core's `SourceHarness.Options`). */
+export type RunOptions = SourceHarness.Options
+
+/** The run's result in this package's shape. */
+const toResult = (run: SourceHarness.Run): RunResult => {
+  const values = run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => cp.value)))
+  return {
+    batches: run.batches,
+    records: run.records,
+    rejected: run.rejected,
+    // positions without `reading` (the settings signature; its own tests look at it directly)
+    checkpoints: values.map((v) => (v === undefined ? undefined : withoutReading(v))),
+    raw: values,
+    totals: run.totals,
+    pages: run.pages,
+    retries: run.counts.retries
+  }
 }
 
 /**
- * Decodes `input` as a pipeline file would, makes the source and reads its stream until it ends,
- * fails or `take` batches came (core's `SourceHarness`). The batches read before a failure are kept.
+ * Decodes `input` as a pipeline file would (unknown options are errors), makes the source and reads
+ * its stream until it ends, fails or `take` batches came (core's `SourceHarness`): `runUntil` keeps
+ * the batches read before a failure, `run` fails with it, `check` runs the dry-run check.
  */
-export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.map(SourceHarness.runUntil(channel, input, options), ({ error, run }) => {
-    const values = run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => cp.value)))
-    const result: RunResult = {
-      batches: run.batches,
-      records: run.records,
-      rejected: run.rejected,
-      // positions without `reading` (the settings signature; its own tests look at it directly)
-      checkpoints: values.map((v) => (v === undefined ? undefined : withoutReading(v))),
-      raw: values,
-      totals: run.totals,
-      pages: run.pages,
-      retries: run.counts.retries
-    }
-    return { result, error }
-  })
-
-/** Like {@link runUntil}, but a stream failure fails the effect. */
-export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.flatMap(runUntil(input, options), ({ error, result }) =>
-    Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
-
-/** Makes the source and runs its dry-run check. */
-export const check = (input: Record<string, unknown>) => SourceHarness.check(channel, input)
+export const { check, run, runUntil } = SourceHarness.bind(channel, toResult)
 
 // ---------------------------------------------------------------------------------------------
 // Expected records
@@ -100,22 +88,8 @@ export const utcMillis = (wire: string): number => {
   return local - offset
 }
 
-/** A record as plain data, dates as epoch milliseconds: what tests compare. */
-export const plain = (r: ProductImage): Record<string, unknown> => ({
-  source: r.source,
-  productId: r.productId,
-  imageId: r.imageId,
-  position: r.position,
-  url: r.url,
-  filename: r.filename,
-  width: r.width,
-  height: r.height,
-  alt: r.alt,
-  contentHash: r.contentHash,
-  createdAt: r.createdAt === null ? null : r.createdAt.getTime(),
-  updatedAt: r.updatedAt === null ? null : r.updatedAt.getTime(),
-  extra: r.extra
-})
+/** A record as plain data (dates as epoch ms, bytes as their sha256): what tests compare. */
+export const plain = SourceHarness.plain
 
 /** The record a catalogue image must become; `detailed` when it came from a detailed endpoint. */
 export const expected = (sim: ChannelSimulator, image: CatalogueImage, detailed: boolean): Record<string, unknown> => ({

@@ -5,7 +5,6 @@
  */
 import { type Batch, type ProductImage } from "@effetl/core"
 import { SourceHarness } from "@effetl/core/testing"
-import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { CatalogueImage, CatalogueProduct, ShoplazzaSimulator } from "../src/Simulator.js"
 import { shoplazza } from "../src/Source.js"
@@ -46,43 +45,28 @@ export interface RunResult {
   readonly productComplete: boolean
 }
 
-/** Options of {@link runUntil}. */
-export interface RunOptions {
-  readonly checkpoint?: Option.Option<Batch.Checkpoint>
-  /** The runner's `--limit`. */
-  readonly limit?: number
-  /** Stop after this many batches (as if the run was killed after committing them). */
-  readonly take?: number
-  /** Called with each batch as it arrives (e.g. to change the simulator mid-run). */
-  readonly onBatch?: (batch: Batch.Batch, index: number) => void
+/** How to run the source (core's `SourceHarness.Options`). */
+export type RunOptions = SourceHarness.Options
+
+/** The run's result in this package's shape. */
+const toResult = (run: SourceHarness.Run): RunResult => {
+  return {
+    batches: run.batches,
+    records: run.records,
+    rejected: run.rejected,
+    checkpoints: run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => cp.value))),
+    pages: run.pages,
+    retries: run.counts.retries,
+    productComplete: run.productComplete
+  }
 }
 
 /**
  * Decodes `input` as a pipeline file would (unknown options are errors), makes the source and reads
- * its stream until it ends, fails or `take` batches came (core's `SourceHarness`). The batches read
- * before a failure are kept.
+ * its stream until it ends, fails or `take` batches came (core's `SourceHarness`): `runUntil` keeps
+ * the batches read before a failure, `run` fails with it, `check` runs the dry-run check.
  */
-export const runUntil = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.map(SourceHarness.runUntil(shoplazza, input, options), ({ error, run }) => {
-    const result: RunResult = {
-      batches: run.batches,
-      records: run.records,
-      rejected: run.rejected,
-      checkpoints: run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => cp.value))),
-      pages: run.pages,
-      retries: run.counts.retries,
-      productComplete: run.productComplete
-    }
-    return { result, error }
-  })
-
-/** Like {@link runUntil}, but a stream failure fails the effect. */
-export const run = (input: Record<string, unknown>, options: RunOptions = {}) =>
-  Effect.flatMap(runUntil(input, options), ({ error, result }) =>
-    Option.match(error, { onNone: () => Effect.succeed(result), onSome: Effect.fail }))
-
-/** Makes the source and runs its dry-run check. */
-export const check = (input: Record<string, unknown>) => SourceHarness.check(shoplazza, input)
+export const { check, run, runUntil } = SourceHarness.bind(shoplazza, toResult)
 
 // ---------------------------------------------------------------------------------------------
 // Expected records
@@ -95,22 +79,8 @@ export const utcMillis = (wire: string): number => {
   return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]))
 }
 
-/** A record as plain data, dates as epoch milliseconds: what tests compare. */
-export const plain = (r: ProductImage): Record<string, unknown> => ({
-  source: r.source,
-  productId: r.productId,
-  imageId: r.imageId,
-  position: r.position,
-  url: r.url,
-  filename: r.filename,
-  width: r.width,
-  height: r.height,
-  alt: r.alt,
-  contentHash: r.contentHash,
-  createdAt: r.createdAt === null ? null : r.createdAt.getTime(),
-  updatedAt: r.updatedAt === null ? null : r.updatedAt.getTime(),
-  extra: r.extra
-})
+/** A record as plain data (dates as epoch ms, bytes as their sha256): what tests compare. */
+export const plain = SourceHarness.plain
 
 /** The record a catalogue image must become, its protocol-relative src given `scheme`. */
 export const expected = (image: CatalogueImage, scheme = "http"): Record<string, unknown> => ({

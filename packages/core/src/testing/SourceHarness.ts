@@ -5,6 +5,7 @@
  * it ends, fails or `take` batches came. What came, the progress, the source's counters and its log
  * lines are returned. Use it over real HTTP against the source's simulator.
  */
+import { createHash } from "node:crypto"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -131,6 +132,40 @@ export const runUntil = <C>(
 export const run = <C>(plugin: SourcePlugin<C>, input: unknown, options: Options = {}): Effect.Effect<Run, SourceError | ConfigError, PluginServices> =>
   Effect.flatMap(runUntil(plugin, input, options), ({ error, run }) =>
     Option.match(error, { onNone: () => Effect.succeed(run), onSome: Effect.fail }))
+
+/**
+ * The harness for one source, with its results in the test's own shape: `runUntil`, `run` (a failure
+ * fails the effect) and `check`, each taking the `with:` block.
+ */
+export const bind = <C, R>(plugin: SourcePlugin<C>, toResult: (run: Run) => R) => ({
+  runUntil: (input: unknown, options: Options = {}) =>
+    Effect.map(runUntil(plugin, input, options), ({ error, run }) => ({ result: toResult(run), error })),
+  run: (input: unknown, options: Options = {}): Effect.Effect<R, SourceError | ConfigError, PluginServices> =>
+    Effect.map(run(plugin, input, options), toResult),
+  check: (input: unknown) => check(plugin, input)
+})
+
+/**
+ * A record as plain data, for comparing with expected records: dates as epoch milliseconds (an
+ * invalid date shows as NaN rather than hiding behind null), `bytes` as their hex sha256 (left out
+ * when the record has none).
+ */
+export const plain = (r: ProductImage): Record<string, unknown> => ({
+  source: r.source,
+  productId: r.productId,
+  imageId: r.imageId,
+  position: r.position,
+  url: r.url,
+  filename: r.filename,
+  width: r.width,
+  height: r.height,
+  alt: r.alt,
+  contentHash: r.contentHash,
+  createdAt: r.createdAt === null ? null : r.createdAt.getTime(),
+  updatedAt: r.updatedAt === null ? null : r.updatedAt.getTime(),
+  extra: r.extra,
+  ...(r.bytes === undefined ? {} : { bytes: createHash("sha256").update(r.bytes).digest("hex") })
+})
 
 /** Decodes `input`, makes the source and runs its dry-run check (`effetl run --dry-run`). */
 export const check = <C>(plugin: SourcePlugin<C>, input: unknown, name: string = plugin.name): Effect.Effect<void, SourceError | ConfigError, PluginServices> =>

@@ -71,4 +71,24 @@ describe("SourceHarness", () => {
       const wrong = yield* Effect.flip(SourceHarness.check(counting, { products: -1 }))
       expect(wrong.message).toContain("sources.counting.with.products: expected an integer ≥ 0")
     })))
+
+  it.live("bind gives runUntil, run and check in the test's own result shape", () =>
+    SourceHarness.live(Effect.gen(function*() {
+      const harness = SourceHarness.bind(counting, (run) => run.records.map((r) => r.productId))
+      expect(yield* harness.run({ products: 2 })).toEqual(["0", "1"])
+      const { error, result } = yield* harness.runUntil({ products: 3, failAt: 1 })
+      expect(result).toEqual(["0"])
+      expect(Option.isSome(error)).toBe(true)
+      yield* harness.check({ products: 1 })
+    })))
+
+  it("plain shows a record's dates as epoch ms (NaN for an invalid one) and its bytes as their sha256", () => {
+    const withBytes = image({ productId: "p", imageId: "i", createdAt: new Date(Date.UTC(2024, 3, 8)), updatedAt: new Date(Number.NaN), bytes: new TextEncoder().encode("abc") })
+    expect(SourceHarness.plain(withBytes)).toMatchObject({
+      createdAt: Date.UTC(2024, 3, 8),
+      updatedAt: Number.NaN,
+      bytes: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    })
+    expect("bytes" in SourceHarness.plain(image({ productId: "p", imageId: "i" }))).toBe(false)
+  })
 })
