@@ -10,7 +10,12 @@ import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 
-type AnyPlugin = { readonly name: string; readonly description: string; readonly config: Schema.Schema<any, any> }
+type AnyPlugin = {
+  readonly name: string
+  readonly description: string
+  readonly config: Schema.Schema<any, any>
+  readonly reads?: { readonly fullScan: string; readonly incremental?: string; readonly byId?: string }
+}
 
 /** The plugin kinds, in the order they are listed and looked up, with their list titles. */
 const kinds = [
@@ -107,7 +112,18 @@ interface JsonSchemaNode {
 export const describe = (kind: string, plugin: AnyPlugin, width: number = textWidth()): string => {
   const schema = JSONSchema.make(plugin.config) as JsonSchemaNode & { $defs?: Record<string, JsonSchemaNode> }
   const defs = schema.$defs ?? {}
-  const out = [`${plugin.name} (${kind})`, ...wrap(plugin.description, width - 2).map((l) => `  ${l}`), "", "options (under `with:`):"]
+  const out = [`${plugin.name} (${kind})`, ...wrap(plugin.description, width - 2).map((l) => `  ${l}`), ""]
+  if (plugin.reads !== undefined) {
+    out.push("how it reads:")
+    const ways: Array<[string, string | undefined]> = [
+      ["full scan", plugin.reads.fullScan],
+      ["incremental", plugin.reads.incremental ?? "none: every run reads everything"],
+      ["by id", plugin.reads.byId ?? "none"]
+    ]
+    for (const [label, text] of ways) out.push(...wrap(`${label}: ${text}`, width - 4).map((l, i) => (i === 0 ? `  ${l}` : `    ${l}`)))
+    out.push("")
+  }
+  out.push("options (under `with:`):")
   const options = (node: JsonSchemaNode, prefix: string) => {
     const required = new Set(node.required ?? [])
     for (const [key, child] of Object.entries(node.properties ?? {})) {

@@ -172,6 +172,7 @@ export const run = (
               const instance: SourceInstance = yield* s.plugin.make(s.config, {
                 name: s.name,
                 checkpoint: resumeFrom.pipe(Option.map(stripSpill)),
+                resumed,
                 limit: Option.fromNullable(options.limit),
                 progress: {
                   total: (n) => Effect.sync(() => reporter.total?.(s.name, n)),
@@ -387,6 +388,7 @@ const dryRunAll = (
       const instance = yield* s.plugin.make(s.config, {
         name: s.name,
         checkpoint: Option.none(),
+        resumed: false,
         limit: Option.none(),
         progress: { total: () => Effect.void, page: () => Effect.void }
       })

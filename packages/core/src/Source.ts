@@ -24,6 +24,12 @@ export interface SourceContext {
   readonly name: string
   /** Where to resume: the last committed checkpoint, or none to start from the beginning. */
   readonly checkpoint: Option.Option<Checkpoint>
+  /**
+   * Whether `checkpoint` belongs to this same run (a resume after a kill or failure), rather than
+   * being an incremental cursor carried over from an earlier run (or none). A source whose cursor
+   * holds both a within-run position and a high-water mark uses it to tell the two apart.
+   */
+  readonly resumed: boolean
   /** Read at most about this many records (the runner truncates exactly). */
   readonly limit: Option.Option<number>
   readonly progress: Progress
@@ -39,6 +45,20 @@ export interface SourceInstance {
   readonly check: Effect.Effect<void, SourceError, PluginServices>
 }
 
+/**
+ * How a source reads, for its docs and `effetl plugins <name>`: one sentence per way. The runner also
+ * uses `incremental`: a source that declares it carries a cursor into the next run, so a file sink in
+ * `overwrite` mode fed only by such sources defaults to safe behaviour (see the runner).
+ */
+export interface Reads {
+  /** How a full scan enumerates everything (e.g. "products by id range, then each product's images"). */
+  readonly fullScan: string
+  /** How the next run reads only what changed, when the source can (e.g. "min_date_modified from the last run's high-water mark"). */
+  readonly incremental?: string
+  /** How named items are read, when the source can (e.g. "productIds: GET /products/{id}/images"). */
+  readonly byId?: string
+}
+
 /** A source plugin. */
 export interface SourcePlugin<Config = any> {
   readonly _tag: "SourcePlugin"
@@ -48,6 +68,8 @@ export interface SourcePlugin<Config = any> {
   readonly description: string
   /** The `with:` block's schema, annotated with descriptions, defaults and examples. */
   readonly config: Schema.Schema<Config, any>
+  /** How the source reads: full scan, incremental cursor, by id (shown by `effetl plugins <name>`). */
+  readonly reads?: Reads
   /** Makes the source for one run. */
   readonly make: (
     config: Config,

@@ -43,8 +43,11 @@ export interface Policy {
   readonly jitter: number
   /** The longest wait honoured when the server asks for one (`Retry-After`, reset header). */
   readonly maxServerWait: Duration.Duration
-  /** A vendor header, besides `Retry-After`, that says how long to wait (e.g. BigCommerce's reset header). */
-  readonly resetHeader: Option.Option<ResetHeader>
+  /**
+   * Vendor headers, besides `Retry-After`, that say how long to wait (e.g. BigCommerce's
+   * `X-Rate-Limit-Time-Reset-Ms` and `X-Retry-After`). The longest wait among those present wins.
+   */
+  readonly resetHeaders: ReadonlyArray<ResetHeader>
 }
 
 /** What a caller may set; everything else takes the default. */
@@ -55,7 +58,10 @@ export interface PolicyInput {
   readonly factor?: number
   readonly jitter?: number
   readonly maxServerWait?: Duration.DurationInput
+  /** One vendor reset header (kept for existing callers; same as a one-element `resetHeaders`). */
   readonly resetHeader?: ResetHeader
+  /** Vendor reset headers; the longest wait among those present wins. */
+  readonly resetHeaders?: ReadonlyArray<ResetHeader>
 }
 
 /** The default policy: 5 retries, 250 ms doubling up to 30 s, ±20 % jitter, server waits up to 10 minutes. */
@@ -66,7 +72,7 @@ export const defaults: Policy = {
   factor: 2,
   jitter: 0.2,
   maxServerWait: Duration.minutes(10),
-  resetHeader: Option.none()
+  resetHeaders: []
 }
 
 /** Builds a policy from partial settings over {@link defaults}. */
@@ -77,7 +83,7 @@ export const policy = (input: PolicyInput = {}): Policy => ({
   factor: input.factor ?? defaults.factor,
   jitter: Math.min(1, Math.max(0, input.jitter ?? defaults.jitter)),
   maxServerWait: input.maxServerWait === undefined ? defaults.maxServerWait : Duration.decode(input.maxServerWait),
-  resetHeader: Option.fromNullable(input.resetHeader)
+  resetHeaders: [...(input.resetHeader === undefined ? [] : [input.resetHeader]), ...(input.resetHeaders ?? [])]
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -209,8 +215,8 @@ export const parseReset = (value: string, unit: ResetHeader["unit"]): Option.Opt
 }
 
 /**
- * How long the server asked us to wait, from `Retry-After` and the policy's reset header (the
- * longer of the two when both are present). Header names are matched case-insensitively.
+ * How long the server asked us to wait, from `Retry-After` and the policy's reset headers (the
+ * longest when several are present). Header names are matched case-insensitively.
  */
 export const serverWait = (
   policy: Policy,
@@ -219,9 +225,10 @@ export const serverWait = (
 ): Option.Option<Duration.Duration> => {
   const get = (name: string): string | undefined => headers[name.toLowerCase()]
   const retryAfter = Option.flatMap(Option.fromNullable(get("retry-after")), (v) => parseRetryAfter(v, nowMillis))
-  const reset = Option.flatMap(policy.resetHeader, (h) =>
-    Option.flatMap(Option.fromNullable(get(h.name)), (v) => parseReset(v, h.unit))
-  )
-  if (Option.isSome(retryAfter) && Option.isSome(reset)) return Option.some(Duration.max(retryAfter.value, reset.value))
-  return Option.orElse(retryAfter, () => reset)
+  let longest = retryAfter
+  for (const h of policy.resetHeaders) {
+    const reset = Option.flatMap(Option.fromNullable(get(h.name)), (v) => parseReset(v, h.unit))
+    if (Option.isSome(reset)) longest = Option.isSome(longest) ? Option.some(Duration.max(longest.value, reset.value)) : reset
+  }
+  return longest
 }

@@ -46,6 +46,11 @@ export interface Options {
   readonly name?: string
   /** Where to resume (default: none, a fresh start). */
   readonly checkpoint?: Option.Option<Batch.Checkpoint>
+  /**
+   * Whether `checkpoint` is from this same run (a resume) rather than a cursor carried over from an
+   * earlier, finished run. Default: true when a checkpoint is given.
+   */
+  readonly resumed?: boolean
   /** The runner's `--limit`. */
   readonly limit?: number
   /** Stop after this many batches (as if the run was killed after committing them). */
@@ -98,6 +103,7 @@ export const runUntil = <C>(
       const instance = yield* plugin.make(config, {
         name,
         checkpoint: options.checkpoint ?? Option.none(),
+        resumed: options.resumed ?? Option.isSome(options.checkpoint ?? Option.none()),
         limit: Option.fromNullable(options.limit),
         progress: {
           total: (n) => Effect.sync(() => void totals.push(n)),
@@ -174,6 +180,7 @@ export const check = <C>(plugin: SourcePlugin<C>, input: unknown, name: string =
     const instance = yield* plugin.make(config, {
       name,
       checkpoint: Option.none(),
+      resumed: false,
       limit: Option.none(),
       progress: { total: () => Effect.void, page: () => Effect.void }
     })
