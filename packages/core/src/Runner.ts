@@ -174,6 +174,7 @@ export const run = (
                 checkpoint: resumeFrom.pipe(Option.map(stripSpill)),
                 resumed,
                 limit: Option.fromNullable(options.limit),
+                partition: Option.none(),
                 progress: {
                   total: (n) => Effect.sync(() => reporter.total?.(s.name, n)),
                   page: () => Effect.zipRight(stats.add(s.name, "pages"), Effect.sync(() => reporter.page?.(s.name)))
@@ -390,6 +391,7 @@ const dryRunAll = (
         checkpoint: Option.none(),
         resumed: false,
         limit: Option.none(),
+        partition: Option.none(),
         progress: { total: () => Effect.void, page: () => Effect.void }
       })
       yield* instance.check

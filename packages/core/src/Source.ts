@@ -32,6 +32,11 @@ export interface SourceContext {
   readonly resumed: boolean
   /** Read at most about this many records (the runner truncates exactly). */
   readonly limit: Option.Option<number>
+  /**
+   * The part of the source's work to read, when the run is split into partitions (one of the values
+   * the plugin's `partitions` returned); none: all of it. A product never spans two partitions.
+   */
+  readonly partition: Option.Option<PartitionSpec>
   readonly progress: Progress
 }
 
@@ -59,6 +64,12 @@ export interface Reads {
   readonly byId?: string
 }
 
+/**
+ * One partition of a source's work: a small JSON value (an id range, a page range, a chunk of ids)
+ * that the source's `make` understands. It is stored by the distributed engine, so keep it small.
+ */
+export type PartitionSpec = null | boolean | number | string | ReadonlyArray<PartitionSpec> | { readonly [key: string]: PartitionSpec }
+
 /** A source plugin. */
 export interface SourcePlugin<Config = any> {
   readonly _tag: "SourcePlugin"
@@ -70,7 +81,16 @@ export interface SourcePlugin<Config = any> {
   readonly config: Schema.Schema<Config, any>
   /** How the source reads: full scan, incremental cursor, by id (shown by `effetl plugins <name>`). */
   readonly reads?: Reads
-  /** Makes the source for one run. */
+  /**
+   * How the source's work splits into partitions for a distributed run (each read by `make` with
+   * `context.partition`). Every product belongs to exactly one partition. A source that declares
+   * nothing is one partition.
+   */
+  readonly partitions?: (
+    config: Config,
+    context: { readonly name: string }
+  ) => Effect.Effect<ReadonlyArray<PartitionSpec>, SourceError | ConfigError, PluginServices | Scope.Scope>
+  /** Makes the source for one run (or one partition of it). */
   readonly make: (
     config: Config,
     context: SourceContext

@@ -23,6 +23,7 @@ import { decodeConfig } from "../Pipeline.js"
 import type { ProductImage } from "../ProductImage.js"
 import * as RunStats from "../RunStats.js"
 import type { PluginServices } from "../Services.js"
+import type * as Source from "../Source.js"
 import type { SourcePlugin } from "../Source.js"
 
 /** The services the runner gives a source on Node: real HTTP (undici), file system, path and fresh counters. */
@@ -53,6 +54,8 @@ export interface Options {
   readonly resumed?: boolean
   /** The runner's `--limit`. */
   readonly limit?: number
+  /** The partition to read (one of the plugin's `partitions`); default: all of the work. */
+  readonly partition?: Source.PartitionSpec
   /** Stop after this many batches (as if the run was killed after committing them). */
   readonly take?: number
   /** Called with each batch as it arrives (e.g. to change the simulator mid-run). */
@@ -105,6 +108,7 @@ export const runUntil = <C>(
         checkpoint: options.checkpoint ?? Option.none(),
         resumed: options.resumed ?? Option.isSome(options.checkpoint ?? Option.none()),
         limit: Option.fromNullable(options.limit),
+        partition: Option.fromNullable(options.partition),
         progress: {
           total: (n) => Effect.sync(() => void totals.push(n)),
           page: () => Effect.sync(() => void pages++)
@@ -182,6 +186,7 @@ export const check = <C>(plugin: SourcePlugin<C>, input: unknown, name: string =
       checkpoint: Option.none(),
       resumed: false,
       limit: Option.none(),
+      partition: Option.none(),
       progress: { total: () => Effect.void, page: () => Effect.void }
     })
     return yield* instance.check
