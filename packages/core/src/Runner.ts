@@ -116,8 +116,15 @@ export const run = (
           startSources[s.name] = { checkpoint: carry, done: false }
         }
       }
+      // Whether this run started from cursors an earlier run carried over: reading nothing new then
+      // means nothing changed upstream, and the outputs are left as they were.
+      const fromCursor = resumed
+        ? saved.run!.fromCursor === true
+        : Object.values(startSources).some((s) => s.checkpoint?.kind === "cursor")
       let state: PipelineState = {
-        run: resumed ? { ...saved.run!, status: "running" } : { id: runId, status: "running", startedAt: new Date(started).toISOString() },
+        run: resumed
+          ? { ...saved.run!, status: "running" }
+          : { id: runId, status: "running", startedAt: new Date(started).toISOString(), read: 0, fromCursor },
         sources: startSources,
         sinks: resumed ? saved.sinks : {},
         transforms: options.fullRefresh ? {} : saved.transforms,
@@ -134,7 +141,14 @@ export const run = (
         if (!resumed) yield* removeDir(path.dirname(runDir), pipeline.name) // spill of this pipeline's discarded runs
         yield* save(state)
       }
-      yield* Effect.logInfo(resumed ? `resuming run ${runId} of pipeline '${pipeline.name}'` : `starting run ${runId} of pipeline '${pipeline.name}'`)
+      if (resumed) yield* Effect.logInfo(`resuming run ${runId} of pipeline '${pipeline.name}' (started ${saved.run!.startedAt})`)
+      else if (saved.run !== null && saved.run.status === "finished") {
+        const since = fromCursor ? "; incremental sources read what changed since" : ""
+        yield* Effect.logInfo(
+          `the last run ${saved.run.id} of pipeline '${pipeline.name}' finished at ${saved.run.finishedAt ?? "?"}: starting a new run ${runId}${since}`
+        )
+      } else yield* Effect.logInfo(`starting run ${runId} of pipeline '${pipeline.name}'`)
+      const incremental = pipeline.sources.some((s) => s.plugin.incremental?.(s.config) === true)
 
       // Make transforms, sinks and the dead-letter output.
       const transforms: Array<{ key: string; productScoped: boolean; instance: TransformInstance }> = []
@@ -148,7 +162,8 @@ export const run = (
           name: s.name,
           pipeline: pipeline.name,
           runId,
-          committed: Option.fromNullable(state.sinks[s.name])
+          committed: Option.fromNullable(state.sinks[s.name]),
+          incremental
         })
         sinks.push({ name: s.name, instance })
       }
@@ -252,7 +267,8 @@ export const run = (
             const sinkTokens: Record<string, unknown> = { ...state.sinks }
             ownSinks.forEach((s, i) => (sinkTokens[s.name] = ownTokens[i]))
             joinedSinks.forEach((s, i) => (sinkTokens[s.name] = joinedTokens[i]))
-            const next: PipelineState = { ...state, sources, sinks: sinkTokens, transforms: snapshots, deadLetter: dlToken }
+            const run = { ...state.run!, read: (state.run!.read ?? 0) + readSinceCommit }
+            const next: PipelineState = { ...state, run, sources, sinks: sinkTokens, transforms: snapshots, deadLetter: dlToken }
             if (persist) yield* store.save(pipeline.name, next)
             return next
           })
@@ -310,16 +326,25 @@ export const run = (
 
       // The end: final commit, publish, record the run as finished, clean up.
       yield* commit(true)
-      yield* Effect.forEach(sinks, (s) => s.instance.finish, { concurrency: "unbounded", discard: true })
-      yield* deadLetters.finish
+      // A run from carried cursors that read nothing: nothing changed upstream. Publishing would
+      // replace each overwrite output with an empty one, so every output is left as it was.
+      const nothingNew = fromCursor && (state.run!.read ?? 0) === 0 && persist
+      if (nothingNew) {
+        yield* Effect.logInfo(`nothing changed since the last run: every output was left as it was`)
+      } else {
+        yield* Effect.forEach(sinks, (s) => s.instance.finish, { concurrency: "unbounded", discard: true })
+        yield* deadLetters.finish
+      }
       crashPoint("after-finish")
       const finishedAt = yield* Clock.currentTimeMillis
       yield* save({ ...state, run: { ...state.run!, status: "finished", finishedAt: new Date(finishedAt).toISOString() } })
+      crashPoint("after-run-finished")
       yield* Effect.forEach(sinks, (s) => s.instance.cleanup, { discard: true })
       yield* deadLetters.cleanup
       yield* removeDir(runDir, pipeline.name)
       // and the pipeline's runs directory when no other run left anything in it
       yield* Effect.promise(() => fs.rmdir(path.dirname(runDir)).catch(() => undefined))
+      crashPoint("after-cleanup")
       reporter.close?.()
 
       const counts = yield* stats.snapshot
@@ -448,7 +473,7 @@ const crashCounts = new Map<string, number>()
 /**
  * Fault injection for crash-safety tests: `EFFETL_CRASH_AT=<point>[:<n>]` SIGKILLs this process the
  * n-th time it reaches that point (`after-batch-write`, `after-sink-commit`, `after-state-save`,
- * `after-finish`). Never set it in production.
+ * `after-finish`, `after-run-finished`, `after-cleanup`). Never set it in production.
  */
 const crashPoint = (point: string): void => {
   const spec = process.env.EFFETL_CRASH_AT

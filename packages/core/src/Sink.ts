@@ -25,6 +25,12 @@ export interface SinkContext {
   readonly runId: string
   /** The token this sink returned from its last commit that was saved in state (resume), or none. */
   readonly committed: Option.Option<unknown>
+  /**
+   * Whether a source of the pipeline reads incrementally (carries a cursor into the next run, see
+   * `SourcePlugin.incremental`): each run then brings only what changed, so a sink that would replace
+   * its output with the run's records should rather add to it (file sinks default to `append`).
+   */
+  readonly incremental: boolean
 }
 
 /** How a batch came: lets a sink do per-product work when it is safe. */

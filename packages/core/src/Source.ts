@@ -82,6 +82,13 @@ export interface SourcePlugin<Config = any> {
   /** How the source reads: full scan, incremental cursor, by id (shown by `effetl plugins <name>`). */
   readonly reads?: Reads
   /**
+   * Whether a run with this config carries an incremental cursor into the next run (so the next run
+   * reads only what changed). The runner tells sinks (`SinkContext.incremental`): a file sink's
+   * default mode is then `append`, since each run's output holds only that run's changes.
+   * Leave it out for a source that always reads everything.
+   */
+  readonly incremental?: (config: Config) => boolean
+  /**
    * How the source's work splits into partitions for a distributed run (each read by `make` with
    * `context.partition`). Every product belongs to exactly one partition. A source that declares
    * nothing is one partition.

@@ -18,7 +18,11 @@ export const RunInfo = Schema.Struct({
   status: Schema.Literal("running", "failed", "finished"),
   startedAt: Schema.String,
   finishedAt: Schema.optional(Schema.String),
-  error: Schema.optional(Schema.String)
+  error: Schema.optional(Schema.String),
+  /** Records and dead letters read by this run so far, across its resumes (saved at each commit). */
+  read: Schema.optional(Schema.Number),
+  /** Whether the run started from incremental cursors carried over from an earlier run. */
+  fromCursor: Schema.optional(Schema.Boolean)
 })
 export type RunInfo = typeof RunInfo.Type
 

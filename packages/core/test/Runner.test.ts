@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -134,12 +135,63 @@ describe("Runner", () => {
       const second = yield* Runner.runNode(yield* make(dir, { s: feed }))
       expect(feed.seen[1]).toEqual(Option.some(Batch.cursor(2)))
       expect(second.sources[0]!.counts.read).toBe(0)
-      // overwrite holds this run's output: nothing new
-      expect(lines(path.join(dir, "out.jsonl")).length).toBe(0)
+      // nothing new since the last run: the overwrite output is left as it was, not emptied
+      expect(lines(path.join(dir, "out.jsonl")).length).toBe(4)
+      expect(state(dir).p.run).toMatchObject({ status: "finished", read: 0, fromCursor: true })
       // --full-refresh ignores the cursor
       yield* Runner.runNode(yield* make(dir, { s: feed }), { fullRefresh: true })
       expect(feed.seen[2]).toEqual(Option.none())
       expect(lines(path.join(dir, "out.jsonl")).length).toBe(4)
+    }))
+
+  it.effect("a run from a carried cursor that reads something new publishes it; one that reads nothing says so and leaves every output", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const batches = [...three]
+      const feed: Feed = { batches, kind: "cursor", seen: [] }
+      yield* Runner.runNode(yield* make(dir, { s: feed }))
+      batches.push([img("", "4", "a", 1)])
+      yield* Runner.runNode(yield* make(dir, { s: feed }))
+      expect(lines(path.join(dir, "out.jsonl")).map((r) => r.productId)).toEqual(["4"])
+      fs.writeFileSync(path.join(dir, "dead.jsonl"), "earlier dead letters\n")
+      const logs: Array<string> = []
+      const logger = Logger.make(({ message }) => void logs.push(Array.isArray(message) ? message.join(" ") : String(message)))
+      yield* Runner.runNode(yield* make(dir, { s: feed })).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      expect(lines(path.join(dir, "out.jsonl")).map((r) => r.productId)).toEqual(["4"])
+      expect(fs.readFileSync(path.join(dir, "dead.jsonl"), "utf8")).toBe("earlier dead letters\n")
+      expect(logs.some((l) => /^the last run \S+ of pipeline 'p' finished at \d{4}-.*incremental sources read what changed since/.test(l))).toBe(true)
+      expect(logs).toContain("nothing changed since the last run: every output was left as it was")
+    }))
+
+  it.effect("sinks are told whether the pipeline reads incrementally", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const told: Array<boolean> = []
+      const probe = Sink.define({
+        name: "probe",
+        description: "records the context",
+        config: Schema.Struct({}),
+        make: (_config, ctx) =>
+          Effect.sync(() => {
+            told.push(ctx.incremental)
+            return { write: () => Effect.void, commit: Effect.succeed(null), finish: Effect.void, cleanup: Effect.void }
+          })
+      })
+      const feed: Feed = { batches: three, kind: "cursor", seen: [] }
+      const full = memory("full", feed)
+      const incremental = Source.define({ ...memory("inc", feed), incremental: () => true })
+      for (const use of [full, incremental]) {
+        yield* Runner.runNode(
+          yield* Pipeline.make({
+            name: `p-${use.name}`,
+            statePath: path.join(dir, "state.json"),
+            deadLetterPath: path.join(dir, `dead-${use.name}.jsonl`),
+            sources: { s: { use } },
+            sinks: { out: { use: probe } }
+          })
+        )
+      }
+      expect(told).toEqual([false, true])
     }))
 
   it.effect("a failed run is recorded with its error, keeps its committed checkpoint, and the next run resumes it", () =>

@@ -47,7 +47,7 @@ export const records = (from: number, to: number): Array<ProductImage> =>
 export const openSink = <C>(
   plugin: Sink.SinkPlugin<C>,
   raw: unknown,
-  context: { readonly runId?: string; readonly committed?: unknown } = {}
+  context: { readonly runId?: string; readonly committed?: unknown; readonly incremental?: boolean } = {}
 ) =>
   Effect.gen(function*() {
     const config = Schema.decodeUnknownSync(plugin.config)(raw)
@@ -57,7 +57,8 @@ export const openSink = <C>(
       name: "out",
       pipeline: "test",
       runId: context.runId ?? "run1",
-      committed: context.committed === undefined ? Option.none() : Option.some(context.committed)
+      committed: context.committed === undefined ? Option.none() : Option.some(context.committed),
+      incremental: context.incremental ?? false
     }).pipe(Scope.extend(scope))
   })
 

@@ -45,7 +45,8 @@ export const context = (runId: string, committed: Option.Option<unknown> = Optio
   name,
   pipeline: "p",
   runId,
-  committed
+  committed,
+  incremental: false
 })
 
 /** A fresh temporary directory. */
