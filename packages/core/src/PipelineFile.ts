@@ -22,6 +22,7 @@ import {
 } from "./Pipeline.js"
 import * as Registry from "./Registry.js"
 import { jsonStateStore } from "./StateStores.js"
+import * as Text from "./Text.js"
 
 /** A `use:` + `with:` entry. */
 const PluginRef = Schema.Struct({
@@ -108,15 +109,17 @@ export const parse = (
 ): Effect.Effect<Pipeline, ConfigError> =>
   Effect.gen(function*() {
     const file = options.file ?? "pipeline.yaml"
-    const { doc, lineCounter, locate } = yield* parseYaml(text, file)
-    yield* interpolate(doc, options.env ?? process.env, file, lineCounter)
+    // The file's name as messages show it (control characters escaped).
+    const label = Text.printablePath(file)
+    const { doc, lineCounter, locate } = yield* parseYaml(text, label)
+    yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
     const raw: unknown = doc.toJS()
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-      return yield* new ConfigError({ message: `${file}: expected a YAML mapping with version, name, sources and sinks` })
+      return yield* new ConfigError({ message: `${label}: expected a YAML mapping with version, name, sources and sinks` })
     }
-    const top = yield* decodeConfig(FileSchema, raw, "", locate).pipe(Effect.mapError(prefixFile(file)))
+    const top = yield* decodeConfig(FileSchema, raw, "", locate).pipe(Effect.mapError(prefixFile(label)))
     const baseDir = path.dirname(path.resolve(file))
-    const fail = Effect.mapError(prefixFile(file))
+    const fail = Effect.mapError(prefixFile(label))
     /** Resolves one `use:` and decodes its `with:` with the plugin's own schema. */
     const entry = <K extends Registry.Kind>(kind: K, where: string, ref: typeof PluginRef.Type) =>
       Effect.gen(function*() {
@@ -138,9 +141,9 @@ export const parse = (
     const transforms: Array<PipelineTransform> = yield* Effect.forEach(top.transforms, (ref, i) =>
       Effect.map(entry("transform", `transforms.${i}`, ref), (e) => ({ key: `${i}:${e.plugin.name}`, ...e })))
     const sinks: Array<PipelineSink> = yield* named("sink", "sinks", top.sinks)
-    if (sources.length === 0) return yield* new ConfigError({ message: `${file}: sources: a pipeline needs at least one source`, path: "sources" })
-    if (sinks.length === 0) return yield* new ConfigError({ message: `${file}: sinks: a pipeline needs at least one sink`, path: "sinks" })
-    const state = yield* stateOf(top.state, options, file, baseDir, locate)
+    if (sources.length === 0) return yield* new ConfigError({ message: `${label}: sources: a pipeline needs at least one source`, path: "sources" })
+    if (sinks.length === 0) return yield* new ConfigError({ message: `${label}: sinks: a pipeline needs at least one sink`, path: "sinks" })
+    const state = yield* stateOf(top.state, options, label, baseDir, locate)
     return {
       name: top.name,
       ...state,
@@ -176,17 +179,18 @@ export const peek = (
 ): Effect.Effect<Peek, ConfigError> =>
   Effect.gen(function*() {
     const text = yield* readText(file)
-    const { doc, lineCounter, locate } = yield* parseYaml(text, file)
+    const label = Text.printablePath(file)
+    const { doc, lineCounter, locate } = yield* parseYaml(text, label)
     if (!YAML.isMap(doc.contents)) {
-      return yield* new ConfigError({ message: `${file}: expected a YAML mapping with version, name, sources and sinks` })
+      return yield* new ConfigError({ message: `${label}: expected a YAML mapping with version, name, sources and sinks` })
     }
     const kept = new Set(["version", "name", "state"])
     doc.contents.items = doc.contents.items.filter((pair) => kept.has(String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)))
-    yield* interpolate(doc, options.env ?? process.env, file, lineCounter)
+    yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
     const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
-    const top = yield* decodeConfig(head, doc.toJS(), "", locate).pipe(Effect.mapError(prefixFile(file)))
+    const top = yield* decodeConfig(head, doc.toJS(), "", locate).pipe(Effect.mapError(prefixFile(label)))
     const registry = options.registry ?? Registry.make({ sources: [], transforms: [], sinks: [] })
-    const state = yield* stateOf(top.state, { ...options, registry }, file, path.dirname(path.resolve(file)), locate)
+    const state = yield* stateOf(top.state, { ...options, registry }, label, path.dirname(path.resolve(file)), locate)
     return { name: top.name, ...state }
   })
 
@@ -237,7 +241,7 @@ const readText = (file: string): Effect.Effect<string, ConfigError> =>
     try: () => fs.readFile(file, "utf8"),
     catch: (e) =>
       new ConfigError({
-        message: `cannot read pipeline file '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e)}`
+        message: `cannot read pipeline file '${Text.printablePath(file)}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e)}`
       })
   })
 
@@ -250,7 +254,7 @@ const parseYaml = (text: string, file: string) =>
       const e = doc.errors[0]!
       const line = e.linePos?.[0]?.line ?? (e.pos ? lineCounter.linePos(e.pos[0]).line : undefined)
       return yield* new ConfigError({
-        message: `${file}${line ? `:${line}` : ""}: invalid YAML: ${e.message.split("\n")[0]}`,
+        message: `${file}${line ? `:${line}` : ""}: invalid YAML: ${Text.escapeControl(e.message.split("\n")[0] ?? "")}`,
         ...(line ? { line } : {})
       })
     }

@@ -257,7 +257,7 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
         return Effect.fail(Retry.transient(
           new DecodeError({
             source,
-            message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is not valid JSON (${settings.scrub(why)})`,
+            message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is not valid JSON (${ErrorBody.oneLine(settings.scrub(why), 200)})`,
             snippet: snippet(settings, text),
             url: ctx.url
           }),

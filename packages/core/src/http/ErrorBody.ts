@@ -4,9 +4,10 @@
  * Understands the common JSON shapes: `{"detail": ...}` (Django REST Framework), `{"error": ...}`,
  * `{"errors": [...]}` (strings or objects with a message, or a field → messages map),
  * `{"message": ...}`, ASP.NET Web API's `{"Message": ...}`, `{"title": ...}` and `{"returnmsg": ..., "returncode": ...}` (Acceo), plus a
- * short plain-text body. Everything is cut to a readable length.
+ * short plain-text body. Everything is cut to a readable length, on one line, control characters escaped.
  */
 import * as Option from "effect/Option"
+import * as Text from "../Text.js"
 
 /** What a vendor said about an error. */
 export interface VendorError {
@@ -34,10 +35,13 @@ export const parse = (body: string): VendorError => {
   return { message: Option.map(Option.fromNullable(messageOf(json, 0)), oneLine), code: codeOf(json) }
 }
 
-/** Collapses whitespace and cuts a text to `max` characters. */
+/**
+ * Collapses whitespace, cuts a text to `max` characters and escapes control characters (ANSI
+ * escapes and the like, see {@link Text.escapeControl}): vendor text fit for a one-line message.
+ */
 export const oneLine = (text: string, max = maxMessageLength): string => {
   const flat = text.replace(/\s+/g, " ").trim()
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat
+  return Text.escapeControl(flat.length > max ? `${flat.slice(0, max - 1)}…` : flat)
 }
 
 // ---------------------------------------------------------------------------------------------

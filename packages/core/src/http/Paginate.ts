@@ -23,6 +23,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { ApiError, type HttpError } from "../Errors.js"
+import * as Text from "../Text.js"
 import type * as ApiClient from "./ApiClient.js"
 import type * as SafeUrl from "./SafeUrl.js"
 
@@ -70,7 +71,7 @@ export const tokenFeed = <T, A, E, R>(options: TokenFeedOptions<T, A, E, R>): St
         return Effect.fail(
           new ApiError({
             source: options.source,
-            message: `source '${options.source}': the feed answered token ${JSON.stringify(String(token))} with the same token and no end; stopping rather than looping forever`
+            message: `source '${options.source}': the feed answered token ${Text.escapeControl(JSON.stringify(String(token)))} with the same token and no end; stopping rather than looping forever`
           })
         )
       }

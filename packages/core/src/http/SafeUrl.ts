@@ -9,6 +9,7 @@
  *   secret query parameters replaced by `***`.
  */
 import * as Either from "effect/Either"
+import * as Text from "../Text.js"
 
 /** Query parameters: `undefined`/`null` are left out, arrays repeat the key. */
 export type Params = Readonly<
@@ -104,11 +105,11 @@ export const printable = (url: URL | string, secretParams: ReadonlyArray<string>
   return parsed.href
 }
 
-/** A short, printable description of a string that is not a usable URL (scheme kept, body trimmed). */
+/** A short, printable description of a string that is not a usable URL (scheme kept, body trimmed, no credentials, control characters escaped). */
 export const describe = (text: string): string => {
   const noCreds = text.replace(/\/\/[^/@\s]*@/, "//")
   const short = noCreds.length > 80 ? `${noCreds.slice(0, 77)}...` : noCreds
-  return JSON.stringify(short)
+  return Text.escapeControl(JSON.stringify(short))
 }
 
 // ---------------------------------------------------------------------------------------------

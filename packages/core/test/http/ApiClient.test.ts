@@ -96,6 +96,21 @@ describe("ApiClient", () => {
       })
     ))
 
+  it.effect("escapes control characters (ANSI escapes, forged log lines) of a vendor's message and request id", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) =>
+          json(res, 422, { message: "\u001b[2J\u001b[Hall 418 images synced\nINFO run finished" }, { "request-id": "r\u009b31m1" })
+        )
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        const error = yield* Effect.flip(client.getJson("/x", {}, Page))
+        expect(error._tag).toBe("ApiError")
+        expect(error.message).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
+        expect(error.message).toContain("\\x1b[2J\\x1b[Hall 418 images synced INFO run finished")
+        expect(error.message).toMatch(/\[request id r.*\\x9b31m1\]/)
+      })
+    ))
+
   it.effect("returns declared answers (204, 404 Invalid page.) and keeps other 404s errors", () =>
     withEnv(() =>
       Effect.gen(function*() {
