@@ -12,6 +12,9 @@
  *   the old file or the complete new one, never a half-written file. `cleanup` removes the staging.
  * - `append` mode: `path` is a directory. Each commit's part is published into it at once.
  *   Only this run's parts are ever touched there.
+ *
+ * Formats whose parts are whole files (Parquet) commit a part written by another writer with
+ * `commitFile` and publish with `publish` / `publishFile` instead of concatenation.
  */
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -55,6 +58,12 @@ export interface Options {
    * cannot be concatenated (Parquet). The file is then fsynced and renamed as usual.
    */
   readonly publish?: (parts: ReadonlyArray<string>, out: FileHandle) => Promise<void>
+  /**
+   * `overwrite` mode: like `publish`, for a writer that creates the file itself from a path (e.g.
+   * DuckDB's `COPY … TO`): `publishFile(parts, tmp)` writes the published file at `tmp`, which is
+   * then fsynced and renamed over the target. Takes precedence over `publish`.
+   */
+  readonly publishFile?: (parts: ReadonlyArray<string>, tmp: string) => Promise<void>
 }
 
 /** A staged-parts writer. Operations are serialised. */
@@ -67,6 +76,13 @@ export interface StagedParts {
   readonly write: (chunk: string | Uint8Array) => Effect.Effect<void, SinkError>
   /** Makes the current part durable and returns the token; no part is made when nothing was written. */
   readonly commit: Effect.Effect<Token, SinkError>
+  /**
+   * Commits a part written whole by another writer (e.g. DuckDB's `COPY … TO`): `writeFile(tmp)`
+   * creates the part's temp file, which is then fsynced, renamed into place and its directory
+   * fsynced, like any part, and the token returned. No header is added. Refused while chunks are
+   * written to the current part; on failure the temp file is removed and nothing is committed.
+   */
+  readonly commitFile: (writeFile: (tmp: string) => Promise<void>) => Effect.Effect<Token, SinkError>
   /** The committed parts of this run, in order (absolute paths). */
   readonly committedParts: Effect.Effect<ReadonlyArray<string>, SinkError>
   /** Publishes the run (`overwrite`: atomic replace of the target). Idempotent; keeps the staging. */
@@ -222,6 +238,35 @@ export const make = (options: Options): Effect.Effect<StagedParts, SinkError, Fi
       })
     )
 
+    const commitFile = (writeFile: (tmp: string) => Promise<void>): Effect.Effect<Token, SinkError> =>
+      serial(
+        Effect.suspend(() => {
+          if (current !== undefined && current.wrote) {
+            return Effect.fail(fail(`sink '${name}': a whole part was committed while chunks were written to the current part`))
+          }
+          const seq = committedSeq + 1
+          const tmp = tmpPath(seq)
+          const final = path.join(partsDir, partName(runId, seq, ext))
+          return Effect.zipRight(
+            discardCurrent,
+            io(`could not commit part ${final}`, async () => {
+              await fsp.rm(tmp, { force: true })
+              try {
+                await writeFile(tmp)
+                await fsyncFile(tmp)
+              } catch (e) {
+                await fsp.rm(tmp, { force: true }).catch(() => undefined)
+                throw e
+              }
+              await fsp.rename(tmp, final)
+              await fsyncDirectory(partsDir)
+              committedSeq = seq
+              return { seq: committedSeq }
+            })
+          )
+        })
+      )
+
     const committedParts: Effect.Effect<ReadonlyArray<string>, SinkError> = Effect.suspend(() => {
       const parts: Array<string> = []
       for (let s = 1; s <= committedSeq; s++) parts.push(path.join(partsDir, partName(runId, s, ext)))
@@ -239,6 +284,11 @@ export const make = (options: Options): Effect.Effect<StagedParts, SinkError, Fi
         yield* refuseUncommitted
         if (mode === "append") return
         const parts = yield* committedParts
+        const publishFile = options.publishFile
+        if (publishFile !== undefined) {
+          return yield* io(`could not publish ${target}`, () =>
+            writeFileAtomically(target, publishTmp, (tmp) => publishFile(parts, tmp)))
+        }
         yield* io(`could not publish ${target}`, () =>
           writeAtomically(target, publishTmp, async (out) => {
             if (options.publish !== undefined) return options.publish(parts, out)
@@ -268,7 +318,7 @@ export const make = (options: Options): Effect.Effect<StagedParts, SinkError, Fi
       })
     )
 
-    return { target, partsDir, write, commit, committedParts, finish, cleanup } satisfies StagedParts
+    return { target, partsDir, write, commit, commitFile, committedParts, finish, cleanup } satisfies StagedParts
   })
 
 /** Decodes a saved token; none means a fresh run (`{ seq: 0 }`). */
@@ -301,6 +351,38 @@ export const writeAtomically = async (
   await out.close()
   await fsp.rename(tmp, target)
   await fsyncDirectory(path.dirname(target))
+}
+
+/**
+ * `writeAtomically` for a writer that creates the file itself: `body(tmp)` writes `tmp` (same
+ * directory as the target), which is then fsynced, renamed over the target, and the directory
+ * fsynced. A failure removes `tmp` and leaves the target as it was.
+ */
+export const writeFileAtomically = async (
+  target: string,
+  tmp: string,
+  body: (tmp: string) => Promise<void>
+): Promise<void> => {
+  await fsp.rm(tmp, { force: true })
+  try {
+    await body(tmp)
+    await fsyncFile(tmp)
+  } catch (e) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined)
+    throw e
+  }
+  await fsp.rename(tmp, target)
+  await fsyncDirectory(path.dirname(target))
+}
+
+/** Fsyncs a file written by someone else (opened read-only: fsync works on any descriptor of the file). */
+export const fsyncFile = async (file: string): Promise<void> => {
+  const handle = await fsp.open(file, "r")
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
 }
 
 /** Fsyncs a directory so renames and removals in it survive a crash (a no-op where unsupported). */

@@ -193,6 +193,71 @@ layer(NodeFileSystem.layer)("StagedParts", (it) => {
         expect(read(opts.path) === expected).toBe(true)
       }))
 
+    it.scoped("commitFile: a part written whole by another writer is committed like any part; publishFile writes the target", () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const published: Array<ReadonlyArray<string>> = []
+        const opts = base(dir, {
+          ext: "bin",
+          header: () => "never\n",
+          publishFile: async (parts, tmp) => {
+            published.push(parts)
+            fs.writeFileSync(tmp, parts.map((p) => read(p)).join("|"))
+          }
+        })
+        const w = yield* open(opts)
+        const tmps: Array<string> = []
+        const token = yield* w.commitFile(async (tmp) => {
+          tmps.push(tmp)
+          expect(fs.existsSync(tmp)).toBe(false)
+          fs.writeFileSync(tmp, "one")
+        })
+        expect(token).toEqual({ seq: 1 })
+        expect(path.dirname(tmps[0]!)).toBe(w.partsDir)
+        expect(path.basename(tmps[0]!)).toBe(".part-run1-00001.bin.tmp")
+        expect(fs.readdirSync(w.partsDir)).toEqual(["part-run1-00001.bin"])
+
+        // A failing writer commits nothing and leaves no temp file; the next part takes the same number.
+        const failed = yield* Effect.flip(w.commitFile(async (tmp) => {
+          fs.writeFileSync(tmp, "half")
+          throw new Error("disk full")
+        }))
+        expect(failed.message).toMatch(/could not commit part .*part-run1-00002\.bin: disk full/)
+        expect(fs.readdirSync(w.partsDir)).toEqual(["part-run1-00001.bin"])
+        expect(yield* w.commitFile(async (tmp) => fs.writeFileSync(tmp, "two"))).toEqual({ seq: 2 })
+
+        // Not while chunks are being written to the current part.
+        yield* w.write("chunk")
+        const refused = yield* Effect.flip(w.commitFile(async (tmp) => fs.writeFileSync(tmp, "x")))
+        expect(refused.message).toContain("while chunks were written")
+        expect(yield* w.commit).toEqual({ seq: 3 })
+
+        yield* w.finish
+        expect(published).toEqual([[1, 2, 3].map((s) => path.join(w.partsDir, `part-run1-0000${s}.bin`))])
+        expect(read(opts.path)).toBe("one|two|chunk")
+        expect(fs.readdirSync(path.dirname(opts.path)).filter((n) => n.endsWith(".tmp"))).toEqual([])
+      }))
+
+    it.scoped("a publishFile that fails leaves the target as it was and no temp file", () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const opts = base(dir, {
+          publishFile: async (_parts, tmp) => {
+            fs.writeFileSync(tmp, "partial")
+            throw new Error("no space")
+          }
+        })
+        fs.mkdirSync(path.dirname(opts.path), { recursive: true })
+        fs.writeFileSync(opts.path, "previous")
+        const w = yield* open(opts)
+        yield* w.write("a\n")
+        yield* w.commit
+        const e = yield* Effect.flip(w.finish)
+        expect(e.message).toMatch(/could not publish .*: no space/)
+        expect(read(opts.path)).toBe("previous")
+        expect(fs.readdirSync(path.dirname(opts.path)).sort()).toEqual([".out.csv.effetl-staging", "out.csv"])
+      }))
+
     it.scoped("refuses unusable run ids and a directory as the output file", () =>
       Effect.gen(function*() {
         const dir = tempDir()
@@ -252,6 +317,16 @@ layer(NodeFileSystem.layer)("StagedParts", (it) => {
         // A fresh run with the same id starts over, still leaving other runs alone.
         yield* open(opts)
         expect(fs.readdirSync(opts.path).sort()).toEqual([...others].sort())
+      }))
+
+    it.scoped("commitFile publishes a whole part at once, without the header", () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const opts = appendOpts(dir, { ext: "bin" })
+        const w = yield* open(opts)
+        expect(yield* w.commitFile(async (tmp) => fs.writeFileSync(tmp, "whole"))).toEqual({ seq: 1 })
+        expect(fs.readdirSync(opts.path)).toEqual(["part-run1-00001.bin"])
+        expect(read(path.join(opts.path, "part-run1-00001.bin"))).toBe("whole")
       }))
 
     it.scoped("refuses a file as the output directory", () =>
