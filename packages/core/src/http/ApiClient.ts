@@ -12,7 +12,8 @@
  *   `RateLimited`, other statuses → `ApiError` with the vendor's message, code and request id.
  *   Statuses a caller declares as *answers* (BigCommerce's 204 end of list, DRF's 404
  *   `Invalid page.`) come back as an `Answer` reply instead.
- * JSON bodies are decoded with an Effect Schema; a body that is not JSON is retried and then a
+ * JSON bodies are decoded with an Effect Schema; a body that cannot be read (not JSON, cut short,
+ * or refused by the request's own `parse`, e.g. XML) is retried like a reset and then a
  * `DecodeError`, a body that does not match the schema is a `DecodeError` at once, with the path and
  * a snippet. Messages name the source (`source 'channel': ...`) and never carry the credential.
  */
@@ -89,6 +90,15 @@ export interface RequestOptions {
   readonly headers?: Readonly<Record<string, string>>
   /** This request's attempt timeout, instead of the client's. */
   readonly timeout?: Duration.DurationInput
+  /**
+   * How `requestJson`/`getJson` read a 2xx body before the schema decodes it, for an API whose body
+   * is XML or needs a special JSON reader (e.g. {@link LosslessJson.parseEither}): `Right` the
+   * parsed value, `Left` why the text cannot be read. Default: `JSON.parse`. A `Left` is retried like
+   * a connection reset (the body was most likely cut or garbled on the way), then it is a
+   * `DecodeError` naming the request with a snippet. A parsed value that does not match the schema
+   * is the vendor's contract broken: a `DecodeError` at once, never retried.
+   */
+  readonly parse?: (text: string) => Either.Either<unknown, string>
 }
 
 /** A request. */
@@ -249,21 +259,21 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
         })
         return Effect.fail(raw.status === 204 ? Retry.fatal(error) : Retry.transient(error, "empty body"))
       }
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch (e) {
-        const why = e instanceof Error ? e.message : String(e)
+      const parsed = (request.parse ?? parseJson)(text)
+      if (Either.isLeft(parsed)) {
         return Effect.fail(Retry.transient(
           new DecodeError({
             source,
-            message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is not valid JSON (${ErrorBody.oneLine(settings.scrub(why), 200)})`,
+            message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} could not be read: ${
+              ErrorBody.oneLine(settings.scrub(parsed.left), 200)
+            } (HTTP ${raw.status}, ${raw.bytes.length} bytes)`,
             snippet: snippet(settings, text),
             url: ctx.url
           }),
-          "body is not valid JSON"
+          "unreadable body"
         ))
       }
+      const json = parsed.right
       return Either.match(decode(json), {
         onRight: (value) => Effect.succeed<JsonReply<A>>({ _tag: "Ok", ...info, value }),
         onLeft: (error) => {
@@ -640,6 +650,15 @@ const scrubber = (auth: Auth | undefined): ((text: string) => string) => {
 }
 
 const snippet = (settings: Settings, text: string): string => ErrorBody.oneLine(settings.scrub(text), 200)
+
+/** The default body reader of `requestJson`: `JSON.parse`, or why the text is not JSON. */
+export const parseJson = (text: string): Either.Either<unknown, string> => {
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (e) {
+    return Either.left(`the body is not valid JSON (${e instanceof Error ? e.message : String(e)})`)
+  }
+}
 
 /** Formats a schema issue path like `results[0].pk`. */
 export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>

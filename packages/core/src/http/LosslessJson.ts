@@ -5,9 +5,22 @@
  * fractions and exponents come back as ordinary numbers, so a schema can accept "a number or a
  * string of digits" and always see the exact value.
  */
+import * as Either from "effect/Either"
 
 /** Parses JSON text like `JSON.parse`, but an integer literal outside ±(2^53 − 1) becomes a string of its digits. */
 export const parse = (text: string): unknown => JSON.parse(quoteUnsafeIntegers(text))
+
+/**
+ * {@link parse} as an `Either`: the value, or why the text is not JSON. Fits `ApiClient`'s request
+ * option `parse`, so a body cut short is retried like a reset.
+ */
+export const parseEither = (text: string): Either.Either<unknown, string> => {
+  try {
+    return Either.right(parse(text))
+  } catch (e) {
+    return Either.left(`the body is not valid JSON (${e instanceof Error ? e.message : String(e)})`)
+  }
+}
 
 /**
  * Rewrites JSON text so that every integer literal outside the safe range is a string literal. The

@@ -11,6 +11,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as ApiClient from "../../src/http/ApiClient.js"
+import * as LosslessJson from "../../src/http/LosslessJson.js"
 import * as RunStats from "../../src/RunStats.js"
 import { captureLogs, closedPort, drive, json, type Logged, retries, start, waitFor } from "./TestServer.js"
 
@@ -175,6 +176,58 @@ describe("ApiClient", () => {
         expect(error.message).toContain("is not valid JSON")
         expect(error.message).toContain("(gave up after 2 retries)")
         expect(error._tag === "DecodeError" && error.snippet).toBe(`{"count": 1, "resu`)
+      })
+    ))
+
+  it.effect("a body the request's own parse refuses (XML cut short) is retried and counted, then a DecodeError naming the request", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        // A proxy that lost the end of the body but sent a matching Content-Length: the transport
+        // looks complete, only the parser can tell.
+        const server = yield* start((_req, res) => {
+          const text = `<result returncode="0" token="12"><product product_id="7"><imagesURL`
+          res.writeHead(200, { "content-type": "application/xml", "content-length": text.length })
+          res.end(text)
+        })
+        const parseXml = (text: string) =>
+          text.trim().endsWith("</result>") ? Either.right(text) : Either.left("the body is not well-formed XML (unclosed <result>)")
+        const client = yield* ApiClient.make({ source: "acceo", baseUrl: server.url, auth, retry: { maxRetries: 2 } })
+        const { exit } = yield* drive(
+          client.requestJson({ path: "/products/images", params: { token: "11", api_key: "k-123456" }, parse: parseXml }, Schema.String),
+          logs
+        )
+        expect(server.requests.length).toBe(3)
+        const error = failureOf(exit)!
+        expect(error._tag).toBe("DecodeError")
+        expect(error.message).toBe(
+          `source 'acceo': the response to GET ${server.url}/products/images?token=11&api_key=*** could not be read: the body is not well-formed XML (unclosed <result>) (HTTP 200, 68 bytes) (gave up after 2 retries)`
+        )
+        expect(error._tag === "DecodeError" && error.snippet).toContain(`<result returncode="0" token="12">`)
+        expect(retries(logs).map((l) => l.annotations["reason"])).toEqual(["unreadable body", "unreadable body"])
+        const stats = yield* RunStats.RunStats
+        expect((yield* stats.snapshot).get("acceo")?.retries).toBe(2)
+        expect(JSON.stringify({ error, logs })).not.toContain("s3cr3t")
+      })
+    ))
+
+  it.effect("with a parse option, a body cut once is read on the retry; a well-formed body of the wrong shape is not retried", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        const server = yield* start((req, res, n) => {
+          const whole = `{"token": 9007199254740993123, "count": 1}`
+          const text = req.url === "/shape" ? `{"token": "x"}` : n === 0 ? whole.slice(0, 20) : whole
+          res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
+          res.end(text)
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        const Lot = Schema.Struct({ token: Schema.String, count: Schema.Number })
+        const { exit } = yield* drive(client.getJson("/feed", { parse: LosslessJson.parseEither }, Lot), logs)
+        expect(exit).toEqual(Exit.succeed({ token: "9007199254740993123", count: 1 }))
+        expect(server.requests.length).toBe(2)
+        const error = yield* Effect.flip(client.getJson("/shape", { parse: LosslessJson.parseEither }, Lot))
+        expect(server.requests.length).toBe(3)
+        expect(error._tag).toBe("DecodeError")
+        expect(error.message).toContain("does not have the expected shape: at count")
       })
     ))
 
