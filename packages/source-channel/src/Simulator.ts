@@ -60,13 +60,21 @@ export interface CatalogueProduct {
   readonly images: ReadonlyArray<number>
 }
 
+/** The values of an image's `source` (the vendor's enum; the field is nullable). */
+export const imageSources = ["unified", "integration", "seller_center"] as const
+
+/** An image's `source`. */
+export type ImageSource = (typeof imageSources)[number]
+
 /** One image of the simulated catalogue: its wire fields, its bytes and their sha256. */
 export interface CatalogueImage {
   readonly pk: number
   readonly product: number
   readonly order: number
-  readonly source: "unified" | null
-  readonly status: "active" | "passive"
+  /** the vendor's enum: `unified`, `integration`, `seller_center`, or null */
+  readonly source: ImageSource | null
+  /** the vendor's enum: `active` or `disabled` (and `is_active` matches it) */
+  readonly status: "active" | "disabled"
   readonly is_active: boolean
   /** the vendor's content hash (md5 hex of `bytes`), or null */
   readonly hash: string | null
@@ -291,8 +299,9 @@ const generateCatalogue = (productCount: number, seed: number): Catalogue => {
       pk,
       product: draft.product,
       order: draft.order,
-      source: rng.chance(0.2) ? null : "unified",
-      status: active ? "active" : "passive",
+      // Every value of the enum, by pk (so the rest of the catalogue stays as the seed made it).
+      source: rng.chance(0.2) ? null : imageSources[pk % imageSources.length]!,
+      status: active ? "active" : "disabled",
       is_active: active,
       hash: rng.chance(0.06) ? null : draft.content.md5,
       width: sized ? draft.content.width : null,
@@ -361,7 +370,7 @@ const ensureAwkwardShapes = (byProduct: Array<Array<Draft>>): void => {
   }
 }
 
-/** Makes sure there are passive images, null hashes, null sizes and every awkward alt (when there are enough images). */
+/** Makes sure there are disabled images, null hashes, null sizes and every awkward alt (when there are enough images). */
 const ensureVariety = (images: Array<CatalogueImage>, rng: Prng): void => {
   if (images.length < awkwardAlts.length + 4) return
   const patch = (index: number, change: Partial<CatalogueImage>): void => {
@@ -369,7 +378,7 @@ const ensureVariety = (images: Array<CatalogueImage>, rng: Prng): void => {
   }
   const slots = rng.shuffle(images.map((_, i) => i))
   awkwardAlts.forEach((alt, i) => patch(slots[i]!, { alt }))
-  if (images.every((image) => image.is_active)) patch(slots[awkwardAlts.length]!, { is_active: false, status: "passive" })
+  if (images.every((image) => image.is_active)) patch(slots[awkwardAlts.length]!, { is_active: false, status: "disabled" })
   if (images.every((image) => image.is_active === false)) patch(slots[awkwardAlts.length]!, { is_active: true, status: "active" })
   if (images.every((image) => image.hash !== null)) patch(slots[awkwardAlts.length + 1]!, { hash: null })
   if (images.every((image) => image.width !== null)) patch(slots[awkwardAlts.length + 2]!, { width: null, height: null })

@@ -1,6 +1,7 @@
 /**
  * The `channel` source plugin: product images of an Akinon Omnitron sales channel.
  */
+import { createHash } from "node:crypto"
 import { Batch, Config, ConfigError, Http, type ProductImage, Source } from "@effetl/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -16,6 +17,9 @@ const nonEmpty = <A, I>(item: Schema.Schema<A, I>) =>
   Schema.Array(item).pipe(
     Schema.minItems(1, { message: () => "expected at least one value (leave the option out for no filter)" })
   )
+
+/** The most product ids in one partition (they go out in one `product__pk__in` parameter, so the URL stays short). */
+const maxPartitionSize = 500
 
 /** The `with:` options of the `channel` source. */
 export const ChannelConfig = Schema.Struct({
@@ -58,10 +62,18 @@ export const ChannelConfig = Schema.Struct({
     examples: [["simple", "pack"]]
   }),
   activeOnly: Config.withDefault(Schema.Boolean, false, {
-    description: "Leave out passive images. By default every image is emitted, with `status` and `isActive` in `extra`.",
+    description:
+      "Leave out disabled images (`status` other than `active`, or `is_active` false). By default every image is emitted, " +
+      "with `status` and `isActive` in `extra`.",
     examples: [true]
   }),
   pageSize: Config.withDefault(Config.intRange(1, 1000), 100, { description: "Images per page (`limit`).", examples: [100, 1000] }),
+  partitionSize: Config.withDefault(Config.intRange(1, maxPartitionSize), 100, {
+    description:
+      "Distributed runs only: products per partition. The partitions are chunks of the product ids a listing pass finds " +
+      "(read with `product__pk__in`), so no product spans two partitions.",
+    examples: [100, 20]
+  }),
   concurrency: Config.withDefault(Config.intRange(1, 32), 4, {
     description:
       "Pages fetched at once once the total count is known (the full lists only; queues are read in order). An API that " +
@@ -87,6 +99,20 @@ export const ChannelConfig = Schema.Struct({
 })
 export type ChannelConfig = typeof ChannelConfig.Type
 
+/** The page size of the listing pass that finds the product ids to partition (the API's largest). */
+const listingPageSize = 1000
+
+/**
+ * One partition: a chunk of product ids (read with `product__pk__in`), or all of the work (id
+ * lookups, whose ids are image ids, are one partition).
+ */
+const Partition = Schema.Union(
+  Schema.Struct({ products: Schema.NonEmptyArray(Schema.Int) }),
+  Schema.Literal("all")
+)
+type Partition = typeof Partition.Type
+const decodePartition = Schema.decodeUnknownOption(Partition)
+
 /**
  * Where a run is: the last page finished, or the index of the last id finished (id lookups), and
  * what was being read (`reading`: mode, page size and filters), since a page number means nothing
@@ -103,29 +129,50 @@ export const channel = Source.define<ChannelConfig>({
   name: "channel",
   description: "Akinon Omnitron sales channel product images (list, detailed, change queues, by id)",
   config: ChannelConfig,
+  reads: {
+    fullScan:
+      "GET product_images/detailed/ (mode: list: product_images/, no URLs) by page and limit, pages fetched `concurrency` " +
+      "at a time once the count is known; a checkpoint per page resumes an unfinished run. The pending-change queues " +
+      "(mode: inserts, updates, inserts_or_updates) are read whole, in order, one page at a time, and never drained. " +
+      "Partitions: chunks of partitionSize product ids found by a listing pass, each read with product__pk__in.",
+    byId: "ids with idLookup: GET product_images/{id}/detailed/ (mode: list: {id}/) for each id; ids alone: the list filtered by id__in"
+  },
+  partitions: (config, ctx) =>
+    Effect.gen(function*() {
+      // Image ids looked up one by one are not grouped by product: the lookups are one partition.
+      if (config.ids && config.idLookup) return ["all"]
+      const client = yield* makeClient(config, ctx.name)
+      // The plain list holds the same images as `detailed/` (without URLs), so it is the cheaper listing.
+      const mode: Mode = config.mode === "detailed" ? "list" : config.mode
+      const products = new Set<number>()
+      yield* client.pages({ mode, filters: filtersOf(config), pageSize: listingPageSize, startPage: 1, concurrency: config.concurrency }).pipe(
+        Stream.runForEach((page) =>
+          Effect.sync(() => {
+            for (const item of page.results) {
+              const product = productOf(item)
+              if (product !== undefined) products.add(product)
+            }
+          })
+        )
+      )
+      const ids = [...products].sort((a, b) => a - b)
+      const chunks: Array<Partition> = []
+      for (let i = 0; i < ids.length; i += config.partitionSize) {
+        chunks.push({ products: ids.slice(i, i + config.partitionSize) as [number, ...Array<number>] })
+      }
+      return chunks
+    }),
   make: (config, ctx) =>
     Effect.gen(function*() {
-      const client = yield* Client.make({
-        source: ctx.name,
-        baseUrl: config.baseUrl,
-        channelId: config.channelId,
-        token: config.token,
-        timeout: config.timeout,
-        retry: config.retry,
-        ...(config.rateLimit ? { rateLimit: config.rateLimit } : {})
-      })
+      const client = yield* makeClient(config, ctx.name)
       const detailed = config.mode !== "list"
       const fields = { url: config.urlField, alt: config.altField }
-      const filters: Record<string, string | number | boolean | ReadonlyArray<string>> = {}
-      if (config.product !== undefined) filters.product = config.product
-      if (config.productIds) filters.product__pk__in = config.productIds.join(",")
-      if (config.ids && !config.idLookup) filters.id__in = config.ids.join(",")
-      if (config.isSellerProduct !== undefined) filters.is_seller_product = config.isSellerProduct ? "true" : "false"
-      // A multiple-choice filter: django-filter wants the parameter repeated, not comma-separated.
-      if (config.productType) filters.product_type = config.productType
+      const filters = filtersOf(config)
+      const partition = yield* partitionOf(ctx.partition, config, ctx.name)
+      if (partition !== "all") filters.product__pk__in = partition.products.join(",")
 
       const pageSize = Option.match(ctx.limit, { onNone: () => config.pageSize, onSome: (n) => Math.min(config.pageSize, Math.max(1, n)) })
-      const reading = describeReading(config, pageSize, filters)
+      const reading = describeReading(config, pageSize, filters, partition)
       const resume = Option.flatMap(ctx.checkpoint, (cp) => decodePosition(cp.value))
       if (Option.isSome(resume)) {
         const was = resume.value.reading ?? `mode=${resume.value.mode}`
@@ -188,17 +235,68 @@ export const channel = Source.define<ChannelConfig>({
     })
 })
 
-/** What a run reads, in words: the settings a saved position depends on. */
-const describeReading = (
+type Filters = Record<string, string | number | boolean | ReadonlyArray<string>>
+
+/** The list filters of a config, in the API's parameter names. */
+const filtersOf = (config: ChannelConfig): Filters => {
+  const filters: Filters = {}
+  if (config.product !== undefined) filters.product = config.product
+  if (config.productIds) filters.product__pk__in = config.productIds.join(",")
+  if (config.ids && !config.idLookup) filters.id__in = config.ids.join(",")
+  if (config.isSellerProduct !== undefined) filters.is_seller_product = config.isSellerProduct ? "true" : "false"
+  // A multiple-choice filter: django-filter wants the parameter repeated, not comma-separated.
+  if (config.productType) filters.product_type = config.productType
+  return filters
+}
+
+/** The client of a config. */
+const makeClient = (config: ChannelConfig, source: string) =>
+  Client.make({
+    source,
+    baseUrl: config.baseUrl,
+    channelId: config.channelId,
+    token: config.token,
+    timeout: config.timeout,
+    retry: config.retry,
+    ...(config.rateLimit ? { rateLimit: config.rateLimit } : {})
+  })
+
+/** The product id of a raw list item, when it has a valid one (an item without one is a dead letter of whichever read meets it). */
+const productOf = (item: unknown): number | undefined => {
+  const product = typeof item === "object" && item !== null ? (item as { readonly product?: unknown }).product : undefined
+  return typeof product === "number" && Number.isSafeInteger(product) ? product : undefined
+}
+
+/** The partition to read: all of the work, or one of `partitions`' chunks (anything else is refused). */
+const partitionOf = (
+  spec: Option.Option<Source.PartitionSpec>,
   config: ChannelConfig,
-  pageSize: number,
-  filters: Readonly<Record<string, string | number | boolean | ReadonlyArray<string>>>
-): string =>
-  [
+  source: string
+): Effect.Effect<Partition, ConfigError> => {
+  if (Option.isNone(spec)) return Effect.succeed("all")
+  const decoded = decodePartition(spec.value)
+  if (Option.isSome(decoded) && (decoded.value === "all" || !(config.ids && config.idLookup))) return Effect.succeed(decoded.value)
+  return Effect.fail(
+    new ConfigError({
+      message: `source '${source}': the partition ${JSON.stringify(spec.value).slice(0, 80)} is not one this config splits into ` +
+        `(a chunk of product ids {"products":[...]}, or "all" for id lookups)`
+    })
+  )
+}
+
+/** What a run reads, in words: the settings a saved position depends on (a partition's ids as a digest). */
+const describeReading = (config: ChannelConfig, pageSize: number, filters: Filters, partition: Partition): string => {
+  const partitioned = partition !== "all"
+  return [
     `mode=${config.mode}`,
     config.ids && config.idLookup ? `ids=${config.ids.join(",")}` : `pageSize=${pageSize}`,
-    ...Object.keys(filters).sort().map((k) => `${k}=${String(filters[k])}`),
+    ...Object.keys(filters).sort().filter((k) => !(partitioned && k === "product__pk__in")).map((k) => `${k}=${String(filters[k])}`),
+    ...(config.productIds && partitioned ? [`product__pk__in=${config.productIds.join(",")}`] : []),
+    ...(partitioned
+      ? [`partition=${partition.products.length}@${createHash("sha256").update(partition.products.join(",")).digest("hex").slice(0, 16)}`]
+      : []),
     ...(config.activeOnly ? ["activeOnly"] : [])
   ].join(" ")
+}
 
 export default channel

@@ -117,10 +117,10 @@ describe("Api.toProductImage", () => {
 })
 
 describe("Api.isActive", () => {
-  it("an image is active unless its status is passive or is_active is false", () => {
+  it("an image is active unless its status is disabled (or anything but active) or is_active is false", () => {
     expect(isActive(map(wireItem(1)))).toBe(true)
-    expect(isActive(map(wireItem(1, { status: "passive", is_active: false })))).toBe(false)
-    expect(isActive(map(wireItem(1, { status: "passive", is_active: true })))).toBe(false)
+    expect(isActive(map(wireItem(1, { status: "disabled", is_active: false })))).toBe(false)
+    expect(isActive(map(wireItem(1, { status: "disabled", is_active: true })))).toBe(false)
     expect(isActive(map(wireItem(1, { status: "active", is_active: false })))).toBe(false)
     expect(isActive(map({ pk: 1, product: 2 }))).toBe(true)
   })

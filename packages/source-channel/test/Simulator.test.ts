@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import {
   type CatalogueImage,
   type ChannelSimulator,
+  imageSources,
   make,
   productTypes,
   startChannelSimulator
@@ -248,8 +249,11 @@ describe("catalogue and list endpoint", () => {
     expect(catalogue.some((i) => i.width === null && i.height === null)).toBe(true)
     expect(catalogue.some((i) => i.hash === null)).toBe(true)
     expect(catalogue.some((i) => i.source === null)).toBe(true)
-    expect(catalogue.some((i) => i.source === "unified")).toBe(true)
-    expect(catalogue.some((i) => i.status === "passive" && !i.is_active)).toBe(true)
+    // `source` takes every value of the vendor's enum (unified, integration, seller_center) and null.
+    expect(new Set(catalogue.map((i) => i.source))).toEqual(new Set([null, ...imageSources]))
+    // `status` is the vendor's enum, active or disabled: never anything else.
+    expect(new Set(catalogue.map((i) => i.status))).toEqual(new Set(["active", "disabled"]))
+    expect(catalogue.some((i) => i.status === "disabled" && !i.is_active)).toBe(true)
     for (const image of catalogue) expect(image.is_active).toBe(image.status === "active")
     const dates = catalogue.flatMap((i) => [i.created_date, i.modified_date])
     for (const date of dates) {

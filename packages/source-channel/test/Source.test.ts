@@ -6,6 +6,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Simulator from "../src/Simulator.js"
+import * as FaultProxy from "./FaultProxy.js"
 import {
   byPks,
   check,
@@ -46,7 +47,7 @@ describe("channel source: read modes", () => {
       expect(sim.catalogue.some((i) => /\.\d{6}/.test(i.modified_date))).toBe(true)
       expect(sim.catalogue.some((i) => i.hash === null)).toBe(true)
       expect(sim.catalogue.some((i) => i.width === null)).toBe(true)
-      expect(sim.catalogue.some((i) => i.status === "passive")).toBe(true)
+      expect(sim.catalogue.some((i) => i.status === "disabled")).toBe(true)
       expect(sim.catalogue.some((i) => i.alt === null)).toBe(true)
     })))
 
@@ -65,10 +66,10 @@ describe("channel source: read modes", () => {
       const result = yield* run(simConfig(sim))
       expect(result.records.map(plain)).toEqual(expectedAll(sim, sim.catalogue, true))
       expect(result.rejected).toEqual([])
-      // Passive images are emitted too, marked as such.
-      const passive = result.records.filter((r) => r.extra.status === "passive")
-      expect(passive.length).toBe(sim.catalogue.filter((i) => !i.is_active).length)
-      expect(passive.every((r) => r.extra.isActive === false)).toBe(true)
+      // Disabled images are emitted too, marked as such.
+      const disabled = result.records.filter((r) => r.extra.status === "disabled")
+      expect(disabled.length).toBe(sim.catalogue.filter((i) => !i.is_active).length)
+      expect(disabled.every((r) => r.extra.isActive === false)).toBe(true)
     })))
 
   it.live("detailed: the URL serves exactly the image's bytes", () =>
@@ -199,7 +200,7 @@ describe("channel source: filters", () => {
       expect(sim.requests().total).toBe(1)
     })))
 
-  it.live("activeOnly: passive images are left out (and by default they are kept)", () =>
+  it.live("activeOnly: disabled images are left out (and by default they are kept)", () =>
     live(Effect.gen(function*() {
       const sim = yield* Simulator.make()
       const active = sim.catalogue.filter((i) => i.is_active && i.status === "active")
@@ -300,6 +301,48 @@ describe("channel source: faults", () => {
       expect(result.records.map(plain)).toEqual(expectedAll(sim, sim.catalogue.slice(0, 20), true))
       expect(result.rejected).toEqual([])
       expect(result.retries).toBeGreaterThan(0)
+    })))
+})
+
+describe("channel source: a 10 % fault mix (5xx, 503 + Retry-After, resets, truncated and cut bodies, stalls)", () => {
+  /** Every tenth request answered badly by a proxy in front of a clean simulator, the kinds in turn. */
+  const proxied = (sim: Simulator.ChannelSimulator) =>
+    FaultProxy.make({
+      upstream: sim.url,
+      every: 10,
+      serverError: { status: 500, headers: { "Content-Type": "application/json" }, body: JSON.stringify({ detail: "A server error occurred." }) },
+      unavailable: {
+        status: 503,
+        headers: { "Content-Type": "application/json", "Retry-After": "1" },
+        body: JSON.stringify({ detail: "Service temporarily unavailable, try again later." })
+      }
+    })
+
+  it.live("the detailed list, 4 pages at a time: every image exactly once, every kind of fault met and retried", () =>
+    live(Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const proxy = yield* proxied(sim)
+      // A stall ends at the attempt timeout; pages of 2 make enough requests to meet every kind.
+      const result = yield* run({ ...simConfig(sim, { pageSize: 2, concurrency: 4, timeout: "2 seconds" }), baseUrl: proxy.url })
+      expect(result.records.map(plain)).toEqual(expectedAll(sim, sim.catalogue, true))
+      expect(result.rejected).toEqual([])
+      expect(result.checkpoints).toEqual(pagesOf(sim.catalogue, 2).map((_, i) => ({ mode: "detailed", page: i + 1 })))
+      expect(proxy.requests()).toBeGreaterThanOrEqual(10 * FaultProxy.faultKinds.length)
+      const injected = proxy.injected()
+      for (const kind of FaultProxy.faultKinds) expect(injected[kind], kind).toBeGreaterThan(0)
+      // Each fault costs at least one retry (a slow machine may add timeouts of its own).
+      expect(result.retries).toBeGreaterThanOrEqual(Object.values(injected).reduce((a, b) => a + b, 0))
+    })))
+
+  it.live("a queue followed by its next links through the proxy: every image of the queue exactly once", () =>
+    live(Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const proxy = yield* proxied(sim)
+      const result = yield* run({ ...simConfig(sim, { mode: "inserts_or_updates", pageSize: 1, timeout: "2 seconds" }), baseUrl: proxy.url })
+      const pks = [...new Set([...sim.queues.inserts, ...sim.queues.updates])]
+      expect(result.records.map(plain)).toEqual(expectedAll(sim, byPks(sim, pks), false))
+      expect(result.rejected).toEqual([])
+      expect(Object.values(proxy.injected()).reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
     })))
 })
 
