@@ -10,7 +10,10 @@ import { fileURLToPath } from "node:url"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const cli = path.join(root, "packages/cli/bin/effetl.js")
-const out = path.join(root, "out")
+// The demo writes under `<dir>/out`: the repository root, or EFFETL_DEMO_DIR (the tests use a temp dir,
+// so they never touch a user's out/). The pipeline's relative paths are relative to that directory.
+const workDir = path.resolve(process.env.EFFETL_DEMO_DIR ?? root)
+const out = path.join(workDir, "out")
 
 if (!fs.existsSync(path.join(root, "packages/cli/dist/main.js"))) {
   console.log("building packages (first run)...")
@@ -36,8 +39,8 @@ console.log(`bigcommerce simulator: ${bigcommerce.url} (${bigcommerce.products.l
 
 // A fresh demo each time: its state lives in out/images.db with the data, and the output is its own.
 for (const f of ["images.db", "images.db-wal", "images.db-shm", "images.db-journal"]) fs.rmSync(path.join(out, f), { force: true })
-const child = spawn(process.execPath, [cli, "run", "examples/demo.yaml", ...process.argv.slice(2)], {
-  cwd: root,
+const child = spawn(process.execPath, [cli, "run", path.join(root, "examples/demo.yaml"), ...process.argv.slice(2)], {
+  cwd: workDir,
   stdio: "inherit",
   env: {
     ...process.env,

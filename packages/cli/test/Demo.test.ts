@@ -90,7 +90,9 @@ const key = (r: Readonly<Record<string, unknown>>) =>
 describe("the demo and the library example", () => {
   it("npm run demo reads all four APIs into CSV, JSONL, Parquet, the image store and SQLite, and every output is right", async () => {
     const expected = await expectedAll()
-    const r = await run("npm", ["run", "demo", "--silent"])
+    // in a temp dir: the test never touches the checkout's out/
+    const demoDir = tempDir("demo")
+    const r = await run("npm", ["run", "demo", "--silent"], { EFFETL_DEMO_DIR: demoDir })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/pipeline demo · run \S+ · finished in/)
     for (const source of ["channel", "acceo", "shoplazza", "bigcommerce"]) {
@@ -98,7 +100,8 @@ describe("the demo and the library example", () => {
     }
     // Acceo's feed warns on some lots: the summary counts them.
     expect(Number(/\nacceo\s+acceo(?:\s+\d+){4}\s+\d+\s+(\d+)/.exec(r.stdout)?.[1])).toBeGreaterThan(0)
-    const out = path.join(root, "out")
+    const out = path.join(demoDir, "out")
+    expect(r.stdout).toContain(`The demo's output is in ${out}`)
 
     const rows = parse(fs.readFileSync(path.join(out, "images.csv")), { columns: true }) as Array<Row>
     checkRows(rows, expected)
