@@ -2,6 +2,9 @@
  * Finds plugins by name: a built-in short name (`channel`, `csv`, `dedupe-by-hash`), an npm package
  * name, or a relative module path (`./plugins/my-source.js`). A module's default export is the plugin.
  * State stores (`state: { use: ... }`) are a plugin kind too; core's JSON file store is always built in as `json`.
+ *
+ * A built-in may be registered lazily (`Registry.lazy`): by name, with a loader (a dynamic `import()`)
+ * that runs the first time a pipeline uses it, so a program loads only the plugin packages it needs.
  */
 import * as Effect from "effect/Effect"
 import { createRequire } from "node:module"
@@ -30,28 +33,79 @@ export interface Registry {
   readonly sinks: ReadonlyArray<SinkPlugin>
   /** State stores besides core's `json` file store (which is always built in). */
   readonly stateStores?: ReadonlyArray<StateStorePlugin>
+  /** Built-ins of any kind known by name and loaded the first time they are resolved (see `lazy`). */
+  readonly lazy?: ReadonlyArray<LazyPlugin>
 }
 
-/** Makes a registry of built-ins, refusing two plugins of one kind with the same name. */
+/** A built-in known by kind and name whose module is loaded only when a pipeline uses it. */
+export interface LazyPlugin<K extends Kind = Kind> {
+  readonly _tag: "LazyPlugin"
+  readonly kind: K
+  readonly name: string
+  /** Loads the plugin, typically `() => import("@scope/package").then((m) => m.plugin)`. */
+  readonly load: () => Promise<PluginOf<K>>
+}
+
+/** Registers a built-in by kind and name, to be loaded by `load` on first use. */
+export const lazy = <K extends Kind>(kind: K, name: string, load: () => Promise<PluginOf<K>>): LazyPlugin<K> => ({
+  _tag: "LazyPlugin",
+  kind,
+  name,
+  load
+})
+
+/** Makes a registry of built-ins, refusing two plugins of one kind with the same name (loaded or lazy). */
 export const make = (builtins: Registry): Registry => {
-  for (
-    const [kind, list] of [
-      ["source", builtins.sources],
-      ["transform", builtins.transforms],
-      ["sink", builtins.sinks],
-      ["state store", [jsonStateStore, ...(builtins.stateStores ?? [])]]
-    ] as const
-  ) {
+  for (const kind of ["source", "transform", "sink", "state"] as const) {
     const seen = new Set<string>()
-    for (const p of list) {
-      if (seen.has(p.name)) throw new Error(`two built-in ${kind} plugins are named '${p.name}'`)
-      seen.add(p.name)
+    for (const name of names(builtins, kind)) {
+      if (seen.has(name)) throw new Error(`two built-in ${kindName[kind]} plugins are named '${name}'`)
+      seen.add(name)
     }
   }
   return builtins
 }
 
-/** The built-ins of a kind. */
+/** The names of every built-in of a kind, loaded or lazy, in registration order. */
+export const names = (registry: Registry, kind: Kind): ReadonlyArray<string> => [
+  ...builtinsOf(registry, kind).map((p) => p.name),
+  ...lazyOf(registry, kind).map((l) => l.name)
+]
+
+/** The lazy built-ins of a kind. */
+const lazyOf = <K extends Kind>(registry: Registry, kind: K): ReadonlyArray<LazyPlugin<K>> =>
+  (registry.lazy ?? []).filter((l): l is LazyPlugin<K> => l.kind === kind)
+
+/**
+ * The same registry with every lazy built-in loaded, for what needs them all (`effetl plugins`, the
+ * pipeline JSON Schema). Loaded plugins keep the order of registration, lazy ones after the others.
+ */
+export const loadAll = (registry: Registry): Effect.Effect<Registry, ConfigError> =>
+  Effect.gen(function*() {
+    const loaded = yield* Effect.forEach(registry.lazy ?? [], (l) => loadLazy(l, l.kind, "built-ins"))
+    const of = <K extends Kind>(kind: K) => loaded.filter((_, i) => registry.lazy![i]!.kind === kind) as Array<PluginOf<K>>
+    return {
+      sources: [...registry.sources, ...of("source")],
+      transforms: [...registry.transforms, ...of("transform")],
+      sinks: [...registry.sinks, ...of("sink")],
+      stateStores: [...(registry.stateStores ?? []), ...of("state")]
+    }
+  })
+
+/** Runs a lazy entry's loader, checking that it gave a plugin of its kind and name. */
+const loadLazy = <K extends Kind>(entry: LazyPlugin<K>, kind: K, where: string): Effect.Effect<PluginOf<K>, ConfigError> =>
+  Effect.tryPromise({
+    try: () => entry.load(),
+    catch: (e) =>
+      new ConfigError({ message: `${where}: could not load the built-in ${kindName[kind]} plugin '${entry.name}': ${e instanceof Error ? e.message : String(e)}`, path: where })
+  }).pipe(
+    Effect.filterOrFail(
+      (p): p is PluginOf<K> => isKind(kind, p) && p.name === entry.name,
+      () => new ConfigError({ message: `${where}: built-in '${entry.name}' did not load as a ${kindName[kind]} plugin of that name`, path: where })
+    )
+  )
+
+/** The loaded built-ins of a kind (a lazy registry's other built-ins are in `names`; `loadAll` loads them). */
 export const builtinsOf = <K extends Kind>(registry: Registry, kind: K): ReadonlyArray<PluginOf<K>> =>
   (kind === "source"
     ? registry.sources
@@ -86,6 +140,8 @@ export const resolve = <K extends Kind>(
 ): Effect.Effect<PluginOf<K>, ConfigError> => {
   const builtin = builtinsOf(registry, kind).find((p) => p.name === use)
   if (builtin) return Effect.succeed(builtin)
+  const deferred = lazyOf(registry, kind).find((l) => l.name === use)
+  if (deferred) return loadLazy(deferred, kind, where)
   const isPath = use.startsWith("./") || use.startsWith("../") || path.isAbsolute(use)
   const isPackage = /^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/[\w./-]+)?$/i.test(use)
   if (!isPath && !isPackage) {
@@ -121,6 +177,6 @@ export const resolve = <K extends Kind>(
 
 const unknownPlugin = (registry: Registry, kind: Kind, use: string, where: string) =>
   new ConfigError({
-    message: `${where}: unknown ${kindName[kind]} plugin '${use}'. Built-in ${kindName[kind]}s: ${builtinsOf(registry, kind).map((p) => p.name).join(", ") || "none"}; or give an npm package name or a relative path like ./my-plugin.js`,
+    message: `${where}: unknown ${kindName[kind]} plugin '${use}'. Built-in ${kindName[kind]}s: ${names(registry, kind).join(", ") || "none"}; or give an npm package name or a relative path like ./my-plugin.js`,
     path: where
   })

@@ -61,6 +61,24 @@ export interface SinkPlugin<Config = any> {
     config: Config,
     context: SinkContext
   ) => Effect.Effect<SinkInstance, SinkError | ConfigError, PluginServices | Scope.Scope>
+  /**
+   * The files and directories the sink writes for a config, so that two outputs on one path (or an
+   * output on the state or dead-letter file) are found before a run touches anything (`PathConflicts`).
+   * Leave it out for a sink that writes no local files.
+   */
+  readonly outputs?: (config: Config) => ReadonlyArray<SinkOutput>
+}
+
+/** A file or directory a sink writes. */
+export interface SinkOutput {
+  /** The option of the sink's config that names it (`path`, `dir`), for messages. */
+  readonly option: string
+  /** The absolute path, resolved as the sink resolves it. */
+  readonly path: string
+  /** `file`: one file (staged beside it). `directory`: the sink owns what is in it. */
+  readonly kind: "file" | "directory"
+  /** The part of a shared file it writes (a database table): outputs on one file with different parts do not conflict. */
+  readonly part?: string
 }
 
 /** Defines a sink plugin. */

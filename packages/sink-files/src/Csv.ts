@@ -5,6 +5,7 @@ import { Config, type ProductImage, Sink, toJson } from "@effetl/core"
 import { stringify } from "csv-stringify/sync"
 import type * as Chunk from "effect/Chunk"
 import * as Schema from "effect/Schema"
+import * as path from "node:path"
 import * as FileOutput from "./FileOutput.js"
 
 /** The CSV columns, in order. */
@@ -58,6 +59,7 @@ export const csv = Sink.define<CsvConfig>({
     "durable part files; overwrite mode publishes the complete run atomically at the end, append mode " +
     "publishes one part file per commit.",
   config: CsvConfig,
+  outputs: (config) => [{ option: "path", path: path.resolve(config.path), kind: config.mode === "append" ? "directory" : "file" }],
   make: (config, context) => {
     const options = { delimiter: config.delimiter, escape_formulas: config.escapeFormulas, eof: true }
     const header = stringify([[...columns]], { delimiter: config.delimiter, eof: true })

@@ -124,6 +124,14 @@ export const images = Sink.define<ImageStoreConfig>({
     manifestColumns.join(", ") + ") under the commit protocol. A record whose image cannot be had gets a " +
     "manifest row with an empty path and the error.",
   config: ImageStoreConfig,
+  outputs: (config) => [
+    { option: "dir", path: path.resolve(config.dir), kind: "directory" },
+    {
+      option: config.manifestPath === undefined ? "dir" : "manifestPath",
+      path: path.resolve(config.manifestPath ?? path.join(config.dir, config.mode === "append" ? "manifest" : `manifest.${config.manifest}`)),
+      kind: config.mode === "append" ? "directory" : "file"
+    }
+  ],
   make: (config, context) =>
     Effect.gen(function*() {
       const name = context.name

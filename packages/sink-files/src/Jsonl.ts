@@ -4,6 +4,7 @@
 import { Config, DeadLetterWriter, type ProductImage, Sink, toJson } from "@effetl/core"
 import type * as Chunk from "effect/Chunk"
 import * as Schema from "effect/Schema"
+import * as path from "node:path"
 import * as FileOutput from "./FileOutput.js"
 
 /** The `jsonl` sink's config. */
@@ -29,6 +30,7 @@ export const jsonl = Sink.define<JsonlConfig>({
     "bytes only with includeBytes). Commits are durable part files; overwrite mode publishes the complete " +
     "run atomically at the end, append mode publishes one part file per commit.",
   config: JsonlConfig,
+  outputs: (config) => [{ option: "path", path: path.resolve(config.path), kind: config.mode === "append" ? "directory" : "file" }],
   make: (config, context) =>
     FileOutput.make(config, context, {
       ext: "jsonl",

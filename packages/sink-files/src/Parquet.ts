@@ -7,6 +7,7 @@
 import { Config, DeadLetterWriter, type ProductImage, Sink } from "@effetl/core"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as path from "node:path"
 import { columns as csvColumns } from "./Csv.js"
 import * as FileOutput from "./FileOutput.js"
 import * as ParquetEngine from "./ParquetEngine.js"
@@ -98,6 +99,11 @@ export const parquet = Sink.define<ParquetConfig>({
     "part file; overwrite mode merges the parts into one file published atomically at the end, append mode " +
     "publishes a part per commit; partitionBy [source] writes Hive-style source=<value>/ directories.",
   config: ParquetConfig,
+  outputs: (config) => [{
+    option: "path",
+    path: path.resolve(config.path),
+    kind: config.mode === "append" || config.partitionBy.length > 0 ? "directory" : "file"
+  }],
   make: (config, context) => {
     const tableColumns = config.includeExtra ? columns : columns.slice(0, -1)
     return Effect.map(ParquetOutput.make<ProductImage>(
