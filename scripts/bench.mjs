@@ -10,6 +10,14 @@
 // peak RSS is its own. The channel simulator of a case runs in this (the parent) process on
 // 127.0.0.1, so its catalogue is neither timed nor counted in the case's RSS. Every output goes to
 // a temp directory that is removed at the end. Uses the built packages (`packages/*/dist`).
+//
+// Anchors: a case with an `anchor` also runs, in a child of its own and against the same simulator,
+// a hand-written loop that does the same work (scripts/bench-anchors.mjs: plain Node, undici,
+// node:crypto, csv-stringify, the same concurrency). Each pair runs `--repeat` times (default 3,
+// effetl and the anchor taking turns to go first), the two outputs must hold the same rows, and the
+// median ratios effetl ÷ anchor of CPU and wall time are printed with the load average. Ratios are
+// printed, never asserted.
+//   npm run bench -- --case list-csv --repeat 1   one pair
 import { fork, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -21,14 +29,21 @@ const self = fileURLToPath(import.meta.url)
 
 // --- options -----------------------------------------------------------------------------------
 
-const usage = "usage: node scripts/bench.mjs [--quick] [--case <id>]\n\ncases:\n"
+const usage = "usage: node scripts/bench.mjs [--quick] [--case <id>] [--repeat <n>]\n\ncases:\n"
 
 const parseArgs = (argv) => {
-  const opts = { quick: false, cases: [], child: false }
+  const opts = { quick: false, cases: [], child: false, anchor: false, repeat: undefined }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === "--quick") opts.quick = true
     else if (a === "--child") opts.child = true
+    else if (a === "--anchor") opts.anchor = true
+    else if (a === "--repeat" || a.startsWith("--repeat=")) {
+      const v = a === "--repeat" ? argv[++i] : a.slice("--repeat=".length)
+      const n = Number(v)
+      if (!Number.isInteger(n) || n < 1) fail("--repeat needs a whole number of pairs, 1 or more")
+      opts.repeat = n
+    }
     else if (a === "--case") {
       const v = argv[++i]
       if (v === undefined) fail("--case needs a case id")
@@ -55,7 +70,14 @@ const fail = (message) => {
 
 /**
  * A case: `sim` (simulator options, or undefined when it needs none) and `run(env)`, which runs in
- * the child process and returns `{ records, note }`. Timing and RSS are taken around `run`.
+ * the child process and returns `{ records, note }`. Timing and RSS are taken around `run` (a `run`
+ * that times its own core work returns `seconds` and `cpuSeconds`, which are used instead).
+ *
+ * Anchored cases add `anchor: { run(env) }`, the hand-written loop (its child loads none of effetl),
+ * and `same`: the output file both write, checked to hold the same rows (CSV: the same header and the
+ * same rows in any order; otherwise the same lines). `ideal: { latencyMs, concurrency(pathname) }`
+ * adds wall time ÷ the ideal (Σ requests × latency ÷ concurrency, from the simulator's counts).
+ * `repeat` is the default number of pairs (otherwise 3).
  */
 const cases = [
   {
@@ -68,19 +90,45 @@ const cases = [
         transforms: [],
         sinks: ["csv"],
         expectAll: true
-      })
+      }),
+    anchor: { run: (env) => runAnchor(env, "listCsv") },
+    same: "images.csv"
   },
   {
+    // Detailed mode: every image downloaded (hash-content's default 8 at a time), validate → hash →
+    // dedupe within each product → renumber → CSV.
     id: "detailed-transforms",
-    name: "channel→csv+jsonl (demo transforms)",
+    name: "channel→csv (detailed, demo transforms)",
     sim: (quick) => ({ products: quick ? 150 : 1_000, seed: 7 }),
-    run: (env) =>
-      runPipeline(env, {
-        mode: "detailed",
-        transforms: [["validate"], ["hash-content"], ["dedupe-by-hash", { scope: "product" }], ["normalise-sequence", { start: 1 }]],
-        sinks: ["csv", "jsonl"],
-        expectAll: false
-      })
+    run: (env) => runPipeline(env, detailedSpec),
+    anchor: { run: (env) => runAnchor(env, "detailedCsv") },
+    same: "images.csv"
+  },
+  {
+    // The same, bound by the API: the simulator answers every request (pages and images) 50 ms late.
+    // The ideal wall time: Σ requests × 50 ms ÷ concurrency (pages 4 at a time, images 8 at a time).
+    id: "detailed-latency",
+    name: "channel→csv (detailed, 50 ms latency)",
+    sim: (quick) => ({
+      products: quick ? 150 : 1_000,
+      seed: 7,
+      faults: { kinds: ["latency"], rate: 1, latencyMs: 50, maxConsecutive: 1_000_000 }
+    }),
+    run: (env) => runPipeline(env, detailedSpec),
+    anchor: { run: (env) => runAnchor(env, "detailedCsv") },
+    same: "images.csv",
+    ideal: { latencyMs: 50, concurrency: (pathname) => (pathname.startsWith("/media/") ? downloadConcurrency : pageConcurrency) },
+    repeat: 1
+  },
+  {
+    // hash-content on images that arrived as bytes (2 KiB each, batches of 1,000) against raw
+    // node:crypto over the same bytes, one hash object per image. Only the hashing is timed.
+    id: "hash-content",
+    name: "hash-content (2 KiB inline images)",
+    sim: undefined,
+    run: (env) => runHash(env),
+    anchor: { run: (env) => runHashAnchor(env) },
+    same: "hashes.txt"
   },
   {
     id: "grouping-spill",
@@ -195,6 +243,95 @@ const load = async () => ({
   NodePath: await import("@effect/platform-node/NodePath")
 })
 
+/** The channel source's settings in every channel case (and in their anchors). */
+const pageSize = 1000
+const pageConcurrency = 4
+/** hash-content's default download concurrency. */
+const downloadConcurrency = 8
+
+const detailedSpec = {
+  mode: "detailed",
+  transforms: [["validate"], ["hash-content"], ["dedupe-by-hash", { scope: "product" }], ["normalise-sequence", { start: 1 }]],
+  sinks: ["csv"],
+  expectAll: false
+}
+
+/** Runs a hand-written channel anchor (scripts/bench-anchors.mjs) against the parent's simulator. */
+const runAnchor = async (env, which) => {
+  const anchors = await import("./bench-anchors.mjs")
+  const started = performance.now()
+  const r = await anchors[which]({ sim: env.sim, dir: env.dir, pageSize, concurrency: pageConcurrency, downloads: downloadConcurrency })
+  const seconds = (performance.now() - started) / 1000
+  const notes = [`${r.pages} pages`]
+  if (r.written !== r.records) notes.push(`${r.written} written`)
+  if (r.deduped) notes.push(`${r.deduped} deduped`)
+  if (r.rejected) notes.push(`${r.rejected} invalid`)
+  return { records: r.records, seconds, outputBytes: r.outputBytes, note: notes.join(", ") }
+}
+
+/** The hash case's input: the same images in both children (20,000 × 2 KiB), hashed `passes` times. */
+const hashInput = (quick) => ({ count: 20_000, size: 2048, passes: quick ? 2 : 10 })
+
+/** hash-content (the built-in plugin, made as the runner makes it) over batches of records carrying bytes. */
+const runHash = async (env) => {
+  const { core, Effect, Option, Chunk } = await load()
+  const { syntheticImages } = await import("./bench-anchors.mjs")
+  const { count, size, passes } = hashInput(env.quick)
+  const images = syntheticImages(count, size)
+  const batches = []
+  for (let b = 0; b < count; b += 1000) {
+    const records = images.slice(b, b + 1000).map((bytes, i) =>
+      core.ProductImage.unchecked({
+        source: "bench", productId: String(1 + Math.floor((b + i) / 4)), imageId: String(b + i + 1), position: (b + i) % 4,
+        url: null, filename: null, width: null, height: null, alt: null, contentHash: null, createdAt: null, updatedAt: null,
+        bytes, extra: {}
+      })
+    )
+    batches.push(core.Batch.make(records, Option.none()))
+  }
+  const plugin = core.builtinTransforms.find((t) => t.name === "hash-content")
+  const config = (await import("effect/Schema")).decodeUnknownSync(plugin.config)({})
+  const program = Effect.gen(function*() {
+    const transform = yield* plugin.make(config, { key: "0:hash-content", state: Option.none() })
+    const cpuBefore = process.cpuUsage()
+    const started = performance.now()
+    let last = []
+    for (let pass = 0; pass < passes; pass++) {
+      last = []
+      for (const batch of batches) last.push(yield* transform.apply(batch))
+    }
+    const cpu = process.cpuUsage(cpuBefore)
+    return { last, seconds: (performance.now() - started) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
+  }).pipe(Effect.scoped, Effect.provide(core.Runner.platformLayer))
+  const { last, seconds, cpuSeconds } = await Effect.runPromise(program)
+  const hashes = last.flatMap((b) => Chunk.toReadonlyArray(b.records).map((r) => r.contentHash))
+  fs.writeFileSync(path.join(env.dir, "hashes.txt"), hashes.join("\n") + "\n")
+  return hashResult(count, size, passes, seconds, cpuSeconds)
+}
+
+/** Raw node:crypto over the same images. */
+const runHashAnchor = async (env) => {
+  const { syntheticImages, hashImages } = await import("./bench-anchors.mjs")
+  const { count, size, passes } = hashInput(env.quick)
+  const images = syntheticImages(count, size)
+  const cpuBefore = process.cpuUsage()
+  const started = performance.now()
+  let hashes = []
+  for (let pass = 0; pass < passes; pass++) hashes = hashImages(images)
+  const cpu = process.cpuUsage(cpuBefore)
+  const seconds = (performance.now() - started) / 1000
+  fs.writeFileSync(path.join(env.dir, "hashes.txt"), hashes.join("\n") + "\n")
+  return hashResult(count, size, passes, seconds, (cpu.user + cpu.system) / 1e6)
+}
+
+const hashResult = (count, size, passes, seconds, cpuSeconds) => ({
+  records: count * passes,
+  seconds,
+  cpuSeconds,
+  outputBytes: count * passes * size, // the bytes hashed
+  note: `${count} images of ${size} bytes × ${passes} passes: ${((count * passes * size) / 1e6 / cpuSeconds).toFixed(0)} MB per CPU second`
+})
+
 /** A channel pipeline against the parent's simulator, run with `Runner.runNode`. */
 const runPipeline = async (env, spec) => {
   const { core, files, channel, Effect, Logger, LogLevel } = await load()
@@ -220,8 +357,8 @@ const runPipeline = async (env, spec) => {
             channelId: env.sim.channelId,
             token: env.sim.token,
             mode: spec.mode,
-            pageSize: 1000,
-            concurrency: 4
+            pageSize,
+            concurrency: pageConcurrency
           }
         }
       },
@@ -336,12 +473,23 @@ const runChild = async (opts) => {
     sim: process.env.EFFETL_BENCH_SIM ? JSON.parse(process.env.EFFETL_BENCH_SIM) : undefined
   }
   try {
-    await load() // module loading is neither timed nor counted as CPU (the imports are cached for `run`)
+    // Module loading is neither timed nor counted as CPU (the imports are cached for `run`). An
+    // anchor's child loads none of effetl.
+    if (opts.anchor) {
+      if (c.anchor === undefined) throw new Error(`case ${c.id} has no anchor`)
+    } else await load()
     const cpuBefore = process.cpuUsage()
-    const result = await c.run(env)
+    const result = await (opts.anchor ? c.anchor.run(env) : c.run(env))
     const cpu = process.cpuUsage(cpuBefore)
+    const whole = process.cpuUsage()
     const peakRssMb = process.resourceUsage().maxRSS / 1024 // maxRSS is in KiB
-    process.send({ ok: true, ...result, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb })
+    process.send({
+      ok: true,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      ...result,
+      processCpuSeconds: (whole.user + whole.system) / 1e6,
+      peakRssMb
+    })
   } catch (e) {
     process.send({ ok: false, error: e instanceof Error ? e.message : String(e) })
   }
@@ -372,13 +520,20 @@ const closeSimulators = async () => {
   simulators.clear()
 }
 
-const runCase = async (c, opts, baseDir) => {
-  const dir = fs.mkdtempSync(path.join(baseDir, `${c.id}-`))
+/**
+ * Runs a case (or, with `anchor`, its anchor) in a child. With `keep`, its directory is left for the
+ * caller (returned as `dir`) to inspect and remove. `requests`: the simulator's requests by path
+ * during the child's run.
+ */
+const runCase = async (c, opts, baseDir, { anchor = false, keep = false } = {}) => {
+  const dir = fs.mkdtempSync(path.join(baseDir, `${c.id}${anchor ? "-anchor" : ""}-`))
   let sim
   let simNote = ""
   if (c.sim) ({ sim, note: simNote } = await simulatorFor(c.sim(opts.quick)))
+  const before = sim?.requests().byPath
+  let kept = false
   try {
-    const child = fork(self, ["--case", c.id, "--child", ...(opts.quick ? ["--quick"] : [])], {
+    const child = fork(self, ["--case", c.id, "--child", ...(anchor ? ["--anchor"] : []), ...(opts.quick ? ["--quick"] : [])], {
       cwd: dir,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       env: {
@@ -393,9 +548,112 @@ const runCase = async (c, opts, baseDir) => {
     child.on("message", (m) => (message = m))
     const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c ?? 1)))
     if (message === undefined) return { ok: false, error: `child exited with code ${code} and no result` }
-    return { ...message, simNote }
+    const requests = {}
+    if (sim) for (const [p, n] of Object.entries(sim.requests().byPath)) if (n - (before[p] ?? 0) > 0) requests[p] = n - (before[p] ?? 0)
+    kept = keep
+    return { ...message, simNote, requests, ...(keep ? { dir } : {}) }
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true })
+    if (!kept) fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Whether two outputs hold the same rows: CSV files the same header and rows in any order, other files the same lines. */
+const sameRows = async (file, a, b) => {
+  if (!fs.existsSync(a) || !fs.existsSync(b)) return { ok: false, note: `${file} is missing from ${fs.existsSync(a) ? "the anchor's" : "effetl's"} output` }
+  let ra
+  let rb
+  let header = ""
+  if (file.endsWith(".csv")) {
+    const { parse } = await import("csv-parse/sync")
+    ra = parse(fs.readFileSync(a), { relax_column_count: true })
+    rb = parse(fs.readFileSync(b), { relax_column_count: true })
+    const [ha, hb] = [JSON.stringify(ra.shift() ?? []), JSON.stringify(rb.shift() ?? [])]
+    if (ha !== hb) return { ok: false, note: `${file}: the columns differ: effetl ${ha}, anchor ${hb}` }
+    ra = ra.map((r) => JSON.stringify(r))
+    rb = rb.map((r) => JSON.stringify(r))
+    header = ", same columns"
+  } else {
+    ra = fs.readFileSync(a, "utf8").split("\n").filter((l) => l !== "")
+    rb = fs.readFileSync(b, "utf8").split("\n").filter((l) => l !== "")
+  }
+  ra.sort()
+  rb.sort()
+  const n = Math.max(ra.length, rb.length)
+  for (let i = 0; i < n; i++) {
+    if (ra[i] !== rb[i]) {
+      return {
+        ok: false,
+        note: `${file}: effetl has ${ra.length} rows, the anchor ${rb.length}; first difference (sorted): effetl ${ra[i] ?? "(none)"}, anchor ${rb[i] ?? "(none)"}`
+      }
+    }
+  }
+  return { ok: true, note: `${file}: the same ${int(ra.length)} rows${header}` }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((x, y) => x - y)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+/** Wall time ÷ the ideal: Σ over paths of requests × latency ÷ that path's concurrency. */
+const idealSeconds = (ideal, requests) =>
+  Object.entries(requests).reduce((t, [p, n]) => t + (n * ideal.latencyMs) / 1000 / ideal.concurrency(p), 0)
+
+/**
+ * Runs an anchored case: `repeat` pairs (effetl and the anchor take turns to go first), each pair's
+ * outputs checked to hold the same rows. Returns the median effetl run, the median anchor run and
+ * the median ratios.
+ */
+const runPairs = async (c, opts, baseDir) => {
+  const repeat = opts.repeat ?? c.repeat ?? 3
+  const pairs = []
+  for (let i = 0; i < repeat; i++) {
+    const loadAvg = os.loadavg()[0]
+    const order = i % 2 === 0 ? [false, true] : [true, false]
+    const got = {}
+    for (const anchor of order) got[anchor ? "anchor" : "effetl"] = await runCase(c, opts, baseDir, { anchor, keep: true })
+    const { effetl, anchor } = got
+    try {
+      if (!effetl.ok || !anchor.ok) {
+        return { ok: false, error: !effetl.ok ? effetl.error : `anchor: ${anchor.error}`, simNote: effetl.simNote }
+      }
+      const same = await sameRows(c.same, path.join(effetl.dir, c.same), path.join(anchor.dir, c.same))
+      if (!same.ok) return { ok: false, error: `the outputs differ: ${same.note}`, simNote: effetl.simNote }
+      const pair = { effetl, anchor, load: loadAvg, same, cpuRatio: effetl.cpuSeconds / anchor.cpuSeconds, wallRatio: effetl.seconds / anchor.seconds }
+      if (c.ideal) {
+        pair.effetlIdeal = effetl.seconds / idealSeconds(c.ideal, effetl.requests)
+        pair.anchorIdeal = anchor.seconds / idealSeconds(c.ideal, anchor.requests)
+        pair.ideal = idealSeconds(c.ideal, effetl.requests)
+      }
+      pairs.push(pair)
+      const f = (n) => n.toFixed(2)
+      console.log(
+        `  pair ${i + 1} (load ${f(loadAvg)}): effetl ${f(effetl.cpuSeconds)} s CPU, ${f(effetl.seconds)} s wall, ${int(effetl.peakRssMb)} MB | ` +
+          `hand-written ${f(anchor.cpuSeconds)} s CPU, ${f(anchor.seconds)} s wall, ${int(anchor.peakRssMb)} MB | ` +
+          `CPU ${f(pair.cpuRatio)}×, wall ${f(pair.wallRatio)}×` +
+          (c.ideal ? ` | wall ÷ ideal: effetl ${f(pair.effetlIdeal)}×, hand-written ${f(pair.anchorIdeal)}×` : "")
+      )
+    } finally {
+      for (const r of [effetl, anchor]) if (r.dir) fs.rmSync(r.dir, { recursive: true, force: true })
+    }
+  }
+  const pick = (key) => {
+    const m = median(pairs.map((p) => p[key]))
+    return pairs.reduce((best, p) => (Math.abs(p[key] - m) < Math.abs(best[key] - m) ? p : best))
+  }
+  const mid = pick("cpuRatio")
+  return {
+    ok: true,
+    ...mid.effetl,
+    anchorRun: mid.anchor,
+    pairs: pairs.length,
+    load: median(pairs.map((p) => p.load)),
+    cpuRatio: median(pairs.map((p) => p.cpuRatio)),
+    wallRatio: median(pairs.map((p) => p.wallRatio)),
+    same: mid.same.note,
+    ...(c.ideal
+      ? { ideal: mid.ideal, effetlIdeal: median(pairs.map((p) => p.effetlIdeal)), anchorIdeal: median(pairs.map((p) => p.anchorIdeal)) }
+      : {})
   }
 }
 
@@ -414,6 +672,37 @@ const printTable = (rows) => {
   console.log(line(head))
   console.log(widths.map((w) => "-".repeat(w)).join("  "))
   for (const b of body) console.log(line(b))
+}
+
+/** The anchored cases: effetl beside its hand-written anchor, with the median ratios. */
+const printAnchors = (rows) => {
+  const anchored = rows.filter((r) => r.ok && r.anchorRun !== undefined)
+  if (anchored.length === 0) return
+  console.log("")
+  console.log("effetl ÷ hand-written (median of the pairs; CPU of the run in each child, module loading excluded)")
+  const f = (n) => n.toFixed(2)
+  const head = ["case", "pairs", "load", "effetl CPU s", "anchor CPU s", "CPU ratio", "effetl s", "anchor s", "wall ratio", "effetl MB", "anchor MB"]
+  const body = anchored.map((r) => [
+    r.name, String(r.pairs), f(r.load), f(r.cpuSeconds), f(r.anchorRun.cpuSeconds), `${f(r.cpuRatio)}×`, f(r.seconds), f(r.anchorRun.seconds),
+    `${f(r.wallRatio)}×`, int(r.peakRssMb), int(r.anchorRun.peakRssMb)
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
+  const line = (cells) => cells.map((c, i) => pad(c, widths[i], i > 0)).join("  ")
+  console.log(line(head))
+  console.log(widths.map((w) => "-".repeat(w)).join("  "))
+  for (const b of body) console.log(line(b))
+  for (const r of anchored) {
+    const extras = [r.same]
+    if (r.ideal !== undefined) {
+      extras.push(`wall ÷ ideal (${f(r.ideal)} s = Σ requests × latency ÷ concurrency): effetl ${f(r.effetlIdeal)}×, hand-written ${f(r.anchorIdeal)}×`)
+    }
+    if (r.id === "hash-content") {
+      const mbps = (x) => x.outputBytes / 1e6 / x.cpuSeconds
+      extras.push(`throughput per CPU second: effetl ${mbps(r).toFixed(0)} MB/s, node:crypto ${mbps(r.anchorRun).toFixed(0)} MB/s: ${f(1 / r.cpuRatio)}× of raw crypto`)
+    }
+    extras.push(`whole processes (with module loading): effetl ${f(r.processCpuSeconds)} s CPU, hand-written ${f(r.anchorRun.processCpuSeconds)} s`)
+    console.log(`${r.name}:\n  ${extras.join("\n  ")}`)
+  }
 }
 
 const runParent = async (opts) => {
@@ -447,6 +736,19 @@ const runParent = async (opts) => {
     console.log(`baseline: a child that only loads the packages peaks at ${base.ok ? int(base.peakRssMb) : "?"} MB RSS`)
     console.log("")
     for (const c of selected) {
+      if (c.anchor !== undefined) {
+        console.log(`${c.name}, beside its hand-written anchor (load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}) ...`)
+        const r = { name: c.name, id: c.id, ...(await runPairs(c, opts, baseDir)) }
+        rows.push(r)
+        if (r.simNote) console.log(`  ${r.simNote}`)
+        if (!r.ok) console.log(`  FAILED: ${r.error}`)
+        else {
+          if (r.note) console.log(`  effetl: ${r.note}`)
+          if (r.anchorRun.note) console.log(`  hand-written: ${r.anchorRun.note}`)
+          console.log(`  ${r.same}; median CPU ratio ${r.cpuRatio.toFixed(2)}×, wall ratio ${r.wallRatio.toFixed(2)}×`)
+        }
+        continue
+      }
       process.stdout.write(`${c.name} ... `)
       const r = { name: c.name, ...(await runCase(c, opts, baseDir)) }
       rows.push(r)
@@ -460,6 +762,8 @@ const runParent = async (opts) => {
   }
   console.log("")
   printTable(rows)
+  printAnchors(rows)
+  console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`)
   if (rows.some((r) => !r.ok)) process.exitCode = 1
 }
 

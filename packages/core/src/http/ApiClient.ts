@@ -4,10 +4,14 @@
  * A client is made once per source instance with {@link make}. Every request it sends:
  * - resolves its path against the base URL (absolute URLs only on the same origin);
  * - carries the default headers and the auth header (a `Redacted` value, never printed);
- * - waits for the shared rate limiter (when one is configured) and feeds it the response headers;
+ * - waits for the shared rate limiter (when one is configured) and feeds it the response headers; a
+ *   wait the server's budget headers call for is logged as a warning when it starts, and one longer
+ *   than `retry.maxWait` fails the request (`RateLimited`) rather than sleeping;
  * - is cut after the timeout (default 30 s) with a `TransportError`;
  * - is retried by the {@link Retry} policy (5xx, 429, resets, timeouts, unparseable bodies), each
- *   retry counted in `RunStats` (`retries`) and logged as a warning;
+ *   retry counted in `RunStats` (`retries`) and logged as a warning (with the wait the server asked
+ *   for, if any); a server asking for more than `retry.maxWait` (`Retry-After`, reset headers) is
+ *   not obeyed: the request fails at once, saying what it asked and the cap;
  * - maps statuses to the tagged errors: 401/403 → `Unauthorized` (never retried), 429 →
  *   `RateLimited`, other statuses → `ApiError` with the vendor's message, code and request id.
  *   Statuses a caller declares as *answers* (BigCommerce's 204 end of list, DRF's 404
@@ -25,7 +29,6 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as LogLevel from "effect/LogLevel"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -353,8 +356,28 @@ const exchange = <B>(
 
     // The limiter hears when every attempt it let through ends (answered, failed, timed out or
     // interrupted), so a header-driven limiter knows how many requests are still in flight.
+    const take = RateLimit.takeWithin(settings.limiter, {
+      maxWait: settings.policy.maxWait,
+      onServerWait: (wait, said) =>
+        Effect.logWarning(
+          `${ctx.prefix}: the API's rate budget is spent (${said}); waiting ${Duration.format(wait)} before ${method} ${ctx.url}`
+        ).pipe(Effect.annotateLogs({ source, url: ctx.url, waitMillis: Duration.toMillis(wait), said }))
+    }).pipe(
+      Effect.mapError((tooLong) =>
+        Retry.fatal<HttpError>(
+          new RateLimited({
+            source,
+            retryAfterMillis: Duration.toMillis(tooLong.wait),
+            message: `${ctx.prefix}: the API's rate-limit headers ask to wait ${Duration.format(tooLong.wait)} before ${method} ${ctx.url} (${tooLong.said}), more than retry.maxWait (${
+              Duration.format(tooLong.maxWait)
+            }): failing rather than waiting`
+          }),
+          "rate budget wait over retry.maxWait"
+        )
+      )
+    )
     const attempt: Effect.Effect<B, Retry.Failure<HttpError>> = Effect.uninterruptibleMask((restore) => Effect.zipRight(
-      restore(settings.limiter.take),
+      restore(take),
       restore(Effect.scoped(
         Effect.gen(function*() {
           const response = yield* settings.http.execute(httpRequest).pipe(
@@ -388,13 +411,15 @@ const exchange = <B>(
       onRetry: (info) => {
         // The vendor's request id of the failed answer (when it sent one), so support can find it.
         const requestId = "requestId" in info.failure.error ? info.failure.error.requestId : undefined
+        const asked = Option.match(info.serverWait, {
+          onNone: () => "",
+          onSome: (w) => `; the server asked to wait ${Duration.format(w)}${info.failure.serverSaid === undefined ? "" : ` (${info.failure.serverSaid})`}`
+        })
+        // Every retry is a warning (and counted in the run summary): a user sees trouble as it happens.
         return Effect.zipRight(
           RunStats.add(source, "retries"),
-          // A first retry or two is routine (they are counted in the run summary): debug. Persistent
-          // trouble, or a long wait the server asked for, is worth a warning.
-          Effect.logWithLevel(
-            info.retry >= 3 || Duration.toMillis(info.delay) >= 5_000 ? LogLevel.Warning : LogLevel.Debug,
-            `${ctx.prefix}: ${method} ${ctx.url} failed (${info.failure.reason}); retry ${info.retry} of ${settings.policy.maxRetries} in ${
+          Effect.logWarning(
+            `${ctx.prefix}: ${method} ${ctx.url} failed (${info.failure.reason})${asked}; retry ${info.retry} of ${settings.policy.maxRetries} in ${
               Duration.format(info.delay)
             }${requestId === undefined ? "" : ` [request id ${requestId}]`}`
           ).pipe(
@@ -405,12 +430,20 @@ const exchange = <B>(
               delay: Duration.format(info.delay),
               delayMillis: Duration.toMillis(info.delay),
               reason: info.failure.reason,
+              ...(Option.isSome(info.serverWait) ? { serverWaitMillis: Duration.toMillis(info.serverWait.value) } : {}),
               ...(requestId === undefined ? {} : { requestId })
             })
           )
         )
       },
-      onGiveUp: (error, retries) => withSuffix(error, ` (gave up after ${retries} ${retries === 1 ? "retry" : "retries"})`)
+      onGiveUp: (error, retries) => withSuffix(error, ` (gave up after ${retries} ${retries === 1 ? "retry" : "retries"})`),
+      onWaitTooLong: (error, asked, said, retries) =>
+        withSuffix(
+          error,
+          `; the server asked to wait ${Duration.format(asked)}${said === undefined ? "" : ` (${said})`}, more than retry.maxWait (${
+            Duration.format(settings.policy.maxWait)
+          }): failing rather than waiting${retries > 0 ? ` (after ${retries} ${retries === 1 ? "retry" : "retries"})` : ""}`
+        )
     })
   })
 
@@ -453,7 +486,8 @@ const classify = (
       requestId: Option.getOrUndefined(requestId)
     }
     const now = yield* Clock.currentTimeMillis
-    const wait = Retry.serverWait(settings.policy, response.headers, now)
+    const asked = Retry.serverWaitFrom(settings.policy, response.headers, now)
+    const wait = Option.map(asked, (a) => a.wait)
 
     if ((status === 401 || status === 403) && Option.isSome(settings.auth)) {
       const check = status === 403 ? "Check the token and its permissions." : "Check the token."
@@ -467,15 +501,14 @@ const classify = (
       ))
     }
     if (status === 429) {
-      const asked = Option.match(wait, { onNone: () => "", onSome: (w) => `; it asked to wait ${Duration.format(w)}` })
       return yield* Effect.fail(Retry.transient<HttpError>(
         new RateLimited({
           ...common,
           retryAfterMillis: Option.getOrUndefined(Option.map(wait, Duration.toMillis)),
-          message: `${ctx.prefix}: the API is rate limiting us (HTTP 429 Too Many Requests${said}) on ${ctx.method} ${ctx.url}${asked}${rid}`
+          message: `${ctx.prefix}: the API is rate limiting us (HTTP 429 Too Many Requests${said}) on ${ctx.method} ${ctx.url}${rid}`
         }),
         "HTTP 429",
-        wait
+        asked
       ))
     }
     const apiError = (what: string) =>
@@ -491,7 +524,7 @@ const classify = (
       return yield* Effect.fail(Retry.transient<HttpError>(
         apiError(`the API failed on ${ctx.method} ${ctx.url} (HTTP ${status}${said})`),
         `HTTP ${status}`,
-        wait
+        asked
       ))
     }
     if (status >= 300 && status < 400) {

@@ -1,5 +1,6 @@
 /**
- * HttpConfig: the HTTP settings every plugin config shares (timeout, retry, rate limit), as
+ * HttpConfig: the HTTP settings every plugin config shares (timeout, retry with its `maxWait` cap on
+ * server-asked waits, rate limit), as
  * annotated Effect Schema fields, and their conversion to {@link ApiClient} options.
  *
  * Durations are written the way Effect writes them: a number, a space and a unit
@@ -28,6 +29,9 @@ export const DurationString = Schema.String.pipe(
 /** Decodes a validated duration string. */
 export const toDuration = (s: string): Duration.Duration => Duration.decode(s as Duration.DurationInput)
 
+/** The default of `retry.maxWait`: the longest wait a server may ask for. */
+export const defaultMaxWait = "60 seconds"
+
 /** Retry settings as written in a pipeline file. */
 export const RetrySettings = Schema.Struct({
   maxRetries: Config.withDefault(Config.intRange(0, 20), 5, {
@@ -41,6 +45,11 @@ export const RetrySettings = Schema.Struct({
   maxDelay: Config.withDefault(DurationString, "30 seconds", {
     description: "The longest backoff delay.",
     examples: ["30 seconds"]
+  }),
+  maxWait: Config.optional(DurationString, {
+    description:
+      `The longest wait a server may ask for (Retry-After, a rate-limit reset header); a longer ask fails the source with what the server asked, rather than sleeping. Default: "${defaultMaxWait}".`,
+    examples: ["60 seconds", "10 minutes"]
   })
 })
 export type RetrySettings = typeof RetrySettings.Type
@@ -80,7 +89,8 @@ export type RateLimitSettings = typeof RateLimitSettings.Type
 export const toRetry = (settings: RetrySettings): Retry.PolicyInput => ({
   maxRetries: settings.maxRetries,
   baseDelay: toDuration(settings.baseDelay),
-  maxDelay: toDuration(settings.maxDelay)
+  maxDelay: toDuration(settings.maxDelay),
+  maxWait: toDuration(settings.maxWait ?? defaultMaxWait)
 })
 
 /** Converts rate limit settings to a token-bucket policy. */

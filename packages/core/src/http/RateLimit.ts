@@ -11,7 +11,10 @@
  *   (never slower than the quota's own rate, window ÷ quota, when the window length is known),
  *   keeping `reserve` requests unused, so the budget never reaches 0 by our doing. Requests still
  *   in flight count as spent (the server may not have counted them in the last `left` it sent),
- *   and a late answer from an earlier window never raises the estimate.
+ *   and a late answer from an earlier window never raises the estimate. A wait the headers call for
+ *   is bounded: through {@link Limiter.takeBounded} a wait longer than the caller's `maxWait` (a
+ *   reset days away) fails with {@link WaitTooLong} instead of sleeping, and a wait for the window
+ *   to reset is announced before it starts.
  *
  * Limiters are shared through a process-wide registry keyed by {@link credentialKey} (a SHA-256 of
  * the credential, never the credential itself): two sources with the same token share one budget.
@@ -20,6 +23,7 @@
 import { createHash } from "node:crypto"
 import type * as Headers from "@effect/platform/Headers"
 import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -116,10 +120,36 @@ export interface Limiter {
    * limiters count the requests in flight). Optional: limiters that need no such signal leave it out.
    */
   readonly release?: Effect.Effect<void>
+  /**
+   * Like `take`, but a wait longer than `bounds.maxWait` fails with {@link WaitTooLong} (the request
+   * does not start) and a wait the server's headers asked for is announced when it starts. Optional:
+   * limiters whose waits come only from their own settings (a token bucket) leave it out.
+   */
+  readonly takeBounded?: (bounds: TakeBounds) => Effect.Effect<void, WaitTooLong>
 }
 
 /** A limiter that never waits. */
 export const unlimited: Limiter = { take: Effect.void, observe: () => Effect.void }
+
+/** Bounds on one {@link Limiter.takeBounded}. */
+export interface TakeBounds {
+  /** The longest wait accepted; a longer one fails with {@link WaitTooLong} and the request does not start. */
+  readonly maxWait: Duration.Duration
+  /** Runs when a wait the server's headers asked for starts (e.g. a warning with its duration and why). */
+  readonly onServerWait?: (wait: Duration.Duration, said: string) => Effect.Effect<void>
+}
+
+/** A limiter was asked to wait longer than allowed: what the server's headers said, and the wait. */
+export class WaitTooLong extends Data.TaggedError("WaitTooLong")<{
+  readonly wait: Duration.Duration
+  readonly maxWait: Duration.Duration
+  /** What the server's headers said, e.g. `X-Rate-Limit-Requests-Left: 0, X-Rate-Limit-Time-Reset-Ms: 999999999`. */
+  readonly said: string
+}> {}
+
+/** Takes one request from a limiter within bounds: its `takeBounded` when it has one, else its plain `take`. */
+export const takeWithin = (limiter: Limiter, bounds: TakeBounds): Effect.Effect<void, WaitTooLong> =>
+  limiter.takeBounded === undefined ? limiter.take : limiter.takeBounded(bounds)
 
 /** Makes a limiter for a policy; its background work ends with the scope. */
 export const make = (policy: Policy): Effect.Effect<Limiter, never, Scope.Scope> => {
@@ -171,23 +201,61 @@ export const makeHeaderDriven = (policy: HeaderDriven): Effect.Effect<Limiter> =
       inFlight: 0,
       answered: 0
     }),
-    (state): Limiter => ({
-      take: Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.flatMap(
-            Ref.modify(state, (b) => plan(policy, b, now)),
-            (wait) =>
-              wait > 0
+    (state): Limiter => {
+      const takeBounded = (bounds: TakeBounds | undefined): Effect.Effect<void, WaitTooLong> =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.flatMap(
+              Ref.modify(state, (b): [Planned | WaitTooLong, Budget] => {
+                const [wait, next, reset] = plan(policy, b, now)
+                if (bounds !== undefined && wait > Duration.toMillis(bounds.maxWait)) {
+                  // Not started: the state stays as it was.
+                  return [new WaitTooLong({ wait: Duration.millis(wait), maxWait: bounds.maxWait, said: saidBy(policy, b, now) }), b]
+                }
+                return [{ wait, reset, said: reset ? saidBy(policy, b, now) : "" }, next]
+              }),
+              (planned) => {
+                if (planned instanceof WaitTooLong) return Effect.fail(planned)
+                if (planned.wait <= 0) return Effect.void
+                const announce = planned.reset && bounds?.onServerWait !== undefined
+                  ? bounds.onServerWait(Duration.millis(planned.wait), planned.said)
+                  : Effect.void
                 // A take interrupted while it waits never started: it no longer counts as in flight.
-                ? Effect.onInterrupt(restore(Effect.sleep(Duration.millis(wait))), () => Ref.update(state, ended))
-                : Effect.void
-          ))
-      ),
-      observe: (headers) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.update(state, (b) => learn(policy, b, headers, now))),
-      release: Ref.update(state, ended)
-    })
+                return Effect.onInterrupt(
+                  restore(Effect.zipRight(announce, Effect.sleep(Duration.millis(planned.wait)))),
+                  () => Ref.update(state, ended)
+                )
+              }
+            ))
+        )
+      return {
+        take: Effect.orDie(takeBounded(undefined)),
+        takeBounded,
+        observe: (headers) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.update(state, (b) => learn(policy, b, headers, now))),
+        release: Ref.update(state, ended)
+      }
+    }
   )
+
+/** What `plan` decided for one take. */
+interface Planned {
+  readonly wait: number
+  /** Whether the wait is for the window to reset (the budget is spent): the server's ask, announced. */
+  readonly reset: boolean
+  readonly said: string
+}
+
+/** What the server's headers said, for messages: `X-Rate-Limit-Requests-Left: 0, X-Rate-Limit-Time-Reset-Ms: 999999999`. */
+const saidBy = (policy: HeaderDriven, b: Budget, now: number): string => {
+  const parts: Array<string> = []
+  if (Option.isSome(b.left)) parts.push(`${policy.headers.left}: ${b.left.value}`)
+  if (Option.isSome(b.resetAt)) {
+    const left = Math.max(0, b.resetAt.value - now)
+    parts.push(`${policy.headers.reset}: ${policy.headers.resetUnit === "seconds" ? Math.ceil(left / 1000) : Math.ceil(left)}`)
+  }
+  return parts.join(", ")
+}
 
 /** A request ended: it leaves the answered count if any, else the in-flight count. */
 const ended = (b: Budget): Budget =>
@@ -226,12 +294,15 @@ const learn = (policy: HeaderDriven, b: Budget, headers: Headers.Headers, now: n
   }
 }
 
-/** Decides how long a request waits, and the state after it starts (pure). */
-const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget] => {
+/**
+ * Decides how long a request waits, and the state after it starts (pure). The third element says
+ * whether the wait is for the window to reset (the server's budget is spent).
+ */
+const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget, boolean] => {
   const started: Budget = { ...b, inFlight: b.inFlight + 1 }
   if (Option.isNone(b.left) || Option.isNone(b.resetAt) || now >= b.resetAt.value) {
     // Nothing known, or the window has reset: go, and learn from the response.
-    return [0, { ...started, left: Option.none(), resetAt: Option.none(), nextSlot: now }]
+    return [0, { ...started, left: Option.none(), resetAt: Option.none(), nextSlot: now }, false]
   }
   // What is left for us: the server's last figure less our requests it may not have counted yet.
   const left = b.left.value - b.inFlight
@@ -240,13 +311,13 @@ const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget] =>
   if (usable <= 0) {
     // Our share is spent: wait for the window to reset, then start over.
     const start = Math.max(resetAt, b.nextSlot)
-    return [start - now, { ...started, nextSlot: start }]
+    return [start - now, { ...started, nextSlot: start }, true]
   }
   const plenty = Option.match(b.quota, {
     onNone: () => false,
     onSome: (quota) => left > quota * policy.slowDownBelow
   })
-  if (plenty) return [0, started]
+  if (plenty) return [0, started, false]
   // Spread what is usable over what is left of the window, from this request's slot on, but never
   // slower than the quota's own rate (window ÷ quota) when both are known: a fixed window's unused
   // requests are lost at the reset, and a spread to the very end would only delay the last ones.
@@ -256,7 +327,7 @@ const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget] =>
     onNone: () => spread,
     onSome: ([window, quota]) => (quota > 0 ? Math.min(spread, window / quota) : spread)
   })
-  return [start - now, { ...started, nextSlot: start + spacing }]
+  return [start - now, { ...started, nextSlot: start + spacing }, false]
 }
 
 const num = (v: string | undefined): Option.Option<number> => {

@@ -8,7 +8,10 @@
  *
  * The schedule is built from Effect's `Schedule`: exponential backoff, jittered, capped at
  * `maxDelay`, at most `maxRetries` times, continuing only while the failure is retryable. The wait
- * before a retry is never shorter than what the server asked (capped at `maxServerWait`).
+ * before a retry is never shorter than what the server asked. A server that asks for more than
+ * `maxWait` (default 60 s: an absurd `Retry-After`, an HTTP-date far ahead, a reset header of days)
+ * is not obeyed: the request fails at once with what the server asked and the cap, never a silent
+ * multi-hour sleep.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -16,6 +19,7 @@ import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
+import * as Text from "../Text.js"
 
 // ---------------------------------------------------------------------------------------------
 // Policy
@@ -41,8 +45,11 @@ export interface Policy {
   readonly factor: number
   /** Jitter as a fraction: each backoff delay is multiplied by a random factor in `[1 - jitter, 1 + jitter]`. */
   readonly jitter: number
-  /** The longest wait honoured when the server asks for one (`Retry-After`, reset header). */
-  readonly maxServerWait: Duration.Duration
+  /**
+   * The longest wait a server may ask for (`Retry-After`, a reset header). A longer ask is not
+   * waited for: the request fails at once, saying what the server asked and this cap.
+   */
+  readonly maxWait: Duration.Duration
   /**
    * Vendor headers, besides `Retry-After`, that say how long to wait (e.g. BigCommerce's
    * `X-Rate-Limit-Time-Reset-Ms` and `X-Retry-After`). The longest wait among those present wins.
@@ -57,6 +64,9 @@ export interface PolicyInput {
   readonly maxDelay?: Duration.DurationInput
   readonly factor?: number
   readonly jitter?: number
+  /** The longest wait a server may ask for; a longer ask fails the request (default 60 seconds). */
+  readonly maxWait?: Duration.DurationInput
+  /** The former name of `maxWait` (kept for existing callers; `maxWait` wins). */
   readonly maxServerWait?: Duration.DurationInput
   /** One vendor reset header (kept for existing callers; same as a one-element `resetHeaders`). */
   readonly resetHeader?: ResetHeader
@@ -64,14 +74,14 @@ export interface PolicyInput {
   readonly resetHeaders?: ReadonlyArray<ResetHeader>
 }
 
-/** The default policy: 5 retries, 250 ms doubling up to 30 s, ±20 % jitter, server waits up to 10 minutes. */
+/** The default policy: 5 retries, 250 ms doubling up to 30 s, ±20 % jitter, server-asked waits up to 60 s. */
 export const defaults: Policy = {
   maxRetries: 5,
   baseDelay: Duration.millis(250),
   maxDelay: Duration.seconds(30),
   factor: 2,
   jitter: 0.2,
-  maxServerWait: Duration.minutes(10),
+  maxWait: Duration.seconds(60),
   resetHeaders: []
 }
 
@@ -82,7 +92,7 @@ export const policy = (input: PolicyInput = {}): Policy => ({
   maxDelay: input.maxDelay === undefined ? defaults.maxDelay : Duration.decode(input.maxDelay),
   factor: input.factor ?? defaults.factor,
   jitter: Math.min(1, Math.max(0, input.jitter ?? defaults.jitter)),
-  maxServerWait: input.maxServerWait === undefined ? defaults.maxServerWait : Duration.decode(input.maxServerWait),
+  maxWait: Duration.decode(input.maxWait ?? input.maxServerWait ?? defaults.maxWait),
   resetHeaders: [...(input.resetHeader === undefined ? [] : [input.resetHeader]), ...(input.resetHeaders ?? [])]
 })
 
@@ -101,6 +111,8 @@ export interface Failure<E> {
   readonly reason: string
   /** How long the server asked us to wait, when it said. */
   readonly serverWait: Option.Option<Duration.Duration>
+  /** What the server said to ask for it, for messages (e.g. `Retry-After: 120`). */
+  readonly serverSaid?: string
 }
 
 /** A failure that retrying cannot fix (401, 400, a body that does not match the schema). */
@@ -116,8 +128,26 @@ export const fatal = <E>(error: E, reason = "fatal"): Failure<E> => ({
 export const transient = <E>(
   error: E,
   reason: string,
-  serverWait: Option.Option<Duration.Duration> = Option.none()
-): Failure<E> => ({ _tag: "RetryFailure", error, retryable: true, reason, serverWait })
+  serverWait: Option.Option<Duration.Duration> | Option.Option<ServerWait> = Option.none<Duration.Duration>()
+): Failure<E> => {
+  const asked = Option.map(serverWait as Option.Option<Duration.Duration | ServerWait>, (w) =>
+    Duration.isDuration(w) ? { wait: w, said: undefined } : w)
+  return {
+    _tag: "RetryFailure",
+    error,
+    retryable: true,
+    reason,
+    serverWait: Option.map(asked, (a) => a.wait),
+    ...(Option.isSome(asked) && asked.value.said !== undefined ? { serverSaid: asked.value.said } : {})
+  }
+}
+
+/** Whether a failure's server-asked wait is longer than the policy allows (then it is not retried). */
+export const waitTooLong = <E>(policy: Policy, failure: Failure<E>): boolean =>
+  Option.match(failure.serverWait, {
+    onNone: () => false,
+    onSome: (wait) => Duration.greaterThan(wait, policy.maxWait)
+  })
 
 /** What the schedule tells `onRetry` before it waits. */
 export interface RetryInfo<E> {
@@ -127,6 +157,8 @@ export interface RetryInfo<E> {
   readonly delay: Duration.Duration
   /** The failure being retried. */
   readonly failure: Failure<E>
+  /** What the server asked to wait, when it did (the delay is never shorter). */
+  readonly serverWait: Option.Option<Duration.Duration>
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,11 +181,10 @@ export const schedule = <E, R = never>(
   return Schedule.recurs(policy.maxRetries).pipe(
     Schedule.intersect(backoff),
     Schedule.intersect(Schedule.identity<Failure<E>>()),
-    Schedule.whileInput((failure: Failure<E>) => failure.retryable),
+    Schedule.whileInput((failure: Failure<E>) => failure.retryable && !waitTooLong(policy, failure)),
     Schedule.modifyDelayEffect(([[n], failure], delay) => {
-      const asked = Option.map(failure.serverWait, (wait) => Duration.min(wait, policy.maxServerWait))
-      const final = Option.match(asked, { onNone: () => delay, onSome: (wait) => Duration.max(delay, wait) })
-      return Effect.as(onRetry({ retry: n + 1, delay: final, failure }), final)
+      const final = Option.match(failure.serverWait, { onNone: () => delay, onSome: (wait) => Duration.max(delay, wait) })
+      return Effect.as(onRetry({ retry: n + 1, delay: final, failure, serverWait: failure.serverWait }), final)
     })
   )
 }
@@ -165,6 +196,11 @@ export interface RetryOptions<E, R> {
   readonly onRetry?: (info: RetryInfo<E>) => Effect.Effect<void, never, R>
   /** Rewrites the last error when retries ran out (e.g. to say how many were made). */
   readonly onGiveUp?: (error: E, retries: number) => E
+  /**
+   * Rewrites the error when the server asked for a wait longer than `policy.maxWait` (to say what it
+   * asked and the cap). `said` is what the server sent, when known (e.g. `Retry-After: 999999999`).
+   */
+  readonly onWaitTooLong?: (error: E, asked: Duration.Duration, said: string | undefined, retries: number) => E
 }
 
 /** Runs an attempt, retrying retryable failures by the policy; fails with the last failure's error. */
@@ -180,11 +216,14 @@ export const retry = <A, E, R, R2 = never>(
         )
       ),
       Effect.catchAll((failure) =>
-        Effect.flatMap(Ref.get(retries), (n) =>
-          Effect.fail(
+        Effect.flatMap(Ref.get(retries), (n) => {
+          if (failure.retryable && waitTooLong(options.policy, failure) && options.onWaitTooLong) {
+            return Effect.fail(options.onWaitTooLong(failure.error, Option.getOrThrow(failure.serverWait), failure.serverSaid, n))
+          }
+          return Effect.fail(
             failure.retryable && n > 0 && options.onGiveUp ? options.onGiveUp(failure.error, n) : failure.error
           )
-        )
+        })
       )
     )
   )
@@ -214,21 +253,39 @@ export const parseReset = (value: string, unit: ResetHeader["unit"]): Option.Opt
   return Option.some(Duration.millis(Math.ceil(unit === "seconds" ? n * 1000 : n)))
 }
 
+/** A wait a server asked for, and what it sent to ask for it (`Retry-After: 120`). */
+export interface ServerWait {
+  readonly wait: Duration.Duration
+  readonly said: string | undefined
+}
+
 /**
  * How long the server asked us to wait, from `Retry-After` and the policy's reset headers (the
- * longest when several are present). Header names are matched case-insensitively.
+ * longest when several are present), with the header that asked. Names match case-insensitively;
+ * a value that is not a wait (negative, garbage) is ignored.
  */
+export const serverWaitFrom = (
+  policy: Policy,
+  headers: Readonly<Record<string, string | undefined>>,
+  nowMillis: number
+): Option.Option<ServerWait> => {
+  const get = (name: string): string | undefined => headers[name.toLowerCase()]
+  const said = (name: string, value: string) => `${name}: ${Text.escapeControl(value.trim().slice(0, 60))}`
+  let longest: Option.Option<ServerWait> = Option.flatMap(Option.fromNullable(get("retry-after")), (v) =>
+    Option.map(parseRetryAfter(v, nowMillis), (wait) => ({ wait, said: said("Retry-After", v) })))
+  for (const h of policy.resetHeaders) {
+    const value = get(h.name)
+    const reset = Option.flatMap(Option.fromNullable(value), (v) => parseReset(v, h.unit))
+    if (Option.isSome(reset) && (Option.isNone(longest) || Duration.greaterThan(reset.value, longest.value.wait))) {
+      longest = Option.some({ wait: reset.value, said: said(h.name, value!) })
+    }
+  }
+  return longest
+}
+
+/** How long the server asked us to wait (see {@link serverWaitFrom}). */
 export const serverWait = (
   policy: Policy,
   headers: Readonly<Record<string, string | undefined>>,
   nowMillis: number
-): Option.Option<Duration.Duration> => {
-  const get = (name: string): string | undefined => headers[name.toLowerCase()]
-  const retryAfter = Option.flatMap(Option.fromNullable(get("retry-after")), (v) => parseRetryAfter(v, nowMillis))
-  let longest = retryAfter
-  for (const h of policy.resetHeaders) {
-    const reset = Option.flatMap(Option.fromNullable(get(h.name)), (v) => parseReset(v, h.unit))
-    if (Option.isSome(reset)) longest = Option.isSome(longest) ? Option.some(Duration.max(longest.value, reset.value)) : reset
-  }
-  return longest
-}
+): Option.Option<Duration.Duration> => Option.map(serverWaitFrom(policy, headers, nowMillis), (w) => w.wait)

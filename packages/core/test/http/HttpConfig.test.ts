@@ -17,6 +17,12 @@ describe("HttpConfig", () => {
     expect(policy.maxRetries).toBe(3)
     expect(Duration.toMillis(policy.baseDelay)).toBe(100)
     expect(Duration.toMillis(policy.maxDelay)).toBe(2000)
+    // retry.maxWait: 60 s unless set; it is optional, so configs written before it decode as they did.
+    expect(Duration.toMillis(policy.maxWait)).toBe(60_000)
+    const decoded = Schema.decodeUnknownSync(HttpConfig.RetrySettings)({ maxWait: "10 minutes" })
+    expect(decoded).toEqual({ maxRetries: 5, baseDelay: "250 millis", maxDelay: "30 seconds", maxWait: "10 minutes" })
+    expect(Duration.toMillis(Retry.policy(HttpConfig.toRetry(decoded)).maxWait)).toBe(600_000)
+    expect(Schema.decodeUnknownSync(HttpConfig.RetrySettings)({})).toEqual(HttpConfig.defaultRetry)
     expect(HttpConfig.toRateLimit({ requestsPerSecond: 2, burst: 40 })).toEqual({
       _tag: "TokenBucket",
       requestsPerSecond: 2,

@@ -2,6 +2,7 @@ import * as Headers from "@effect/platform/Headers"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
@@ -9,7 +10,7 @@ import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as ApiClient from "../../src/http/ApiClient.js"
 import * as RateLimit from "../../src/http/RateLimit.js"
-import { json, settle, start, waitFor } from "./TestServer.js"
+import { captureLogs, json, type Logged, settle, start, waitFor } from "./TestServer.js"
 
 /** Starts `n` takes at once and returns, per take, the clock time at which it was let through. */
 const takeTimes = (limiter: RateLimit.Limiter, n: number, step: number, until: number) =>
@@ -158,6 +159,56 @@ describe("RateLimit header-driven", () => {
       yield* Fiber.join(third)
       expect(server.requests.length).toBe(3)
     }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
+})
+
+describe("RateLimit header-driven: waits are bounded by retry.maxWait and announced", () => {
+  const policy = RateLimit.fromHeaders({ left: "X-Rate-Limit-Requests-Left", reset: "X-Rate-Limit-Time-Reset-Ms", reserve: 0 })
+
+  it.scoped("takeBounded fails with WaitTooLong (and the request does not start) instead of a days-long sleep", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make(policy)
+      yield* limiter.observe(Headers.fromInput({ "X-Rate-Limit-Requests-Left": "0", "X-Rate-Limit-Time-Reset-Ms": "999999999" }))
+      const error = yield* Effect.flip(RateLimit.takeWithin(limiter, { maxWait: Duration.seconds(60) }))
+      expect(error._tag).toBe("WaitTooLong")
+      expect(Duration.toMillis(error.wait)).toBe(999999999)
+      expect(error.said).toBe("X-Rate-Limit-Requests-Left: 0, X-Rate-Limit-Time-Reset-Ms: 999999999")
+      // A take within bounds once the window resets goes at once: the refused take left no trace.
+      yield* TestClock.adjust(999999999)
+      expect(yield* takeTimes(limiter, 1, 1, 0)).toEqual([999999999])
+    }))
+
+  it.effect("an ApiClient fails the source with what the headers said and the cap, and warns when a shorter reset wait starts", () => {
+    const logs: Array<Logged> = []
+    return Effect.gen(function*() {
+      let reset = "999999999"
+      const server = yield* start((_req, res) =>
+        json(res, 200, { ok: true }, { "x-rate-limit-requests-left": "0", "x-rate-limit-time-reset-ms": reset })
+      )
+      const client = yield* ApiClient.make({ source: "bc", baseUrl: server.url, rateLimit: policy, rateLimitKey: "test-bc-maxwait" })
+      yield* client.getJson("/1", {}, Ok) // learns: nothing left, the window resets in 11.6 days
+      const error = yield* Effect.flip(client.getJson("/2", {}, Ok))
+      expect(server.requests.length).toBe(1)
+      expect(error._tag).toBe("RateLimited")
+      expect(error.message).toBe(
+        `source 'bc': the API's rate-limit headers ask to wait 11d 13h 46m 39s 999ms before GET ${server.url}/2 (X-Rate-Limit-Requests-Left: 0, X-Rate-Limit-Time-Reset-Ms: 999999999), more than retry.maxWait (1m): failing rather than waiting`
+      )
+      // A reset within the cap is waited for, with a warning when the wait starts.
+      yield* TestClock.adjust(999999999)
+      reset = "3000"
+      yield* client.getJson("/3", {}, Ok)
+      const fourth = yield* Effect.fork(client.getJson("/4", {}, Ok))
+      yield* waitFor(() => logs.some((l) => l.message.includes("rate budget is spent")), "the announced wait")
+      const warning = logs.find((l) => l.message.includes("rate budget is spent"))!
+      expect(warning.level).toBe("WARN")
+      expect(warning.message).toBe(
+        `source 'bc': the API's rate budget is spent (X-Rate-Limit-Requests-Left: 0, X-Rate-Limit-Time-Reset-Ms: 3000); waiting 3s before GET ${server.url}/4`
+      )
+      expect(server.requests.length).toBe(2)
+      yield* TestClock.adjust(3000)
+      yield* Fiber.join(fourth)
+      expect(server.requests.length).toBe(3)
+    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), Effect.provide(captureLogs(logs)))
+  })
 })
 
 describe("RateLimit header-driven: in-flight requests, windows, the quota's rate", () => {

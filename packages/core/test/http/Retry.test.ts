@@ -103,15 +103,69 @@ describe("Retry over HTTP", () => {
       })
     ))
 
-  it.effect("caps a server's ask at maxServerWait", () =>
+  it.effect("a server asking for more than retry.maxWait fails the request at once, saying what it asked and the cap", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => json(res, 503, { detail: "maintenance" }, { "retry-after": "999999999" }))
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        const { delays, exit } = yield* drive(client.getJson("/x", {}, Ok), logs)
+        expect(delays).toEqual([])
+        expect(server.requests.length).toBe(1)
+        const error = failureOf(exit)!
+        expect(error._tag).toBe("ApiError")
+        expect(error.message).toBe(
+          `source 's': the API failed on GET ${server.url}/x (HTTP 503: maintenance); the server asked to wait 11574d 1h 46m 39s (Retry-After: 999999999), more than retry.maxWait (1m): failing rather than waiting`
+        )
+      })
+    ))
+
+  it.effect("the cap is retry.maxWait: a 429's HTTP-date far ahead fails; a wait within a larger cap is honoured and said in a warning", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(Date.parse("2030-01-01T00:00:00Z"))
+        const server = yield* start((req, res, n) =>
+          req.url === "/far"
+            ? json(res, 429, { error: "slow down" }, { "retry-after": "Wed, 01 Jan 2031 00:00:00 GMT" })
+            : n === 1
+            ? json(res, 429, { error: "slow down" }, { "retry-after": "90" })
+            : json(res, 200, { ok: true })
+        )
+        const client = yield* ApiClient.make({ source: "shop", baseUrl: server.url, retry: { maxWait: "2 minutes" } })
+        const far = yield* Effect.flip(client.getJson("/far", {}, Ok))
+        expect(far._tag).toBe("RateLimited")
+        expect(far.message).toContain("the server asked to wait 365d (Retry-After: Wed, 01 Jan 2031 00:00:00 GMT), more than retry.maxWait (2m)")
+        expect(server.requests.length).toBe(1)
+        const { delays, exit } = yield* drive(client.getJson("/near", {}, Ok), logs)
+        expect(Exit.isSuccess(exit)).toBe(true)
+        expect(delays).toEqual([90_000])
+        const announced = retries(logs)
+        expect(announced.map((l) => l.level)).toEqual(["WARN"])
+        expect(announced[0]!.message).toBe(
+          `source 'shop': GET ${server.url}/near failed (HTTP 429); the server asked to wait 1m 30s (Retry-After: 90); retry 1 of 5 in 1m 30s`
+        )
+        expect(announced[0]!.annotations["serverWaitMillis"]).toBe(90_000)
+      })
+    ))
+
+  it.effect("a negative or garbage Retry-After is no ask at all: the backoff applies", () =>
     withEnv((logs) =>
       Effect.gen(function*() {
         const server = yield* start((_req, res, n) =>
-          n === 0 ? json(res, 503, {}, { "retry-after": "999999" }) : json(res, 200, { ok: true })
+          n === 0
+            ? json(res, 429, {}, { "retry-after": "-30" })
+            : n === 1
+            ? json(res, 503, {}, { "retry-after": "soon" })
+            : json(res, 200, { ok: true })
         )
-        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
-        const { delays } = yield* drive(client.getJson("/x", {}, Ok), logs)
-        expect(delays).toEqual([10 * 60 * 1000])
+        const client = yield* ApiClient.make({
+          source: "s",
+          baseUrl: server.url,
+          retry: { baseDelay: "100 millis", jitter: 0 }
+        })
+        const { delays, exit } = yield* drive(client.getJson("/x", {}, Ok), logs)
+        expect(Exit.isSuccess(exit)).toBe(true)
+        expect(delays).toEqual([100, 200])
+        expect(retries(logs).every((l) => l.annotations["serverWaitMillis"] === undefined)).toBe(true)
       })
     ))
 
@@ -143,8 +197,8 @@ describe("Retry over HTTP", () => {
         )
         const stats = yield* RunStats.RunStats
         expect((yield* stats.snapshot).get("channel")?.retries).toBe(5)
-        // routine first retries are debug lines; persistent trouble is a warning
-        expect(retries(logs).map((l) => l.level)).toEqual(["DEBUG", "DEBUG", "WARN", "WARN", "WARN"])
+        // every retry is a warning, so trouble shows as it happens
+        expect(retries(logs).map((l) => l.level)).toEqual(["WARN", "WARN", "WARN", "WARN", "WARN"])
       })
     ))
 
@@ -235,6 +289,44 @@ describe("Retry (schedule)", () => {
       const error = yield* Effect.flip(Effect.flatten(fiber.await))
       expect(seen).toEqual([1000, 3000, 5000, 5000])
       expect(error).toBe("x:4")
+    }))
+
+  it("serverWaitFrom names the header that asked for the longest wait; maxWait defaults to 60 s (maxServerWait is its old name)", () => {
+    const policy = Retry.policy({
+      resetHeaders: [{ name: "X-Rate-Limit-Time-Reset-Ms", unit: "milliseconds" }, { name: "X-Retry-After", unit: "seconds" }]
+    })
+    const headers = { "retry-after": "3", "x-rate-limit-time-reset-ms": "999999999", "x-retry-after": "-1" }
+    expect(Retry.serverWaitFrom(policy, headers, 0)).toEqual(
+      Option.some({ wait: Duration.millis(999999999), said: "X-Rate-Limit-Time-Reset-Ms: 999999999" })
+    )
+    expect(Retry.serverWait(policy, { "retry-after": "3" }, 0)).toEqual(Option.some(Duration.millis(3000)))
+    expect(Duration.toMillis(Retry.defaults.maxWait)).toBe(60_000)
+    expect(Duration.toMillis(Retry.policy({ maxServerWait: "5 seconds" }).maxWait)).toBe(5000)
+    expect(Duration.toMillis(Retry.policy({ maxServerWait: "5 seconds", maxWait: "7 seconds" }).maxWait)).toBe(7000)
+    const tooLong = Retry.transient("x", "HTTP 429", Retry.serverWaitFrom(policy, headers, 0))
+    expect(Retry.waitTooLong(policy, tooLong)).toBe(true)
+    expect(tooLong.serverSaid).toBe("X-Rate-Limit-Time-Reset-Ms: 999999999")
+  })
+
+  it.effect("a wait over maxWait is never slept: onWaitTooLong rewrites the error at once", () =>
+    Effect.gen(function*() {
+      let attempts = 0
+      const failing = Effect.suspend(() => {
+        attempts += 1
+        return Effect.fail(
+          Retry.transient("limited", "HTTP 429", attempts === 1 ? Option.some(Duration.seconds(1)) : Option.some(Duration.hours(5)))
+        )
+      })
+      const fiber = yield* Effect.fork(
+        Retry.retry(failing, {
+          policy: Retry.policy({ maxRetries: 5, baseDelay: "1 millis", jitter: 0 }),
+          onWaitTooLong: (e, asked, said, n) => `${e}: asked ${Duration.format(asked)} (${said}) after ${n}`
+        })
+      )
+      yield* TestClock.adjust("1 seconds")
+      const error = yield* Effect.flip(Effect.flatten(fiber.await))
+      expect(attempts).toBe(2)
+      expect(error).toBe("limited: asked 5h (undefined) after 1")
     }))
 
   it("parses Retry-After forms", () => {
