@@ -60,6 +60,8 @@ export interface Pipeline {
   readonly sources: ReadonlyArray<PipelineSource>
   readonly transforms: ReadonlyArray<PipelineTransform>
   readonly sinks: ReadonlyArray<PipelineSink>
+  /** The file's `cluster:` section as written (interpolated), for distributed runs; decoded by `@effetl/cluster`. */
+  readonly cluster?: Readonly<Record<string, unknown>>
 }
 
 /** Defaults of the run settings. */

@@ -83,7 +83,12 @@ export const FileSchema = Schema.Struct({
   ),
   sources: Schema.Record({ key: Schema.String, value: PluginRef }).annotations({ description: "Source instances by name." }),
   transforms: Config.withDefault(Schema.Array(PluginRef), [], { description: "Transforms, applied in order." }),
-  sinks: Schema.Record({ key: Schema.String, value: PluginRef }).annotations({ description: "Sink instances by name." })
+  sinks: Schema.Record({ key: Schema.String, value: PluginRef }).annotations({ description: "Sink instances by name." }),
+  cluster: Config.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }), {
+    description:
+      "Settings of distributed runs (`effetl worker`, `effetl run --distributed`): postgres, redis, shardLockExpiration, ... " +
+      "Decoded by @effetl/cluster (see its README); a local run ignores them."
+  })
 })
 
 /** Options for loading a pipeline file. */
@@ -153,7 +158,8 @@ export const parse = (
       deadLetterPath: top.deadLetter.path,
       sources,
       transforms,
-      sinks
+      sinks,
+      ...(top.cluster !== undefined ? { cluster: top.cluster } : {})
     }
   })
 
