@@ -1,6 +1,6 @@
 /**
  * The `parquet` sink: typed Parquet columns (the csv sink's columns, in the same order, plus
- * `extra` as JSON text), row groups of at most `rowGroupSize` rows, one complete part file per
+ * `extra` as JSON text), row groups of about `rowGroupSize` rows, one complete part file per
  * commit; one file published atomically (overwrite) or a dataset directory (append), optionally
  * Hive-partitioned by source.
  */
@@ -40,20 +40,38 @@ export const ParquetConfig = Schema.Struct({
     examples: ["out/images.parquet", "out/images"]
   }),
   mode: FileOutput.modeField,
-  engine: Config.withDefault(Schema.Literal(...ParquetEngine.engines), "hyparquet-writer", {
+  engine: Config.withDefault(Schema.Literal(...ParquetEngine.engines), "duckdb", {
     description:
-      "The Parquet library. hyparquet-writer (default): faster, smaller files, TIMESTAMP logical type (UTC, millis). " +
+      "The Parquet writer. duckdb (default): DuckDB's native writer (@duckdb/node-api), the fastest, memory bounded " +
+      "by memoryLimit, timestamps TIMESTAMP (UTC, micros); when its native binding cannot load, the sink logs a " +
+      "warning and uses hyparquet-writer. hyparquet-writer: pure JavaScript, TIMESTAMP logical type (UTC, millis). " +
       "parquetjs-lite: the same columns, timestamps as the legacy TIMESTAMP_MILLIS converted type.",
-    examples: ["hyparquet-writer", "parquetjs-lite"]
+    examples: ["duckdb", "hyparquet-writer", "parquetjs-lite"]
   }),
+  memoryLimit: Config.withDefault(
+    Schema.String.pipe(
+      Schema.pattern(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, {
+        message: () => "must be a size such as 256MB or 1GiB"
+      })
+    ),
+    ParquetOutput.defaultMemoryLimit,
+    {
+      description:
+        "engine duckdb only: the DuckDB instance's memory_limit. Rows of an open part beyond it spill to a temp " +
+        "directory (in the system temp directory, removed at the end), so memory stays bounded however much is " +
+        "written between commits.",
+      examples: ["256MB", "1GB"]
+    }
+  ),
   compression: Config.withDefault(Schema.Literal(...ParquetEngine.compressions), "snappy", {
     description: "The page compression codec.",
     examples: ["snappy", "gzip", "none"]
   }),
   rowGroupSize: Config.withDefault(Config.intRange(1, 10_000_000), 100_000, {
     description:
-      "The most rows in one row group. At most one row group per open part is held in memory; a commit closes the " +
-      "part, so a part's last row group may be smaller.",
+      "The most rows in one row group (hyparquet-writer, parquetjs-lite: at most one row group per open part is " +
+      "held in memory). duckdb: DuckDB's target, filled 2,048-row vectors at a time, so a row group may hold up to " +
+      "2,047 rows more. A commit closes the part, so a part's last row group may be smaller.",
     examples: [100000, 10000]
   }),
   partitionBy: Config.withDefault(Schema.Array(Schema.Literal(...partitionKeys)).pipe(Schema.maxItems(1)), [], {
@@ -95,7 +113,7 @@ export const parquet = Sink.define<ParquetConfig>({
   name: "parquet",
   description:
     "Writes typed Parquet (" + columns.map((c) => c.name).join(", ") + "): strings UTF8, position/width/height " +
-    "INT32, created_at/updated_at UTC millisecond timestamps, nulls as nulls. Each commit is a complete, durable " +
+    "INT32, created_at/updated_at UTC timestamps, nulls as nulls; DuckDB's native writer by default. Each commit is a complete, durable " +
     "part file; overwrite mode merges the parts into one file published atomically at the end, append mode " +
     "publishes a part per commit; partitionBy [source] writes Hive-style source=<value>/ directories.",
   config: ParquetConfig,
@@ -115,7 +133,8 @@ export const parquet = Sink.define<ParquetConfig>({
         committed: context.committed,
         engine: config.engine,
         compression: config.compression,
-        rowGroupSize: config.rowGroupSize
+        rowGroupSize: config.rowGroupSize,
+        memoryLimit: config.memoryLimit
       },
       {
         columns: tableColumns,

@@ -1,29 +1,34 @@
 /// <reference path="./types/parquetjs-lite.d.ts" />
 /**
  * Parquet engines: the maintained libraries that encode Parquet for the `parquet` sink and the image
- * store's manifest, behind one small interface, and the reader (hyparquet) that streams a written
- * file back one row group at a time (used to merge committed parts into one published file).
+ * store's manifest, and the reader (hyparquet) that streams a written file back one row group at a
+ * time (used to merge committed parts into one published file with the JavaScript engines).
  *
- * - `hyparquet-writer` (default): explicit schema, dictionary encoding and statistics chosen by the
+ * - `duckdb` (the default when its native binding loads): DuckDB's own writer, see
+ *   `DuckDbParquet.ts`; it writes whole files from a path, not bytes, so it has its own interface.
+ * - `hyparquet-writer`: explicit schema, dictionary encoding and statistics chosen by the
  *   library; timestamps carry the TIMESTAMP logical type (isAdjustedToUTC=true, MILLIS) as well as
  *   the legacy TIMESTAMP_MILLIS converted type.
  * - `parquetjs-lite`: the same columns; it only writes converted types, so timestamps are
  *   TIMESTAMP_MILLIS (the Parquet spec defines that as UTC-adjusted millis; DuckDB shows it as
  *   TIMESTAMP rather than TIMESTAMP WITH TIME ZONE).
  *
- * An encoder buffers at most one row group of rows. When `rowGroupSize` rows are buffered it encodes
- * them as a row group; the bytes wait in the encoder until `take` hands them to the caller, who
- * writes them to disk. `close` encodes the last (partial) row group and the footer.
+ * A JavaScript engine's encoder buffers at most one row group of rows. When `rowGroupSize` rows are
+ * buffered it encodes them as a row group; the bytes wait in the encoder until `take` hands them to
+ * the caller, who writes them to disk. `close` encodes the last (partial) row group and the footer.
+ *
+ * Every library is imported on first use, so a pipeline without Parquet loads none of them.
  */
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet"
-import { ByteWriter, ParquetWriter } from "hyparquet-writer"
+import type { FieldDefinition } from "parquetjs-lite"
 import { Writable } from "node:stream"
 import * as zlib from "node:zlib"
-import parquetjs, { type FieldDefinition } from "parquetjs-lite"
 
 /** The engines on offer. */
-export const engines = ["hyparquet-writer", "parquetjs-lite"] as const
+export const engines = ["duckdb", "hyparquet-writer", "parquetjs-lite"] as const
 export type Engine = (typeof engines)[number]
+
+/** The engines that encode bytes in JavaScript (through `open`). */
+export type ByteEngine = Exclude<Engine, "duckdb">
 
 /** The compressions on offer. */
 export const compressions = ["snappy", "gzip", "none"] as const
@@ -64,12 +69,13 @@ export interface Encoder {
   readonly take: () => Array<Uint8Array>
 }
 
-/** Opens an encoder for one file with an engine. */
-export const open = (engine: Engine, options: EncoderOptions): Promise<Encoder> =>
-  engine === "hyparquet-writer" ? Promise.resolve(hyparquetEncoder(options)) : parquetjsEncoder(options)
+/** Opens an encoder for one file with a JavaScript engine. */
+export const open = (engine: ByteEngine, options: EncoderOptions): Promise<Encoder> =>
+  engine === "hyparquet-writer" ? hyparquetEncoder(options) : parquetjsEncoder(options)
 
 /** Reads a Parquet file back one row group at a time, as rows of the given columns. */
 export async function* readRowGroups(file: string, columns: ReadonlyArray<Column>): AsyncGenerator<Array<Row>> {
+  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import("hyparquet")
   const buffer = await asyncBufferFromFile(file)
   const metadata = await parquetMetadataAsync(buffer)
   const names = columns.map((c) => c.name)
@@ -129,7 +135,8 @@ const hyparquetSchema = (columns: ReadonlyArray<Column>) => [
   })
 ]
 
-const hyparquetEncoder = (options: EncoderOptions): Encoder => {
+const hyparquetEncoder = async (options: EncoderOptions): Promise<Encoder> => {
+  const { ByteWriter, ParquetWriter } = await import("hyparquet-writer")
   const { columns, rowGroupSize } = options
   const writer = new ByteWriter()
   const pq = new ParquetWriter({
@@ -195,6 +202,7 @@ const parquetjsEncoder = async (options: EncoderOptions): Promise<Encoder> => {
       callback()
     }
   })
+  const parquetjs = (await import("parquetjs-lite")).default
   const writer = await parquetjs.ParquetWriter.openStream(new parquetjs.ParquetSchema(fields), sink, {
     rowGroupSize: options.rowGroupSize
   })

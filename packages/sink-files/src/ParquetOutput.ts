@@ -6,8 +6,14 @@
  * `StagedParts`, which fsyncs it, renames it to `part-<runId>-<seq>.parquet` and fsyncs the
  * directory; the commit token says how many parts there are, and on resume the parts after it are
  * removed. Parquet files cannot be concatenated, so in `overwrite` mode the published file is made
- * by streaming the committed parts' row groups back (hyparquet) into one new file (the engine),
+ * by reading the committed parts back into one new file: with `duckdb`, one DuckDB `COPY` reading
+ * them; with the JavaScript engines, streaming their row groups back (hyparquet) into the encoder,
  * holding at most one row group of each in memory.
+ *
+ * With `duckdb` a part is a DuckDB table until its commit writes it whole (`COPY … TO` the part's
+ * temp file, then `StagedParts.commitFile`); the JavaScript engines stream encoded row groups into
+ * the part file as they fill. `duckdb` falls back to `hyparquet-writer`, with a logged warning, when
+ * its native binding cannot be loaded.
  *
  * Partitioned (Hive-style `source=<value>/`) outputs are a directory in both modes: one
  * `StagedParts` per partition directory, and a token `{ partitions: { "source=<value>": seq } }`.
@@ -24,6 +30,7 @@ import type * as Scope from "effect/Scope"
 import type { FileHandle } from "node:fs/promises"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
+import * as DuckDbParquet from "./DuckDbParquet.js"
 import * as ParquetEngine from "./ParquetEngine.js"
 
 /** What a Parquet output writes: its columns, and how a value becomes a row. */
@@ -46,7 +53,14 @@ export interface Options {
   readonly engine: ParquetEngine.Engine
   readonly compression: ParquetEngine.Compression
   readonly rowGroupSize: number
+  /** `duckdb` only: the DuckDB instance's `memory_limit` (default `256MB`). */
+  readonly memoryLimit?: string
+  /** `duckdb` only: how `@duckdb/node-api` is imported (default `DuckDbParquet.load`). */
+  readonly loadDuckDb?: () => Promise<DuckDbParquet.Module>
 }
+
+/** The DuckDB instance's memory limit when none is given. */
+export const defaultMemoryLimit = "256MB"
 
 /** A Parquet output: the sink operations over values of `A`. */
 export interface ParquetOutput<A> {
@@ -98,10 +112,12 @@ export const make = <A>(
       compression: options.compression,
       rowGroupSize: options.rowGroupSize
     }
+    const duck = options.engine === "duckdb" ? yield* openDuckDb(options, table.columns, fail) : undefined
+    const byteEngine: ParquetEngine.ByteEngine = options.engine === "duckdb" ? "hyparquet-writer" : options.engine
 
     /** Writes a whole Parquet file into `out` from the given parts' rows (none: an empty file with the schema). */
     const merge = async (parts: ReadonlyArray<string>, out: FileHandle): Promise<void> => {
-      const encoder = await ParquetEngine.open(options.engine, encoderOptions)
+      const encoder = await ParquetEngine.open(byteEngine, encoderOptions)
       const flush = async () => {
         for (const chunk of encoder.take()) await StagedParts.writeAll(out, chunk)
       }
@@ -115,11 +131,14 @@ export const make = <A>(
       await flush()
     }
 
+    /** A part being written: JavaScript engines encode into the part file, DuckDB into a table. */
     interface Slot {
       readonly parts: StagedParts.StagedParts
       encoder: ParquetEngine.Encoder | undefined
+      table: DuckDbParquet.Part | undefined
       seq: number
     }
+    const pendingRows = (slot: Slot) => (slot.encoder?.rows ?? 0) + (slot.table?.rows ?? 0)
 
     /** Moves the encoder's finished bytes into its part file. */
     const drain = (slot: Slot, encoder: ParquetEngine.Encoder) =>
@@ -128,6 +147,13 @@ export const make = <A>(
     /** Closes a slot's open part (if any) and commits it. */
     const commitSlot = (slot: Slot) =>
       Effect.gen(function*() {
+        const table = slot.table
+        if (table !== undefined) {
+          slot.table = undefined
+          const token = yield* slot.parts.commitFile((tmp) => table.copyTo(tmp))
+          slot.seq = token.seq
+          return
+        }
         const encoder = slot.encoder
         if (encoder !== undefined) {
           yield* io("could not finish a Parquet part", () => encoder.close())
@@ -140,8 +166,12 @@ export const make = <A>(
 
     const appendTo = (slot: Slot, rows: ReadonlyArray<ParquetEngine.Row>) =>
       Effect.gen(function*() {
+        if (duck !== undefined) {
+          const table = slot.table ?? (slot.table = yield* io("could not start a Parquet part", () => duck.openPart()))
+          return yield* io("could not append rows to DuckDB", async () => table.append(rows))
+        }
         if (slot.encoder === undefined) {
-          slot.encoder = yield* io("could not start a Parquet part", () => ParquetEngine.open(options.engine, encoderOptions))
+          slot.encoder = yield* io("could not start a Parquet part", () => ParquetEngine.open(byteEngine, encoderOptions))
         }
         const encoder = slot.encoder
         yield* io("could not encode rows as Parquet", () => encoder.append(rows))
@@ -151,7 +181,7 @@ export const make = <A>(
     const refuseUncommitted = (slots: Iterable<Slot>) =>
       Effect.suspend(() => {
         for (const slot of slots) {
-          if (slot.encoder !== undefined && slot.encoder.rows > 0) {
+          if (pendingRows(slot) > 0) {
             return Effect.fail(fail("finish was called with records written after the last commit; commit first"))
           }
         }
@@ -169,6 +199,15 @@ export const make = <A>(
         catch: (e) => fail(`could not encode a record as Parquet: ${errorMessage(e)}`, e)
       })
 
+    /** Drops a slot's uncommitted part. */
+    const discard = (slot: Slot) =>
+      Effect.suspend(() => {
+        slot.encoder = undefined
+        const table = slot.table
+        slot.table = undefined
+        return table === undefined ? Effect.void : io("could not drop an uncommitted DuckDB part", () => table.discard())
+      })
+
     const lock = yield* Effect.makeSemaphore(1)
     const serial = <X, E>(eff: Effect.Effect<X, E>) => lock.withPermits(1)(eff)
 
@@ -181,9 +220,9 @@ export const make = <A>(
         runId: options.runId,
         ext: "parquet",
         committed: options.committed,
-        publish: merge
+        ...(duck !== undefined ? { publishFile: (parts, tmp) => duck.merge(parts, tmp) } : { publish: merge })
       })
-      const slot: Slot = { parts, encoder: undefined, seq: 0 }
+      const slot: Slot = { parts, encoder: undefined, table: undefined, seq: 0 }
       const row = table.row
       return {
         target: parts.target,
@@ -193,10 +232,7 @@ export const make = <A>(
           ),
         commit: serial(Effect.zipRight(commitSlot(slot), Effect.sync(() => ({ seq: slot.seq })))),
         finish: serial(Effect.zipRight(refuseUncommitted([slot]), parts.finish)),
-        cleanup: serial(Effect.suspend(() => {
-          slot.encoder = undefined
-          return parts.cleanup
-        }))
+        cleanup: serial(Effect.zipRight(discard(slot), parts.cleanup))
       } satisfies ParquetOutput<A>
     }
 
@@ -243,7 +279,7 @@ export const make = <A>(
           ext: "parquet",
           committed: Option.some({ seq: committedSeq })
         })
-        const slot: Slot = { parts, encoder: undefined, seq: committedSeq }
+        const slot: Slot = { parts, encoder: undefined, table: undefined, seq: committedSeq }
         slots.set(dir, slot)
         return slot
       }), services)
@@ -325,7 +361,8 @@ export const make = <A>(
             for (let s = 1; s <= slot.seq; s++) files.push(path.join(base, dir, StagedParts.partName(options.runId, s, "parquet")))
             await fsp.mkdir(path.join(publishTmp, dir))
             const file = path.join(publishTmp, dir, StagedParts.partName(options.runId, 1, "parquet"))
-            await StagedParts.writeAtomically(file, `${file}.tmp`, (out) => merge(files, out))
+            if (duck !== undefined) await StagedParts.writeFileAtomically(file, `${file}.tmp`, (tmp) => duck.merge(files, tmp))
+            else await StagedParts.writeAtomically(file, `${file}.tmp`, (out) => merge(files, out))
           }
           await StagedParts.fsyncDirectory(publishTmp)
           // Swap it in: the previous directory steps aside, the new one takes its name.
@@ -342,7 +379,7 @@ export const make = <A>(
 
     const cleanup = serial(
       Effect.gen(function*() {
-        for (const slot of slots.values()) slot.encoder = undefined
+        for (const slot of slots.values()) yield* discard(slot)
         if (!staging) return
         yield* io(`could not remove staging ${base}`, () => fsp.rm(base, { recursive: true, force: true }))
         yield* io(`could not remove ${publishTmp}`, () => fsp.rm(publishTmp, { recursive: true, force: true }))
@@ -355,6 +392,41 @@ export const make = <A>(
   })
 
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * Starts the output's DuckDB instance (closed with the scope). When `@duckdb/node-api` cannot be
+ * loaded, logs a warning and gives none: the output then writes with `hyparquet-writer`.
+ */
+const openDuckDb = (
+  options: Options,
+  columns: ReadonlyArray<ParquetEngine.Column>,
+  fail: (message: string, cause?: unknown) => SinkError
+): Effect.Effect<DuckDbParquet.Writer | undefined, SinkError, Scope.Scope> =>
+  Effect.tryPromise(options.loadDuckDb ?? DuckDbParquet.load).pipe(
+    Effect.matchEffect({
+      onFailure: (e) =>
+        Effect.as(
+          Effect.logWarning(
+            `sink '${options.name}': DuckDB could not be loaded (${errorMessage(e.error)}); writing Parquet with hyparquet-writer instead`
+          ),
+          undefined
+        ),
+      onSuccess: (duckdb) =>
+        Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () =>
+              DuckDbParquet.open({
+                columns,
+                compression: options.compression,
+                rowGroupSize: options.rowGroupSize,
+                memoryLimit: options.memoryLimit ?? defaultMemoryLimit
+              }, duckdb),
+            catch: (e) => fail(`could not start DuckDB: ${errorMessage(e)}`, e)
+          }),
+          (writer) => Effect.promise(() => writer.close().catch(() => undefined))
+        )
+    })
+  )
 
 const kindOf = async (p: string): Promise<"directory" | "file" | undefined> => {
   try {

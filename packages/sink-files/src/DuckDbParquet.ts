@@ -1,0 +1,201 @@
+/**
+ * The `duckdb` Parquet engine: DuckDB's own Parquet writer, through `@duckdb/node-api`.
+ *
+ * - Rows go through DuckDB's appender, a whole data chunk (2,048 rows) at a time, into a DuckDB
+ *   table per open part: strings `VARCHAR`, int32 `INTEGER`, timestamps `TIMESTAMPTZ`.
+ * - `COPY … TO` writes a part as a complete Parquet file with the output's compression and
+ *   row-group size; the table is then dropped.
+ * - Merging committed parts into one published file is DuckDB reading them
+ *   (`read_parquet([...])`, in order) into one `COPY`.
+ *
+ * One in-memory DuckDB instance per output, with `memory_limit` set: a part's rows live in DuckDB's
+ * buffer manager, which spills to a private temp directory beyond the limit (removed on close), so
+ * memory does not grow with the part. Extensions are never installed or auto-loaded (Parquet is
+ * built in). `@duckdb/node-api` is imported on first use only.
+ */
+import type * as DuckDB from "@duckdb/node-api"
+import * as fsp from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import type * as ParquetEngine from "./ParquetEngine.js"
+
+/** The `@duckdb/node-api` module. */
+export type Module = typeof DuckDB
+
+/** How to write. */
+export interface Options {
+  readonly columns: ReadonlyArray<ParquetEngine.Column>
+  readonly compression: ParquetEngine.Compression
+  /** DuckDB's target rows per row group (filled 2,048-row vectors at a time). */
+  readonly rowGroupSize: number
+  /** DuckDB's `memory_limit` (e.g. `256MB`). */
+  readonly memoryLimit: string
+}
+
+/** A DuckDB instance writing one output's Parquet files. Calls must not overlap. */
+export interface Writer {
+  /** Opens a part: a new table that rows are appended to. */
+  readonly openPart: () => Promise<Part>
+  /** Writes one Parquet file at `file` holding the rows of `parts`, in order (none: the schema only). */
+  readonly merge: (parts: ReadonlyArray<string>, file: string) => Promise<void>
+  /** Closes the instance and removes its temp directory. Idempotent. */
+  readonly close: () => Promise<void>
+}
+
+/** One part being written. */
+export interface Part {
+  /** Rows appended so far. */
+  readonly rows: number
+  /** Appends rows (in column order). */
+  readonly append: (rows: ReadonlyArray<ParquetEngine.Row>) => void
+  /** Writes the part's rows as a complete Parquet file at `file` (which must not exist) and drops the table. */
+  readonly copyTo: (file: string) => Promise<void>
+  /** Drops the table without writing it. */
+  readonly discard: () => Promise<void>
+}
+
+/** Imports `@duckdb/node-api` (rejects when its native binding cannot load on this platform). */
+export const load = (): Promise<Module> => import("@duckdb/node-api")
+
+/** Starts a DuckDB instance for one output. */
+export const open = async (options: Options, duckdb: Module): Promise<Writer> => {
+  const { columns } = options
+  const tempDirectory = path.join(os.tmpdir(), `effetl-duckdb-${process.pid}-${Math.random().toString(36).slice(2)}`)
+  const instance = await duckdb.DuckDBInstance.create(":memory:", {
+    memory_limit: options.memoryLimit,
+    temp_directory: tempDirectory,
+    preserve_insertion_order: "true",
+    autoinstall_known_extensions: "false",
+    autoload_known_extensions: "false"
+  })
+  const connection = await instance.connect()
+  const run = (sql: string) => connection.run(sql).then(() => undefined, (e: unknown) => Promise.reject(oneLine(e)))
+  const types = columns.map((c) => duckdbType(duckdb, c.type))
+  const ddl = columns.map((c) => `${ident(c.name)} ${sqlType[c.type]}`).join(", ")
+  const copyOptions = `(FORMAT parquet, COMPRESSION ${codec[options.compression]}, ROW_GROUP_SIZE ${options.rowGroupSize}, USE_TMP_FILE false)`
+  const vectorSize = 2048
+  let tables = 0
+  let closed = false
+
+  const openPart = async (): Promise<Part> => {
+    const table = `part_${++tables}`
+    await run(`CREATE TABLE ${ident(table)} (${ddl})`)
+    const appender = await connection.createAppender(table)
+    let rows = 0
+    let chunk: DuckDB.DuckDBDataChunk | undefined
+    let vectors: Array<DuckDB.DuckDBVector> = []
+    let fill = 0
+
+    const flushChunk = () => {
+      if (chunk === undefined || fill === 0) return
+      for (const v of vectors) v.flush()
+      chunk.rowCount = fill
+      const full = chunk
+      guard(() => appender.appendDataChunk(full))
+      chunk = undefined
+      vectors = []
+      fill = 0
+    }
+    let done = false
+    const drop = async () => {
+      if (done) return
+      done = true
+      chunk = undefined
+      vectors = []
+      guard(() => appender.closeSync())
+      await run(`DROP TABLE ${ident(table)}`)
+    }
+
+    return {
+      get rows() {
+        return rows
+      },
+      append: (batch) => {
+        for (const row of batch) {
+          if (chunk === undefined) {
+            chunk = duckdb.DuckDBDataChunk.create(types, vectorSize)
+            vectors = columns.map((_, i) => chunk!.getColumnVector(i))
+          }
+          for (let i = 0; i < columns.length; i++) {
+            const v = row[i] ?? null
+            const vector = vectors[i]!
+            if (v === null) vector.setItem(fill, null)
+            else if (v instanceof Date) vector.setItem(fill, new duckdb.DuckDBTimestampTZValue(BigInt(v.getTime()) * 1000n))
+            else vector.setItem(fill, v)
+          }
+          fill++
+          rows++
+          if (fill === vectorSize) flushChunk()
+        }
+      },
+      copyTo: async (file) => {
+        flushChunk()
+        guard(() => appender.closeSync())
+        await run(`COPY ${ident(table)} TO ${lit(file)} ${copyOptions}`)
+        done = true
+        await run(`DROP TABLE ${ident(table)}`)
+      },
+      discard: drop
+    }
+  }
+
+  const merge = async (parts: ReadonlyArray<string>, file: string): Promise<void> => {
+    const select = columns.map((c) => `CAST(${ident(c.name)} AS ${sqlType[c.type]}) AS ${ident(c.name)}`).join(", ")
+    const from = parts.length === 0
+      ? `(SELECT ${columns.map((c) => `CAST(NULL AS ${sqlType[c.type]}) AS ${ident(c.name)}`).join(", ")} WHERE false)`
+      : `read_parquet([${parts.map(lit).join(", ")}])`
+    await run(`COPY (SELECT ${select} FROM ${from}) TO ${lit(file)} ${copyOptions}`)
+  }
+
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    connection.closeSync()
+    instance.closeSync()
+    await fsp.rm(tempDirectory, { recursive: true, force: true })
+  }
+
+  return { openPart, merge, close }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const sqlType = { string: "VARCHAR", int32: "INTEGER", timestamp: "TIMESTAMPTZ" } as const
+
+const codec = { snappy: "snappy", gzip: "gzip", none: "uncompressed" } as const
+
+const duckdbType = (duckdb: Module, type: ParquetEngine.ColumnType): DuckDB.DuckDBType => {
+  switch (type) {
+    case "string":
+      return duckdb.VARCHAR
+    case "int32":
+      return duckdb.INTEGER
+    case "timestamp":
+      return duckdb.TIMESTAMPTZ
+  }
+}
+
+/**
+ * DuckDB's error as one line (its messages go on with "Possible solutions:" lines); running out of
+ * memory names the option that raises the limit.
+ */
+const oneLine = (e: unknown): Error => {
+  const message = (e instanceof Error ? e.message : String(e)).split("\n")[0]!.trim()
+  const memory = /Out of Memory|could not allocate/i.test(message)
+  return new Error(memory ? `${message} (raise the sink's memoryLimit)` : message, { cause: e })
+}
+
+/** Runs a synchronous DuckDB call, its error as one line. */
+const guard = <A>(f: () => A): A => {
+  try {
+    return f()
+  } catch (e) {
+    throw oneLine(e)
+  }
+}
+
+/** A SQL identifier. */
+const ident = (name: string): string => `"${name.replace(/"/g, "\"\"")}"`
+
+/** A SQL string literal (a path). */
+const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`
