@@ -1,120 +1,31 @@
 /**
- * The plugins and simulators the `effetl` binary ships with.
+ * The plugins the `effetl` binary ships with. The sources and sinks are registered by name and
+ * imported the first time a pipeline uses them, so a run loads only its own plugins' packages (and
+ * never pg or better-sqlite3 for a pipeline without a SQL sink); core's transforms are always there.
  */
-import { Registry, builtinTransforms } from "@effetl/core"
-import { plugins as fileSinks } from "@effetl/sink-files"
-import { plugins as sqlPlugins } from "@effetl/sink-sql"
-import { acceo } from "@effetl/source-acceo"
-import { bigcommerce } from "@effetl/source-bigcommerce"
-import { channel } from "@effetl/source-channel"
-import { shoplazza } from "@effetl/source-shoplazza"
+import { builtinTransforms, Registry } from "@effetl/core"
+import * as Effect from "effect/Effect"
 
-/** Every built-in plugin, by kind. */
+/** Every built-in plugin, by kind; sources, sinks and SQL state stores load on first use. */
 export const registry: Registry.Registry = Registry.make({
-  sources: [acceo, shoplazza, bigcommerce, channel],
+  sources: [],
   transforms: builtinTransforms,
-  sinks: [...fileSinks, ...sqlPlugins.sinks],
-  stateStores: sqlPlugins.stateStores
+  sinks: [],
+  lazy: [
+    Registry.lazy("source", "acceo", () => import("@effetl/source-acceo").then((m) => m.acceo)),
+    Registry.lazy("source", "shoplazza", () => import("@effetl/source-shoplazza").then((m) => m.shoplazza)),
+    Registry.lazy("source", "bigcommerce", () => import("@effetl/source-bigcommerce").then((m) => m.bigcommerce)),
+    Registry.lazy("source", "channel", () => import("@effetl/source-channel").then((m) => m.channel)),
+    Registry.lazy("sink", "csv", () => import("@effetl/sink-files").then((m) => m.csv)),
+    Registry.lazy("sink", "jsonl", () => import("@effetl/sink-files").then((m) => m.jsonl)),
+    Registry.lazy("sink", "parquet", () => import("@effetl/sink-files").then((m) => m.parquet)),
+    Registry.lazy("sink", "images", () => import("@effetl/sink-files").then((m) => m.images)),
+    Registry.lazy("sink", "sqlite", () => import("@effetl/sink-sql").then((m) => m.sqlite)),
+    Registry.lazy("sink", "postgres", () => import("@effetl/sink-sql").then((m) => m.postgres)),
+    Registry.lazy("state", "sqlite", () => import("@effetl/sink-sql").then((m) => m.sqliteState)),
+    Registry.lazy("state", "postgres", () => import("@effetl/sink-sql").then((m) => m.postgresState))
+  ]
 })
 
-/** A simulator the CLI can serve: what `effetl simulate <api>` starts. */
-export interface SimulatorEntry {
-  readonly api: string
-  readonly description: string
-  /** Starts it; returns what to print and how to stop it. */
-  readonly start: (options: { port: number; faults: ReadonlyArray<string>; faultRate: number }) => Promise<{
-    readonly url: string
-    readonly lines: ReadonlyArray<string>
-    readonly close: () => Promise<void>
-  }>
-}
-
-/** The built-in simulators, by API name. */
-export const simulators: ReadonlyArray<SimulatorEntry> = [
-  {
-    api: "channel",
-    description: "Akinon Omnitron sales channel product images (DRF pagination, detailed/queues, media bytes)",
-    start: async ({ port, faults, faultRate }) => {
-      const { startChannelSimulator } = await import("@effetl/source-channel/simulator")
-      const sim = await startChannelSimulator({
-        port,
-        ...(faults.length > 0 ? { faults: { kinds: faults as any, rate: faultRate } } : {})
-      })
-      return {
-        url: sim.url,
-        lines: [
-          `channel simulator listening on ${sim.url}`,
-          `  channel id: ${sim.channelId}   token: ${sim.token}   images: ${sim.catalogue.length}`,
-          `  try: curl -H 'Authorization: Token ${sim.token}' '${sim.url}/api/v1/channel/${sim.channelId}/product_images/detailed/?limit=2'`,
-          `  run the demo pipeline against it:`,
-          `    CHANNEL_BASE_URL=${sim.url} CHANNEL_TOKEN=${sim.token} npx effetl run examples/demo.yaml`,
-          faults.length > 0 ? `  faults: ${faults.join(", ")} at rate ${faultRate}` : `  faults: none (use --faults 5xx,429,reset,truncate,latency)`
-        ],
-        close: () => sim.close()
-      }
-    }
-  },
-  {
-    api: "acceo",
-    description: "Acceo Ogasys product images (change feed by 64-bit token, images by product id, JSON and XML, base64 or URL images)",
-    start: async ({ port, faults, faultRate }) => {
-      const { startAcceoSimulator } = await import("@effetl/source-acceo/simulator")
-      const sim = await startAcceoSimulator({ port, ...(faults.length > 0 ? { faults: { kinds: faults as any, rate: faultRate } } : {}) })
-      const images = sim.catalogue.reduce((n, p) => n + p.images.length, 0)
-      return {
-        url: sim.url,
-        lines: [
-          `acceo simulator listening on ${sim.url}`,
-          `  api key: ${sim.apiKey}   products: ${sim.catalogue.length}   images: ${images}   feed entries: ${sim.feed().length}`,
-          `  try: curl -H '${sim.auth.header}: ${sim.auth.value}' '${sim.url}/products/images?count=2&options=URL'`,
-          `  run the example pipeline against it:`,
-          `    ACCEO_BASE_URL=${sim.url} ACCEO_API_KEY=${sim.apiKey} npx effetl run examples/acceo.yaml`,
-          faults.length > 0 ? `  faults: ${faults.join(", ")} at rate ${faultRate}` : `  faults: none (use --faults 5xx,429,reset,truncate,latency)`
-        ],
-        close: () => sim.close()
-      }
-    }
-  },
-  {
-    api: "shoplazza",
-    description: "Shoplazza OpenAPI 2022-01 product images (cursor product list, per-product images, leaky bucket 40 @ 2/s, protocol-relative src)",
-    start: async ({ port, faults, faultRate }) => {
-      const { startShoplazzaSimulator } = await import("@effetl/source-shoplazza/simulator")
-      const sim = await startShoplazzaSimulator({ port, ...(faults.length > 0 ? { faults: { kinds: faults as any, rate: faultRate } } : {}) })
-      const images = sim.catalogue.reduce((n, p) => n + p.images.length, 0)
-      return {
-        url: sim.url,
-        lines: [
-          `shoplazza simulator listening on ${sim.url}`,
-          `  shop: ${sim.shop}   access token: ${sim.accessToken}   products: ${sim.catalogue.length}   images: ${images}`,
-          `  rate limit: a leaky bucket of 40 requests leaking 2/s per token (429 with no Retry-After)`,
-          `  try: curl -H 'access-token: ${sim.accessToken}' '${sim.url}/openapi/2022-01/products?limit=2'`,
-          `  run the example pipeline against it:`,
-          `    SHOPLAZZA_BASE_URL=${sim.url} SHOPLAZZA_TOKEN=${sim.accessToken} SHOPLAZZA_SRC_SCHEME=http npx effetl run examples/shoplazza.yaml`,
-          faults.length > 0 ? `  faults: ${faults.join(", ")} at rate ${faultRate}` : `  faults: none (use --faults 5xx,429,reset,truncate,latency)`
-        ],
-        close: () => sim.close()
-      }
-    }
-  },
-  {
-    api: "bigcommerce",
-    description: "BigCommerce V2 catalog product images (204 past the end, fixed-window quota with X-Rate-Limit-* headers, image bytes)",
-    start: async ({ port, faults, faultRate }) => {
-      const { startBigCommerceSimulator } = await import("@effetl/source-bigcommerce/simulator")
-      const sim = await startBigCommerceSimulator({ port, ...(faults.length > 0 ? { faults: { kinds: faults as any, rate: faultRate } } : {}) })
-      return {
-        url: sim.url,
-        lines: [
-          `bigcommerce simulator listening on ${sim.url}`,
-          `  store hash: ${sim.storeHash}   token: ${sim.accessToken}   products: ${sim.products.length}   images: ${sim.catalogue.length}   quota: ${sim.quota} per ${sim.windowMs / 1000} s`,
-          `  try: curl -i -H 'X-Auth-Token: ${sim.accessToken}' -H 'Accept: application/json' '${sim.url}/stores/${sim.storeHash}/v2/products/${sim.products[0]?.id ?? 101}/images?limit=2'`,
-          `  run the example pipeline against it:`,
-          `    BIGCOMMERCE_BASE_URL=${sim.url} BIGCOMMERCE_STORE_HASH=${sim.storeHash} BIGCOMMERCE_TOKEN=${sim.accessToken} npx effetl run examples/bigcommerce.yaml`,
-          faults.length > 0 ? `  faults: ${faults.join(", ")} at rate ${faultRate}` : `  faults: none (use --faults 5xx,429,reset,truncate,latency)`
-        ],
-        close: () => sim.close()
-      }
-    }
-  }
-]
+/** Every built-in plugin loaded (for `effetl plugins`, `effetl schema` and programs that list them all). */
+export const loadedRegistry = (): Promise<Registry.Registry> => Effect.runPromise(Registry.loadAll(registry))

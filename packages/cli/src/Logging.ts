@@ -1,15 +1,38 @@
 /**
  * Log output of the CLI: human lines (`pretty`) or one JSON object per line (`json`), on stderr.
+ * Every line goes through `line` or `errorLine`, which escape control characters: vendor text (an
+ * API's error message, a file name, a URL) can never move the cursor, clear the screen or start a
+ * line of its own. This module loads nothing but itself, so usage errors print before anything heavy loads.
  */
-import * as HashMap from "effect/HashMap"
-import * as Inspectable from "effect/Inspectable"
-import * as Logger from "effect/Logger"
 
 /** The log formats of `--log-format`. */
 export type LogFormat = "pretty" | "json"
 
 /** The levels the CLI writes. */
 export type Level = "debug" | "info" | "warn" | "error" | "fatal" | "trace"
+
+/**
+ * C0 controls (newline and tab included), DEL, C1 controls (a lone 0x9B is a CSI on some terminals),
+ * the line and paragraph separators, and the bidirectional overrides and isolates that reorder what a line shows.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g
+
+const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" }
+
+/** Text with every control character written as a visible escape (`\n`, `\x1b`, `\u202e`), so it stays on one line as it is. */
+export const escapeControl = (text: string): string =>
+  text.replace(CONTROL, (c) => {
+    const known = named[c]
+    if (known !== undefined) return known
+    const code = c.charCodeAt(0)
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`
+  })
+
+/** JSON text whose strings carry no raw C1, separator or bidi characters (JSON.stringify escapes only C0). */
+const safeJson = (value: unknown): string =>
+  JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
+const fieldText = (v: unknown): string => escapeControl(typeof v === "string" ? v : JSON.stringify(v) ?? String(v))
 
 /** Formats one log line: `HH:MM:SS LEVEL message  (key=value ...)` or a JSON object with `time`, `level`, `message`. */
 export const line = (
@@ -19,34 +42,28 @@ export const line = (
   fields: Record<string, unknown> = {},
   date: Date = new Date()
 ): string => {
-  if (format === "json") return JSON.stringify({ time: date.toISOString(), level, message, ...fields })
+  if (format === "json") return safeJson({ time: date.toISOString(), level, message, ...fields })
   const extras = Object.entries(fields)
-    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${escapeControl(k)}=${fieldText(v)}`)
     .join(" ")
-  return `${date.toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${message}${extras ? `  (${extras})` : ""}`
+  return `${date.toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${escapeControl(message)}${extras ? `  (${extras})` : ""}`
 }
 
 /**
  * A final error for the user: `error: <message>` (no timestamp, so it reads as the command's verdict),
- * or a JSON log line with level `error` and the error's tag.
+ * or a JSON log line with level `error` and the error's tag. Always one line.
  */
 export const errorLine = (format: LogFormat, message: string, tag?: string): string =>
-  format === "json" ? line("json", "error", message, tag !== undefined ? { error: tag } : {}) : `error: ${message}`
+  format === "json" ? line("json", "error", message, tag !== undefined ? { error: tag } : {}) : `error: ${escapeControl(message)}`
 
-/** A logger that formats and hands each line to `write` (stderr, or above the progress bars). */
-export const make = (format: LogFormat, write: (line: string) => void): Logger.Logger<unknown, void> =>
-  Logger.make(({ annotations, date, logLevel, message }) => {
-    const fields: Record<string, unknown> = {}
-    for (const [k, v] of HashMap.toEntries(annotations)) fields[k] = v
-    write(line(format, levelOf(logLevel.label), messageText(message), fields, date))
-  })
-
-const levelOf = (label: string): Level => {
-  const l = label.toLowerCase()
-  return l === "warning" ? "warn" : (["debug", "info", "warn", "error", "fatal", "trace"].includes(l) ? l : "info") as Level
+/** The text of an Effect log message (a string, a value, or several of them). */
+export const messageText = (message: unknown, toString: (u: unknown) => string = String): string => {
+  const parts = Array.isArray(message) ? message : [message]
+  return parts.map((m) => (typeof m === "string" ? m : toString(m))).join(" ")
 }
 
-const messageText = (message: unknown): string => {
-  const parts = Array.isArray(message) ? message : [message]
-  return parts.map((m) => (typeof m === "string" ? m : Inspectable.toStringUnknown(m))).join(" ")
+/** The CLI's level of an Effect log level label (`WARN` → `warn`). */
+export const levelOf = (label: string): Level => {
+  const l = label.toLowerCase()
+  return l === "warning" ? "warn" : (["debug", "info", "warn", "error", "fatal", "trace"].includes(l) ? l : "info") as Level
 }

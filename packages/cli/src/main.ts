@@ -1,109 +1,63 @@
 /**
  * The `effetl` command line. Exit codes: 0 ok, 1 the run failed, 2 bad config or usage, 130 stopped
- * by Ctrl-C (SIGINT) or SIGTERM. A user error prints its message, never a stack trace.
+ * by Ctrl-C (SIGINT) or SIGTERM. A user error prints one line, never a stack trace.
+ *
+ * This module parses the arguments (yargs) and loads nothing else up front: a command's code, core
+ * and the plugins load when the command runs (`Commands.ts`), so `--version` and `--help` are quick.
  */
-import { ConfigError, PipelineFile, Runner, StateStore } from "@effetl/core"
-import * as Cause from "effect/Cause"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
-import * as Option from "effect/Option"
 import * as fs from "node:fs"
-import yargs from "yargs"
-import { hideBin } from "yargs/helpers"
-import { registry, simulators } from "./Builtins.js"
+import type { Argv } from "yargs"
 import * as Logging from "./Logging.js"
-import * as Plugins from "./Plugins.js"
-import * as Progress from "./Progress.js"
-import * as Summary from "./Summary.js"
+import { faultKinds, simulators } from "./Simulators.js"
 
 /** Exit codes. */
 export const ExitCode = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const
 
-/** The command names, for usage messages. */
-const commands = ["run", "validate", "plugins", "schema", "state", "simulate"] as const
-
-/** The fault kinds `effetl simulate --faults` accepts. */
-const faultKinds = ["5xx", "429", "reset", "truncate", "latency"] as const
-
-interface Common {
-  readonly logFormat: Logging.LogFormat
-  readonly verbose: boolean
-  /** Where log and error lines go (stderr, or above the progress bars). */
-  readonly write?: (line: string) => void
-  /** Said when Ctrl-C stopped the command. */
-  readonly interrupted?: string
-  /** Gives the terminal back (cursor, line wrapping) before a second Ctrl-C quits at once. */
-  readonly release?: () => void
+/** Where a command's output goes and what it reads: the process's by default, a test's in-process. */
+export interface Io {
+  /** The summary and other results. */
+  readonly stdout: (text: string) => void
+  /** Log lines and errors. */
+  readonly stderr: (text: string) => void
+  /** The environment for `${VAR}` in pipeline files. */
+  readonly env: Record<string, string | undefined>
+  /** Whether stderr is a terminal (progress bars by default). */
+  readonly stderrIsTTY: boolean
+  /** The terminal width for help text, if any. */
+  readonly columns?: number | undefined
+  /** Quits the process at once (a second Ctrl-C); left out in-process, where it is never called. */
+  readonly exit?: (code: number) => void
 }
 
-/** Runs an Effect as a CLI command: maps failures to messages and exit codes, interrupts on SIGINT/SIGTERM. */
-const execute = <A>(common: Common, program: Effect.Effect<A, unknown>) =>
-  new Promise<void>((resolve) => {
-    const write = common.write ?? ((l: string) => void process.stderr.write(l + "\n"))
-    const logger = Logging.make(common.logFormat, write)
-    const fiber = Effect.runFork(
-      program.pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
-        Logger.withMinimumLogLevel(common.verbose ? LogLevel.Debug : LogLevel.Info)
-      )
-    )
-    let signalled: NodeJS.Signals | undefined
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (signalled) {
-        // A second Ctrl-C: quit at once (still safe: state never runs ahead of data).
-        common.release?.()
-        process.exit(ExitCode.interrupted)
-      }
-      signalled = sig
-      write(Logging.line(common.logFormat, "warn", `received ${sig}: stopping (press Ctrl-C again to quit at once)`))
-      Effect.runFork(Fiber.interrupt(fiber))
-    }
-    process.on("SIGINT", onSignal)
-    process.on("SIGTERM", onSignal)
-    fiber.addObserver((exit) => {
-      process.off("SIGINT", onSignal)
-      process.off("SIGTERM", onSignal)
-      if (Exit.isSuccess(exit)) return resolve()
-      if (Cause.isInterruptedOnly(exit.cause)) {
-        write(Logging.line(common.logFormat, "warn", common.interrupted ?? "stopped"))
-        process.exitCode = ExitCode.interrupted
-        return resolve()
-      }
-      const failure = Cause.failureOption(exit.cause)
-      if (Option.isSome(failure)) {
-        const e = failure.value
-        write(Logging.errorLine(common.logFormat, messageOf(e), tagOf(e)))
-        process.exitCode = e instanceof ConfigError ? ExitCode.usage : ExitCode.failed
-      } else {
-        // A defect is a bug in effetl or a plugin: show everything.
-        write(Logging.errorLine(common.logFormat, `internal error (please report it): ${Cause.pretty(exit.cause)}`, "Defect"))
-        process.exitCode = ExitCode.failed
-      }
-      resolve()
-    })
-  })
-
-/** A failure's message for the user; a config error also names its line when the message does not. */
-const messageOf = (e: unknown): string => {
-  const message =
-    typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e)
-  if (e instanceof ConfigError && e.line !== undefined && !message.includes(`line ${e.line}`) && !message.includes(`:${e.line}:`)) {
-    const [first, ...rest] = message.split("\n")
-    return [`${first} (line ${e.line})`, ...rest].join("\n")
-  }
-  return message
+/** The process's own streams and environment. */
+export const processIo: Io = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+  env: process.env,
+  stderrIsTTY: process.stderr.isTTY === true,
+  columns: process.stdout.columns,
+  exit: (code) => process.exit(code)
 }
 
-const tagOf = (e: unknown): string =>
-  typeof e === "object" && e !== null && typeof (e as { _tag?: unknown })._tag === "string" ? (e as { _tag: string })._tag : "Error"
+/** The command names and their arguments, for usage messages. */
+const commands = {
+  run: "run <file>",
+  validate: "validate <file>",
+  plugins: "plugins [name]",
+  schema: "schema",
+  state: "state <action> <file>",
+  simulate: "simulate <api>"
+} as const
+type Command = keyof typeof commands
+/** The positional arguments' names (the rest are options, shown as `--name`). */
+const positionals = new Set(["file", "name", "action", "api"])
+const commandNames = Object.keys(commands) as ReadonlyArray<Command>
 
-const loadPipeline = (file: string, statePath?: string) =>
-  PipelineFile.load(file, { registry, ...(statePath ? { statePath } : {}) })
+/** A usage problem: one line, exit 2. */
+class UsageError extends Error {}
 
-const version = (): string => {
+/** The package version. */
+export const version = (): string => {
   try {
     return (JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version
   } catch {
@@ -111,10 +65,30 @@ const version = (): string => {
   }
 }
 
-/** Builds the yargs parser (exported for tests of the help text). */
-export const cli = (argv: ReadonlyArray<string>) =>
-  yargs(argv as string[])
+/** The `--state` option (run and state). */
+const stateOption = {
+  type: "string",
+  requiresArg: true,
+  describe: "The JSON state file (overrides the pipeline's state.path; not with a SQL state store)"
+} as const
+
+/** The options every command takes. */
+export interface Global {
+  readonly "log-format": Logging.LogFormat
+  readonly verbose: boolean
+}
+
+/**
+ * Builds the yargs parser. Each handler stores its command's exit code in `result`; a usage problem
+ * throws a `UsageError` out of `parseAsync`.
+ */
+export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<string>, io: Io, result: { code: number }) => {
+  /** The innermost command's parser, for the options it knows (see `unknownOptions`). */
+  let scoped: Argv | undefined
+  const load = () => import("./Commands.js")
+  const parser = yargs([...argv])
     .scriptName("effetl")
+    .exitProcess(false)
     .usage(
       "$0 <command> [options]\n\nAn Effect-based stream ETL for product images: run a pipeline YAML file, or serve an API simulator to try one.\n\n" +
         "Exit codes: 0 ok, 1 the run failed, 2 bad config or usage, 130 stopped by Ctrl-C."
@@ -122,148 +96,105 @@ export const cli = (argv: ReadonlyArray<string>) =>
     .option("log-format", {
       choices: ["pretty", "json"] as const,
       default: "pretty" as const,
+      requiresArg: true,
       describe: "Log lines for people, or one JSON object per line (logs and errors go to stderr)"
     })
     .option("verbose", { type: "boolean", default: false, describe: "Also log debug messages" })
     .command(
-      "run <file>",
+      commands.run,
       "Run a pipeline: read every source, transform, write every sink. Resumes an unfinished run.",
       (y) =>
-        y
+        (scoped = y)
           .positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" })
           .option("dry-run", { type: "boolean", default: false, describe: "Validate the config and reach every source (one request each); write nothing" })
-          .option("limit", { type: "number", describe: "Read at most N records per source (a trial: writes output, saves no state)" })
+          .option("limit", { type: "number", requiresArg: true, describe: "Read at most N records per source (a trial: writes output, saves no state)" })
           .option("full-refresh", { type: "boolean", default: false, describe: "Ignore saved cursors and transform state; read everything again" })
           .option("restart", { type: "boolean", default: false, describe: "Discard an unfinished run and start a new one" })
-          .option("state", { type: "string", describe: "The JSON state file (overrides the pipeline's state.path; not with a SQL state store)" })
+          .option("state", stateOption)
           .option("progress", {
             type: "boolean",
             describe: "Progress bars on stderr; --no-progress for log lines (default: bars when stderr is a terminal and --log-format is pretty)"
           })
-          .check((a) =>
-            a.limit !== undefined && (!Number.isInteger(a.limit) || a.limit < 1) ? "--limit must be an integer ≥ 1" : true
-          )
+          .check((a) => {
+            if (a.limit !== undefined && (!Number.isInteger(a.limit) || a.limit < 1)) return "--limit must be an integer ≥ 1"
+            return a.state === "" ? "--state needs a file name" : true
+          })
           .example("$0 run pipeline.yaml", "run it (or resume its unfinished run)")
           .example("$0 run pipeline.yaml --limit 20", "a trial: 20 records per source, no state saved")
           .example("$0 run pipeline.yaml --dry-run", "check the config and the credentials"),
       async (a) => {
-        const logFormat = a["log-format"]
-        const useBars = (a.progress ?? process.stderr.isTTY === true) && logFormat === "pretty"
-        const ui = useBars ? Progress.bars() : undefined
-        const write = ui ? ui.log : (l: string) => void process.stderr.write(l + "\n")
-        const reporter = ui?.reporter ?? Progress.lines((source, line) => write(Logging.line(logFormat, "info", line, { source })))
-        const keepsState = !a["dry-run"] && a.limit === undefined
-        await execute(
+        result.code = await (await load()).run(
           {
-            logFormat,
+            file: a.file,
+            logFormat: a["log-format"],
             verbose: a.verbose,
-            write,
-            interrupted: keepsState
-              ? `stopped: committed work is kept; the next 'effetl run ${a.file}' resumes this run (--restart discards it)`
-              : "stopped",
-            release: () => reporter.close?.()
+            dryRun: a["dry-run"],
+            fullRefresh: a["full-refresh"],
+            restart: a.restart,
+            ...(a.limit !== undefined ? { limit: a.limit } : {}),
+            ...(a.state !== undefined ? { state: a.state } : {}),
+            ...(a.progress !== undefined ? { progress: a.progress } : {})
           },
-          Effect.gen(function*() {
-            const pipeline = yield* loadPipeline(a.file, a.state)
-            const summary = yield* Runner.runNode(pipeline, {
-              dryRun: a["dry-run"],
-              fullRefresh: a["full-refresh"],
-              restart: a.restart,
-              reporter,
-              ...(a.limit !== undefined ? { limit: a.limit } : {})
-            })
-            reporter.close?.()
-            process.stdout.write((logFormat === "json" ? Summary.json(summary) : Summary.text(summary, pipeline)) + "\n")
-          }).pipe(Effect.ensuring(Effect.sync(() => reporter.close?.())))
+          io
         )
       }
     )
     .command(
-      "validate <file>",
-      "Check a pipeline file: YAML, environment variables, plugins and every option. Reaches no API.",
-      (y) => y.positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" }),
+      commands.validate,
+      "Check a pipeline file: YAML, environment variables, plugins, every option and that no two outputs share a path. Reaches no API.",
+      (y) => (scoped = y).positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" }),
       async (a) => {
-        await execute(
-          { logFormat: a["log-format"], verbose: a.verbose },
-          Effect.gen(function*() {
-            const p = yield* loadPipeline(a.file)
-            const list = (xs: ReadonlyArray<{ name: string; plugin: { name: string } }>) => xs.map((s) => `${s.name}:${s.plugin.name}`).join(", ")
-            process.stdout.write(
-              `${a.file}: valid pipeline '${p.name}' with ${count(p.sources.length, "source")} [${list(p.sources)}], ` +
-                `${count(p.transforms.length, "transform")}${p.transforms.length > 0 ? ` [${p.transforms.map((t) => t.plugin.name).join(", ")}]` : ""} ` +
-                `and ${count(p.sinks.length, "sink")} [${list(p.sinks)}]\n`
-            )
-          })
-        )
+        result.code = await (await load()).validate({ file: a.file, logFormat: a["log-format"], verbose: a.verbose }, io)
       }
     )
     .command(
-      "plugins [name]",
+      commands.plugins,
       "List the built-in plugins, or show one plugin's options with their defaults.",
-      (y) => y.positional("name", { type: "string", describe: "A built-in plugin name, an npm package or a ./module.js path" }),
+      (y) => (scoped = y).positional("name", { type: "string", describe: "A built-in plugin name, an npm package or a ./module.js path" }),
       async (a) => {
-        await execute(
-          { logFormat: a["log-format"], verbose: a.verbose },
-          Effect.gen(function*() {
-            if (!a.name) return void process.stdout.write(Plugins.list(registry) + "\n")
-            const found = yield* Plugins.find(registry, a.name)
-            process.stdout.write(found.map((f) => Plugins.describe(f.kind, f.plugin)).join("\n\n") + "\n")
-          })
-        )
+        result.code = await (await load()).plugins({ name: a.name, logFormat: a["log-format"], verbose: a.verbose }, io)
       }
     )
     .command(
-      "schema",
+      commands.schema,
       "Print the JSON Schema of pipeline files, for editor completion and checking.",
       (y) =>
-        y
+        (scoped = y)
           .example("$0 schema > effetl.schema.json", "save it next to your pipelines, then start a pipeline file with")
           .example("# yaml-language-server: $schema=./effetl.schema.json", ""),
-      () => {
-        process.stdout.write(JSON.stringify(PipelineFile.jsonSchema(registry), null, 2) + "\n")
+      async (a) => {
+        result.code = await (await load()).schema({ logFormat: a["log-format"], verbose: a.verbose }, io)
       }
     )
     .command(
-      "state <action> <file>",
+      commands.state,
       "Show or reset the saved state (current run, checkpoints) of a pipeline. Needs only the file's name and state section.",
       (y) =>
-        y
+        (scoped = y)
           .positional("action", {
             choices: ["show", "reset"] as const,
             demandOption: true,
             describe: "show: print the state as JSON; reset: forget it (the next run starts from scratch)"
           })
           .positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" })
-          .option("state", { type: "string", describe: "The JSON state file (overrides the pipeline's state.path; not with a SQL state store)" }),
+          .option("state", stateOption)
+          .check((a) => (a.state === "" ? "--state needs a file name" : true)),
       async (a) => {
-        await execute(
-          { logFormat: a["log-format"], verbose: a.verbose },
-          Effect.gen(function*() {
-            const pipeline = yield* PipelineFile.peek(a.file, { registry, ...(a.state ? { statePath: a.state } : {}) })
-            yield* Effect.gen(function*() {
-              const store = yield* StateStore.StateStore
-              const saved = yield* store.load(pipeline.name)
-              if (a.action === "show") {
-                process.stdout.write(JSON.stringify({ pipeline: pipeline.name, state: store.location, ...saved }, null, 2) + "\n")
-              } else {
-                yield* store.reset(pipeline.name)
-                const what = saved.run === null ? "it had no saved run" : `forgot run ${saved.run.id} (${saved.run.status}) and its checkpoints`
-                process.stdout.write(`state of pipeline '${pipeline.name}' reset in ${store.location}: ${what}\n`)
-              }
-            }).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
-          })
+        result.code = await (await load()).state(
+          { action: a.action, file: a.file, logFormat: a["log-format"], verbose: a.verbose, ...(a.state !== undefined ? { state: a.state } : {}) },
+          io
         )
       }
     )
     .command(
-      "simulate <api>",
+      commands.simulate,
       "Serve a built-in API simulator on 127.0.0.1 to try effetl without a real store. Ctrl-C stops it.",
       (y) =>
-        y
+        (scoped = y)
           .positional("api", { choices: simulators.map((s) => s.api), demandOption: true, describe: "The API to simulate" })
-          .option("port", { type: "number", default: 0, describe: "Port on 127.0.0.1 (0 = any free port)" })
-          .option("faults", { type: "string", default: "", describe: `Faults to inject, comma-separated: ${faultKinds.join(",")}` })
-          .option("fault-rate", { type: "number", default: 0.2, describe: "Share of requests that get a fault (0..1)" })
+          .option("port", { type: "number", default: 0, requiresArg: true, describe: "Port on 127.0.0.1 (0 = any free port)" })
+          .option("faults", { type: "string", default: "", requiresArg: true, describe: `Faults to inject, comma-separated: ${faultKinds.join(",")}` })
+          .option("fault-rate", { type: "number", default: 0.2, requiresArg: true, describe: "Share of requests that get a fault (0..1)" })
           .check((a) => {
             if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) return "--port must be an integer from 0 to 65535"
             const bad = a.faults.split(",").map((s) => s.trim()).filter((f) => f.length > 0 && !(faultKinds as ReadonlyArray<string>).includes(f))
@@ -272,68 +203,99 @@ export const cli = (argv: ReadonlyArray<string>) =>
             return true
           }),
       async (a) => {
-        const sim = simulators.find((s) => s.api === a.api)!
-        const faults = a.faults.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
-        let running: Awaited<ReturnType<typeof sim.start>>
-        try {
-          running = await sim.start({ port: a.port, faults, faultRate: a["fault-rate"] })
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code
-          const why = code === "EADDRINUSE" ? `port ${a.port} is already in use` : e instanceof Error ? e.message : String(e)
-          process.stderr.write(Logging.errorLine(a["log-format"], `cannot start the ${a.api} simulator: ${why}`) + "\n")
-          process.exitCode = ExitCode.failed
-          return
-        }
-        process.stdout.write(running.lines.join("\n") + "\n(Ctrl-C to stop)\n")
-        await new Promise<void>((resolve) => {
-          const stop = () => {
-            process.off("SIGINT", stop)
-            process.off("SIGTERM", stop)
-            void running.close().then(() => {
-              process.stdout.write("simulator stopped\n")
-              resolve()
-            })
-          }
-          process.on("SIGINT", stop)
-          process.on("SIGTERM", stop)
-        })
+        result.code = await (await load()).simulate(
+          { api: a.api, port: a.port, faults: a.faults, faultRate: a["fault-rate"], logFormat: a["log-format"], verbose: a.verbose },
+          io
+        )
       }
     )
-    .demandCommand(1, `Give a command: ${commands.join(", ")} (see 'effetl --help').`)
+    .demandCommand(1, `give a command: ${commandNames.join(", ")}`)
     .strict()
     .strictCommands()
+    .strictOptions()
     .recommendCommands()
     .help()
     .alias("h", "help")
     .version(version())
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .fail((msg, err) => {
-      if (err !== undefined && !msg) {
-        // Not a usage problem: a bug in the CLI itself.
-        process.stderr.write(`internal error (please report it): ${err.stack ?? String(err)}\n`)
-        process.exit(ExitCode.failed)
-      }
-      const first = argv.find((x) => !x.startsWith("-"))
-      const command = commands.find((c) => c === first)
-      let text = msg ?? err?.message ?? "bad usage"
-      if (command === undefined && first !== undefined && /^(Did you mean|Unknown command)/.test(text)) {
-        const guess = /^Did you mean (\S+)\?/.exec(text)
-        text = `unknown command '${first}'${guess ? ` (did you mean ${guess[1]}?)` : ""}; the commands are ${commands.join(", ")}`
-      }
-      const json = argv.some((x, i) => x === "--log-format=json" || (x === "--log-format" && argv[i + 1] === "json"))
-      process.stderr.write(
-        Logging.errorLine(json ? "json" : "pretty", text, "UsageError") +
-          "\n" +
-          (json ? "" : `Run 'effetl ${command !== undefined ? `${command} ` : ""}--help' for usage.\n`)
-      )
-      process.exit(ExitCode.usage)
+    .wrap(Math.min(110, io.columns ?? 100))
+    .updateStrings({
+      "Invalid values:": "invalid value:",
+      "Argument: %s, Given: %s, Choices: %s": "%s is %s; expected one of %s",
+      "Not enough arguments following: %s": "--%s needs a value"
     })
-
-const count = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
-
-/** Entry point. */
-export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
-  await cli(argv).parseAsync()
+    .fail((msg, err) => {
+      if (err !== undefined && err !== null && !msg) throw err // not a usage problem: a bug, reported as one by main
+      throw new UsageError(msg ?? err?.message ?? "bad usage")
+    })
+  return { parser, scoped: (): Argv => scoped ?? parser }
 }
 
-await main(hideBin(process.argv))
+/**
+ * Runs the CLI on `argv` (without the node and script paths) and returns the exit code. Never calls
+ * `process.exit` (only `io.exit`, on a second Ctrl-C), so tests run it in-process.
+ */
+export const main = async (argv: ReadonlyArray<string>, io: Io = processIo): Promise<number> => {
+  // `effetl --version` alone needs no parser at all.
+  if (argv.length === 1 && argv[0] === "--version") {
+    io.stdout(`${version()}\n`)
+    return ExitCode.ok
+  }
+  const [{ default: yargs }, { Parser }] = await Promise.all([import("yargs"), import("yargs/helpers")])
+  const result = { code: ExitCode.ok }
+  const { parser, scoped } = cli(yargs, argv, io, result)
+  try {
+    await parser.parseAsync([...argv], {}, (_err, _argv, output) => {
+      if (output) io.stdout(output.endsWith("\n") ? output : `${output}\n`)
+    })
+    return result.code
+  } catch (e) {
+    const json = Parser(argv as Array<string>, { configuration: { "camel-case-expansion": false } })["log-format"] === "json"
+    if (!(e instanceof UsageError)) {
+      io.stderr(Logging.errorLine(json ? "json" : "pretty", `internal error (please report it): ${e instanceof Error ? e.stack ?? e.message : String(e)}`, "Defect") + "\n")
+      return ExitCode.failed
+    }
+    const text = usageMessage(e.message, argv, scoped(), Parser)
+    io.stderr(Logging.errorLine(json ? "json" : "pretty", text, "UsageError") + "\n")
+    return ExitCode.usage
+  }
+}
+
+/** A usage error in one line, naming the bad argument and where help is. */
+const usageMessage = (
+  yargsMessage: string,
+  argv: ReadonlyArray<string>,
+  scoped: Argv,
+  parse: typeof import("yargs/helpers").Parser
+): string => {
+  const first = argv.find((x) => !x.startsWith("-"))
+  const command = commandNames.find((c) => c === first)
+  const help = `see 'effetl ${command !== undefined ? `${command} ` : ""}--help'`
+  const flat = yargsMessage.split("\n").map((l) => l.trim()).filter((l) => l.length > 0).join(" ")
+  if (command === undefined && first !== undefined && /^(Did you mean|Unknown command|Unknown argument)/.test(flat)) {
+    const guess = /^Did you mean (\S+)\?/.exec(flat)
+    return `unknown command '${first}'${guess ? ` (did you mean ${guess[1]}?)` : ""}; the commands are ${commandNames.join(", ")}`
+  }
+  // An unknown option may have taken the next argument as its value (`run --bogus p.yaml`), so yargs
+  // reports a missing argument first: name the option instead.
+  const unknown = unknownOptions(argv, scoped, parse)
+  if (unknown.length > 0) return `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} (${help})`
+  if (/^Not enough non-option arguments/.test(flat) && command !== undefined) {
+    return `missing argument: effetl ${commands[command]} (${help})`
+  }
+  const extra = /^Unknown (?:arguments?|commands?): (.*)$/.exec(flat)
+  if (extra && command !== undefined) return `unexpected argument${extra[1]!.includes(",") ? "s" : ""} ${extra[1]}: effetl ${commands[command]} (${help})`
+  const invalid = /^invalid value: (\S+) is (.*)$/.exec(flat)
+  if (invalid) return `invalid value: ${positionals.has(invalid[1]!) ? invalid[1] : `--${invalid[1]}`} is ${invalid[2]} (${help})`
+  return `${flat} (${help})`
+}
+
+/** The options in `argv` that the command (or the global parser) does not know, as typed (`--bogus`, `-x`). */
+const unknownOptions = (argv: ReadonlyArray<string>, scoped: Argv, parse: typeof import("yargs/helpers").Parser): Array<string> => {
+  const options = (scoped as unknown as { getOptions: () => { key: Record<string, unknown>; alias: Record<string, Array<string>> } }).getOptions()
+  const known = new Set([...Object.keys(options.key), ...Object.keys(options.alias), ...Object.values(options.alias).flat()])
+  const end = argv.indexOf("--")
+  const parsed = parse(end === -1 ? [...argv] : argv.slice(0, end), { configuration: { "camel-case-expansion": false } })
+  return Object.keys(parsed)
+    .filter((k) => k !== "_" && k !== "$0" && !known.has(k) && !(k.startsWith("no-") && known.has(k.slice(3))))
+    .map((k) => (k.length === 1 ? `-${k}` : `--${k}`))
+}

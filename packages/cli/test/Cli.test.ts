@@ -1,7 +1,8 @@
 /**
  * The `effetl` binary as a user meets it: help and usage errors, `validate`, `plugins`, `schema`,
- * `state` and `simulate`. Every test spawns the real built CLI in a temp directory.
- * (Runs against the simulator are in CliRun.test.ts.)
+ * `state` and `simulate`. Most tests run the CLI in-process (`cli`) in a temp directory; the binary
+ * itself is spawned for `--help`, `--version` and the simulator's signals.
+ * (Runs against the simulator are in CliRun.test.ts; hostile input in hostile/.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Registry } from "@effetl/core"
@@ -10,8 +11,8 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as JSONSchema from "effect/JSONSchema"
-import { registry } from "../src/Builtins.js"
-import { bin, type CliResult, effetl, root, tempDir } from "./helpers.js"
+import { loadedRegistry } from "../src/Builtins.js"
+import { bin, cli, type CliResult, effetl, root, tempDir } from "./helpers.js"
 
 let sim: ChannelSimulator
 beforeAll(async () => {
@@ -41,6 +42,7 @@ const expectNoStack = (r: CliResult) => {
 /** The line number of the first line of `text` containing `needle` (1-based). */
 const lineOf = (text: string, needle: string): number => text.split("\n").findIndex((l) => l.includes(needle)) + 1
 
+const registry = await loadedRegistry()
 const allPlugins = [...registry.sources, ...registry.transforms, ...registry.sinks]
 const stateStores = Registry.builtinsOf(registry, "state")
 
@@ -65,7 +67,7 @@ describe("help and usage", () => {
   }
   for (const [command, expected] of Object.entries(options)) {
     it(`${command} --help lists its arguments and options, each described`, async () => {
-      const r = await effetl([command, "--help"], { cwd: tempDir("help") })
+      const r = await cli([command, "--help"], { cwd: tempDir("help") })
       expect(r.code).toBe(0)
       expect(r.stdout).toContain(`effetl ${command}`)
       for (const o of expected) expect(r.stdout).toContain(o)
@@ -76,44 +78,46 @@ describe("help and usage", () => {
     })
   }
 
-  it("--version prints the package version", async () => {
+  it("--version prints the package version (alone, or with other options through the parser)", async () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, "packages/cli/package.json"), "utf8")) as { version: string }
     const r = await effetl(["--version"], { cwd: tempDir("help") })
     expect(r.code).toBe(0)
-    const pkg = JSON.parse(fs.readFileSync(path.join(root, "packages/cli/package.json"), "utf8")) as { version: string }
-    expect(r.stdout.trim()).toBe(pkg.version)
+    expect(r.stdout).toBe(`${pkg.version}\n`)
+    const parsed = await cli(["--version", "--verbose"], { cwd: tempDir("help") })
+    expect(parsed.code).toBe(0)
+    expect(parsed.stdout).toBe(`${pkg.version}\n`)
   })
 
   it("no command: exit 2 and a message naming the commands", async () => {
-    const r = await effetl([], { cwd: tempDir("usage") })
+    const r = await cli([], { cwd: tempDir("usage") })
     expect(r.code).toBe(2)
-    expect(r.stderr).toContain("Give a command: run, validate, plugins, schema, state, simulate")
+    expect(r.stderr).toBe("error: give a command: run, validate, plugins, schema, state, simulate (see 'effetl --help')\n")
     expectNoStack(r)
   })
 
   it("an unknown command: exit 2, named, with a suggestion for a typo", async () => {
-    const r = await effetl(["nosuch", "x.yaml"], { cwd: tempDir("usage") })
+    const r = await cli(["nosuch", "x.yaml"], { cwd: tempDir("usage") })
     expect(r.code).toBe(2)
     expect(r.stderr).toContain("unknown command 'nosuch'")
     expectNoStack(r)
-    const typo = await effetl(["rn", "x.yaml"], { cwd: tempDir("usage") })
+    const typo = await cli(["rn", "x.yaml"], { cwd: tempDir("usage") })
     expect(typo.code).toBe(2)
     expect(typo.stderr).toContain("unknown command 'rn' (did you mean run?)")
   })
 
   it("an unknown option: exit 2, named, pointing at the command's help", async () => {
-    const r = await effetl(["run", "x.yaml", "--bogus"], { cwd: tempDir("usage") })
+    const r = await cli(["run", "x.yaml", "--bogus"], { cwd: tempDir("usage") })
     expect(r.code).toBe(2)
-    expect(r.stderr).toContain("Unknown argument: bogus")
-    expect(r.stderr).toContain("effetl run --help")
+    expect(r.stderr).toBe("error: unknown option --bogus (see 'effetl run --help')\n")
     expectNoStack(r)
   })
 
   it("a missing argument and a bad --limit: exit 2 without a stack trace", async () => {
-    const missing = await effetl(["run"], { cwd: tempDir("usage") })
+    const missing = await cli(["run"], { cwd: tempDir("usage") })
     expect(missing.code).toBe(2)
     expectNoStack(missing)
     for (const limit of ["0", "-3", "2.5", "abc"]) {
-      const r = await effetl(["run", "x.yaml", "--limit", limit], { cwd: tempDir("usage") })
+      const r = await cli(["run", "x.yaml", "--limit", limit], { cwd: tempDir("usage") })
       expect(r.code, limit).toBe(2)
       expect(r.stderr).toContain("--limit must be an integer ≥ 1")
       expectNoStack(r)
@@ -121,17 +125,17 @@ describe("help and usage", () => {
   })
 
   it("with --log-format json, a usage error is a JSON line", async () => {
-    const r = await effetl(["run", "x.yaml", "--bogus", "--log-format", "json"], { cwd: tempDir("usage") })
+    const r = await cli(["run", "x.yaml", "--bogus", "--log-format", "json"], { cwd: tempDir("usage") })
     expect(r.code).toBe(2)
     const lines = r.stderr.trim().split("\n")
     expect(lines).toHaveLength(1)
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", message: "Unknown argument: bogus" })
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", message: "unknown option --bogus (see 'effetl run --help')", error: "UsageError" })
   })
 })
 
 describe("validate", () => {
   it("the channel example: exit 0 and a one-line description", async () => {
-    const r = await effetl(["validate", channelFile], { cwd: tempDir("validate"), env: env() })
+    const r = await cli(["validate", channelFile], { cwd: tempDir("validate"), env: env() })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout.trim().split("\n")).toHaveLength(1)
     expect(r.stdout).toContain("valid pipeline 'channel' with 1 source [channel:channel]")
@@ -178,7 +182,7 @@ describe("validate", () => {
   for (const b of broken) {
     it(`${b.what}: exit 2, the message names the path and the line, no stack trace`, async () => {
       const dir = setup(b.text)
-      const r = await effetl(["validate", "pipeline.yaml"], { cwd: dir, env: { ...env(), ...b.env } })
+      const r = await cli(["validate", "pipeline.yaml"], { cwd: dir, env: { ...env(), ...b.env } })
       expect(r.code, r.stderr).toBe(2)
       expect(r.stdout).toBe("")
       expect(r.stderr).toMatch(/^error: pipeline\.yaml/)
@@ -194,7 +198,7 @@ describe("validate", () => {
   }
 
   it("a missing file: exit 2, names the file", async () => {
-    const r = await effetl(["validate", "nope.yaml"], { cwd: tempDir("validate") })
+    const r = await cli(["validate", "nope.yaml"], { cwd: tempDir("validate") })
     expect(r.code).toBe(2)
     expect(r.stderr).toContain("cannot read pipeline file 'nope.yaml': no such file")
     expectNoStack(r)
@@ -202,7 +206,7 @@ describe("validate", () => {
 
   it("with --log-format json, the error is one JSON line with the error's tag", async () => {
     const dir = setup(channelText.replace("pageSize: 25", "pageSize: x"))
-    const r = await effetl(["validate", "pipeline.yaml", "--log-format", "json"], { cwd: dir, env: env() })
+    const r = await cli(["validate", "pipeline.yaml", "--log-format", "json"], { cwd: dir, env: env() })
     expect(r.code).toBe(2)
     const lines = r.stderr.trim().split("\n")
     expect(lines).toHaveLength(1)
@@ -214,7 +218,7 @@ describe("validate", () => {
 
   it("a secret in a bad value is never echoed back", async () => {
     const dir = setup(channelText.replace("token: ${CHANNEL_TOKEN}", "token: [Sup3r-Secret-Value]"))
-    const r = await effetl(["validate", "pipeline.yaml"], { cwd: dir, env: env() })
+    const r = await cli(["validate", "pipeline.yaml"], { cwd: dir, env: env() })
     expect(r.code).toBe(2)
     expect(r.stderr).toContain("sources.channel.with.token")
     expect(r.stderr).not.toContain("Sup3r-Secret-Value")
@@ -223,7 +227,7 @@ describe("validate", () => {
 
 describe("plugins", () => {
   it("lists every built-in plugin by kind", async () => {
-    const r = await effetl(["plugins"], { cwd: tempDir("plugins") })
+    const r = await cli(["plugins"], { cwd: tempDir("plugins") })
     expect(r.code).toBe(0)
     for (const kind of ["sources:", "transforms:", "sinks:", "state stores"]) expect(r.stdout).toContain(kind)
     for (const p of [...allPlugins, ...stateStores]) expect(r.stdout).toMatch(new RegExp(`^  ${p.name}\\s+\\S`, "m"))
@@ -232,18 +236,18 @@ describe("plugins", () => {
   })
 
   it("plugins sqlite shows the sink and the state store of that name", async () => {
-    const r = await effetl(["plugins", "sqlite"], { cwd: tempDir("plugins") })
+    const r = await cli(["plugins", "sqlite"], { cwd: tempDir("plugins") })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/^sqlite \(sink\)$/m)
     expect(r.stdout).toMatch(/^sqlite \(state store\)$/m)
-    const json = await effetl(["plugins", "json"], { cwd: tempDir("plugins") })
+    const json = await cli(["plugins", "json"], { cwd: tempDir("plugins") })
     expect(json.stdout).toMatch(/^json \(state store\)$/m)
   })
 
   for (const name of allPlugins.map((p) => p.name)) {
     it(`plugins ${name}: every option with its type, default and description`, async () => {
       const plugin = allPlugins.find((p) => p.name === name)!
-      const r = await effetl(["plugins", name], { cwd: tempDir("plugins") })
+      const r = await cli(["plugins", name], { cwd: tempDir("plugins") })
       expect(r.code, r.stderr).toBe(0)
       const text = r.stdout.replace(/\s+/g, " ") // descriptions are wrapped to the terminal
       expect(text).toContain(plugin.description.replace(/\s+/g, " "))
@@ -253,20 +257,20 @@ describe("plugins", () => {
   }
 
   it("shows defaults and descriptions the user needs", async () => {
-    const channel = await effetl(["plugins", "channel"], { cwd: tempDir("plugins") })
+    const channel = await cli(["plugins", "channel"], { cwd: tempDir("plugins") })
     expect(channel.stdout).toMatch(/^  pageSize  \(integer 1\.\.1000, default 100\)\n      Images per page/m)
     expect(channel.stdout).toMatch(/^  token  \(string, required\)/m)
     expect(channel.stdout).toMatch(/^  retry\.maxRetries  \(integer 0\.\.20, default 5\)/m) // nested options too
-    const csv = await effetl(["plugins", "csv"], { cwd: tempDir("plugins") })
+    const csv = await cli(["plugins", "csv"], { cwd: tempDir("plugins") })
     expect(csv.stdout).toMatch(/^  mode  \("overwrite" \| "append", default "overwrite"\)/m)
     expect(csv.stdout).toMatch(/^  path  \(string, required\)\n      Where to write/m)
-    const dedupe = await effetl(["plugins", "dedupe-by-hash"], { cwd: tempDir("plugins") })
+    const dedupe = await cli(["plugins", "dedupe-by-hash"], { cwd: tempDir("plugins") })
     expect(dedupe.stdout).toMatch(/^dedupe-by-hash \(transform\)/m)
     expect(dedupe.stdout).toMatch(/^  scope  \("product" \| "global", default "product"\)\n      `product`: /m)
   })
 
   it("plugins nosuch: exit 2 and the list of built-ins", async () => {
-    const r = await effetl(["plugins", "nosuch"], { cwd: tempDir("plugins") })
+    const r = await cli(["plugins", "nosuch"], { cwd: tempDir("plugins") })
     expect(r.code).toBe(2)
     expect(r.stderr).toContain("unknown plugin 'nosuch'")
     for (const p of allPlugins) expect(r.stderr).toContain(p.name)
@@ -289,11 +293,11 @@ export default Sink.define({
 `
     )
     fs.writeFileSync(path.join(dir, "not-a-plugin.mjs"), "export default 42\n")
-    const r = await effetl(["plugins", "./my-sink.mjs"], { cwd: dir })
+    const r = await cli(["plugins", "./my-sink.mjs"], { cwd: dir })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/^my-sink \(sink\)/m)
     expect(r.stdout).toMatch(/^  target  \(string, required\)\n      Where it goes/m)
-    const bad = await effetl(["plugins", "./not-a-plugin.mjs"], { cwd: dir })
+    const bad = await cli(["plugins", "./not-a-plugin.mjs"], { cwd: dir })
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain("has no default export that is a plugin")
     expectNoStack(bad)
@@ -376,7 +380,7 @@ describe("schema", () => {
   }
 
   it("prints a JSON Schema naming every built-in plugin and every option; a demo-like pipeline fits it and broken ones do not", async () => {
-    const r = await effetl(["schema"], { cwd: tempDir("schema") })
+    const r = await cli(["schema"], { cwd: tempDir("schema") })
     expect(r.code, r.stderr).toBe(0)
     const schema = JSON.parse(r.stdout) as Node & { $schema: string; $defs?: Record<string, Node> }
     expect(schema.$schema).toMatch(/json-schema\.org/)
@@ -410,7 +414,7 @@ describe("schema", () => {
   })
 
   it("a typo or a bad value in a built-in plugin's options does not fit the schema (so an editor flags it)", async () => {
-    const r = await effetl(["schema"], { cwd: tempDir("schema") })
+    const r = await cli(["schema"], { cwd: tempDir("schema") })
     const schema = JSON.parse(r.stdout) as Node & { $defs?: Record<string, Node> }
     const defs = schema.$defs ?? {}
     const typo = structuredClone(demoLike) as any
@@ -442,11 +446,11 @@ describe("state", () => {
     }
     fs.writeFileSync(path.join(dir, ".effetl/state.json"), JSON.stringify(saved))
     const noEnv = { CHANNEL_BASE_URL: "", CHANNEL_TOKEN: "" }
-    const show = await effetl(["state", "show", "pipeline.yaml"], { cwd: dir, env: noEnv })
+    const show = await cli(["state", "show", "pipeline.yaml"], { cwd: dir, env: noEnv })
     expect(show.code, show.stderr).toBe(0)
     const shown = JSON.parse(show.stdout) as { pipeline: string; state: string; run: { id: string; status: string } }
     expect(shown).toMatchObject({ pipeline: "channel", state: path.join(fs.realpathSync(dir), ".effetl/state.json"), run: { id: "r1", status: "running" } })
-    const reset = await effetl(["state", "reset", "pipeline.yaml"], { cwd: dir, env: noEnv })
+    const reset = await cli(["state", "reset", "pipeline.yaml"], { cwd: dir, env: noEnv })
     expect(reset.code, reset.stderr).toBe(0)
     expect(reset.stdout).toContain("state of pipeline 'channel' reset")
     expect(reset.stdout).toContain("forgot run r1 (running)")
@@ -457,12 +461,12 @@ describe("state", () => {
 
   it("state show of a pipeline that never ran, --state PATH, and a broken name", async () => {
     const dir = setup(channelText)
-    const show = await effetl(["state", "show", "pipeline.yaml", "--state", "custom/s.json"], { cwd: dir })
+    const show = await cli(["state", "show", "pipeline.yaml", "--state", "custom/s.json"], { cwd: dir })
     expect(show.code, show.stderr).toBe(0)
     expect(JSON.parse(show.stdout)).toMatchObject({ pipeline: "channel", state: path.join(fs.realpathSync(dir), "custom/s.json"), run: null })
     expect(fs.existsSync(path.join(dir, "custom"))).toBe(false) // showing writes nothing
     fs.writeFileSync(path.join(dir, "bad.yaml"), channelText.replace("name: channel", "name: 'a b'"))
-    const bad = await effetl(["state", "show", "bad.yaml"], { cwd: dir })
+    const bad = await cli(["state", "show", "bad.yaml"], { cwd: dir })
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain("name")
     expectNoStack(bad)
@@ -472,7 +476,7 @@ describe("state", () => {
     const dir = setup(channelText)
     fs.mkdirSync(path.join(dir, ".effetl"))
     fs.writeFileSync(path.join(dir, ".effetl/state.json"), "{ not json")
-    const r = await effetl(["state", "reset", "pipeline.yaml"], { cwd: dir })
+    const r = await cli(["state", "reset", "pipeline.yaml"], { cwd: dir })
     expect(r.code).toBe(1)
     expect(r.stderr).toContain("state.json")
     expect(fs.readFileSync(path.join(dir, ".effetl/state.json"), "utf8")).toBe("{ not json")
@@ -528,13 +532,13 @@ describe("simulate", () => {
 
   it("simulate nosuch, --faults bogus, --fault-rate 2 and --port -1: exit 2 with a message", async () => {
     const cases: ReadonlyArray<[ReadonlyArray<string>, string]> = [
-      [["nosuch"], "Invalid values"],
+      [["nosuch"], 'invalid value: api is "nosuch"; expected one of "channel", "acceo", "shoplazza", "bigcommerce"'],
       [["channel", "--faults", "bogus"], "unknown fault(s) bogus; known: 5xx, 429, reset, truncate, latency"],
       [["channel", "--fault-rate", "2"], "--fault-rate must be from 0 to 1"],
       [["channel", "--port", "-1"], "--port must be an integer from 0 to 65535"]
     ]
     for (const [args, message] of cases) {
-      const r = await effetl(["simulate", ...args], { cwd: tempDir("sim"), timeoutMs: 20_000 })
+      const r = await cli(["simulate", ...args], { cwd: tempDir("sim") })
       expect(r.code, args.join(" ")).toBe(2)
       expect(r.stderr).toContain(message)
       expectNoStack(r)
@@ -542,7 +546,7 @@ describe("simulate", () => {
   })
 
   it("a port in use: exit 1 with a message, no stack trace", async () => {
-    const r = await effetl(["simulate", "channel", "--port", String(sim.port)], { cwd: tempDir("sim"), timeoutMs: 20_000 })
+    const r = await cli(["simulate", "channel", "--port", String(sim.port)], { cwd: tempDir("sim") })
     expect(r.code).toBe(1)
     expect(r.stderr).toContain(`port ${sim.port} is already in use`)
     expectNoStack(r)

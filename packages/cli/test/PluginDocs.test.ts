@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as JSONSchema from "effect/JSONSchema"
-import { registry } from "../src/Builtins.js"
+import { loadedRegistry } from "../src/Builtins.js"
 
 interface Node {
   description?: string
@@ -19,6 +19,7 @@ interface Node {
 
 const flat = (n: Node): Node => ({ ...(n.allOf ?? []).reduce<Node>((a, b) => ({ ...flat(b), ...a }), {}), ...n })
 
+const registry = await loadedRegistry()
 const plugins = [...registry.sources, ...registry.transforms, ...registry.sinks]
 
 describe("built-in plugin docs", () => {

@@ -1,5 +1,6 @@
 /**
- * Test helpers: run the real `effetl` binary in a temp directory.
+ * Test helpers: run `effetl` in-process (`cli`, quick) or as the real built binary (`effetl`, for
+ * what needs a process of its own: signals, a FIFO, another user) in a temp directory.
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -45,3 +46,30 @@ export const effetl = (
 
 /** A fresh temp directory. */
 export const tempDir = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `effetl-${prefix}-`))
+
+/**
+ * Runs `effetl <args>` in this process through `main`, in `cwd`, with exactly `env` as the
+ * environment of `${VAR}`: output captured, the exit code returned, nothing exits the process.
+ */
+export const cli = async (
+  args: ReadonlyArray<string>,
+  options: { cwd: string; env?: Record<string, string | undefined> }
+): Promise<CliResult> => {
+  const { main } = await import("../src/main.js")
+  let stdout = ""
+  let stderr = ""
+  const previous = process.cwd()
+  process.chdir(options.cwd)
+  try {
+    const code = await main(args, {
+      stdout: (t) => void (stdout += t),
+      stderr: (t) => void (stderr += t),
+      env: { ...options.env },
+      stderrIsTTY: false,
+      columns: 100
+    })
+    return { code, signal: null, stdout, stderr }
+  } finally {
+    process.chdir(previous)
+  }
+}

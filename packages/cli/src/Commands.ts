@@ -1,0 +1,313 @@
+/**
+ * What each `effetl` command does, once its arguments are parsed (main.ts). Loaded only when a
+ * command runs: it brings core, Effect and the plugin registry (whose plugins load on first use).
+ * Each command returns its exit code; failures become one `error:` line, never a stack trace.
+ */
+import { ConfigError, PathConflicts, PipelineFile, Runner, StateStore } from "@effetl/core"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as HashMap from "effect/HashMap"
+import * as Inspectable from "effect/Inspectable"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as fs from "node:fs"
+import { loadedRegistry, registry } from "./Builtins.js"
+import * as Logging from "./Logging.js"
+import { ExitCode, type Io } from "./main.js"
+import * as Plugins from "./Plugins.js"
+import * as Progress from "./Progress.js"
+import { simulators } from "./Simulators.js"
+import * as Summary from "./Summary.js"
+
+/** The options every command takes. */
+export interface Common {
+  readonly logFormat: Logging.LogFormat
+  readonly verbose: boolean
+}
+
+/** `effetl run <file>`. */
+export const run = (
+  a: Common & {
+    readonly file: string
+    readonly dryRun: boolean
+    readonly fullRefresh: boolean
+    readonly restart: boolean
+    readonly limit?: number
+    readonly state?: string
+    readonly progress?: boolean
+  },
+  io: Io
+): Promise<number> => {
+  const useBars = (a.progress ?? io.stderrIsTTY) && a.logFormat === "pretty"
+  const ui = useBars ? Progress.bars() : undefined
+  const write = ui ? ui.log : (l: string) => io.stderr(l + "\n")
+  const reporter = ui?.reporter ?? Progress.lines((source, line) => write(Logging.line(a.logFormat, "info", line, { source })))
+  const keepsState = !a.dryRun && a.limit === undefined
+  return execute(
+    {
+      ...a,
+      write,
+      interrupted: keepsState
+        ? `stopped: committed work is kept; the next 'effetl run ${a.file}' resumes this run (--restart discards it)`
+        : "stopped",
+      release: () => reporter.close?.()
+    },
+    io,
+    Effect.gen(function*() {
+      const pipeline = yield* loadPipeline(a.file, io, a.state)
+      yield* PathConflicts.check(pipeline).pipe(Effect.mapError(prefix(a.file)))
+      const summary = yield* Runner.runNode(pipeline, {
+        dryRun: a.dryRun,
+        fullRefresh: a.fullRefresh,
+        restart: a.restart,
+        reporter,
+        ...(a.limit !== undefined ? { limit: a.limit } : {})
+      })
+      reporter.close?.()
+      io.stdout((a.logFormat === "json" ? Summary.json(summary) : Summary.text(summary, pipeline)) + "\n")
+    }).pipe(Effect.ensuring(Effect.sync(() => reporter.close?.())))
+  )
+}
+
+/** `effetl validate <file>`: everything a run checks before it reaches an API. */
+export const validate = (a: Common & { readonly file: string }, io: Io): Promise<number> =>
+  execute(
+    a,
+    io,
+    Effect.gen(function*() {
+      const p = yield* loadPipeline(a.file, io)
+      yield* PathConflicts.check(p).pipe(Effect.mapError(prefix(a.file)))
+      const list = (xs: ReadonlyArray<{ name: string; plugin: { name: string } }>) => xs.map((s) => `${s.name}:${s.plugin.name}`).join(", ")
+      io.stdout(
+        Logging.escapeControl(
+          `${a.file}: valid pipeline '${p.name}' with ${count(p.sources.length, "source")} [${list(p.sources)}], ` +
+            `${count(p.transforms.length, "transform")}${p.transforms.length > 0 ? ` [${p.transforms.map((t) => t.plugin.name).join(", ")}]` : ""} ` +
+            `and ${count(p.sinks.length, "sink")} [${list(p.sinks)}]`
+        ) + "\n"
+      )
+    })
+  )
+
+/** `effetl plugins [name]` (loads every built-in). */
+export const plugins = (a: Common & { readonly name?: string | undefined }, io: Io): Promise<number> =>
+  execute(
+    a,
+    io,
+    Effect.gen(function*() {
+      const all = yield* Effect.promise(loadedRegistry)
+      if (!a.name) return io.stdout(Plugins.list(all, width(io)) + "\n")
+      const found = yield* Plugins.find(all, a.name)
+      io.stdout(found.map((f) => Plugins.describe(f.kind, f.plugin, width(io))).join("\n\n") + "\n")
+    })
+  )
+
+/** `effetl schema` (loads every built-in). */
+export const schema = (a: Common, io: Io): Promise<number> =>
+  execute(
+    a,
+    io,
+    Effect.gen(function*() {
+      const all = yield* Effect.promise(loadedRegistry)
+      io.stdout(JSON.stringify(PipelineFile.jsonSchema(all), null, 2) + "\n")
+    })
+  )
+
+/** `effetl state show|reset <file>`: reads only the file's name and state section. */
+export const state = (
+  a: Common & { readonly action: "show" | "reset"; readonly file: string; readonly state?: string },
+  io: Io
+): Promise<number> =>
+  execute(
+    a,
+    io,
+    Effect.gen(function*() {
+      yield* pipelineFile(a.file)
+      const pipeline = yield* PipelineFile.peek(a.file, { registry, env: io.env, ...(a.state ? { statePath: a.state } : {}) })
+      yield* Effect.gen(function*() {
+        const store = yield* StateStore.StateStore
+        const saved = yield* store.load(pipeline.name)
+        if (a.action === "show") {
+          io.stdout(JSON.stringify({ pipeline: pipeline.name, state: store.location, ...saved }, null, 2) + "\n")
+        } else {
+          yield* store.reset(pipeline.name)
+          const what = saved.run === null ? "it had no saved run" : `forgot run ${saved.run.id} (${saved.run.status}) and its checkpoints`
+          io.stdout(Logging.escapeControl(`state of pipeline '${pipeline.name}' reset in ${store.location}: ${what}`) + "\n")
+        }
+      }).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
+    })
+  )
+
+/** `effetl simulate <api>`: serves until SIGINT or SIGTERM. */
+export const simulate = async (
+  a: Common & { readonly api: string; readonly port: number; readonly faults: string; readonly faultRate: number },
+  io: Io
+): Promise<number> => {
+  const sim = simulators.find((s) => s.api === a.api)!
+  const faults = a.faults.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+  let running: Awaited<ReturnType<typeof sim.start>>
+  try {
+    running = await sim.start({ port: a.port, faults, faultRate: a.faultRate })
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    const why = code === "EADDRINUSE" ? `port ${a.port} is already in use` : e instanceof Error ? e.message : String(e)
+    io.stderr(Logging.errorLine(a.logFormat, `cannot start the ${a.api} simulator: ${why}`) + "\n")
+    return ExitCode.failed
+  }
+  io.stdout(running.lines.join("\n") + "\n(Ctrl-C to stop)\n")
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop)
+      process.off("SIGTERM", stop)
+      void running.close().then(() => {
+        io.stdout("simulator stopped\n")
+        resolve()
+      })
+    }
+    process.on("SIGINT", stop)
+    process.on("SIGTERM", stop)
+  })
+  return ExitCode.ok
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Execution extends Common {
+  /** Where log and error lines go (stderr, or above the progress bars). */
+  readonly write?: (line: string) => void
+  /** Said when Ctrl-C stopped the command. */
+  readonly interrupted?: string
+  /** Gives the terminal back (cursor, line wrapping) before a second Ctrl-C quits at once. */
+  readonly release?: () => void
+}
+
+/** Runs an Effect as a CLI command: maps failures to one line and an exit code, interrupts on SIGINT/SIGTERM. */
+const execute = <A>(common: Execution, io: Io, program: Effect.Effect<A, unknown>): Promise<number> =>
+  new Promise<number>((resolve) => {
+    const write = common.write ?? ((l: string) => io.stderr(l + "\n"))
+    const fiber = Effect.runFork(
+      program.pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger(common.logFormat, write))),
+        Logger.withMinimumLogLevel(common.verbose ? LogLevel.Debug : LogLevel.Info)
+      )
+    )
+    let signalled: NodeJS.Signals | undefined
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (signalled) {
+        // A second Ctrl-C: quit at once (still safe: state never runs ahead of data).
+        common.release?.()
+        io.exit?.(ExitCode.interrupted)
+        return
+      }
+      signalled = sig
+      write(Logging.line(common.logFormat, "warn", `received ${sig}: stopping (press Ctrl-C again to quit at once)`))
+      Effect.runFork(Fiber.interrupt(fiber))
+    }
+    process.on("SIGINT", onSignal)
+    process.on("SIGTERM", onSignal)
+    fiber.addObserver((exit) => {
+      process.off("SIGINT", onSignal)
+      process.off("SIGTERM", onSignal)
+      if (Exit.isSuccess(exit)) return resolve(ExitCode.ok)
+      if (Cause.isInterruptedOnly(exit.cause)) {
+        write(Logging.line(common.logFormat, "warn", common.interrupted ?? "stopped"))
+        return resolve(ExitCode.interrupted)
+      }
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isSome(failure)) {
+        const e = failure.value
+        write(Logging.errorLine(common.logFormat, messageOf(e), tagOf(e)))
+        return resolve(e instanceof ConfigError ? ExitCode.usage : ExitCode.failed)
+      }
+      // A defect is a bug in effetl or a plugin: show everything, each line escaped.
+      for (const [i, l] of `internal error (please report it): ${Cause.pretty(exit.cause)}`.split("\n").entries()) {
+        write(i === 0 ? Logging.errorLine(common.logFormat, l, "Defect") : Logging.escapeControl(l))
+      }
+      resolve(ExitCode.failed)
+    })
+  })
+
+/** A logger that formats each line (control characters escaped) and hands it to `write`. */
+const logger = (format: Logging.LogFormat, write: (line: string) => void): Logger.Logger<unknown, void> =>
+  Logger.make(({ annotations, date, logLevel, message }) => {
+    const fields: Record<string, unknown> = {}
+    for (const [k, v] of HashMap.toEntries(annotations)) fields[k] = v
+    write(Logging.line(format, Logging.levelOf(logLevel.label), Logging.messageText(message, Inspectable.toStringUnknown), fields, date))
+  })
+
+/** A failure's message for the user; a config error also names its line when the message does not. */
+const messageOf = (e: unknown): string => {
+  const message =
+    typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e)
+  if (e instanceof ConfigError && e.line !== undefined && !message.includes(`line ${e.line}`) && !message.includes(`:${e.line}:`)) {
+    const [first, ...rest] = message.split("\n")
+    return [`${first} (line ${e.line})`, ...rest].join("\n")
+  }
+  return message
+}
+
+const tagOf = (e: unknown): string =>
+  typeof e === "object" && e !== null && typeof (e as { _tag?: unknown })._tag === "string" ? (e as { _tag: string })._tag : "Error"
+
+/** The largest pipeline file read: anything bigger is not a pipeline someone wrote. */
+const maxPipelineBytes = 4 * 1024 * 1024
+
+/**
+ * Refuses at once what cannot be a pipeline file: a FIFO, socket or device (reading one could wait
+ * forever or never end), a directory, a huge file, and says what is wrong with a path it cannot read.
+ */
+export const pipelineFile = (file: string): Effect.Effect<void, ConfigError> =>
+  Effect.suspend(() => {
+    const refuse = (why: string) => Effect.fail(new ConfigError({ message: `cannot read pipeline file '${file}': ${why}` }))
+    let stat: fs.Stats
+    try {
+      stat = fs.statSync(file)
+    } catch (e) {
+      return refuse(fsReason(e))
+    }
+    if (stat.isDirectory()) return refuse("it is a directory; give a pipeline YAML file")
+    if (!stat.isFile()) {
+      const kind = stat.isFIFO() ? "a FIFO (named pipe)" : stat.isSocket() ? "a socket" : stat.isCharacterDevice() || stat.isBlockDevice() ? "a device" : "not a regular file"
+      return refuse(`it is ${kind}, not a regular file; give a pipeline YAML file`)
+    }
+    if (stat.size > maxPipelineBytes) return refuse(`it is ${stat.size} bytes, more than a pipeline file's limit of ${maxPipelineBytes}`)
+    try {
+      fs.accessSync(file, fs.constants.R_OK)
+    } catch (e) {
+      return refuse(fsReason(e))
+    }
+    return Effect.void
+  })
+
+/** What a file system error means, in words (`permission denied`, not a raw errno). */
+const fsReason = (e: unknown): string => {
+  const code = (e as NodeJS.ErrnoException).code
+  switch (code) {
+    case "ENOENT":
+      return "no such file"
+    case "EACCES":
+    case "EPERM":
+      return "permission denied"
+    case "ENOTDIR":
+      return "a part of the path is not a directory"
+    case "ELOOP":
+      return "too many symbolic links (a loop?)"
+    case "ENAMETOOLONG":
+      return "the name is too long"
+    default:
+      return e instanceof Error ? e.message : String(e)
+  }
+}
+
+const loadPipeline = (file: string, io: Io, statePath?: string) =>
+  Effect.zipRight(pipelineFile(file), PipelineFile.load(file, { registry, env: io.env, ...(statePath ? { statePath } : {}) }))
+
+/** Names the pipeline file at the front of a config error that does not name it yet. */
+const prefix = (file: string) => (e: ConfigError): ConfigError =>
+  e.message.startsWith(file) ? e : new ConfigError({ message: `${file}: ${e.message}`, ...(e.path !== undefined ? { path: e.path } : {}) })
+
+const count = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+
+const width = (io: Io): number => Math.max(40, Math.min(100, io.columns ?? 100))
