@@ -38,6 +38,8 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { ApiError, DecodeError, type HttpError, RateLimited, TransportError, Unauthorized } from "../Errors.js"
 import * as RunStats from "../RunStats.js"
+import * as Text from "../Text.js"
+import * as ContentEncoding from "./ContentEncoding.js"
 import * as ErrorBody from "./ErrorBody.js"
 import * as RateLimit from "./RateLimit.js"
 import * as Retry from "./Retry.js"
@@ -596,8 +598,65 @@ const readBody = (
         return Effect.succeed(concat(s.chunks, limit))
       }
       return Effect.succeed(concat(s.chunks, s.size))
-    })
+    }),
+    Effect.flatMap((bytes) => decodeBody(ctx, response, bytes, limit, onOver))
   )
+}
+
+/**
+ * Undoes a body's `Content-Encoding` (gzip, deflate, br), bounded: the cap applies to the decoded
+ * bytes. With `"fail"`, a decoded body over the cap or an unknown coding fails (not retried) and
+ * corrupt coded data is retried like a cut body; with `"truncate"` (an error body, read for its
+ * message) the decoded part within the cap is kept, or the body as it came.
+ */
+const decodeBody = (
+  ctx: Context,
+  response: HttpClientResponse.HttpClientResponse,
+  bytes: Uint8Array,
+  limit: number,
+  onOver: "fail" | "truncate"
+): Effect.Effect<Uint8Array, Retry.Failure<HttpError>> => {
+  const header = response.headers["content-encoding"]
+  if (bytes.length === 0 || ContentEncoding.codings(header).length === 0) return Effect.succeed(bytes)
+  const coding = Text.escapeControl(header!.trim().slice(0, 40))
+  return Effect.catchAll(ContentEncoding.decode(header, bytes, limit), (failure) => {
+    if (onOver === "truncate") return Effect.succeed(failure._tag === "TooLarge" ? failure.partial : bytes)
+    switch (failure._tag) {
+      case "TooLarge":
+        return Effect.fail(Retry.fatal<HttpError>(
+          new ApiError({
+            source: ctx.source,
+            status: response.status,
+            url: ctx.url,
+            message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is larger than the ${formatBytes(limit)} cap once decoded (Content-Encoding: ${coding}; decoding stopped at the cap)`
+          }),
+          "decoded body over the cap"
+        ))
+      case "Unsupported":
+        return Effect.fail(Retry.fatal<HttpError>(
+          new ApiError({
+            source: ctx.source,
+            status: response.status,
+            url: ctx.url,
+            message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is sent with Content-Encoding: ${coding}, which effetl does not decode (it reads ${
+              ContentEncoding.supported.join(", ")
+            })`
+          }),
+          "unsupported Content-Encoding"
+        ))
+      case "Corrupt":
+        return Effect.fail(Retry.transient<HttpError>(
+          new DecodeError({
+            source: ctx.source,
+            url: ctx.url,
+            message: `${ctx.prefix}: the ${coding}-encoded response to ${ctx.method} ${ctx.url} could not be decoded (${
+              Text.escapeControl(failure.reason)
+            })`
+          }),
+          "undecodable Content-Encoding"
+        ))
+    }
+  })
 }
 
 /** Maps a request error (refused, reset, DNS, invalid URL) to a classified failure. */

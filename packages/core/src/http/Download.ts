@@ -3,8 +3,11 @@
  *
  * Only `http:` and `https:` URLs are fetched (a protocol-relative `//host/x` becomes
  * `https://host/x`); `file:`, `data:`, `javascript:`, relative paths and URLs with credentials are
- * refused with a `DecodeError` that says why. Bodies are capped (`maxBytes`, reading stops as soon
- * as the cap is passed: an `ApiError` naming the cap), each attempt has a timeout, and failures are
+ * refused with a `DecodeError` that says why (`ftp:` and every other scheme too). Bodies are capped
+ * (`maxBytes`, reading stops as soon as the cap is passed: an `ApiError` naming the cap); a body sent
+ * with `Content-Encoding: gzip`, `deflate` or `br` is decoded, so the bytes stored and hashed are the
+ * image's, and the cap applies to the decoded bytes (a gzip bomb is refused once it passes the cap;
+ * an unknown coding is refused). Each attempt has a timeout, and failures are
  * retried with the same {@link Retry} policy as API calls. Redirects are followed one hop at a time
  * (at most 10), and every hop passes the same checks, including `allowedHosts` when it is set; no
  * credentials are ever sent with a download. The image-file sink and `hash-content` use it.

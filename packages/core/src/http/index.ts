@@ -6,13 +6,15 @@
  * - `RateLimit`: token-bucket and header-driven limiters shared per credential;
  * - `Paginate`: token feed, page number, cursor and DRF pagination as streams of pages;
  * - `ProductFanout`: enumerate products, then fetch each one's images, resumable per product;
- * - `Download`: fetching image bytes from vendor URLs safely (scheme checks, size cap);
+ * - `Download`: fetching image bytes from vendor URLs safely (scheme checks, size cap, Content-Encoding);
+ * - `ContentEncoding`: gzip/deflate/br bodies decoded as a stream, the size cap on the decoded bytes;
  * - `SafeUrl`: URL resolution, same-origin checks and printing without secrets;
  * - `ErrorBody`: the vendor's message and code from an error body;
  * - `LosslessJson`: JSON parsing that keeps 64-bit integers exact (as digit strings);
  * - `HttpConfig`: the shared timeout/retry/rate-limit config fields.
  */
 export * as ApiClient from "./ApiClient.js"
+export * as ContentEncoding from "./ContentEncoding.js"
 export * as Download from "./Download.js"
 export * as ErrorBody from "./ErrorBody.js"
 export * as HttpConfig from "./HttpConfig.js"

@@ -10,6 +10,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
+import * as zlib from "node:zlib"
 import * as ApiClient from "../../src/http/ApiClient.js"
 import * as LosslessJson from "../../src/http/LosslessJson.js"
 import * as RunStats from "../../src/RunStats.js"
@@ -228,6 +229,19 @@ describe("ApiClient", () => {
         expect(server.requests.length).toBe(3)
         expect(error._tag).toBe("DecodeError")
         expect(error.message).toContain("does not have the expected shape: at count")
+      })
+    ))
+
+  it.effect("a gzip-encoded JSON body is decoded before it is parsed", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => {
+          const body = zlib.gzipSync(JSON.stringify({ count: 1, results: [{ pk: 1, name: "a" }] }))
+          res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip", "content-length": body.length })
+          res.end(body)
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        expect(yield* client.getJson("/p", {}, Page)).toEqual({ count: 1, results: [{ pk: 1, name: "a" }] })
       })
     ))
 

@@ -3,6 +3,7 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as zlib from "node:zlib"
 import type * as Scope from "effect/Scope"
 import * as Download from "../../src/http/Download.js"
 import * as SafeUrl from "../../src/http/SafeUrl.js"
@@ -97,6 +98,9 @@ describe("Download", () => {
           ["file:///etc/passwd", "only http: and https: URLs are fetched, not file:"],
           ["data:image/png;base64,AAAA", "only http: and https: URLs are fetched, not data:"],
           ["javascript:alert(1)", "only http: and https: URLs are fetched, not javascript:"],
+          ["ftp://ftp.example.com/a.png", "only http: and https: URLs are fetched, not ftp:"],
+          ["JavaScript:alert(1)", "only http: and https: URLs are fetched, not javascript:"],
+          [" \tfile:///etc/passwd", "only http: and https: URLs are fetched, not file:"],
           ["/media/a.png", "is not an absolute http(s) URL"],
           ["../a.png", "is not an absolute http(s) URL"],
           [`http://user:pw@${host}/a.png`, "URLs with credentials in them are refused"],
@@ -122,7 +126,107 @@ describe("Download", () => {
   })
 })
 
+describe("Download: Content-Encoding", () => {
+  it.effect("a gzip, deflate or br encoded image is decoded: the bytes stored and hashed are the image's", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const image = Buffer.concat([png, Buffer.alloc(5000, 7)])
+        const server = yield* start((req, res) => {
+          const coding = req.url!.slice(1)
+          const body = coding === "gzip" || coding === "x-gzip"
+            ? zlib.gzipSync(image)
+            : coding === "deflate"
+            ? zlib.deflateSync(image)
+            : coding === "raw-deflate"
+            ? zlib.deflateRawSync(image)
+            : coding === "br"
+            ? zlib.brotliCompressSync(image)
+            : zlib.brotliCompressSync(zlib.gzipSync(image))
+          const header = coding === "raw-deflate" ? "deflate" : coding === "gzip-br" ? "gzip, br" : coding
+          res.writeHead(200, { "content-type": "image/png", "content-encoding": header, "content-length": body.length })
+          res.end(body)
+        })
+        const downloader = yield* Download.make({ source: "s" })
+        for (const coding of ["gzip", "x-gzip", "deflate", "raw-deflate", "br", "gzip-br"]) {
+          const bytes = yield* downloader.fetch(`${server.url}/${coding}`)
+          expect(Buffer.from(bytes).equals(image), coding).toBe(true)
+        }
+      })
+    ))
+
+  it.effect("a gzip bomb is refused once the decoded bytes pass the cap (decoding stops there), and says so", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        // 16 MiB of zeros in about 16 KiB of gzip.
+        const bomb = zlib.gzipSync(Buffer.alloc(16 * 1024 * 1024), { level: 9 })
+        expect(bomb.length).toBeLessThan(64 * 1024)
+        const server = yield* start((_req, res) => {
+          res.writeHead(200, { "content-type": "image/png", "content-encoding": "gzip", "content-length": bomb.length })
+          res.end(bomb)
+        })
+        const downloader = yield* Download.make({ source: "s", maxBytes: 1024 * 1024 })
+        const error = yield* Effect.flip(downloader.fetch(`${server.url}/bomb.png`))
+        expect(error._tag).toBe("ApiError")
+        expect(error.message).toBe(
+          `source 's': the response to GET ${server.url}/bomb.png is larger than the 1 MiB cap once decoded (Content-Encoding: gzip; decoding stopped at the cap)`
+        )
+        expect(server.requests.length).toBe(1)
+      })
+    ))
+
+  it.effect("corrupt or cut gzip data is retried like a cut body, then a DecodeError; an unknown coding is refused", () =>
+    withEnv((logs) =>
+      Effect.gen(function*() {
+        const whole = zlib.gzipSync(Buffer.concat([png, Buffer.alloc(3000, 1)]))
+        const cut = whole.subarray(0, whole.length - 20)
+        const server = yield* start((req, res) => {
+          const body = req.url === "/zstd.png" ? whole : cut
+          res.writeHead(200, { "content-encoding": req.url === "/zstd.png" ? "zstd" : "gzip", "content-length": body.length })
+          res.end(body)
+        })
+        const downloader = yield* Download.make({ source: "s", retry: { maxRetries: 2 } })
+        const { exit } = yield* drive(downloader.fetch(`${server.url}/cut.png`), logs)
+        expect(server.requests.length).toBe(3)
+        expect(exit._tag === "Failure" && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("DecodeError")
+        expect(exit._tag === "Failure" && exit.cause._tag === "Fail" && exit.cause.error.message).toMatch(
+          /the gzip-encoded response to GET .*\/cut\.png could not be decoded \(unexpected end of file\) \(gave up after 2 retries\)$/
+        )
+        const zstd = yield* Effect.flip(downloader.fetch(`${server.url}/zstd.png`))
+        expect(zstd.message).toContain("is sent with Content-Encoding: zstd, which effetl does not decode")
+        expect(server.requests.length).toBe(4)
+      })
+    ))
+})
+
 describe("Download: every redirect hop is checked", () => {
+  it.effect("a redirect to data:, javascript:, ftp: or file: is refused without following it", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const targets: Record<string, string> = {
+          "/to-data": "data:image/png;base64,iVBORw0KGgo=",
+          "/to-js": "javascript:alert(document.cookie)",
+          "/to-ftp": "ftp://ftp.example.com/pub/a.png",
+          "/to-file": "file:///etc/shadow",
+          "/to-file-host": "file://localhost/etc/passwd"
+        }
+        const server = yield* start((req, res) => {
+          res.writeHead(302, { location: targets[req.url!]! })
+          res.end()
+        })
+        const downloader = yield* Download.make({ source: "shop" })
+        for (const [from, to] of Object.entries(targets)) {
+          const scheme = to.slice(0, to.indexOf(":") + 1)
+          const error = yield* Effect.flip(downloader.fetch(`${server.url}${from}`))
+          expect(error._tag).toBe("DecodeError")
+          expect(error.message).toContain(`only http: and https: URLs are fetched, not ${scheme}`)
+          expect(error.message).toContain(`(redirected from ${server.url}${from})`)
+          expect(error.message).not.toContain("\n")
+        }
+        expect(server.requests.length).toBe(Object.keys(targets).length)
+      })
+    ))
+
+
   it.effect("allowedHosts: other hosts are refused before any request, on the first URL and on redirects", () =>
     withEnv(() =>
       Effect.gen(function*() {
