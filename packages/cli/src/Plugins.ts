@@ -6,7 +6,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as JSONSchema from "effect/JSONSchema"
 import type * as Schema from "effect/Schema"
-import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 
@@ -81,9 +80,12 @@ export const find = (registry: Registry.Registry, name: string): Effect.Effect<R
     })
   })
 
-/** Whether a module path or package name resolves from the working directory. */
+/**
+ * Whether a name is a module path (whose problems, such as a missing or unreadable file, the registry
+ * names) or a package name that resolves from the working directory.
+ */
 const exists = (name: string): boolean => {
-  if (name.startsWith("./") || name.startsWith("../") || path.isAbsolute(name)) return fs.existsSync(path.resolve(name))
+  if (name.startsWith("./") || name.startsWith("../") || path.isAbsolute(name)) return true
   try {
     createRequire(path.join(process.cwd(), "noop.js")).resolve(name)
     return true

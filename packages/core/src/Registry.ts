@@ -7,6 +7,7 @@
  * that runs the first time a pipeline uses it, so a program loads only the plugin packages it needs.
  */
 import * as Effect from "effect/Effect"
+import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
@@ -97,7 +98,7 @@ const loadLazy = <K extends Kind>(entry: LazyPlugin<K>, kind: K, where: string):
   Effect.tryPromise({
     try: () => entry.load(),
     catch: (e) =>
-      new ConfigError({ message: `${where}: could not load the built-in ${kindName[kind]} plugin '${entry.name}': ${e instanceof Error ? e.message : String(e)}`, path: where })
+      new ConfigError({ message: `${where}: could not load the built-in ${kindName[kind]} plugin '${entry.name}': ${thrown(e)}`, path: where })
   }).pipe(
     Effect.filterOrFail(
       (p): p is PluginOf<K> => isKind(kind, p) && p.name === entry.name,
@@ -148,6 +149,12 @@ export const resolve = <K extends Kind>(
     return Effect.fail(unknownPlugin(registry, kind, use, where))
   }
   return Effect.gen(function*() {
+    if (isPath) {
+      const problem = fileProblem(path.resolve(baseDir, use))
+      if (problem !== undefined) {
+        return yield* new ConfigError({ message: `${where}: cannot load plugin module '${use}': ${problem}`, path: where })
+      }
+    }
     const specifier = yield* Effect.try({
       try: () => {
         if (isPath) return pathToFileURL(path.resolve(baseDir, use)).href
@@ -160,19 +167,52 @@ export const resolve = <K extends Kind>(
       try: () => import(specifier) as Promise<{ default?: unknown }>,
       catch: (e) =>
         new ConfigError({
-          message: `${where}: could not load plugin module '${use}': ${e instanceof Error ? e.message : String(e)}`,
+          message: `${where}: could not load plugin module '${use}': ${thrown(e)}`,
           path: where
         })
     })
     const plugin = mod.default
-    if (!isKind(kind, plugin)) {
+    const fits = yield* Effect.try({
+      try: () => isKind(kind, plugin),
+      catch: (e) => new ConfigError({ message: `${where}: module '${use}' has a default export that cannot be read: ${thrown(e)}`, path: where })
+    })
+    if (!fits) {
       return yield* new ConfigError({
         message: `${where}: module '${use}' has no default export that is a ${kindName[kind]} plugin (made with ${defineName[kind]})`,
         path: where
       })
     }
-    return plugin
+    return plugin as PluginOf<K>
   })
+}
+
+/** What keeps a plugin module file from loading, in words, or undefined when it is a readable file. */
+const fileProblem = (file: string): string | undefined => {
+  try {
+    const stat = fs.statSync(file)
+    if (stat.isDirectory()) return "it is a directory, not a module file"
+    if (!stat.isFile()) return "it is not a regular file"
+    fs.accessSync(file, fs.constants.R_OK)
+    return undefined
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    return code === "ENOENT"
+      ? `no such file (${file})`
+      : code === "EACCES" || code === "EPERM"
+      ? `permission denied (${file})`
+      : code === "ENOTDIR"
+      ? `a part of the path is not a directory (${file})`
+      : thrown(e)
+  }
+}
+
+/** The message of something thrown, whatever it is (a plugin module may throw anything). */
+const thrown = (e: unknown): string => {
+  try {
+    return e instanceof Error ? e.message : String(e)
+  } catch {
+    return "(an exception that cannot be shown)"
+  }
 }
 
 const unknownPlugin = (registry: Registry, kind: Kind, use: string, where: string) =>
