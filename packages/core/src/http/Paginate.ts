@@ -18,14 +18,16 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Equal from "effect/Equal"
+import * as MutableHashSet from "effect/MutableHashSet"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { ApiError, type HttpError } from "../Errors.js"
 import * as Text from "../Text.js"
 import type * as ApiClient from "./ApiClient.js"
-import type * as SafeUrl from "./SafeUrl.js"
+import * as SafeUrl from "./SafeUrl.js"
 
 // ---------------------------------------------------------------------------------------------
 // Token feed
@@ -59,24 +61,31 @@ export interface TokenFeedOptions<T, A, E, R> {
 
 /**
  * A token feed: fetch with the start token, then with each response's token, until `isDone`.
- * Every lot is emitted, the last one too. A feed that does not move (same token, not done) fails
- * with an `ApiError` instead of looping forever.
+ * Every lot is emitted, the last one too. A feed that does not move (same token, not done) or sends
+ * back a token it already gave in this stream fails with an `ApiError` instead of looping forever.
  */
 export const tokenFeed = <T, A, E, R>(options: TokenFeedOptions<T, A, E, R>): Stream.Stream<TokenPage<T, A>, E | ApiError, R> =>
-  Stream.paginateChunkEffect(options.start, (token) =>
-    Effect.flatMap(options.fetch(token), (value) => {
-      const next = options.nextToken(value)
-      const done = options.isDone(value)
-      if (!done && Equal.equals(next, token)) {
-        return Effect.fail(
-          new ApiError({
-            source: options.source,
-            message: `source '${options.source}': the feed answered token ${Text.escapeControl(JSON.stringify(String(token)))} with the same token and no end; stopping rather than looping forever`
-          })
-        )
-      }
-      return Effect.succeed([Chunk.of({ token, next, value, done }), done ? Option.none() : Option.some(next)] as const)
-    }))
+  Stream.suspend(() => {
+    const seen = MutableHashSet.make(options.start)
+    return Stream.paginateChunkEffect(options.start, (token) =>
+      Effect.flatMap(options.fetch(token), (value) => {
+        const next = options.nextToken(value)
+        const done = options.isDone(value)
+        if (!done && MutableHashSet.has(seen, next)) {
+          const same = Equal.equals(next, token)
+          return Effect.fail(
+            new ApiError({
+              source: options.source,
+              message: `source '${options.source}': the feed answered token ${shown(token)} with ${
+                same ? "the same token" : `token ${shown(next)}, which it already gave in this run,`
+              } and no end; stopping rather than looping forever`
+            })
+          )
+        }
+        MutableHashSet.add(seen, next)
+        return Effect.succeed([Chunk.of({ token, next, value, done }), done ? Option.none() : Option.some(next)] as const)
+      }))
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Page number
@@ -141,27 +150,37 @@ export interface CursorOptions<A, E, R> {
 
 /**
  * Cursor pagination: follow the response's cursor while `has_more`. A response that says there is
- * more but gives no new cursor fails with an `ApiError` (rather than stopping early or looping).
+ * more but gives no cursor, or a cursor already followed in this stream (a loop), fails with an
+ * `ApiError` (rather than stopping early or looping).
  */
 export const cursor = <A, E, R>(options: CursorOptions<A, E, R>): Stream.Stream<CursorPage<A>, E | ApiError, R> =>
-  Stream.paginateChunkEffect(options.start ?? Option.none<string>(), (current) =>
-    Effect.flatMap(options.fetch(current), (value) => {
-      const raw = options.nextCursor(value)
-      const next = raw === null || raw === undefined || raw === "" ? Option.none<string>() : Option.some(raw)
-      const more = options.hasMore(value)
-      if (more && (Option.isNone(next) || Equal.equals(next, current))) {
-        return Effect.fail(
-          new ApiError({
-            source: options.source,
-            message: `source '${options.source}': the API says there are more pages but gave ${
-              Option.isNone(next) ? "no cursor" : "the same cursor again"
-            }; stopping rather than losing or repeating pages`
-          })
-        )
-      }
-      const page: CursorPage<A> = { cursor: current, next: more ? next : Option.none(), value }
-      return Effect.succeed([Chunk.of(page), more ? Option.some(next) : Option.none()] as const)
-    }))
+  Stream.suspend(() => {
+    const seen = new Set<string>()
+    const start = options.start ?? Option.none<string>()
+    if (Option.isSome(start)) seen.add(start.value)
+    return Stream.paginateChunkEffect(start, (current) =>
+      Effect.flatMap(options.fetch(current), (value) => {
+        const raw = options.nextCursor(value)
+        const next = raw === null || raw === undefined || raw === "" ? Option.none<string>() : Option.some(raw)
+        const more = options.hasMore(value)
+        if (more && (Option.isNone(next) || seen.has(next.value))) {
+          const what = Option.isNone(next)
+            ? "no cursor"
+            : Equal.equals(next, current)
+            ? "the same cursor again"
+            : `cursor ${shown(next.value)}, which it already gave in this run`
+          return Effect.fail(
+            new ApiError({
+              source: options.source,
+              message: `source '${options.source}': the API says there are more pages but gave ${what}; stopping rather than losing or repeating pages`
+            })
+          )
+        }
+        if (more && Option.isSome(next)) seen.add(next.value)
+        const page: CursorPage<A> = { cursor: current, next: more ? next : Option.none(), value }
+        return Effect.succeed([Chunk.of(page), more ? Option.some(next) : Option.none()] as const)
+      }))
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Django REST Framework
@@ -212,7 +231,10 @@ export interface DrfOptions<A, I> {
 
 /**
  * A DRF list as a stream of pages, from `startPage`. Pages with no results are not emitted. `next`
- * links are only followed on the client's origin (another origin fails with a `DecodeError`).
+ * links are only followed on the client's origin (another origin fails with a `DecodeError`), and a
+ * `next` that points back to a page already requested in this stream (the same URL, or a page
+ * number not after the current one) is an `ApiError`: a vendor loop ends at once, never thousands of
+ * requests.
  */
 export const drf = <A, I>(client: ApiClient.ApiClient, options: DrfOptions<A, I>): Stream.Stream<DrfPage<A>, HttpError> => {
   const envelope = drfEnvelope(options.item)
@@ -241,18 +263,48 @@ export const drf = <A, I>(client: ApiClient.ApiClient, options: DrfOptions<A, I>
 
   if (concurrency === 1) {
     type Step = { readonly page: number; readonly link: Option.Option<string> }
-    return Stream.paginateChunkEffect<Step, DrfPage<A>, HttpError, never>(
-      { page: start, link: Option.none() },
-      (step) =>
-        Effect.map(Option.match(step.link, { onNone: () => byNumber(step.page), onSome: byLink }), (fetched) => {
-          if (Option.isNone(fetched)) return [Chunk.empty(), Option.none()] as const
-          const body = fetched.value
-          const next = body.next === null || body.results.length === 0
-            ? Option.none<Step>()
-            : Option.some({ page: pageOf(body.next, pageParam) ?? step.page + 1, link: Option.some(body.next) })
-          return [toPage(step.page, body), next] as const
-        })
-    )
+    /** The request a path or link stands for, to spot a repeat: resolved, query sorted. */
+    const requestKey = (pathOrLink: string, params?: SafeUrl.Params): string =>
+      Either.match(client.resolve(pathOrLink, params), {
+        onLeft: () => pathOrLink,
+        onRight: (url) => {
+          url.searchParams.sort()
+          url.hash = ""
+          return url.href
+        }
+      })
+    return Stream.suspend(() => {
+      const requested = new Set([requestKey(options.path, { ...options.params, [pageParam]: start, [limitParam]: options.limit })])
+      return Stream.paginateChunkEffect<Step, DrfPage<A>, HttpError, never>(
+        { page: start, link: Option.none() },
+        (step) =>
+          Effect.flatMap(Option.match(step.link, { onNone: () => byNumber(step.page), onSome: byLink }), (fetched) => {
+            if (Option.isNone(fetched)) return Effect.succeed([Chunk.empty(), Option.none()] as const)
+            const body = fetched.value
+            if (body.next === null || body.results.length === 0) return Effect.succeed([toPage(step.page, body), Option.none()] as const)
+            const linked = pageOf(body.next, pageParam)
+            const key = requestKey(body.next)
+            if (requested.has(key) || (linked !== undefined && linked <= step.page)) {
+              return Effect.fail(
+                new ApiError({
+                  source: client.source,
+                  status: 200,
+                  url: SafeUrl.printable(key),
+                  message: `source '${client.source}': the API's next link on page ${step.page} points back to ${
+                    linked === undefined ? "a page" : `page ${linked}`
+                  }, already requested in this list (${
+                    SafeUrl.printable(body.next)
+                  }); stopping rather than reading the same pages forever`
+                })
+              )
+            }
+            requested.add(key)
+            return Effect.succeed(
+              [toPage(step.page, body), Option.some({ page: linked ?? step.page + 1, link: Option.some(body.next) })] as const
+            )
+          })
+      )
+    })
   }
 
   return Stream.unwrap(
@@ -288,4 +340,10 @@ const pageOf = (link: string, pageParam: string): number | undefined => {
   } catch {
     return undefined
   }
+}
+
+/** A token or cursor as a message shows it: quoted, control characters escaped, cut to 60 characters. */
+const shown = (value: unknown): string => {
+  const text = String(value)
+  return Text.escapeControl(JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text))
 }

@@ -86,6 +86,26 @@ describe("Paginate.tokenFeed", () => {
       expect(error.message).toContain(`source 'acceo': the feed answered token "0" with the same token`)
       expect(server.requests.length).toBe(1)
     })))
+
+  it.effect("fails when the feed sends back a token it already gave (a cycle), and can run again from scratch", () =>
+    live(Effect.gen(function*() {
+      // token 0 -> 3 -> 6 -> 3 -> ...: never done.
+      const server = yield* start((req, res) => {
+        const after = Number(query(req).get("token") ?? "0")
+        json(res, 200, { token: after === 6 ? "3" : String(after + 3), queuecount: 99, images: [{ id: after + 1 }] })
+      })
+      const client = yield* ApiClient.make({ source: "acceo", baseUrl: server.url })
+      const stream = feed(client, "0")
+      const error = yield* Effect.flip(collect(stream))
+      expect(error._tag).toBe("ApiError")
+      expect(error.message).toBe(
+        `source 'acceo': the feed answered token "6" with token "3", which it already gave in this run, and no end; stopping rather than looping forever`
+      )
+      expect(server.requests.length).toBe(3)
+      // Each run of the stream remembers its own tokens only.
+      yield* Effect.flip(collect(stream))
+      expect(server.requests.length).toBe(6)
+    })))
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -209,6 +229,21 @@ describe("Paginate.cursor", () => {
       const error = yield* Effect.flip(collect(byCursor(client, from)))
       expect(error.message).toContain("gave the same cursor again")
     })))
+
+  it.effect("fails when a cursor already followed comes back (A -> B -> A)", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        const cursor = query(req).get("cursor")
+        json(res, 200, { products: [{ id: `p-${cursor}` }], cursor: cursor === "B" ? "A" : "B", has_more: true })
+      })
+      const client = yield* ApiClient.make({ source: "shop", baseUrl: server.url })
+      const error = yield* Effect.flip(collect(byCursor(client, Option.some("A"))))
+      expect(error._tag).toBe("ApiError")
+      expect(error.message).toBe(
+        `source 'shop': the API says there are more pages but gave cursor "A", which it already gave in this run; stopping rather than losing or repeating pages`
+      )
+      expect(server.requests.length).toBe(2)
+    })))
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -275,6 +310,47 @@ describe("Paginate.drf", () => {
       expect(resumed.map((p) => p.page)).toEqual([2, 3])
       const past = yield* collect(Paginate.drf(client, { path: "/images/", item: Image, limit: 3, startPage: 9 }))
       expect(past).toEqual([])
+    })))
+
+  it.effect("a next link that repeats a page already requested is an ApiError, not thousands of requests", () =>
+    live(Effect.gen(function*() {
+      let origin = ""
+      const server = yield* start((req, res) => {
+        const page = Number(query(req).get("page") ?? "1")
+        // Page 1 and 2 are fine; page 3 links back to page 2 (parameters in another order).
+        const next = page === 3 ? `${origin}/api/v1/channel/1/images/?page=2&limit=3` : `${origin}/api/v1/channel/1/images/?limit=3&page=${page + 1}`
+        json(res, 200, { count: 99, next, previous: null, results: [{ pk: page }] })
+      })
+      origin = server.url
+      const client = yield* ApiClient.make({ source: "channel", baseUrl: `${server.url}/api/v1/channel/1` })
+      const seen: Array<number> = []
+      const error = yield* Effect.flip(
+        Stream.runForEach(Paginate.drf(client, { path: "/images/", item: Image, limit: 3 }), (p) => Effect.sync(() => void seen.push(p.page)))
+      )
+      expect(seen).toEqual([1, 2])
+      expect(error._tag).toBe("ApiError")
+      expect(error.message).toBe(
+        `source 'channel': the API's next link on page 3 points back to page 2, already requested in this list (${server.url}/api/v1/channel/1/images/?page=2&limit=3); stopping rather than reading the same pages forever`
+      )
+      expect(server.requests.length).toBe(3)
+    })))
+
+  it.effect("a next link to the page itself, or to one without a page number already requested, stops at once", () =>
+    live(Effect.gen(function*() {
+      let origin = ""
+      const server = yield* start((req, res) => {
+        const url = new URL(req.url!, "http://x")
+        const next = url.searchParams.has("cursor") ? `${origin}/q/?cursor=z` : `${origin}/q/?page=1&limit=3`
+        json(res, 200, { count: 99, next, previous: null, results: [{ pk: 1 }] })
+      })
+      origin = server.url
+      const client = yield* ApiClient.make({ source: "channel", baseUrl: server.url })
+      const self = yield* Effect.flip(collect(Paginate.drf(client, { path: "/q/", item: Image, limit: 3 })))
+      expect(self.message).toContain("the API's next link on page 1 points back to page 1, already requested")
+      expect(server.requests.length).toBe(1)
+      const cursorLoop = yield* Effect.flip(collect(Paginate.drf(client, { path: "/q/", item: Image, limit: 3, params: { cursor: "z" } })))
+      expect(cursorLoop.message).toContain("points back to a page, already requested in this list")
+      expect(server.requests.length).toBe(3)
     })))
 
   it.effect("refuses a next link on another origin", () =>
