@@ -10,6 +10,7 @@ import * as path from "node:path"
 import { ConfigError } from "./Errors.js"
 import type { Pipeline } from "./Pipeline.js"
 import type { SinkOutput } from "./Sink.js"
+import { anyIncremental } from "./Source.js"
 
 /** One file or directory a pipeline writes, with the config option that names it. */
 export interface Output extends SinkOutput {
@@ -30,8 +31,9 @@ export interface Conflict {
 /** Every file and directory the pipeline writes: each sink's `outputs`, the dead-letter file and the state's files. */
 export const outputsOf = (pipeline: Pipeline): ReadonlyArray<Output> => {
   const out: Array<Output> = []
+  const incremental = anyIncremental(pipeline.sources)
   for (const sink of pipeline.sinks) {
-    for (const o of sink.plugin.outputs?.(sink.config) ?? []) {
+    for (const o of sink.plugin.outputs?.(sink.config, { incremental }) ?? []) {
       out.push({ ...o, path: path.resolve(o.path), owner: `sinks.${sink.name}.with.${o.option}`, group: `sinks.${sink.name}` })
     }
   }

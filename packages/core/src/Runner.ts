@@ -38,7 +38,7 @@ import * as RunLock from "./RunLock.js"
 import * as RunStats from "./RunStats.js"
 import type { PluginServices } from "./Services.js"
 import type { SinkInstance } from "./Sink.js"
-import type { SourceInstance } from "./Source.js"
+import { anyIncremental, type SourceInstance } from "./Source.js"
 import { type PipelineState, sinkDatabase, type SourceState, StateStore } from "./StateStore.js"
 import type { TransformInstance } from "./Transform.js"
 
@@ -148,7 +148,7 @@ export const run = (
           `the last run ${saved.run.id} of pipeline '${pipeline.name}' finished at ${saved.run.finishedAt ?? "?"}: starting a new run ${runId}${since}`
         )
       } else yield* Effect.logInfo(`starting run ${runId} of pipeline '${pipeline.name}'`)
-      const incremental = pipeline.sources.some((s) => s.plugin.incremental?.(s.config) === true)
+      const incremental = anyIncremental(pipeline.sources)
 
       // Make transforms, sinks and the dead-letter output.
       const transforms: Array<{ key: string; productScoped: boolean; instance: TransformInstance }> = []

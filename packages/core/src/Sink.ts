@@ -64,9 +64,10 @@ export interface SinkPlugin<Config = any> {
   /**
    * The files and directories the sink writes for a config, so that two outputs on one path (or an
    * output on the state or dead-letter file) are found before a run touches anything (`PathConflicts`).
-   * Leave it out for a sink that writes no local files.
+   * Leave it out for a sink that writes no local files. `incremental` is what `SinkContext.incremental`
+   * will be (a mode that depends on it may make a file a directory).
    */
-  readonly outputs?: (config: Config) => ReadonlyArray<SinkOutput>
+  readonly outputs?: (config: Config, context: { readonly incremental: boolean }) => ReadonlyArray<SinkOutput>
 }
 
 /** A file or directory a sink writes. */

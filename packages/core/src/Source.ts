@@ -104,6 +104,10 @@ export interface SourcePlugin<Config = any> {
   ) => Effect.Effect<SourceInstance, SourceError | ConfigError, PluginServices | Scope.Scope>
 }
 
+/** Whether any of these configured sources reads incrementally (carries a cursor into the next run; see `SourcePlugin.incremental`). */
+export const anyIncremental = (sources: ReadonlyArray<{ readonly plugin: SourcePlugin; readonly config: unknown }>): boolean =>
+  sources.some((s) => s.plugin.incremental?.(s.config) === true)
+
 /** Defines a source plugin. */
 export const define = <Config>(plugin: Omit<SourcePlugin<Config>, "_tag">): SourcePlugin<Config> => ({
   _tag: "SourcePlugin",

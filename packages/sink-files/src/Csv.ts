@@ -31,7 +31,7 @@ type Delimiter = typeof Delimiter.Type
 /** The `csv` sink's config. */
 export const CsvConfig = Schema.Struct({
   path: FileOutput.pathField("out/images.csv"),
-  mode: FileOutput.modeField,
+  mode: FileOutput.autoModeField,
   escapeFormulas: Config.withDefault(Schema.Boolean, false, {
     description:
       "Protect spreadsheet users from formula injection: a text value beginning with =, +, -, @ (or a tab, a " +
@@ -59,7 +59,9 @@ export const csv = Sink.define<CsvConfig>({
     "durable part files; overwrite mode publishes the complete run atomically at the end, append mode " +
     "publishes one part file per commit.",
   config: CsvConfig,
-  outputs: (config) => [{ option: "path", path: path.resolve(config.path), kind: config.mode === "append" ? "directory" : "file" }],
+  outputs: (config, context) => [
+    { option: "path", path: path.resolve(config.path), kind: FileOutput.resolveMode(config.mode, context.incremental) === "append" ? "directory" : "file" }
+  ],
   make: (config, context) => {
     const options = { delimiter: config.delimiter, escape_formulas: config.escapeFormulas, eof: true }
     const header = stringify([[...columns]], { delimiter: config.delimiter, eof: true })

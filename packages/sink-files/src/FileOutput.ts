@@ -31,6 +31,25 @@ export const modeField = Config.withDefault<Mode, Mode>(Mode, "overwrite", {
   examples: ["overwrite", "append"]
 })
 
+/** The `mode` setting: a mode, or `auto` to choose by whether the pipeline reads incrementally. */
+export const ModeSetting = Schema.Literal("auto", "overwrite", "append")
+export type ModeSetting = typeof ModeSetting.Type
+
+/** The `mode` field with `auto` as its default: safe for incremental pipelines. */
+export const autoModeField = Config.withDefault<ModeSetting, ModeSetting>(ModeSetting, "auto", {
+  description:
+    "auto (default): append when a source of the pipeline reads incrementally (acceo's feed, shoplazza's and " +
+    "bigcommerce's updated-since cursors: each run then brings only what changed, and replacing the output " +
+    "with it would drop the rest), overwrite otherwise. overwrite: stage the run's parts and publish them as " +
+    "one complete file at the end (a reader sees the previous file until then; a run that read nothing new " +
+    "leaves it as it was). append: publish each commit's part file into the `path` directory at once.",
+  examples: ["auto", "overwrite", "append"]
+})
+
+/** The mode a setting means for a pipeline: `auto` is `append` when it reads incrementally, else `overwrite`. */
+export const resolveMode = (setting: ModeSetting, incremental: boolean): Mode =>
+  setting === "auto" ? (incremental ? "append" : "overwrite") : setting
+
 /** How a format encodes records. */
 export interface Format {
   /** The file extension, without the dot. */
@@ -43,15 +62,19 @@ export interface Format {
 
 /** Makes a file sink instance for a format, following the commit protocol through staged parts. */
 export const make = (
-  config: { readonly path: string; readonly mode: Mode },
+  config: { readonly path: string; readonly mode: ModeSetting },
   context: Sink.SinkContext,
   format: Format
 ): Effect.Effect<Sink.SinkInstance, SinkError, FileSystem.FileSystem | Scope.Scope> =>
   Effect.gen(function*() {
+    const mode = resolveMode(config.mode, context.incremental)
+    if (config.mode === "auto") {
+      yield* Effect.logDebug(`sink '${context.name}': mode auto is ${mode}${context.incremental ? " (a source reads incrementally)" : ""}`)
+    }
     const parts = yield* StagedParts.make({
       name: context.name,
       path: config.path,
-      mode: config.mode,
+      mode,
       runId: context.runId,
       ext: format.ext,
       committed: context.committed,

@@ -62,12 +62,13 @@ export const ImageStoreConfig = Schema.Struct({
       "{dir}/manifest when left out.",
     examples: ["out/images/manifest.csv", "out/manifests"]
   }),
-  mode: Config.withDefault<FileOutput.Mode, FileOutput.Mode>(FileOutput.Mode, "overwrite", {
+  mode: Config.withDefault<FileOutput.ModeSetting, FileOutput.ModeSetting>(FileOutput.ModeSetting, "auto", {
     description:
-      "The manifest's mode. overwrite: stage the run's manifest parts and publish one complete manifest at the end. " +
+      "The manifest's mode. auto (default): append when a source of the pipeline reads incrementally, overwrite " +
+      "otherwise. overwrite: stage the run's manifest parts and publish one complete manifest at the end. " +
       "append: publish a manifest part per commit into the manifestPath directory at once. Image files are always " +
       "stored at once (content-addressed).",
-    examples: ["overwrite", "append"]
+    examples: ["auto", "overwrite", "append"]
   }),
   concurrency: Config.withDefault(Config.intRange(1, 256), 8, {
     description: "How many images are downloaded and stored at the same time.",
@@ -124,14 +125,17 @@ export const images = Sink.define<ImageStoreConfig>({
     manifestColumns.join(", ") + ") under the commit protocol. A record whose image cannot be had gets a " +
     "manifest row with an empty path and the error.",
   config: ImageStoreConfig,
-  outputs: (config) => [
-    { option: "dir", path: path.resolve(config.dir), kind: "directory" },
-    {
-      option: config.manifestPath === undefined ? "dir" : "manifestPath",
-      path: path.resolve(config.manifestPath ?? path.join(config.dir, config.mode === "append" ? "manifest" : `manifest.${config.manifest}`)),
-      kind: config.mode === "append" ? "directory" : "file"
-    }
-  ],
+  outputs: (config, context) => {
+    const append = FileOutput.resolveMode(config.mode, context.incremental) === "append"
+    return [
+      { option: "dir", path: path.resolve(config.dir), kind: "directory" },
+      {
+        option: config.manifestPath === undefined ? "dir" : "manifestPath",
+        path: path.resolve(config.manifestPath ?? path.join(config.dir, append ? "manifest" : `manifest.${config.manifest}`)),
+        kind: append ? "directory" : "file"
+      }
+    ]
+  },
   make: (config, context) =>
     Effect.gen(function*() {
       const name = context.name
@@ -142,11 +146,12 @@ export const images = Sink.define<ImageStoreConfig>({
         try: () => fsp.mkdir(dir, { recursive: true }),
         catch: (e) => fail(`could not create the store directory ${dir}: ${errorMessage(e)}`, e)
       })
+      const mode = FileOutput.resolveMode(config.mode, context.incremental)
       const manifestPath = config.manifestPath ??
-        path.join(dir, config.mode === "append" ? "manifest" : `manifest.${config.manifest}`)
+        path.join(dir, mode === "append" ? "manifest" : `manifest.${config.manifest}`)
       const manifest = yield* (config.manifest === "csv"
-        ? csvManifest(name, manifestPath, config.mode, context)
-        : parquetManifest(name, manifestPath, config.mode, context))
+        ? csvManifest(name, manifestPath, mode, context)
+        : parquetManifest(name, manifestPath, mode, context))
 
       const downloader = yield* Http.Download.make({
         source: name,

@@ -10,7 +10,7 @@ import * as FileOutput from "./FileOutput.js"
 /** The `jsonl` sink's config. */
 export const JsonlConfig = Schema.Struct({
   path: FileOutput.pathField("out/images.jsonl"),
-  mode: FileOutput.modeField,
+  mode: FileOutput.autoModeField,
   includeBytes: Config.withDefault(Schema.Boolean, false, {
     description: "Include the image bytes (base64, field `bytes`) of sources that deliver binary images.",
     examples: [false, true]
@@ -30,7 +30,9 @@ export const jsonl = Sink.define<JsonlConfig>({
     "bytes only with includeBytes). Commits are durable part files; overwrite mode publishes the complete " +
     "run atomically at the end, append mode publishes one part file per commit.",
   config: JsonlConfig,
-  outputs: (config) => [{ option: "path", path: path.resolve(config.path), kind: config.mode === "append" ? "directory" : "file" }],
+  outputs: (config, context) => [
+    { option: "path", path: path.resolve(config.path), kind: FileOutput.resolveMode(config.mode, context.incremental) === "append" ? "directory" : "file" }
+  ],
   make: (config, context) =>
     FileOutput.make(config, context, {
       ext: "jsonl",

@@ -58,7 +58,7 @@ layer(services)("csv sink", (it) => {
       Effect.sync(() => {
         expect(Schema.decodeUnknownSync(csv.config)({ path: "out.csv" })).toEqual({
           path: "out.csv",
-          mode: "overwrite",
+          mode: "auto",
           escapeFormulas: false,
           delimiter: ","
         })
@@ -115,6 +115,36 @@ layer(services)("csv sink", (it) => {
         expect(rows[2]!.slice(4, 8)).toEqual(["", "2.jpg", "", ""])
         // Only one header row in the published file.
         expect(fs.readFileSync(file, "utf8").match(/^source,product_id/gm)).toHaveLength(1)
+      }))
+
+    it.scoped("mode auto: one published file for a full-scan pipeline, a directory of parts for an incremental one", () =>
+      Effect.gen(function*() {
+        const full = path.join(tempDir(), "full.csv")
+        const a = yield* openSink(csv, { path: full })
+        yield* a.write(Chunk.fromIterable(records(0, 3)), info)
+        yield* a.commit
+        yield* a.finish
+        expect(fs.statSync(full).isFile()).toBe(true)
+        expect(readCsv(full).length).toBe(4)
+        expect(csv.outputs!(Schema.decodeUnknownSync(csv.config)({ path: full }), { incremental: false })[0]!.kind).toBe("file")
+
+        const changes = path.join(tempDir(), "changes.csv")
+        const b = yield* openSink(csv, { path: changes }, { incremental: true })
+        yield* b.write(Chunk.fromIterable(records(0, 3)), info)
+        yield* b.commit
+        yield* b.finish
+        expect(fs.statSync(changes).isDirectory()).toBe(true)
+        const parts = fs.readdirSync(changes).filter((f) => f.endsWith(".csv"))
+        expect(parts.length).toBe(1)
+        expect(readCsv(path.join(changes, parts[0]!)).length).toBe(4)
+        expect(csv.outputs!(Schema.decodeUnknownSync(csv.config)({ path: changes }), { incremental: true })[0]!.kind).toBe("directory")
+        // an explicit mode wins over auto
+        const explicit = path.join(tempDir(), "explicit.csv")
+        const c = yield* openSink(csv, { path: explicit, mode: "overwrite" }, { incremental: true })
+        yield* c.write(Chunk.fromIterable(records(0, 2)), info)
+        yield* c.commit
+        yield* c.finish
+        expect(fs.statSync(explicit).isFile()).toBe(true)
       }))
 
     it.scoped("escapeFormulas on: formula-looking text gets a ' prefix, numbers do not", () =>

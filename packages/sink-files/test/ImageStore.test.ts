@@ -75,7 +75,7 @@ layer(services)("images sink", (it) => {
         expect(Schema.decodeUnknownSync(images.config)({ dir: "out/images" })).toEqual({
           dir: "out/images",
           manifest: "csv",
-          mode: "overwrite",
+          mode: "auto",
           concurrency: 8,
           maxBytes: 25 * 1024 * 1024,
           timeout: "30 seconds",

@@ -34,7 +34,7 @@ layer(services)("jsonl sink", (it) => {
         expect(plugins.map((p) => p.name)).toEqual(["csv", "jsonl", "parquet", "images"])
         expect(Schema.decodeUnknownSync(jsonl.config)({ path: "o.jsonl" })).toEqual({
           path: "o.jsonl",
-          mode: "overwrite",
+          mode: "auto",
           includeBytes: false
         })
       }))
