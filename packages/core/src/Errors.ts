@@ -65,11 +65,16 @@ export class SinkError extends Schema.TaggedError<SinkError>()("SinkError", {
   cause: Schema.optional(Schema.Defect)
 }) {}
 
-/** The state store could not be read or written. */
+/**
+ * The state store could not be read or written (the run fails: exit 1). `corrupt` marks a store
+ * whose content cannot be read as state (truncated, not JSON, wrong shape): it was left as it was,
+ * and `effetl state reset` (the store's `reset`) is how to start over.
+ */
 export class StateError extends Schema.TaggedError<StateError>()("StateError", {
   message: Schema.String,
   path: Schema.optional(Schema.String),
-  cause: Schema.optional(Schema.Defect)
+  cause: Schema.optional(Schema.Defect),
+  corrupt: Schema.optional(Schema.Boolean)
 }) {}
 
 /** A transform failed in a way that means the run cannot be right (not a bad record: those are dead letters). */
