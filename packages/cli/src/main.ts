@@ -89,6 +89,8 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
   const parser = yargs([...argv])
     .scriptName("effetl")
     .exitProcess(false)
+    // An option given twice takes its last value (never an array a check would not expect).
+    .parserConfiguration({ "duplicate-arguments-array": false })
     .usage(
       "$0 <command> [options]\n\nAn Effect-based stream ETL for product images: run a pipeline YAML file, or serve an API simulator to try one.\n\n" +
         "Exit codes: 0 ok, 1 the run failed, 2 bad config or usage, 130 stopped by Ctrl-C."
