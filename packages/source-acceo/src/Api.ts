@@ -6,6 +6,8 @@
  * - `GET products/images?token=&count=&session=&options=`: the change feed. `token` is a 64-bit
  *   integer carried as a string; send back the response's `token` to get the next lot.
  * - `GET products/images/{product_id}?session=&options=`: one product, in the same envelope.
+ * - `GET products/images/URL/{product_id}`: one product's download URLs only, in the same envelope,
+ *   the URLs in `product[].images.image[].imageURL` (where the other routes carry `binaryimage`).
  * - Images: base64 `images.image[].binaryimage` by default, `imagesURL[].imageURL` with `options=URL`.
  * - The envelope: `returncode` (0 = success; anything else is an error even under HTTP 200),
  *   `returnmsg`, `warnings[]` (the call worked but data may be partly lost), `version`.
@@ -33,6 +35,15 @@ export const feedPath = "products/images"
 
 /** One product's images, relative to the base URL. */
 export const productPath = (productId: string): string => `products/images/${productId}`
+
+/** One product's download URLs only, relative to the base URL. */
+export const productUrlPath = (productId: string): string => `products/images/URL/${productId}`
+
+/**
+ * Which route reads a product by id: `images` (`products/images/{product_id}`, the images of the
+ * image mode asked for) or `url` (`products/images/URL/{product_id}`, URLs only).
+ */
+export type IdsEndpoint = "images" | "url"
 
 /** The return formats and the `Accept` header that asks for each. */
 export const accept = { json: "application/json", xml: "application/xml" } as const
@@ -291,6 +302,11 @@ export interface MapOptions {
   /** The pipeline's name of the source instance. */
   readonly source: string
   readonly images: ImageMode
+  /**
+   * The route the entry came from: `url` (`products/images/URL/{product_id}`) carries its URLs in
+   * `images.image[].imageURL`; every other route in `imagesURL[]` (default `images`).
+   */
+  readonly endpoint?: IdsEndpoint
   /** The largest decoded image accepted (checked from the base64 length, before decoding). */
   readonly maxImageBytes: number
 }
@@ -320,7 +336,11 @@ export const mapProduct = (entry: unknown, options: MapOptions): Mapped => {
     }
   }
   const { product_id: productId } = product.right
-  const items = options.images === "url" ? product.right.imagesURL ?? [] : product.right.images?.image ?? []
+  const items = options.images === "binary"
+    ? product.right.images?.image ?? []
+    : options.endpoint === "url"
+    ? urlRouteItems(product.right)
+    : product.right.imagesURL ?? []
   const records: Array<ProductImage> = []
   const rejected: Array<Batch.DeadLetter> = []
   for (const item of items) {
@@ -386,6 +406,15 @@ export const decodeBase64 = (text: string, maxBytes: number): Either.Either<Uint
     return Either.left("binaryimage is not valid base64 (non-canonical padding)")
   }
   return Either.right(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length))
+}
+
+/**
+ * The images of an entry from `products/images/URL/{product_id}`: `images.image[]` (its documented
+ * shape), or `imagesURL[]` when an answer carries its URLs there instead and `images.image` is empty.
+ */
+const urlRouteItems = (entry: WireProduct): ReadonlyArray<unknown> => {
+  const images = entry.images?.image ?? []
+  return images.length > 0 ? images : entry.imagesURL ?? []
 }
 
 const reject = (options: MapOptions, error: string, payload: unknown): Batch.DeadLetter => ({

@@ -15,10 +15,12 @@ import {
   decodeEnvelope,
   feedPath,
   type Format,
+  type IdsEndpoint,
   type ImageMode,
   optionsFor,
   parseBody,
   productPath,
+  productUrlPath,
   tokenOf,
   type WireEnvelope
 } from "./Api.js"
@@ -37,6 +39,8 @@ export interface ClientOptions {
   readonly auth: AuthSettings
   readonly format: Format
   readonly images: ImageMode
+  /** The route of a product by id. */
+  readonly idsEndpoint: IdsEndpoint
   /** The `session` sent with every request of this run. */
   readonly session: string
   /** The largest response body accepted. */
@@ -71,7 +75,7 @@ export type ProductReply =
 export interface AcceoClient {
   /** The change feed from `start` (`""`: no token) until `queuecount` is 0 or a lot is empty. */
   readonly feed: (start: string, count: number) => Stream.Stream<Http.Paginate.TokenPage<string, Lot>, HttpError>
-  /** One product's images. */
+  /** One product's images, from the `idsEndpoint` route. */
   readonly product: (productId: string) => Effect.Effect<ProductReply, HttpError>
   /** One cheap request that proves the base URL and the key work: a feed lot of one, or one product. */
   readonly check: (productId?: string) => Effect.Effect<void, HttpError>
@@ -95,7 +99,7 @@ export const make = (options: ClientOptions): Effect.Effect<AcceoClient, never, 
     /** GETs a path and decodes its envelope (either format), counting and logging every warning. */
     const get = (path: string, params: Http.SafeUrl.Params) =>
       Effect.gen(function*() {
-        const reply = yield* api.requestBytes({ path, params: { ...common, ...params }, maxBytes: options.maxResponseBytes })
+        const reply = yield* api.requestBytes({ path, params, maxBytes: options.maxResponseBytes })
         const text = new TextDecoder().decode(reply.bytes)
         const snippet = Http.ErrorBody.oneLine(text, 200)
         const parsed = parseBody(text)
@@ -140,7 +144,7 @@ export const make = (options: ClientOptions): Effect.Effect<AcceoClient, never, 
 
     const lot = (sent: string, count: number): Effect.Effect<Lot, HttpError> =>
       Effect.gen(function*() {
-        const { envelope, url } = yield* get(feedPath, { ...(sent === "" ? {} : { token: sent }), count })
+        const { envelope, url } = yield* get(feedPath, { ...common, ...(sent === "" ? {} : { token: sent }), count })
         if (envelope.returncode !== 0) return yield* returncodeError(envelope, url)
         const broken = (what: string) =>
           new DecodeError({ source: options.source, message: `${prefix}: the response to GET ${url} ${what}`, url })
@@ -175,7 +179,10 @@ export const make = (options: ClientOptions): Effect.Effect<AcceoClient, never, 
 
     const product: AcceoClient["product"] = (productId) =>
       Effect.gen(function*() {
-        const { envelope, url } = yield* get(productPath(productId), {})
+        // The URL route answers URLs whatever `options` says: only the session goes with it.
+        const { envelope, url } = yield* options.idsEndpoint === "url"
+          ? get(productUrlPath(productId), { session: options.session })
+          : get(productPath(productId), common)
         if (options.notFoundReturncodes.includes(envelope.returncode)) {
           return {
             _tag: "NotFound",

@@ -7,9 +7,10 @@
  *   integers above 2^53 carried as strings; each entry is one product with all its images; the
  *   initial feed sends some products again later (as a real feed does when a product changes twice
  *   in a cycle); `count` is 1..500 (default 100), out of range a returncode error.
- * - `GET products/images/{product_id}?session=&options=` (and `products/images/URL/{product_id}`):
- *   one product in the same envelope; an unknown id is HTTP 200 with returncode 2 (an assumption:
- *   Acceo does not document it).
+ * - `GET products/images/{product_id}?session=&options=`: one product in the same envelope; an unknown
+ *   id is HTTP 200 with returncode 2 (an assumption: Acceo does not document it).
+ * - `GET products/images/URL/{product_id}`: the same, URLs only, in `images.image[].imageURL` (where
+ *   the other routes have `binaryimage`); `imagesURL` is null.
  * - JSON or XML by the `Accept` header (XML exactly in the seed's attribute shape), base64 images or
  *   URLs (`options=URL`; the bytes are served under `/media/`, public like a CDN).
  * - `warnings[]` on some lots, returncode errors on demand, hostile `imagefilename` values, and the
@@ -320,10 +321,16 @@ interface Context {
   readonly origin: string
 }
 
+/**
+ * How an answer carries its images: base64 in `images.image[]` (the default), URLs in `imagesURL[]`
+ * (`options=URL`), or URLs in `images.image[]` (the `products/images/URL/{product_id}` route).
+ */
+type Shape = "binary" | "imagesURL" | "urlRoute"
+
 /** What an answer holds, before it is written as JSON or XML. */
 interface Envelope {
   readonly products: ReadonlyArray<CatalogueProduct>
-  readonly urls: boolean
+  readonly shape: Shape
   readonly token: string
   readonly count: number
   readonly queuecount: number
@@ -356,8 +363,8 @@ const respond = (req: http.IncomingMessage, ctx: Context): Reply => {
   const query = url.searchParams
   const session = query.get("session") ?? ""
   const options = query.get("options") ?? ""
-  const urls = options.toUpperCase() === "URL" || (byId !== null && byId[1] !== undefined)
-  const fail = (returnmsg: string, returncode = 1): Reply => render(xml, { ...empty(urls), returncode, returnmsg }, ctx)
+  const shape: Shape = byId !== null && byId[1] !== undefined ? "urlRoute" : options.toUpperCase() === "URL" ? "imagesURL" : "binary"
+  const fail = (returnmsg: string, returncode = 1): Reply => render(xml, { ...empty(shape), returncode, returnmsg }, ctx)
   if (session.length > 100) return fail("Invalid parameter: session must be at most 100 characters")
   if (options.length > 100) return fail("Invalid parameter: options must be at most 100 characters")
   if (session !== "") ctx.state.sessions.add(session)
@@ -369,7 +376,7 @@ const respond = (req: http.IncomingMessage, ctx: Context): Reply => {
     if (!/^\d{1,19}$/.test(byId[2]!)) return noResource(ctx, target)
     const product = ctx.state.products.get(BigInt(byId[2]!).toString())
     if (product === undefined) return fail(`Product ${byId[2]} not found`, 2)
-    return render(xml, { ...empty(urls), products: [product], count: 1, warnings: warningsFor(ctx.state, [product]) }, ctx)
+    return render(xml, { ...empty(shape), products: [product], count: 1, warnings: warningsFor(ctx.state, [product]) }, ctx)
   }
 
   const countRaw = query.get("count")
@@ -383,7 +390,7 @@ const respond = (req: http.IncomingMessage, ctx: Context): Reply => {
   const products = lot.map((e) => ctx.state.products.get(e.productId)!)
   return render(xml, {
     products,
-    urls,
+    shape,
     token: String(lot.length > 0 ? lot[lot.length - 1]!.token : after),
     count: lot.length,
     queuecount: pending.length - lot.length,
@@ -393,7 +400,7 @@ const respond = (req: http.IncomingMessage, ctx: Context): Reply => {
   }, ctx)
 }
 
-const empty = (urls: boolean): Envelope => ({ products: [], urls, token: "", count: 0, queuecount: 0, returncode: 0, returnmsg: "", warnings: [] })
+const empty = (shape: Shape): Envelope => ({ products: [], shape, token: "", count: 0, queuecount: 0, returncode: 0, returnmsg: "", warnings: [] })
 
 /** The warnings of an answer: those queued by `warnNext`, then those of its products. */
 const warningsFor = (state: State, products: ReadonlyArray<CatalogueProduct>): Array<string> => [
@@ -423,11 +430,13 @@ const binaryOf = (ctx: Context, product: CatalogueProduct, image: CatalogueImage
 const toJson = (e: Envelope, ctx: Context): string => {
   const products = e.products.map((p) => {
     const id = `"product_id":${p.product_id}`
-    if (e.urls) {
+    if (e.shape !== "binary") {
       const list = p.images.map((i) =>
         `{"sequence":${i.sequence},"imagefilename":${JSON.stringify(i.imagefilename)},"imageURL":${JSON.stringify(ctx.origin + i.path)}}`
       )
-      return `{${id},"imagesURL":[${list.join(",")}],"images":null}`
+      return e.shape === "urlRoute"
+        ? `{${id},"imagesURL":null,"images":{"image":[${list.join(",")}]}}`
+        : `{${id},"imagesURL":[${list.join(",")}],"images":null}`
     }
     const list = p.images.map((i) =>
       `{"sequence":${i.sequence},"imagefilename":${JSON.stringify(i.imagefilename)},"binaryimage":${JSON.stringify(binaryOf(ctx, p, i))}}`
@@ -446,10 +455,16 @@ const toXml = (e: Envelope, ctx: Context): string => {
   for (const w of e.warnings) lines.push(`  <warnings>${text(w)}</warnings>`)
   for (const p of e.products) {
     lines.push(`  <product product_id="${p.product_id}">`)
-    if (e.urls) {
+    if (e.shape === "imagesURL") {
       for (const i of p.images) {
         lines.push(`    <imagesURL sequence="${i.sequence}" imagefilename="${attr(i.imagefilename)}" imageURL="${attr(ctx.origin + i.path)}" />`)
       }
+    } else if (e.shape === "urlRoute") {
+      lines.push("    <images>")
+      for (const i of p.images) {
+        lines.push(`      <image sequence="${i.sequence}" imagefilename="${attr(i.imagefilename)}" imageURL="${attr(ctx.origin + i.path)}" />`)
+      }
+      lines.push("    </images>")
     } else {
       lines.push("    <images>")
       for (const i of p.images) {

@@ -8,8 +8,11 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { canonicalInteger, countRange, type Format, type ImageMode, mapProduct, maxSessionLength } from "./Api.js"
+import { canonicalInteger, countRange, type Format, type IdsEndpoint, type ImageMode, mapProduct, maxSessionLength } from "./Api.js"
 import * as Client from "./Client.js"
+
+/** The most product ids in one partition. */
+const maxPartitionSize = 10_000
 
 /** 25 MiB: the default per-image cap. */
 export const defaultMaxImageBytes = 25 * 1024 * 1024
@@ -68,6 +71,12 @@ export const AcceoConfig = Schema.Struct({
     examples: ["feed", "products"]
   }),
   ...Http.ProductFanout.idsFields({ idDescription: "mode: products only; Acceo product ids, decimal integers", examples: ["1001", "1002"] }),
+  idsEndpoint: Config.withDefault(Schema.Literal("images", "url"), "images" as IdsEndpoint, {
+    description:
+      "mode: products: the route of each product. `images`: products/images/{product_id} (the images in the mode " +
+      "`images` asks for). `url`: products/images/URL/{product_id}, download URLs only (needs images: url).",
+    examples: ["images", "url"]
+  }),
   images: Config.withDefault(Schema.Literal("binary", "url"), "binary" as ImageMode, {
     description: "`binary`: base64 images decoded into the record's bytes (the API's default). `url`: download links (options=URL) in url.",
     examples: ["binary", "url"]
@@ -91,6 +100,12 @@ export const AcceoConfig = Schema.Struct({
       examples: ["nightly-sync"]
     }
   ),
+  partitionSize: Config.withDefault(Config.intRange(1, maxPartitionSize), 100, {
+    description:
+      "Distributed runs, mode: products only: product ids per partition (the id list is split into chunks of this size). " +
+      "The change feed is always one partition.",
+    examples: [100, 1000]
+  }),
   concurrency: Config.withDefault(Config.intRange(1, 32), 4, {
     description: "mode: products: how many products are fetched at once (results stay in order).",
     examples: [4, 1]
@@ -126,6 +141,17 @@ export const AcceoConfig = Schema.Struct({
 })
 export type AcceoConfig = typeof AcceoConfig.Type
 
+/**
+ * One partition: the change feed (a singleton: a token feed cannot be split), or a chunk of the
+ * by-id list.
+ */
+const Partition = Schema.Union(
+  Schema.Literal("feed"),
+  Schema.Struct({ productIds: Schema.NonEmptyArray(Schema.String.pipe(Schema.pattern(/^\d+$/))) })
+)
+type Partition = typeof Partition.Type
+const decodePartition = Schema.decodeUnknownOption(Partition)
+
 /** The feed's checkpoint: the token of the last lot read (a cursor: it carries over to the next run). */
 const FeedCursor = Schema.Struct({ token: Token })
 const decodeFeedCursor = Schema.decodeUnknownOption(FeedCursor)
@@ -142,20 +168,39 @@ export const acceo = Source.define<AcceoConfig>({
   name: "acceo",
   description: "Acceo Ogasys product images (change feed by token, or by product id; JSON or XML; base64 or URL images)",
   config: AcceoConfig,
+  reads: {
+    fullScan:
+      "mode: feed from startToken, or from the feed's start (GET products/images?count=), lot by lot until queuecount is 0; " +
+      "the first run, or any run with --full-refresh. One partition: a token feed cannot be split.",
+    incremental:
+      "mode: feed: the change feed from the token the last run saved (GET products/images?token=&count=), committed with " +
+      "the data, so each run reads only the products changed since",
+    byId:
+      "mode: products: GET products/images/{product_id} (idsEndpoint: url: products/images/URL/{product_id}) for each of " +
+      "productIds/productIdsFile, concurrency at a time; partitions are chunks of partitionSize ids"
+  },
+  // The feed's token carries over into the next run; a by-id run reads its ids every time.
+  incremental: (config) => config.mode === "feed",
+  partitions: (config, ctx) =>
+    Effect.gen(function*() {
+      const ids = yield* checkedIds(config, ctx.name)
+      if (Option.isNone(ids)) return ["feed"]
+      const list = ids.value
+      const chunks: Array<Partition> = []
+      for (let i = 0; i < list.length; i += config.partitionSize) {
+        chunks.push({ productIds: list.slice(i, i + config.partitionSize) as [string, ...Array<string>] })
+      }
+      return chunks
+    }),
   make: (config, ctx) =>
     Effect.gen(function*() {
       const source = ctx.name
       const prefix = `source '${source}'`
-      const ids = yield* Http.ProductFanout.loadIds(config, {
-        source,
-        validate: (id) => (/^\d+$/.test(id) ? undefined : "expected a decimal integer (Acceo product ids are bigint)")
-      })
-      if (config.mode === "feed" && Option.isSome(ids)) {
-        return yield* new ConfigError({
-          message: `${prefix}: productIds/productIdsFile are for mode: products; the change feed reads every change`,
-          path: `sources.${source}.with.mode`
-        })
-      }
+      const configured = yield* checkedIds(config, source)
+      const partition = yield* partitionOf(ctx.partition, config, source)
+      const ids: Option.Option<ReadonlyArray<string>> = partition === "all" || partition === "feed"
+        ? configured
+        : Option.some(partition.productIds)
       const client = yield* Client.make({
         source,
         baseUrl: config.baseUrl,
@@ -163,6 +208,7 @@ export const acceo = Source.define<AcceoConfig>({
         auth: config.auth,
         format: config.format,
         images: config.images,
+        idsEndpoint: config.idsEndpoint,
         session: config.session ?? `effetl-${randomUUID()}`,
         maxResponseBytes: config.maxResponseBytes,
         notFoundReturncodes: config.notFoundReturncodes,
@@ -170,16 +216,10 @@ export const acceo = Source.define<AcceoConfig>({
         retry: config.retry,
         ...(config.rateLimit ? { rateLimit: config.rateLimit } : {})
       })
-      const mapOptions = { source, images: config.images, maxImageBytes: config.maxImageBytes }
+      const mapOptions = { source, images: config.images, endpoint: config.idsEndpoint, maxImageBytes: config.maxImageBytes }
 
-      if (config.mode === "products") {
-        if (Option.isNone(ids)) {
-          return yield* new ConfigError({
-            message: `${prefix}: mode: products needs productIds or productIdsFile`,
-            path: `sources.${source}.with.productIds`
-          })
-        }
-        const list = ids.value.map(canonicalInteger)
+      if (Option.isSome(ids)) {
+        const list = ids.value
         const reading = `products n=${list.length} sha256=${createHash("sha256").update(list.join("\n")).digest("hex").slice(0, 16)}`
         const resume = yield* productsResume(ctx.checkpoint, reading, prefix)
         const stream = Http.ProductFanout.stream({
@@ -229,6 +269,62 @@ export const acceo = Source.define<AcceoConfig>({
       return { productComplete: !config.regroup, stream, check: client.check() }
     })
 })
+
+/**
+ * The by-id list of a config (none in mode feed), after the checks every run and every partition
+ * plan makes: ids only with mode products, decimal ids, and the URL route only with URL images.
+ */
+const checkedIds = (config: AcceoConfig, source: string) =>
+  Effect.gen(function*() {
+    const prefix = `source '${source}'`
+    const ids = yield* Http.ProductFanout.loadIds(config, {
+      source,
+      validate: (id) => (/^\d+$/.test(id) ? undefined : "expected a decimal integer (Acceo product ids are bigint)")
+    })
+    if (config.mode === "feed" && Option.isSome(ids)) {
+      return yield* new ConfigError({
+        message: `${prefix}: productIds/productIdsFile are for mode: products; the change feed reads every change`,
+        path: `sources.${source}.with.mode`
+      })
+    }
+    if (config.mode === "products" && Option.isNone(ids)) {
+      return yield* new ConfigError({
+        message: `${prefix}: mode: products needs productIds or productIdsFile`,
+        path: `sources.${source}.with.productIds`
+      })
+    }
+    if (config.idsEndpoint === "url" && config.mode === "feed") {
+      return yield* new ConfigError({
+        message: `${prefix}: idsEndpoint: url is a route for mode: products; the change feed has its own (set images: url for URLs)`,
+        path: `sources.${source}.with.idsEndpoint`
+      })
+    }
+    if (config.idsEndpoint === "url" && config.images === "binary") {
+      return yield* new ConfigError({
+        message: `${prefix}: idsEndpoint: url answers download URLs only; set images: url (hash-content then fetches the bytes)`,
+        path: `sources.${source}.with.images`
+      })
+    }
+    // Canonical decimal strings ("0012" → "12"), exact for any size.
+    return Option.map(ids, (list) => list.map(canonicalInteger))
+  })
+
+/** The partition to read: all of the work, the feed, or a chunk of ids that fits the mode (anything else is refused). */
+const partitionOf = (
+  spec: Option.Option<Source.PartitionSpec>,
+  config: AcceoConfig,
+  source: string
+): Effect.Effect<Partition | "all", ConfigError> => {
+  if (Option.isNone(spec)) return Effect.succeed("all")
+  const decoded = decodePartition(spec.value)
+  if (Option.isSome(decoded) && (decoded.value === "feed") === (config.mode === "feed")) return Effect.succeed(decoded.value)
+  return Effect.fail(
+    new ConfigError({
+      message: `source '${source}': the partition ${JSON.stringify(spec.value).slice(0, 80)} is not one this config splits into ` +
+        (config.mode === "feed" ? `(mode: feed is one partition, "feed")` : `(mode: products: a chunk of ids {"productIds":["1001",...]})`)
+    })
+  )
+}
 
 /** The token to resume the feed from, from a saved cursor; a by-id position of an unfinished run is refused. */
 const feedResume = (checkpoint: Option.Option<Batch.Checkpoint>, prefix: string): Effect.Effect<Option.Option<string>, ConfigError> => {

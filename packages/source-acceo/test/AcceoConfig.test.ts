@@ -24,9 +24,11 @@ describe("AcceoConfig", () => {
       ...minimal,
       auth: { header: "Authorization", template: "Bearer {key}" },
       mode: "feed",
+      idsEndpoint: "images",
       images: "binary",
       format: "json",
       count: 500,
+      partitionSize: 100,
       concurrency: 4,
       maxImageBytes: 25 * 1024 * 1024,
       maxResponseBytes: 256 * 1024 * 1024,
@@ -45,11 +47,13 @@ describe("AcceoConfig", () => {
       auth: { header: "X-Api-Key", template: "ApiKey {key}" },
       mode: "products",
       productIds: ["1001", 1002],
+      idsEndpoint: "url",
       images: "url",
       format: "xml",
       count: 1,
       startToken: "18446744073709551615",
       session: "nightly",
+      partitionSize: 10000,
       concurrency: 32,
       maxImageBytes: 1,
       maxResponseBytes: 1024,
@@ -70,6 +74,8 @@ describe("AcceoConfig", () => {
     [{ count: 501 }, "count: expected an integer from 1 to 500"],
     [{ count: 2.5 }, "count: expected an integer from 1 to 500"],
     [{ concurrency: 33 }, "concurrency: expected an integer from 1 to 32"],
+    [{ partitionSize: 0 }, "partitionSize: expected an integer from 1 to 10000"],
+    [{ idsEndpoint: "URL" }, "idsEndpoint: Expected \"images\", actual \"URL\""],
     [{ startToken: "12a" }, "startToken: expected a token: a non-negative decimal integer, written as a string"],
     [{ startToken: 12 }, "startToken: Expected string, actual 12"],
     [{ session: "x".repeat(101) }, "session: expected at most 100 characters"],
@@ -78,7 +84,7 @@ describe("AcceoConfig", () => {
     [{ maxImageBytes: 0 }, "maxImageBytes: expected an integer ≥ 1"],
     [{ baseUrl: "ftp://acceo" }, "baseUrl: expected an http:// or https:// URL"],
     [{ productIds: [] }, "productIds: expected at least one product id (leave the option out for every product)"],
-    [{ pageSize: 10 }, "pageSize: is unexpected, expected: \"baseUrl\" | \"apiKey\" | \"auth\" | \"mode\" | \"productIds\" | \"productIdsFile\" | \"images\" | \"format\" | \"count\" | \"startToken\" | \"session\" | \"concurrency\" | \"maxImageBytes\" | \"maxResponseBytes\" | \"notFoundReturncodes\" | \"regroup\" | \"timeout\" | \"retry\" | \"rateLimit\""]
+    [{ pageSize: 10 }, "pageSize: is unexpected, expected: \"baseUrl\" | \"apiKey\" | \"auth\" | \"mode\" | \"productIds\" | \"productIdsFile\" | \"idsEndpoint\" | \"images\" | \"format\" | \"count\" | \"startToken\" | \"session\" | \"partitionSize\" | \"concurrency\" | \"maxImageBytes\" | \"maxResponseBytes\" | \"notFoundReturncodes\" | \"regroup\" | \"timeout\" | \"retry\" | \"rateLimit\""]
   ])("rejects %j", (patch, message) => {
     expect(issues({ ...minimal, ...patch })).toContain(message)
   })

@@ -184,6 +184,18 @@ describe("Api: mapping", () => {
     expect(badImage.rejected[0]!.payload).toEqual({ product_id: "7", sequence: "x", imagefilename: "a", binaryimage: `${"A".repeat(64)}… (400 characters)` })
   })
 
+  it("the URL route (endpoint: url) reads images.image[].imageURL; imagesURL only when images.image is empty", () => {
+    const route = { ...options, images: "url" as const, endpoint: "url" as const }
+    const entry = { product_id: 3, imagesURL: null, images: { image: [{ sequence: 2, imagefilename: "a.png", imageURL: "https://cdn.example/a.png" }, { sequence: 3, imagefilename: "b.png" }] } }
+    const mapped = mapProduct(entry, route)
+    expect(mapped.records.map((r) => [r.productId, r.imageId, r.position, r.url])).toEqual([["3", "a.png", 2, "https://cdn.example/a.png"]])
+    expect(mapped.rejected.map((d) => d.error)).toEqual(["product 3: image \"b.png\" has no imageURL"])
+    const inList = { product_id: 3, imagesURL: [{ sequence: 1, imagefilename: "u.png", imageURL: "https://cdn.example/u.png" }], images: { image: [] } }
+    expect(mapProduct(inList, route).records.map((r) => r.url)).toEqual(["https://cdn.example/u.png"])
+    // The other routes keep their own shape: URLs in imagesURL, never in images.image.
+    expect(mapProduct(entry, { ...options, images: "url" }).records).toEqual([])
+  })
+
   it("binary mode reads images.image and ignores imagesURL (and the other way round)", () => {
     const entry = { product_id: 1, imagesURL: [{ sequence: 1, imagefilename: "u.png", imageURL: "http://x/u.png" }], images: { image: [{ sequence: 1, imagefilename: "b.png", binaryimage: "QUJD" }] } }
     expect(mapProduct(entry, options).records.map((r) => r.imageId)).toEqual(["b.png"])

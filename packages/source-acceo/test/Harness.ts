@@ -141,8 +141,12 @@ export interface TinyServer {
   readonly requests: Array<Seen>
 }
 
-/** A handler of the tiny server: answers with a status, content type and body. */
-export type Handler = (url: URL, seen: number) => { readonly status?: number; readonly type?: string; readonly body: string }
+/** A handler of the tiny server: answers with a status, content type and body (`seen`: requests so far, this one included). */
+export type Handler = (
+  url: URL,
+  seen: number,
+  headers: http.IncomingHttpHeaders
+) => { readonly status?: number; readonly type?: string; readonly body: string }
 
 /** Starts a `node:http` server on 127.0.0.1 for the scope. */
 export const tinyServer = (handler: Handler): Effect.Effect<TinyServer, never, Scope.Scope> =>
@@ -152,7 +156,7 @@ export const tinyServer = (handler: Handler): Effect.Effect<TinyServer, never, S
       let origin = ""
       const server = http.createServer((req, res) => {
         requests.push({ url: req.url ?? "/", headers: req.headers })
-        const answer = handler(new URL(req.url ?? "/", origin), requests.length)
+        const answer = handler(new URL(req.url ?? "/", origin), requests.length, req.headers)
         const body = Buffer.from(answer.body, "utf8")
         res.writeHead(answer.status ?? 200, { "Content-Type": answer.type ?? "application/json; charset=utf-8", "Content-Length": String(body.length) })
         res.end(body)

@@ -107,7 +107,7 @@ describe("acceo in a pipeline (runner, transforms, csv and jsonl sinks)", () => 
       fs.rmSync(dir, { recursive: true })
     }).pipe(Effect.scoped, Effect.provide(quiet)))
 
-  it.live("a second run with nothing new reads one empty lot and writes no row; a change is read by the run after", () =>
+  it.live("a second run with nothing new reads one empty lot and leaves the outputs as they were; a change is read by the run after", () =>
     Effect.gen(function*() {
       const sim = yield* Simulator.make()
       const dir = tmp()
@@ -117,12 +117,16 @@ describe("acceo in a pipeline (runner, transforms, csv and jsonl sinks)", () => 
       const token = state().pipelines.acceo.sources.acceo.checkpoint
       expect(token).toMatchObject({ kind: "cursor", value: { token: sim.feed().at(-1)!.token } })
       const before = sim.requests().byPath["/products/images"]!
+      const [firstJsonl, firstCsv] = [jsonlRows(dir), csvRows(dir)]
+      expect(firstJsonl.length).toBeGreaterThan(0)
       const second = yield* Runner.runNode(pipeline)
       expect(second.status).toBe("finished")
       expect(sim.requests().byPath["/products/images"]! - before).toBe(1)
       expect(second.sources[0]!.counts.read).toBe(0)
-      expect(jsonlRows(dir)).toEqual([])
-      expect(csvRows(dir)).toEqual([])
+      // A run from the saved token that read nothing replaces no output (core's runner): overwrite
+      // files keep the last run that read something.
+      expect(jsonlRows(dir)).toEqual(firstJsonl)
+      expect(csvRows(dir)).toEqual(firstCsv)
       expect(state().pipelines.acceo.sources.acceo.checkpoint).toEqual(token)
       // A change: the third run reads that product only.
       const changed = sim.catalogue.find((p) => p.images.length > 0)!.product_id

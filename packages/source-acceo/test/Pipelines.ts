@@ -31,7 +31,11 @@ export const quiet = Logger.minimumLogLevel(LogLevel.Error)
 /** A fresh temp directory. */
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "acceo-pipeline-"))
 
-/** A pipeline reading the simulator into `dir/out/acceo-images.{csv,jsonl}`, state in `dir/.effetl`. */
+/**
+ * A pipeline reading the simulator into `dir/out/acceo-images.{csv,jsonl}`, state in `dir/.effetl`.
+ * The file sinks are `overwrite` (one file per run, what the tests read back), since the feed reads
+ * incrementally and a file sink would otherwise default to a directory of parts.
+ */
 export const pipelineIn = (dir: string, sim: { readonly url: string; readonly apiKey: string }, options: {
   readonly with?: Record<string, unknown>
   readonly transforms?: typeof demoTransforms
@@ -45,8 +49,8 @@ export const pipelineIn = (dir: string, sim: { readonly url: string; readonly ap
     sources: { acceo: { use: acceo, with: { baseUrl: sim.url, apiKey: sim.apiKey, retry: fastRetry, count: 3, ...options.with } } },
     transforms: options.transforms ?? demoTransforms,
     sinks: {
-      images_csv: { use: csv, with: { path: path.join(dir, "out", "acceo-images.csv") } },
-      images_jsonl: { use: jsonl, with: { path: path.join(dir, "out", "acceo-images.jsonl") } }
+      images_csv: { use: csv, with: { path: path.join(dir, "out", "acceo-images.csv"), mode: "overwrite" } },
+      images_jsonl: { use: jsonl, with: { path: path.join(dir, "out", "acceo-images.jsonl"), mode: "overwrite" } }
     }
   })
 

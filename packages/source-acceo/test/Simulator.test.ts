@@ -118,13 +118,25 @@ describe("acceo simulator: products by id, auth, errors", () => {
   })
   afterAll(() => sim.close())
 
-  it("GET products/images/{id}: one product in the envelope; URL/{id} with URLs; an unknown id is returncode 2", async () => {
+  it("GET products/images/{id}: one product in the envelope; URL/{id} with URLs in images.image[].imageURL; an unknown id is returncode 2", async () => {
     const product = sim.catalogue.find((p) => p.images.length > 0)!
     const one = exact((await get(sim, `/products/images/${product.product_id}`)).text)
     expect(one.product.map((p: { product_id: string }) => p.product_id)).toEqual([product.product_id])
     expect(one.returncode).toBe("0")
-    const urls = exact((await get(sim, `/products/images/URL/${product.product_id}`)).text)
-    expect(urls.product[0].imagesURL.length).toBe(product.images.length)
+    // The URL route: the URLs where the other routes have binaryimage, whatever options says.
+    for (const query of ["", "?options=URL"]) {
+      const urls = exact((await get(sim, `/products/images/URL/${product.product_id}${query}`)).text)
+      expect(urls.product[0].imagesURL).toBeNull()
+      expect(urls.product[0].images.image).toEqual(product.images.map((i) => ({
+        sequence: String(i.sequence),
+        imagefilename: i.imagefilename,
+        imageURL: `${sim.url}${i.path}`
+      })))
+    }
+    const urlsXml = (await get(sim, `/products/images/URL/${product.product_id}`, { Accept: "application/xml" })).text
+    expect(urlsXml).toMatch(/<images>\r\n\s+<image sequence="\d+" imagefilename="[^"]*" imageURL="http:\/\/127\.0\.0\.1:\d+\/media\/\d+\/\d+\.(png|jpg)" \/>/)
+    expect(urlsXml).not.toContain("imagesURL")
+    expect(urlsXml).not.toContain("binaryimage")
     const unknown = exact((await get(sim, "/products/images/777")).text)
     expect(unknown).toMatchObject({ product: [], returncode: "2", returnmsg: "Product 777 not found" })
     const xml = await get(sim, "/products/images/777", { Accept: "application/xml" })

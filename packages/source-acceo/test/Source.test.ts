@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Simulator from "../src/Simulator.js"
+import * as FaultProxy from "./FaultProxy.js"
 import {
   check,
   cursorOf,
@@ -213,6 +214,56 @@ describe("acceo source: the change feed", () => {
     })))
 })
 
+describe("acceo source: a 10 % fault mix (5xx, 503 + Retry-After, resets, truncated and cut bodies, stalls)", () => {
+  /** Every tenth request answered badly by a proxy in front of a clean simulator, the kinds in turn. */
+  const proxied = (sim: Simulator.AcceoSimulator) =>
+    FaultProxy.make({
+      upstream: sim.url,
+      every: 10,
+      serverError: { status: 500, headers: { "Content-Type": "application/json; charset=utf-8" }, body: JSON.stringify({ Message: "An error has occurred." }) },
+      unavailable: {
+        status: 503,
+        headers: { "Content-Type": "text/html; charset=us-ascii", "Retry-After": "1" },
+        body: "<HTML><HEAD><TITLE>Service Unavailable</TITLE></HEAD><BODY><h2>Service Unavailable</h2><hr><p>HTTP Error 503. The service is unavailable.</p></BODY></HTML>"
+      }
+    })
+
+  for (const format of ["json", "xml"] as const) {
+    it.live(`${format}: the change feed lot by lot, every lot exactly once, every kind of fault met and retried`, () =>
+      live(Effect.gen(function*() {
+        const sim = yield* Simulator.make({ products: 48 })
+        const proxy = yield* proxied(sim)
+        // One product per lot, so the feed makes enough requests to meet every kind; a stall ends at the timeout.
+        const { error, result } = yield* runUntil({ ...simConfig(sim, { count: 1, format, timeout: "2 seconds" }), baseUrl: proxy.url })
+        expect(Option.getOrUndefined(error)?.message).toBeUndefined()
+        expect(result.records.map(plain)).toEqual(expectedFeed(sim))
+        expect(result.rejected).toEqual([])
+        expect(result.checkpoints.at(-1)).toEqual(cursorOf(sim.feed().at(-1)!.token))
+        expect(proxy.requests()).toBeGreaterThanOrEqual(10 * FaultProxy.faultKinds.length)
+        const injected = proxy.injected()
+        for (const kind of FaultProxy.faultKinds) expect(injected[kind], kind).toBeGreaterThan(0)
+        // Each fault costs at least one retry (a slow machine may add timeouts of its own).
+        expect(result.retries).toBeGreaterThanOrEqual(Object.values(injected).reduce((a, b) => a + b, 0))
+      })))
+  }
+
+  it.live("products by id, JSON and XML: every product exactly once", () =>
+    live(Effect.gen(function*() {
+      const sim = yield* Simulator.make({ products: 30 })
+      const proxy = yield* proxied(sim)
+      const ids = sim.catalogue.map((p) => p.product_id)
+      for (const format of ["json", "xml"]) {
+        const { error, result } = yield* runUntil({
+          ...simConfig(sim, { mode: "products", productIds: ids, format, images: "url", idsEndpoint: "url", timeout: "2 seconds" }),
+          baseUrl: proxy.url
+        })
+        expect(Option.getOrUndefined(error)?.message).toBeUndefined()
+        expect(result.records.map(plain), format).toEqual(ids.flatMap((id) => expectedProduct(sim, productOf(sim, id), "url")))
+      }
+      expect(Object.values(proxy.injected()).reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+    })))
+})
+
 describe("acceo source: binary images", () => {
   it.live("invalid base64 is a dead letter for that image; its product's other images and the run go on", () =>
     live(Effect.gen(function*() {
@@ -281,6 +332,44 @@ describe("acceo source: products by id", () => {
       const result = yield* run(simConfig(sim, { mode: "products", productIdsFile: file, format: "xml", images: "url" }))
       expect(result.records.map(plain)).toEqual(ids.flatMap((id) => expectedProduct(sim, productOf(sim, id), "url")))
       fs.rmSync(dir, { recursive: true })
+    })))
+
+  it.live("idsEndpoint: url reads products/images/URL/{id} (URLs in images.image[].imageURL), JSON and XML: the same records as the images route with URL images", () =>
+    live(Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const ids = [sim.catalogue[0]!.product_id, sim.catalogue[3]!.product_id, "424242", sim.catalogue[5]!.product_id]
+      const want = [ids[0]!, ids[1]!, ids[3]!].flatMap((id) => expectedProduct(sim, productOf(sim, id), "url"))
+      expect(want.length).toBeGreaterThan(0)
+      for (const format of ["json", "xml"]) {
+        const before = sim.requests().total
+        const result = yield* run(simConfig(sim, { mode: "products", productIds: ids, idsEndpoint: "url", images: "url", format, concurrency: 2 }))
+        expect(result.records.map(plain), format).toEqual(want)
+        expect(result.rejected.map((r) => r.error)).toEqual(["product 424242 not found (returncode 2: Product 424242 not found)"])
+        expect(sim.requests().total - before).toBe(ids.length)
+      }
+      expect(Object.keys(sim.requests().byPath).sort()).toEqual(ids.map((id) => `/products/images/URL/${id}`).sort())
+      const viaImages = yield* run(simConfig(sim, { mode: "products", productIds: ids, images: "url" }))
+      expect(viaImages.records.map(plain)).toEqual(want)
+    })))
+
+  it.live("idsEndpoint: url sends the session only (the route itself says URL); the images route sends options=URL", () =>
+    live(Effect.gen(function*() {
+      const server = yield* tinyServer(() => ({ body: envelopeJson({ product: '[{"product_id":7,"images":{"image":[{"sequence":1,"imagefilename":"a.png","imageURL":"https://cdn.example/a.png"}]}}]', count: 1 }) }))
+      const base = { baseUrl: server.url, apiKey: "k", retry: fastRetry, mode: "products", productIds: ["7"], images: "url", session: "s1" }
+      const viaUrl = yield* run({ ...base, idsEndpoint: "url" })
+      expect(viaUrl.records.map((r) => [r.productId, r.imageId, r.url])).toEqual([["7", "a.png", "https://cdn.example/a.png"]])
+      yield* run(base)
+      expect(server.requests.map((r) => r.url)).toEqual(["/products/images/URL/7?session=s1", "/products/images/7?session=s1&options=URL"])
+    })))
+
+  it.live("idsEndpoint: url needs images: url and mode: products (config errors, no request)", () =>
+    live(Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const binary = yield* Effect.flip(run(simConfig(sim, { mode: "products", productIds: ["1001"], idsEndpoint: "url" })))
+      expect(binary.message).toBe("source 'acceo': idsEndpoint: url answers download URLs only; set images: url (hash-content then fetches the bytes)")
+      const feed = yield* Effect.flip(run(simConfig(sim, { idsEndpoint: "url", images: "url" })))
+      expect(feed.message).toContain("idsEndpoint: url is a route for mode: products")
+      expect(sim.requests().total).toBe(0)
     })))
 
   it.live("a killed by-id run resumes after the last product it finished", () =>
