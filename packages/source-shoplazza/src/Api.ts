@@ -3,10 +3,10 @@
  * `ProductImage`. This module is the only place where the vendor's quirks live.
  *
  * Base: `https://{shop}.myshoplaza.com/openapi/{version}`, auth header `access-token: <token>`,
- * a `Request-Id` header on every response.
- * - `GET products?limit=&cursor=`: `{products:[{id, ...}], cursor, has_more}` (cursor pagination
- *   since 2022-01; the envelope's field names other than `cursor`/`has_more` are an assumption,
- *   see the README).
+ * a `Request-Id` header on every response. From the published 2022-01 OpenAPI:
+ * - `GET products?per_page=&cursor=&fields=&updated_at_min=`: `{cursor, pre_cursor, products}`,
+ *   every product carrying its `images[]` (no `has_more`; `per_page` defaults to 1);
+ * - `GET products/count` (the same filters): `{count}`;
  * - `GET products/{product_id}/images`: `{images:[...]}`; 422 `{"errors":["Record not found"]}` for a
  *   product that does not exist (or no longer does).
  * - Image `src` is protocol-relative (`//cdn.shoplazza.com/...`).
@@ -27,36 +27,62 @@ export const shopOrigin = (shop: string): string => `https://${shop}.myshoplaza.
 /** The product list, relative to the version path. */
 export const productsPath = "products"
 
+/** The product count (same filters as the list), relative to the version path. */
+export const productsCountPath = "products/count"
+
 /** The images of one product, relative to the version path. */
 export const imagesPath = (productId: string): string => `products/${encodeURIComponent(productId)}/images`
 
-/** The largest page of the product list (an assumption: Shopify-style APIs cap `limit` at 250). */
-export const maxLimit = 250
+/** The largest `per_page` the source sends (an assumption: the OpenAPI documents the default, 1, and no maximum). */
+export const maxPerPage = 250
+
+/** The product fields a sync needs from the list (`fields=`): the id, the incremental cursor and the images. */
+export const listFields = "id,updated_at,images"
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** Whether a string is a UUID (the form of every Shoplazza product and image id). */
 export const isUuid = (s: string): boolean => uuidPattern.test(s)
 
-/** One product of the list: only its `id` is used (other fields are ignored). */
-export const WireProduct = Schema.Struct({ id: Schema.String })
-
-/** A page of the product list. */
+/**
+ * A page of the product list. Products are decoded one by one ({@link WireListedProduct}); `has_more`
+ * is not in 2022-01 but newer versions send it, and `false` ends the list.
+ */
 export const WireProductsPage = Schema.Struct({
-  products: Schema.Array(WireProduct),
   cursor: Schema.optional(Schema.NullOr(Schema.String)),
-  has_more: Schema.Boolean
+  pre_cursor: Schema.optional(Schema.NullOr(Schema.String)),
+  products: Schema.Array(Schema.Unknown),
+  has_more: Schema.optional(Schema.NullOr(Schema.Boolean))
 })
 export type WireProductsPage = typeof WireProductsPage.Type
+
+/**
+ * One product of the list, as far as the sync reads it: its id, `updated_at` (the incremental cursor)
+ * and its images. A product listed without an `images` key (a shop or version that leaves them out)
+ * has its images asked for on their own.
+ */
+export const WireListedProduct = Schema.Struct({
+  id: Schema.String,
+  updated_at: Schema.optional(Schema.NullOr(Schema.String)),
+  images: Schema.optional(Schema.NullOr(Schema.Array(Schema.Unknown)))
+})
+export type WireListedProduct = typeof WireListedProduct.Type
+
+/** `GET products/count`. */
+export const WireCount = Schema.Struct({ count: Schema.Int.pipe(Schema.nonNegative()) })
 
 /** The images of a product. Images are decoded one by one, so one bad image is a dead letter, not a failed product. */
 export const WireImages = Schema.Struct({ images: Schema.Array(Schema.Unknown) })
 export type WireImages = typeof WireImages.Type
 
-/** One product image as the API sends it (fields per the vendor's "Get Product Image List" page). */
+/**
+ * One product image as the API sends it (fields per the vendor's "Get Product Image List" page).
+ * `product_id` is optional: the API reference's image-properties example leaves it out, and the
+ * product is known from where the image was read.
+ */
 export const WireImage = Schema.Struct({
   id: Schema.String,
-  product_id: Schema.String,
+  product_id: Schema.optional(Schema.NullOr(Schema.String)),
   position: Schema.optional(Schema.NullOr(Schema.Int)),
   src: Schema.optional(Schema.NullOr(Schema.String)),
   width: Schema.optional(Schema.NullOr(Schema.Int)),
@@ -75,20 +101,27 @@ export type Mapped = Either.Either<ProductImage, Batch.Rejection>
 
 const decodeImage = Batch.decodeItem(WireImage, "product image")
 
+/** Decodes one entry of the product list; an entry without a string `id` is a `Left` with the reason. */
+export const decodeListedProduct = Batch.decodeItem(WireListedProduct, "product")
+
 /**
- * Maps one wire image to a `ProductImage` (built unchecked; the `validate` transform checks it).
- * `alt` is kept exactly as sent (the API's "no alt text" is `""`, and stays `""`); it is null only
- * when the field is missing or null.
+ * Maps one wire image of product `productId` to a `ProductImage` (built unchecked; the `validate`
+ * transform checks it). An image without `product_id` belongs to `productId`; one that names another
+ * product is a `Left` (a batch holds whole products only). `alt` is kept exactly as sent (the API's
+ * "no alt text" is `""`, and stays `""`); it is null only when the field is missing or null.
  */
-export const toProductImage = (source: string, item: unknown, scheme: Scheme): Mapped => {
+export const toProductImage = (source: string, productId: string, item: unknown, scheme: Scheme): Mapped => {
   const decoded = decodeImage(item)
   if (Either.isLeft(decoded)) return Either.left(decoded.left)
   const w = decoded.right
+  if (w.product_id !== undefined && w.product_id !== null && w.product_id !== productId) {
+    return Either.left({ error: `image ${w.id} says it belongs to product ${w.product_id}`, payload: item })
+  }
   const url = urlOf(w.src, scheme)
   return Either.right(
     ProductImage.unchecked({
       source,
-      productId: w.product_id,
+      productId,
       imageId: w.id,
       position: w.position ?? 0,
       url,
@@ -110,6 +143,16 @@ export const urlOf = (src: string | null | undefined, scheme: Scheme): string | 
   const v = src.trim()
   return v.startsWith("//") ? `${scheme}:${v}` : v
 }
+
+/** The instant of an ISO-8601 `updated_at` in epoch milliseconds, or undefined when it is missing or not a date. */
+export const instantOf = (s: string | null | undefined): number | undefined => {
+  if (s === null || s === undefined || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(s)) return undefined
+  const ms = Date.parse(s)
+  return Number.isFinite(ms) ? ms : undefined
+}
+
+/** An `updated_at_min` value: the instant, rounded down to the second, as `2024-04-08T07:13:27Z`. */
+export const filterTime = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.000Z$/, "Z")
 
 /** The last path segment of a URL, decoded: data only, never used as a path. */
 const fileNameOf = (url: string): string | null => {

@@ -5,6 +5,7 @@
  */
 import { type Batch, type ProductImage } from "@effetl/core"
 import { SourceHarness } from "@effetl/core/testing"
+import * as Chunk from "effect/Chunk"
 import * as Option from "effect/Option"
 import type { CatalogueImage, CatalogueProduct, ShoplazzaSimulator } from "../src/Simulator.js"
 import { shoplazza } from "../src/Source.js"
@@ -42,6 +43,14 @@ export interface RunResult {
   readonly pages: number
   /** The `retries` counter of the source in `RunStats`. */
   readonly retries: number
+  /** The `warnings` counter of the source in `RunStats`. */
+  readonly warnings: number
+  /** Every `progress.total` call. */
+  readonly totals: ReadonlyArray<number>
+  /** Every log line, as `LEVEL message`. */
+  readonly logs: ReadonlyArray<string>
+  /** The checkpoint of the last batch (what the runner saves when the run finishes). */
+  readonly last: Option.Option<Batch.Checkpoint>
   readonly productComplete: boolean
 }
 
@@ -57,6 +66,10 @@ const toResult = (run: SourceHarness.Run): RunResult => {
     checkpoints: run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => cp.value))),
     pages: run.pages,
     retries: run.counts.retries,
+    warnings: run.counts.warnings,
+    totals: run.totals,
+    logs: run.logs,
+    last: run.checkpoints.at(-1) ?? Option.none(),
     productComplete: run.productComplete
   }
 }
@@ -108,3 +121,37 @@ export const imagesPathOf = (id: string): string => `/openapi/2022-01/products/$
 
 /** The request path of the product list on the simulator. */
 export const listPath = "/openapi/2022-01/products"
+
+/** The request path of the product count on the simulator. */
+export const countPath = "/openapi/2022-01/products/count"
+
+/** How many per-product image requests the simulator has answered. */
+export const imageRequests = (byPath: Record<string, number>): number =>
+  Object.entries(byPath).filter(([path]) => /\/products\/[^/]+\/images$/.test(path)).reduce((n, [, c]) => n + c, 0)
+
+/**
+ * What a store that merges product-complete batches holds after some runs (as the SQL sink's merge
+ * does): per product, the records of the last batch that had it. Products sorted by id, each
+ * product's records in their order, as plain data.
+ */
+export const merged = (...runs: ReadonlyArray<RunResult>): Record<string, ReadonlyArray<Record<string, unknown>>> => {
+  const byProduct = new Map<string, ReadonlyArray<Record<string, unknown>>>()
+  for (const run of runs) {
+    for (const batch of run.batches) {
+      const records = Chunk.toArray(batch.records)
+      const products = new Set(records.map((r) => r.productId))
+      for (const id of products) byProduct.set(id, records.filter((r) => r.productId === id).map(plain))
+    }
+  }
+  return Object.fromEntries([...byProduct].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+}
+
+/** The expected merged store of a catalogue (see {@link merged}): products with images, by id. */
+export const mergedOf = (products: ReadonlyArray<CatalogueProduct>, scheme = "http") =>
+  Object.fromEntries(
+    products.filter((p) => p.images.length > 0).map((p) => [p.id, expectedOf([p], scheme)] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  )
+
+/** The product ids of a run's batches that hold records, in order. */
+export const productsRead = (run: RunResult): ReadonlyArray<string> =>
+  run.batches.flatMap((b) => [...new Set(Chunk.toArray(b.records).map((r) => r.productId))])
