@@ -3,6 +3,7 @@
  * schemas (errors name the path and line), and the file's JSON Schema for editor completion.
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs/promises"
@@ -10,6 +11,7 @@ import * as path from "node:path"
 import * as YAML from "yaml"
 import * as Config from "./Config.js"
 import { ConfigError } from "./Errors.js"
+import * as ErrorBody from "./http/ErrorBody.js"
 import {
   decodeConfig,
   defaults,
@@ -118,7 +120,7 @@ export const parse = (
     const label = Text.printablePath(file)
     const { doc, lineCounter, locate } = yield* parseYaml(text, label)
     yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
-    const raw: unknown = doc.toJS()
+    const raw: unknown = yield* toPlain(doc, label)
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       return yield* new ConfigError({ message: `${label}: expected a YAML mapping with version, name, sources and sinks` })
     }
@@ -194,7 +196,7 @@ export const peek = (
     doc.contents.items = doc.contents.items.filter((pair) => kept.has(String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)))
     yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
     const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
-    const top = yield* decodeConfig(head, doc.toJS(), "", locate).pipe(Effect.mapError(prefixFile(label)))
+    const top = yield* decodeConfig(head, yield* toPlain(doc, label), "", locate).pipe(Effect.mapError(prefixFile(label)))
     const registry = options.registry ?? Registry.make({ sources: [], transforms: [], sinks: [] })
     const state = yield* stateOf(top.state, { ...options, registry }, label, path.dirname(path.resolve(file)), locate)
     return { name: top.name, ...state }
@@ -251,19 +253,34 @@ const readText = (file: string): Effect.Effect<string, ConfigError> =>
       })
   })
 
-/** Parses YAML keeping positions; `locate` turns a config path into the line of its nearest node. */
+/** The most values a pipeline file may expand to through its aliases (a "billion laughs" file is refused). */
+export const maxAliasedValues = 10_000
+
+/**
+ * Parses YAML keeping positions; `locate` turns a config path into the line of its nearest node.
+ * Anything the `yaml` library refuses, an alias with no anchor before it, an alias inside the node
+ * it names (a cycle) and aliases expanding to more than {@link maxAliasedValues} values are a
+ * `ConfigError` of one line, with the line. `<<` merge keys are supported.
+ */
 const parseYaml = (text: string, file: string) =>
   Effect.gen(function*() {
     const lineCounter = new YAML.LineCounter()
-    const doc = YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+    const refuse = (message: string, line: number | undefined) =>
+      new ConfigError({ message: `${file}${line ? `:${line}` : ""}: ${message}`, ...(line ? { line } : {}) })
+    const parsed = Either.try({
+      try: () => YAML.parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true }),
+      catch: (e) => refuse(`invalid YAML: ${ErrorBody.oneLine(e instanceof Error ? e.message : String(e), 200)}`, undefined)
+    })
+    if (Either.isLeft(parsed)) return yield* parsed.left
+    const doc = parsed.right
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!
       const line = e.linePos?.[0]?.line ?? (e.pos ? lineCounter.linePos(e.pos[0]).line : undefined)
-      return yield* new ConfigError({
-        message: `${file}${line ? `:${line}` : ""}: invalid YAML: ${Text.escapeControl(e.message.split("\n")[0] ?? "")}`,
-        ...(line ? { line } : {})
-      })
+      return yield* refuse(`invalid YAML: ${ErrorBody.oneLine(e.message.split("\n")[0] ?? "", 200)}`, line)
     }
+    const aliasProblem = Either.try(() => checkAliases(doc, lineCounter))
+    if (Either.isLeft(aliasProblem)) return yield* refuse("the YAML is nested too deeply to be a pipeline file", undefined)
+    if (aliasProblem.right !== undefined) return yield* refuse(aliasProblem.right.message, aliasProblem.right.line)
     const locate = (p: ReadonlyArray<PropertyKey>): number | undefined => {
       for (let n = p.length; n >= 0; n--) {
         const node = doc.getIn(p.slice(0, n).map(String), true) as YAML.Node | undefined
@@ -272,6 +289,69 @@ const parseYaml = (text: string, file: string) =>
       return undefined
     }
     return { doc, lineCounter, locate }
+  })
+
+/** What is wrong with a document's aliases, if anything, and where. */
+const checkAliases = (doc: YAML.Document, lineCounter: YAML.LineCounter): { message: string; line: number | undefined } | undefined => {
+  const lineOf = (node: YAML.Node) => (node.range ? lineCounter.linePos(node.range[0]).line : undefined)
+  const anchors = new Map<string, YAML.Node>()
+  const aliases: Array<{ alias: YAML.Alias; target: YAML.Node }> = []
+  let problem: { message: string; line: number | undefined } | undefined
+  YAML.visit(doc, {
+    Node(_key, node) {
+      if (YAML.isAlias(node)) {
+        const name = Text.escapeControl(node.source)
+        const target = anchors.get(node.source)
+        if (target === undefined) {
+          problem = { message: `the alias *${name} names no anchor (&${name}) defined before it`, line: lineOf(node) }
+          return YAML.visit.BREAK
+        }
+        if (target.range && node.range && target.range[0] <= node.range[0] && node.range[1] <= target.range[2]) {
+          problem = { message: `the alias *${name} is inside the value it names (&${name}): a cycle`, line: lineOf(node) }
+          return YAML.visit.BREAK
+        }
+        aliases.push({ alias: node, target })
+        return undefined
+      }
+      if ((YAML.isScalar(node) || YAML.isCollection(node)) && node.anchor !== undefined) anchors.set(node.anchor, node)
+      return undefined
+    }
+  })
+  if (problem !== undefined || aliases.length === 0) return problem
+  // How many values a node stands for (memoised; no cycles here), with its aliases expanded or not:
+  // the difference is what the aliases add.
+  const targetOf = new Map(aliases.map((a) => [a.alias as YAML.Node, a.target]))
+  const counter = (expand: boolean) => {
+    const sizes = new Map<YAML.Node, number>()
+    const size = (node: unknown): number => {
+      if (!YAML.isNode(node)) return YAML.isPair(node) ? Math.min(size(node.key) + size(node.value), Number.MAX_SAFE_INTEGER) : 1
+      const known = sizes.get(node)
+      if (known !== undefined) return known
+      let n = 1
+      if (YAML.isAlias(node)) n = expand ? size(targetOf.get(node)) : 1
+      else if (YAML.isCollection(node)) for (const item of node.items) n = Math.min(n + size(item), Number.MAX_SAFE_INTEGER)
+      sizes.set(node, n)
+      return n
+    }
+    return size
+  }
+  const expanded = counter(true)
+  if (expanded(doc.contents) - counter(false)(doc.contents) <= maxAliasedValues) return undefined
+  const worst = aliases.find((a) => expanded(a.alias) > maxAliasedValues / 10) ?? aliases[0]!
+  return {
+    message: `YAML aliases expand this file by more than ${maxAliasedValues} values (the alias *${
+      Text.escapeControl(worst.alias.source)
+    } alone stands for ${expanded(worst.alias)}): an alias bomb? Aliases may repeat small blocks only`,
+    line: lineOf(worst.alias)
+  }
+}
+
+/** The plain value of a checked document; anything `toJS` still refuses is a `ConfigError` of one line. */
+const toPlain = (doc: YAML.Document, file: string): Effect.Effect<unknown, ConfigError> =>
+  Effect.try({
+    try: () => doc.toJS({ maxAliasCount: maxAliasedValues }) as unknown,
+    catch: (e) =>
+      new ConfigError({ message: `${file}: invalid YAML: ${ErrorBody.oneLine(e instanceof Error ? e.message : String(e), 200)}` })
   })
 
 /** Adds the line to an error that lacks one. */

@@ -123,7 +123,7 @@ describe("PipelineFile", () => {
   it.effect("a module without a plugin default export is a clear error", () =>
     Effect.gen(function*() {
       const e = yield* parseErr(yaml("      x: 1").replace("use: fake", "use: ./pipeline.yaml.mjs"))
-      expect(e.message).toContain("could not load plugin module")
+      expect(e.message).toContain("cannot load plugin module")
     }))
 
   it("the JSON Schema lists each plugin with its options", () => {
