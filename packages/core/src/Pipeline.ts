@@ -3,6 +3,7 @@
  * Build one in code with `Pipeline.make` (library use) or from a YAML file with `PipelineFile.load`.
  */
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
@@ -10,6 +11,7 @@ import { ConfigError } from "./Errors.js"
 import type { SinkPlugin } from "./Sink.js"
 import type { SourcePlugin } from "./Source.js"
 import type { StateStorePlugin } from "./StateStore.js"
+import * as Text from "./Text.js"
 import type { TransformPlugin } from "./Transform.js"
 
 /** A source instance: its pipeline name, plugin and decoded config. */
@@ -143,15 +145,32 @@ export interface ConfigIssue {
 }
 
 /**
+ * What a config error must never quote: the values that came from environment variables (by config
+ * path from the file's root, with the variables' names) and the variables' values themselves.
+ */
+export interface Hidden {
+  /** Dot-joined config paths whose value came from `${VAR}` interpolation, with the variables used. */
+  readonly fromEnv?: ReadonlyMap<string, ReadonlyArray<string>>
+  /** Values never to appear in a message (e.g. the environment variables' values). */
+  readonly values?: ReadonlyArray<string>
+}
+
+/**
  * Decodes a config value with a schema, rejecting unknown keys. A failure is a `ConfigError` whose
  * message names the full path, e.g. `sources.channel.with.pageSize: expected an integer ≥ 1, got "x"`.
  * `locate` may turn a path into a line number of the file the value came from.
+ *
+ * A value is quoted only when it is a plain scalar that is neither a secret (a field whose schema is
+ * `Redacted`, or whose name says token/secret/password/key) nor from an environment variable
+ * (`hidden`): those are named by path and expected type only, lists and mappings by their shape
+ * only, and every secret value and URL password is scrubbed from the whole message as well.
  */
 export const decodeConfig = <A, I>(
   schema: Schema.Schema<A, I>,
   input: unknown,
   prefix: string,
-  locate?: (path: ReadonlyArray<PropertyKey>) => number | undefined
+  locate?: (path: ReadonlyArray<PropertyKey>) => number | undefined,
+  hidden: Hidden = {}
 ): Effect.Effect<A, ConfigError> => {
   // `Schema.Struct({})` accepts any object even with onExcessProperty "error": a plugin with no
   // options must still refuse `with: { typo: 1 }`.
@@ -175,19 +194,42 @@ export const decodeConfig = <A, I>(
     Effect.mapError((error) => {
       const issues = tidy(ParseResult.ArrayFormatter.formatErrorSync(error))
       const prefixPath = prefix === "" ? [] : prefix.split(".")
+      const secrets = secretsIn(schema.ast, input)
+      const secret = {
+        paths: [
+          ...secrets.map((s) => [...prefixPath, ...s.path.map(String)].join(".")),
+          ...(hidden.fromEnv === undefined ? [] : [...hidden.fromEnv.keys()])
+        ],
+        fromEnv: hidden.fromEnv ?? new Map<string, ReadonlyArray<string>>(),
+        values: [...secrets.flatMap((s) => s.values), ...(hidden.values ?? [])]
+      }
       const lines = issues.map((issue) => {
         const at = locate?.([...prefixPath, ...issue.path])
-        return describeIssue(issue, input, prefixPath) + (at !== undefined ? ` (line ${at})` : "")
+        return describeIssue(issue, input, prefixPath, secret) + (at !== undefined ? ` (line ${at})` : "")
       })
       const first = issues[0]
       const fullPath = first ? [...prefixPath, ...first.path] : prefixPath
       const line = locate?.(fullPath)
       return new ConfigError({
-        message: lines.join("\n"),
+        message: scrubSecrets(lines.join("\n"), secret.values),
         path: fullPath.map(String).join("."),
         ...(line !== undefined ? { line } : {})
       })
     })
+  )
+}
+
+/**
+ * Removes secrets from a message: every occurrence of the given values (6 characters or more, so
+ * that short values such as `5` cannot mangle the text) and the password of any URL
+ * (`postgres://user:pw@host` → `postgres://user:***@host`); control characters are escaped.
+ */
+export const scrubSecrets = (message: string, values: ReadonlyArray<string> = []): string => {
+  const long = [...new Set(values.filter((v) => v.length >= 6))].sort((a, b) => b.length - a.length)
+  const scrubbed = long.reduce((text, v) => text.split(v).join("***"), message)
+  return Text.escapeControl(
+    scrubbed.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:"]*):([^\s/@"]*)@/gi, "$1$2:***@"),
+    { keepNewlines: true }
   )
 }
 
@@ -222,21 +264,113 @@ const tidy = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): Array<Par
   })
 }
 
+/** What `describeIssue` must not quote. */
+interface Secret {
+  /** Full dot-joined paths of secret values (Redacted fields, values from environment variables). */
+  readonly paths: ReadonlyArray<string>
+  readonly fromEnv: ReadonlyMap<string, ReadonlyArray<string>>
+  readonly values: ReadonlyArray<string>
+}
+
 const describeIssue = (
   issue: ParseResult.ArrayFormatterIssue,
   input: unknown,
-  prefixPath: ReadonlyArray<string>
+  prefixPath: ReadonlyArray<string>,
+  secret: Secret
 ): string => {
-  const where = [...prefixPath, ...issue.path.map(String)].join(".") || "(top)"
+  const full = [...prefixPath, ...issue.path.map(String)]
+  const where = full.join(".") || "(top)"
   if (issue._tag === "Unexpected") return `${where}: unknown option (check the spelling; see 'effetl plugins <name>')`
   if (issue._tag === "Missing") return `${where}: is required`
   const value = valueAt(input, issue.path)
-  // Effect's own messages read "Expected X, actual Y"; ours read "expected X". Show the value once.
-  const message = issue.message.replace(/,\s*actual(\s[\s\S]*)?$/, "").replace(/^Expected /, "expected ")
-  const last = String(issue.path[issue.path.length - 1] ?? "")
-  const shown = /token|secret|password|passwd|api[-_]?key|credential/i.test(last) ? "a value (hidden: secret)" : preview(value)
-  // A filter's own message may already say what it got.
-  return /, got /.test(message) ? `${where}: ${message}` : `${where}: ${message}, got ${shown}`
+  // Effect's own messages read "Expected X, actual Y" and filters' "expected X, got Y"; ours read
+  // "expected X, got <our own preview>", so that what is shown of the value is decided here only.
+  const message = issue.message
+    .replace(/,\s*actual(\s[\s\S]*)?$/, "")
+    .replace(/,\s*got\s[\s\S]*$/, "")
+    .replace(/^Expected /, "expected ")
+  return `${where}: ${message}, got ${shownValue(full, value, secret)}`
+}
+
+/** What a message may say of a value: a preview, or why it is not shown. */
+const shownValue = (full: ReadonlyArray<string>, value: unknown, secret: Secret): string => {
+  const here = full.join(".")
+  const related = (p: string) => p === here || p.startsWith(`${here}.`) || here.startsWith(`${p}.`)
+  const vars = [...secret.fromEnv].filter(([p]) => related(p)).flatMap(([, names]) => names)
+  const described = describeShape(value)
+  if (vars.length > 0) {
+    return `${described ?? "a value"} from ${[...new Set(vars)].map((v) => `\${${v}}`).join(", ")} (not shown)`
+  }
+  const last = full[full.length - 1] ?? ""
+  if (secret.paths.some(related) || /token|secret|password|passwd|api[-_]?key|credential/i.test(last)) {
+    return `${described ?? "a value"} (not shown: secret)`
+  }
+  return described ?? preview(value)
+}
+
+/** A list or mapping by its shape only (never its content, which may hold a secret); undefined for a scalar. */
+const describeShape = (v: unknown): string | undefined => {
+  if (Array.isArray(v)) return `a list of ${v.length} ${v.length === 1 ? "item" : "items"}`
+  if (typeof v === "object" && v !== null && !(v instanceof Date)) {
+    const keys = Object.keys(v)
+    if (keys.length === 0) return "an empty mapping"
+    const shown = keys.slice(0, 5).map((k) => Text.escapeControl(k.length > 30 ? `${k.slice(0, 27)}...` : k)).join(", ")
+    return `a mapping (${keys.length > 5 ? `keys ${shown}, ...` : `${keys.length === 1 ? "key" : "keys"} ${shown}`})`
+  }
+  return undefined
+}
+
+/** The input values at the schema's `Redacted` fields, with their paths (walking the encoded side). */
+const secretsIn = (
+  ast: SchemaAST.AST,
+  input: unknown,
+  path: ReadonlyArray<PropertyKey> = [],
+  depth = 0
+): Array<{ readonly path: ReadonlyArray<PropertyKey>; readonly values: ReadonlyArray<string> }> => {
+  if (depth > 30 || input === undefined) return []
+  const isRedacted = (a: SchemaAST.AST) =>
+    Option.match(SchemaAST.getTypeConstructorAnnotation(a), { onNone: () => false, onSome: (t) => t._tag === "effect/Redacted" })
+  switch (ast._tag) {
+    case "Transformation":
+      if (isRedacted(ast.to)) return [{ path, values: leaves(input, 0) }]
+      return secretsIn(ast.from, input, path, depth + 1)
+    case "Declaration":
+      return isRedacted(ast) ? [{ path, values: leaves(input, 0) }] : []
+    case "Refinement":
+      return secretsIn(ast.from, input, path, depth + 1)
+    case "Suspend":
+      return secretsIn(ast.f(), input, path, depth + 1)
+    case "Union":
+      return ast.types.flatMap((t) => secretsIn(t, input, path, depth + 1))
+    case "TypeLiteral": {
+      if (typeof input !== "object" || input === null || Array.isArray(input)) return []
+      const record = input as Record<PropertyKey, unknown>
+      const named = new Set<PropertyKey>(ast.propertySignatures.map((p) => p.name))
+      return [
+        ...ast.propertySignatures.flatMap((p) => secretsIn(p.type, record[p.name], [...path, p.name], depth + 1)),
+        ...ast.indexSignatures.flatMap((sig) =>
+          Object.keys(record).filter((k) => !named.has(k)).flatMap((k) => secretsIn(sig.type, record[k], [...path, k], depth + 1))
+        )
+      ]
+    }
+    case "TupleType": {
+      if (!Array.isArray(input)) return []
+      return input.flatMap((item, i) => {
+        const element = ast.elements[i]?.type ?? ast.rest[0]?.type
+        return element === undefined ? [] : secretsIn(element, item, [...path, i], depth + 1)
+      })
+    }
+    default:
+      return []
+  }
+}
+
+/** The strings (and numbers, as text) in a value, however nested. */
+const leaves = (v: unknown, depth: number): Array<string> => {
+  if (typeof v === "string") return [v]
+  if (typeof v === "number" || typeof v === "bigint") return [String(v)]
+  if (depth > 10 || typeof v !== "object" || v === null) return []
+  return Object.values(v).flatMap((x) => leaves(x, depth + 1))
 }
 
 const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
@@ -250,6 +384,12 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
 
 const preview = (v: unknown): string => {
   if (v === undefined) return "nothing"
-  const s = JSON.stringify(v) ?? String(v)
-  return s.length > 80 ? s.slice(0, 77) + "..." : s
+  const s = (() => {
+    try {
+      return JSON.stringify(v) ?? String(v)
+    } catch {
+      return String(v)
+    }
+  })()
+  return Text.escapeControl(s.length > 80 ? s.slice(0, 77) + "..." : s)
 }

@@ -15,12 +15,14 @@ import * as ErrorBody from "./http/ErrorBody.js"
 import {
   decodeConfig,
   defaults,
+  type Hidden,
   Name,
   type Pipeline,
   type PipelineSink,
   type PipelineSource,
   type PipelineStateStore,
-  type PipelineTransform
+  type PipelineTransform,
+  scrubSecrets
 } from "./Pipeline.js"
 import * as Registry from "./Registry.js"
 import { jsonStateStore } from "./StateStores.js"
@@ -113,18 +115,20 @@ export const load = (file: string, options: LoadOptions): Effect.Effect<Pipeline
 export const parse = (
   text: string,
   options: LoadOptions & { readonly file?: string }
-): Effect.Effect<Pipeline, ConfigError> =>
-  Effect.gen(function*() {
+): Effect.Effect<Pipeline, ConfigError> => {
+  // What no message may quote, once the environment variables are known.
+  let hidden: Hidden = {}
+  return Effect.gen(function*() {
     const file = options.file ?? "pipeline.yaml"
     // The file's name as messages show it (control characters escaped).
     const label = Text.printablePath(file)
     const { doc, lineCounter, locate } = yield* parseYaml(text, label)
-    yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
+    hidden = yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
     const raw: unknown = yield* toPlain(doc, label)
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       return yield* new ConfigError({ message: `${label}: expected a YAML mapping with version, name, sources and sinks` })
     }
-    const top = yield* decodeConfig(FileSchema, raw, "", locate).pipe(Effect.mapError(prefixFile(label)))
+    const top = yield* decodeConfig(FileSchema, raw, "", locate, hidden).pipe(Effect.mapError(prefixFile(label)))
     const baseDir = path.dirname(path.resolve(file))
     const fail = Effect.mapError(prefixFile(label))
     /** Resolves one `use:` and decodes its `with:` with the plugin's own schema. */
@@ -135,13 +139,13 @@ export const parse = (
             Effect.mapError((e) => withLine(e, locate([...where.split("."), "use"])))
           )
         )
-        const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, ref.with, `${where}.with`, locate))
+        const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, ref.with, `${where}.with`, locate, hidden))
         return { plugin, config }
       })
     const named = <K extends "source" | "sink">(kind: K, group: string, refs: Record<string, typeof PluginRef.Type>) =>
       Effect.forEach(Object.entries(refs), ([name, ref]) =>
         Effect.zipRight(
-          fail(decodeConfig(Name, name, `${group}.${name}`, locate)),
+          fail(decodeConfig(Name, name, `${group}.${name}`, locate, hidden)),
           Effect.map(entry(kind, `${group}.${name}`, ref), (e) => ({ name, ...e }))
         ))
     const sources: Array<PipelineSource> = yield* named("source", "sources", top.sources)
@@ -150,7 +154,7 @@ export const parse = (
     const sinks: Array<PipelineSink> = yield* named("sink", "sinks", top.sinks)
     if (sources.length === 0) return yield* new ConfigError({ message: `${label}: sources: a pipeline needs at least one source`, path: "sources" })
     if (sinks.length === 0) return yield* new ConfigError({ message: `${label}: sinks: a pipeline needs at least one sink`, path: "sinks" })
-    const state = yield* stateOf(top.state, options, label, baseDir, locate)
+    const state = yield* stateOf(top.state, options, label, baseDir, locate, hidden)
     return {
       name: top.name,
       ...state,
@@ -163,7 +167,8 @@ export const parse = (
       sinks,
       ...(top.cluster !== undefined ? { cluster: top.cluster } : {})
     }
-  })
+  }).pipe(Effect.mapError((e) => scrubError(e, hidden)))
+}
 
 /** A pipeline's name and where its state lives: what `effetl state` needs. */
 export interface Peek {
@@ -194,11 +199,15 @@ export const peek = (
     }
     const kept = new Set(["version", "name", "state"])
     doc.contents.items = doc.contents.items.filter((pair) => kept.has(String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)))
-    yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
+    const hidden = yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
     const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
-    const top = yield* decodeConfig(head, yield* toPlain(doc, label), "", locate).pipe(Effect.mapError(prefixFile(label)))
+    const top = yield* decodeConfig(head, yield* toPlain(doc, label), "", locate, hidden).pipe(
+      Effect.mapError((e) => scrubError(prefixFile(label)(e), hidden))
+    )
     const registry = options.registry ?? Registry.make({ sources: [], transforms: [], sinks: [] })
-    const state = yield* stateOf(top.state, { ...options, registry }, label, path.dirname(path.resolve(file)), locate)
+    const state = yield* stateOf(top.state, { ...options, registry }, label, path.dirname(path.resolve(file)), locate, hidden).pipe(
+      Effect.mapError((e) => scrubError(e, hidden))
+    )
     return { name: top.name, ...state }
   })
 
@@ -212,7 +221,8 @@ const stateOf = (
   options: { readonly registry: Registry.Registry; readonly statePath?: string },
   file: string,
   baseDir: string,
-  locate: (path: ReadonlyArray<PropertyKey>) => number | undefined
+  locate: (path: ReadonlyArray<PropertyKey>) => number | undefined,
+  hidden: Hidden
 ): Effect.Effect<{ readonly statePath: string; readonly stateStore?: PipelineStateStore }, ConfigError> =>
   Effect.gen(function*() {
     if (state.use === undefined) {
@@ -232,7 +242,7 @@ const stateOf = (
         Effect.mapError((e) => withLine(e, locate(["state", "use"])))
       )
     )
-    const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, state.with ?? {}, "state.with", locate))
+    const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, state.with ?? {}, "state.with", locate, hidden))
     if (plugin === jsonStateStore) return { statePath: options.statePath ?? (config as typeof jsonStateStore.config.Type).path }
     if (options.statePath !== undefined) {
       return yield* new ConfigError({
@@ -354,6 +364,14 @@ const toPlain = (doc: YAML.Document, file: string): Effect.Effect<unknown, Confi
       new ConfigError({ message: `${file}: invalid YAML: ${ErrorBody.oneLine(e instanceof Error ? e.message : String(e), 200)}` })
   })
 
+/** A config error with every environment variable's value and URL password scrubbed from its message. */
+const scrubError = (e: ConfigError, hidden: Hidden): ConfigError =>
+  new ConfigError({
+    message: scrubSecrets(e.message, hidden.values ?? []),
+    ...(e.path !== undefined ? { path: e.path } : {}),
+    ...(e.line !== undefined ? { line: e.line } : {})
+  })
+
 /** Adds the line to an error that lacks one. */
 const withLine = (e: ConfigError, line: number | undefined): ConfigError =>
   line === undefined || e.line !== undefined
@@ -372,30 +390,42 @@ const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 /**
  * Replaces `${VAR}` (and `${VAR:-default}`) in every string scalar; `$${` is a literal `${`.
  * A scalar that is exactly one `${VAR}` is re-read as YAML, so `channelId: ${ID}` gives a number.
+ * Returns what error messages must never quote: the config paths whose values came from the
+ * environment (with the variables' names) and the variables' values.
  */
 const interpolate = (
   doc: YAML.Document,
   env: Record<string, string | undefined>,
   file: string,
   lineCounter: YAML.LineCounter
-): Effect.Effect<void, ConfigError> =>
+): Effect.Effect<Hidden, ConfigError> =>
   Effect.suspend(() => {
     let missing: { name: string; line: number | undefined } | undefined
+    const fromEnv = new Map<string, Array<string>>()
+    const values = new Set<string>()
     YAML.visit(doc, {
-      Scalar(_key, node) {
+      Scalar(_key, node, ancestors) {
         if (typeof node.value !== "string" || !node.value.includes("${") || missing) return
         const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/.exec(node.value)
+        const used: Array<string> = []
         const replaced = node.value.replace(VAR, (m, name: string | undefined, def: string | undefined) => {
           if (m === "$${") return "${"
           const v = env[name!]
-          if (v !== undefined && v !== "") return v
+          used.push(name!)
+          if (v !== undefined && v !== "") {
+            values.add(v)
+            return v
+          }
           if (def !== undefined) return def
           missing ??= { name: name!, line: node.range ? lineCounter.linePos(node.range[0]).line : undefined }
           return m
         })
+        if (used.length > 0) {
+          const at = configPath(ancestors, node)
+          if (at !== undefined) fromEnv.set(at, [...(fromEnv.get(at) ?? []), ...used])
+        }
         if (whole && !missing) {
-          const reread = YAML.parse(replaced) as unknown
-          node.value = typeof reread === "number" || typeof reread === "boolean" ? reread : replaced
+          node.value = scalarOf(replaced)
         } else {
           node.value = replaced
         }
@@ -408,8 +438,36 @@ const interpolate = (
             ...(missing.line ? { line: missing.line } : {})
           })
         )
-      : Effect.void
+      : Effect.succeed<Hidden>({ fromEnv, values: [...values] })
   })
+
+/** An interpolated value as YAML would read it when it is a number or a boolean; otherwise the text itself. */
+const scalarOf = (text: string): string | number | boolean => {
+  if (!/^\s*([-+]?(\d[\d_]*\.?\d*([eE][-+]?\d+)?|\.\d+|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan)|true|false|True|False|TRUE|FALSE)\s*$/.test(text)) return text
+  try {
+    const reread = YAML.parse(text) as unknown
+    return typeof reread === "number" || typeof reread === "boolean" ? reread : text
+  } catch {
+    return text
+  }
+}
+
+/** The dot-joined config path of a node from its ancestors (undefined for a mapping key). */
+const configPath = (ancestors: ReadonlyArray<unknown>, node: unknown): string | undefined => {
+  const chain = [...ancestors, node]
+  const out: Array<string> = []
+  for (let i = 0; i < chain.length - 1; i++) {
+    const parent = chain[i]
+    const child = chain[i + 1]
+    if (YAML.isPair(parent)) {
+      if (parent.value !== child) return undefined
+      out.push(String(YAML.isScalar(parent.key) ? parent.key.value : parent.key))
+    } else if (YAML.isSeq(parent)) {
+      out.push(String(parent.items.indexOf(child as never)))
+    }
+  }
+  return out.join(".")
+}
 
 /** The JSON Schema of pipeline files for the given plugins (for `# yaml-language-server: $schema=...`). */
 export const jsonSchema = (registry: Registry.Registry): unknown => {

@@ -23,6 +23,7 @@ const fake = Source.define({
     token: Config.required(Config.Secret, { description: "token" }),
     channelId: Config.required(Schema.Int, { description: "channel" }),
     ids: Config.withDefault(Schema.Array(Schema.String), [], { description: "ids" }),
+    dsn: Config.optional(Config.Secret, { description: "a secret whose name does not say so" }),
     pageSize: Config.withDefault(Config.intRange(1, 1000), 100, { description: "page size" })
   }),
   make: () => Effect.succeed({ productComplete: true, stream: Stream.empty, check: Effect.void })
@@ -163,5 +164,98 @@ sinks:
       expect(loaded.message).toMatch(new RegExp(`^${bomb.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:7: YAML aliases expand`))
       const peeked = yield* Effect.flip(PipelineFile.peek(bomb, { env: {} }))
       expect(peeked.message).toBe(loaded.message)
+    }))
+})
+
+const TOKEN = "ghp_FAKEtoken0123456789abcdef"
+const PG = "postgres://app:hunter2-pw-0123@db.internal:5432/images"
+
+/** The error of a file, and checks that holds for all of them: a ConfigError naming the path, no secret anywhere. */
+const refused = (text: string, env: Record<string, string> = {}) =>
+  Effect.map(parseErr(text, env), (e) => {
+    expect(e._tag).toBe("ConfigError")
+    const everything = JSON.stringify(e) + e.message
+    for (const secret of [TOKEN, "hunter2-pw-0123", ...Object.values(env)]) expect(everything).not.toContain(secret)
+    expect(e.message).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/)
+    return e
+  })
+
+describe("PipelineFile: secrets are never quoted in config errors", () => {
+  it.effect("a token from the environment where a list of sources was expected: the path and the shape, not the token", () =>
+    Effect.gen(function*() {
+      const e = yield* refused(`version: 1\nname: t\nsources:\n  - token: \${TOKEN}\n    use: fake\nsinks: {}\n`, { TOKEN })
+      expect(e.message).toContain("sources: expected Source instances by name., got a list of 1 item")
+      expect(e.line).toBe(4)
+    }))
+
+  it.effect("a token written in the file, inside a list-shaped sources: shown by shape only", () =>
+    Effect.gen(function*() {
+      const e = yield* refused(`version: 1\nname: t\nsources: [ { use: fake, with: { token: ${TOKEN} } } ]\nsinks: {}\n`)
+      expect(e.message).toContain("got a list of 1 item")
+    }))
+
+  it.effect("a Postgres URL with its password in a list-shaped sinks: (from the file or the environment) is never echoed", () =>
+    Effect.gen(function*() {
+      const literal = yield* refused(valid(`      baseUrl: "http://127.0.0.1:9"\n      token: x\n      channelId: 5`).replace(
+        /sinks:[\s\S]*$/,
+        `sinks: [ "${PG}" ]\n`
+      ))
+      expect(literal.message).toContain("sinks: expected Sink instances by name., got a list of 1 item")
+      const fromEnv = yield* refused(
+        valid(`      baseUrl: "http://127.0.0.1:9"\n      token: x\n      channelId: 5`).replace(/sinks:[\s\S]*$/, "sinks: ${PG_URL}\n"),
+        { PG_URL: PG }
+      )
+      expect(fromEnv.message).toContain("sinks: expected Sink instances by name., got a value from ${PG_URL} (not shown)")
+    }))
+
+  it.effect("a secret option of the wrong type, whatever its name, is named by path and type only", () =>
+    Effect.gen(function*() {
+      const token = yield* refused(valid(`      baseUrl: "http://127.0.0.1:9"\n      token: [ "${TOKEN}" ]\n      channelId: 5`))
+      expect(token.message).toContain("sources.s1.with.token: expected string, got a list of 1 item (not shown: secret)")
+      const dsn = yield* refused(
+        valid(`      baseUrl: "http://127.0.0.1:9"\n      token: x\n      channelId: 5\n      dsn: { url: "${PG}" }`)
+      )
+      expect(dsn.message).toContain("sources.s1.with.dsn: expected string, got a mapping (key url) (not shown: secret)")
+      const number = yield* refused(valid(`      baseUrl: "http://127.0.0.1:9"\n      token: x\n      channelId: 5\n      dsn: 123456789`))
+      expect(number.message).toContain("sources.s1.with.dsn: expected string, got a value (not shown: secret)")
+      expect(number.message).not.toContain("123456789")
+    }))
+
+  it.effect("any value from an environment variable is never quoted, even in a field that is not secret", () =>
+    Effect.gen(function*() {
+      const id = yield* refused(valid(`      baseUrl: "http://127.0.0.1:9"\n      token: x\n      channelId: \${CHANNEL}`), { CHANNEL: "chan-9f8e7d6c" })
+      expect(id.message).toContain("sources.s1.with.channelId: expected number, got a value from ${CHANNEL} (not shown)")
+      const url = yield* refused(valid(`      baseUrl: \${BASE}\n      token: x\n      channelId: 5`), { BASE: "ftp://user:s3cr3t-base@example.com/" })
+      expect(url.message).toContain("sources.s1.with.baseUrl: expected an http:// or https:// URL, got a value from ${BASE} (not shown)")
+      const part = yield* refused(valid(`      baseUrl: "x\${HOST}y"\n      token: x\n      channelId: 5`), { HOST: "inner-host-secret" })
+      expect(part.message).toContain("got a value from ${HOST} (not shown)")
+    }))
+
+  it.effect("an environment value that surfaces elsewhere (a plugin name, a key) is scrubbed from the whole message", () =>
+    Effect.gen(function*() {
+      const e = yield* refused(
+        `version: 1\nname: t\nsources:\n  s1: { use: "\${TOKEN}" }\nsinks:\n  out: { use: nowhere, with: { path: x } }\n`,
+        { TOKEN }
+      )
+      expect(e.message).toContain("sources.s1.use")
+      expect(e.message).toContain("***")
+    }))
+
+  it.effect("a URL password is masked wherever a value is shown", () =>
+    Effect.gen(function*() {
+      const e = yield* refused(valid(`      baseUrl: "${PG}"\n      token: x\n      channelId: 5`))
+      expect(e.message).toContain("sources.s1.with.baseUrl: expected an http:// or https:// URL, got \"postgres://app:***@db.internal:5432/images\"")
+    }))
+
+  it.effect("state show/reset (peek) hides them too", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effetl-peek-"))
+      const f = path.join(dir, "p.yaml")
+      fs.writeFileSync(f, `version: 1\nname: \${NAME}\nstate: { path: [ "${PG}" ] }\nsources: {}\nsinks: {}\n`)
+      const e = yield* Effect.flip(PipelineFile.peek(f, { env: { NAME: "bad name with spaces-xyz" } }))
+      expect(e.message).toContain("name: expected a name made of letters, digits, '_', '-' and '.', got a value from ${NAME} (not shown)")
+      expect(e.message).toContain("state.path: expected string, got a list of 1 item")
+      expect(e.message).not.toContain("bad name with spaces-xyz")
+      expect(e.message).not.toContain("hunter2")
     }))
 })
