@@ -85,7 +85,7 @@ export interface ShoplazzaClient {
    * The pages of the product list (`GET products?per_page=&cursor=&fields=id,updated_at,images`), from
    * the page fetched by cursor `from` (none, or `null`: the first). The list ends at an empty `cursor`,
    * an empty `products` or `has_more: false`; a cursor the list gave before in this listing is an
-   * `ApiError` (never a loop).
+   * `ApiError` (never a loop, core's `Paginate.cursor`).
    */
   readonly productPages: (query: ListQuery, from: Option.Option<string | null>) => Stream.Stream<ListPage, HttpError>
   /** `GET products/count` with the listing's filters. */
@@ -127,42 +127,26 @@ export const make = (options: ClientOptions): Effect.Effect<ShoplazzaClient, nev
             : Effect.fail(new ApiError({ source: options.source, status: reply.status, message: `source '${options.source}': unexpected HTTP ${reply.status}` }))
       )
 
+    // Core's cursor pagination, with Shoplazza's end of list; a cursor the list already gave in this
+    // listing is core's `ApiError` (a list that hands one out again would read the same products forever).
     const productPages: ShoplazzaClient["productPages"] = (query, from) =>
-      Stream.suspend(() => {
-        // Every cursor of this listing: a list that hands one out again would read the same products forever.
-        const cursors = new Set<string>()
-        const start = Option.flatMap(from, Option.fromNullable)
-        if (Option.isSome(start)) cursors.add(start.value)
-        return Http.Paginate.cursor({
-          source: options.source,
-          start,
-          fetch: (cursor): Effect.Effect<Fetched, HttpError> =>
-            Effect.flatMap(listPage(query, cursor, listFields), (page): Effect.Effect<Fetched, HttpError> => {
-              const next = nextCursorOf(page.body)
-              if (Option.isSome(next) && cursors.has(next.value)) {
-                return Effect.fail(
-                  new ApiError({
-                    source: options.source,
-                    url: page.url,
-                    message: `source '${options.source}': the product list gave cursor ${printable(next.value)} a second time in this listing; ` +
-                      `stopping rather than reading the same products again`
-                  })
-                )
-              }
-              if (Option.isSome(next)) cursors.add(next.value)
-              return Effect.map(productsOf(options.source, page.body, page.url), (products) => ({ products, next, date: page.date }))
-            }),
-          nextCursor: (page) => Option.getOrNull(page.next),
-          hasMore: (page) => Option.isSome(page.next)
-        }).pipe(
-          Stream.map((page): ListPage => ({
-            key: Option.getOrNull(page.cursor),
-            next: page.next,
-            products: page.value.products,
-            date: page.value.date
-          }))
-        )
-      }).pipe(Stream.mapError(named))
+      Http.Paginate.cursor({
+        source: options.source,
+        start: Option.flatMap(from, Option.fromNullable),
+        fetch: (cursor): Effect.Effect<Fetched, HttpError> =>
+          Effect.flatMap(listPage(query, cursor, listFields), (page) =>
+            Effect.map(productsOf(options.source, page.body, page.url), (products) => ({ products, next: nextCursorOf(page.body), date: page.date }))),
+        nextCursor: (page) => Option.getOrNull(page.next),
+        hasMore: (page) => Option.isSome(page.next)
+      }).pipe(
+        Stream.map((page): ListPage => ({
+          key: Option.getOrNull(page.cursor),
+          next: page.next,
+          products: page.value.products,
+          date: page.value.date
+        })),
+        Stream.mapError(named)
+      )
 
     const count: ShoplazzaClient["count"] = (query) =>
       Effect.map(api.getJson(productsCountPath, { params: filters(query) }, WireCount), (body) => body.count).pipe(Effect.mapError(named))
@@ -222,12 +206,6 @@ const dateOf = (header: string | undefined): Option.Option<number> => {
   if (header === undefined) return Option.none()
   const ms = Date.parse(header)
   return Number.isFinite(ms) ? Option.some(ms) : Option.none()
-}
-
-/** A vendor cursor for a message: printable characters only, and not too long. */
-const printable = (cursor: string): string => {
-  const clean = cursor.replace(/[^\x21-\x7e]/g, "?")
-  return JSON.stringify(clean.length > 60 ? `${clean.slice(0, 60)}...` : clean)
 }
 
 /** An `Unauthorized` says which shop refused the token (the token itself is never in a message). */
