@@ -4,7 +4,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Batch from "../../src/Batch.js"
-import { validate } from "../../src/transforms/Validate.js"
+import { ProductImage } from "../../src/ProductImage.js"
+import { check, plainlyValid, validate } from "../../src/transforms/Validate.js"
 import { countsOf, image, makeTransform, services } from "./ProductFixtures.js"
 
 describe("validate", () => {
@@ -59,6 +60,39 @@ describe("validate", () => {
       const valid = Batch.make([image({ productId: "P", imageId: "2" })], Option.some(Batch.position(3)))
       assert.strictEqual(yield* t.apply(valid), valid)
     }).pipe(Effect.provide(services)))
+
+  it("decides every record as the ProductImage schema does (the per-record fast path is never more lenient)", () => {
+    const schemaAccepts = Schema.is(Schema.Struct(ProductImage.fields))
+    const values: Record<string, ReadonlyArray<unknown>> = {
+      source: ["shop", "", 3, null, undefined],
+      productId: ["P1", "", 7, null],
+      imageId: ["1", "", 1, undefined],
+      position: [0, -3, 2, 1.5, Number.NaN, Infinity, 2 ** 60, "1", null],
+      url: [null, "https://x/y.jpg", "", 42, undefined],
+      filename: [null, "a.jpg", {}, undefined],
+      alt: [null, "", "Red", 5],
+      width: [null, 0, 800, -1, 1.5, "800", undefined],
+      height: [null, 600, -0, Number.NaN],
+      contentHash: [null, "sha256:abc", "vendor:x", "not-a-hash", "SHA:x", "sha256:", "sha256:a\n", 5, undefined],
+      createdAt: [null, new Date(0), new Date("not a date"), "2024-01-01", 0, undefined],
+      updatedAt: [null, new Date(1), new Date(Number.NaN)],
+      bytes: [undefined, new Uint8Array(2), Buffer.from("x"), "abc", [1, 2], null],
+      extra: [{}, { a: 1 }, [], null, "x", Object.create(null), undefined]
+    }
+    const base = image({ productId: "P1", imageId: "1" })
+    let checked = 0
+    for (const [field, options] of Object.entries(values)) {
+      for (const [k, value] of options.entries()) {
+        const record = ProductImage.unchecked({ ...base, [field]: value } as ConstructorParameters<typeof ProductImage>[0])
+        const accepted = schemaAccepts(record)
+        if (plainlyValid(record)) assert.isTrue(accepted, `${field} value ${k} passed the fast path but not the schema`)
+        assert.strictEqual(check(record)._tag === "Right", accepted, `${field} value ${k}`)
+        checked++
+      }
+    }
+    assert.isAbove(checked, 70)
+    assert.isTrue(plainlyValid(base))
+  })
 
   it("has an empty config schema that rejects nothing", () => {
     assert.deepStrictEqual(Schema.decodeUnknownSync(validate.config)({}), {})
