@@ -6,6 +6,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as AST from "effect/SchemaAST"
 import { formatPath } from "./http/ApiClient.js"
 import type { ProductImage } from "./ProductImage.js"
 
@@ -86,6 +87,165 @@ export const describeIssues = (error: ParseResult.ParseError): string =>
  */
 export const decodeItem = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
   const decode = Schema.decodeUnknownEither(schema, { errors: "all" })
-  return (item: unknown): Either.Either<A, Rejection> =>
-    Either.mapLeft(decode(item), (error) => ({ error: `unexpected ${what} shape: ${describeIssues(error)}`, payload: item }))
+  const fast = compile(schema.ast)
+  return (item: unknown): Either.Either<A, Rejection> => {
+    if (fast !== undefined) {
+      const out = fast(item)
+      if (out !== miss) return Either.right(out as A)
+    }
+    return Either.mapLeft(decode(item), (error) => ({ error: `unexpected ${what} shape: ${describeIssues(error)}`, payload: item }))
+  }
+}
+
+// --- the plain decoder -------------------------------------------------------------------------
+//
+// A source decodes every item it reads, so the decode runs once per record. For the shapes wire
+// schemas are made of (structs of strings, numbers, booleans, literals, null, optional fields,
+// arrays and refinements such as `Schema.Int`), decoding changes nothing but copy the item without
+// a struct's undeclared keys,
+// and that can be done without Schema's parser: `plainDecoder` compiles such an AST once into a
+// function that returns exactly what `Schema.decodeUnknownEither` returns for an item it accepts
+// (the same values, the same keys in the same order), and `miss` otherwise. Any item it misses, and
+// every schema with another shape (transformations, declarations such as dates, index signatures,
+// unions of structs, parse-option annotations), goes through Schema itself, which then decides and
+// says why.
+
+/** What a plain decoder returns for an item it does not accept. */
+const miss: unique symbol = Symbol("miss")
+type Plain = (u: unknown) => unknown
+
+const filterOptions: AST.ParseOptions = { errors: "all" }
+
+/**
+ * The plain decoder of a schema (what {@link decodeItem} tries first): `Some` of exactly what Schema's
+ * decode gives for a value it accepts, `None` for a value it leaves to Schema; undefined for a schema
+ * whose decode may do more than check and copy.
+ */
+export const plainDecoder = <A, I>(schema: Schema.Schema<A, I>): ((u: unknown) => Option.Option<A>) | undefined => {
+  const plain = compile(schema.ast)
+  if (plain === undefined) return undefined
+  return (u) => {
+    const out = plain(u)
+    return out === miss ? Option.none() : Option.some(out as A)
+  }
+}
+
+const compile = (ast: AST.AST): Plain | undefined => {
+  if (Option.isSome(AST.getParseOptionsAnnotation(ast))) return undefined
+  switch (ast._tag) {
+    case "StringKeyword":
+      return (u) => (typeof u === "string" ? u : miss)
+    case "NumberKeyword":
+      return (u) => (typeof u === "number" ? u : miss)
+    case "BooleanKeyword":
+      return (u) => (typeof u === "boolean" ? u : miss)
+    case "UndefinedKeyword":
+      return (u) => (u === undefined ? u : miss)
+    case "UnknownKeyword":
+    case "AnyKeyword":
+      return (u) => u
+    case "Literal": {
+      const literal = ast.literal
+      return (u) => (u === literal ? u : miss)
+    }
+    case "Refinement": {
+      const from = compile(ast.from)
+      if (from === undefined) return undefined
+      return (u) => {
+        const a = from(u)
+        return a === miss || Option.isSome(ast.filter(a, filterOptions, ast)) ? miss : a
+      }
+    }
+    case "Union": {
+      // Members whose decode is the value itself (keywords, literals), and at most one struct or
+      // array, which only accepts objects, which those never do: whichever member accepts an item
+      // is the one Schema picks, and gives the same output.
+      const itself: Array<Plain> = []
+      let shaped: Plain | undefined
+      let anything = false
+      for (const member of flatten(ast.types)) {
+        const m = compile(member)
+        if (m === undefined) return undefined
+        if (returnsItself(member)) {
+          itself.push(m)
+          anything ||= member._tag === "UnknownKeyword" || member._tag === "AnyKeyword"
+        } else if (shaped === undefined && acceptsOnlyObjects(member)) shaped = m
+        else return undefined
+      }
+      if (anything) return shaped === undefined ? (u) => u : undefined
+      return (u) => {
+        if (shaped !== undefined && typeof u === "object" && u !== null) return shaped(u)
+        for (const m of itself) if (m(u) !== miss) return u
+        return miss
+      }
+    }
+    case "TupleType": {
+      // Arrays (`Schema.Array(x)`): a copy with each element decoded.
+      if (ast.elements.length > 0 || ast.rest.length !== 1) return undefined
+      const element = compile(ast.rest[0]!.type)
+      if (element === undefined) return undefined
+      return (u) => {
+        if (!Array.isArray(u)) return miss
+        const out: Array<unknown> = new Array(u.length)
+        for (let i = 0; i < u.length; i++) {
+          const v = element(u[i])
+          if (v === miss) return miss
+          out[i] = v
+        }
+        return out
+      }
+    }
+    case "TypeLiteral": {
+      if (ast.indexSignatures.length > 0) return undefined
+      if (ast.propertySignatures.length === 0) return (u) => (u === null || u === undefined ? miss : u)
+      const fields: Array<readonly [string, boolean, Plain]> = []
+      for (const ps of ast.propertySignatures) {
+        const type = compile(ps.type)
+        if (typeof ps.name !== "string" || type === undefined) return undefined
+        fields.push([ps.name, ps.isOptional, type])
+      }
+      return (u) => {
+        if (typeof u !== "object" || u === null || Array.isArray(u)) return miss
+        const item = u as Record<string, unknown>
+        const out: Record<string, unknown> = {}
+        for (const [name, optional, type] of fields) {
+          if (optional && !Object.prototype.hasOwnProperty.call(item, name)) continue
+          const v = type(item[name])
+          if (v === miss) return miss
+          out[name] = v
+        }
+        return out
+      }
+    }
+    default:
+      return undefined
+  }
+}
+
+/** The members of a union with nested unions (`optional(NullOr(x))`) spread out: the same values pass. */
+const flatten = (types: ReadonlyArray<AST.AST>): Array<AST.AST> =>
+  types.flatMap((t) => (t._tag === "Union" && Option.isNone(AST.getParseOptionsAnnotation(t)) ? flatten(t.types) : [t]))
+
+/** Whether a (plainly decodable) AST accepts objects only: a struct with fields, or an array. */
+const acceptsOnlyObjects = (ast: AST.AST): boolean =>
+  (ast._tag === "TypeLiteral" && ast.propertySignatures.length > 0) || ast._tag === "TupleType"
+
+/** Whether an AST's decode returns its input itself (keywords, literals, their unions and refinements). */
+const returnsItself = (ast: AST.AST): boolean => {
+  switch (ast._tag) {
+    case "StringKeyword":
+    case "NumberKeyword":
+    case "BooleanKeyword":
+    case "UndefinedKeyword":
+    case "UnknownKeyword":
+    case "AnyKeyword":
+    case "Literal":
+      return true
+    case "Refinement":
+      return returnsItself(ast.from)
+    case "Union":
+      return ast.types.every(returnsItself)
+    default:
+      return false
+  }
 }
