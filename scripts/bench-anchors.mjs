@@ -11,7 +11,7 @@
 // loop would leave out: resumable checkpoints, the commit protocol, rate limits, plugins.
 //
 // The parent (scripts/bench.mjs) checks that an anchor's CSV holds the same rows as effetl's.
-import { createHash } from "node:crypto"
+import { createHash, hash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { stringify } from "csv-stringify/sync"
@@ -378,9 +378,9 @@ export const syntheticImages = (count, size, seed = 7) => {
   return images
 }
 
-/** Raw node:crypto: `sha256:<hex>` of every image, one hash object each. */
+/** Raw node:crypto: `sha256:<hex>` of every image, with its fastest API for small inputs (the one-shot `hash`). */
 export const hashImages = (images) => {
   const out = new Array(images.length)
-  for (let i = 0; i < images.length; i++) out[i] = `sha256:${createHash("sha256").update(images[i]).digest("hex")}`
+  for (let i = 0; i < images.length; i++) out[i] = `sha256:${hash("sha256", images[i], "hex")}`
   return out
 }

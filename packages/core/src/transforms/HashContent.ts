@@ -11,8 +11,7 @@
  *   record to the batch's dead letters (stage `hash-content`, with the reason); the runner counts
  *   it as invalid and the run goes on. The batch's checkpoint is kept.
  */
-import { createHash } from "node:crypto"
-import * as Arr from "effect/Array"
+import * as crypto from "node:crypto"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -55,8 +54,8 @@ export const HashContentConfig = Schema.Struct({
 })
 export type HashContentConfig = typeof HashContentConfig.Type
 
-/** `sha256:<hex>` of some bytes. */
-export const sha256 = (bytes: Uint8Array): string => `sha256:${createHash("sha256").update(bytes).digest("hex")}`
+/** `sha256:<hex>` of some bytes (node:crypto's one-shot `hash`, about twice as fast as a `Hash` object for small images). */
+export const sha256 = (bytes: Uint8Array): string => `sha256:${crypto.hash("sha256", bytes, "hex")}`
 
 /** The `hash-content` transform plugin. */
 export const HashContent = Transform.define<HashContentConfig>({
@@ -78,10 +77,8 @@ export const HashContent = Transform.define<HashContentConfig>({
       // One budget of downloads for every batch that passes through this transform.
       const permits = yield* Effect.makeSemaphore(config.concurrency)
 
-      const hashOne = (record: ProductImage): Effect.Effect<Either.Either<ProductImage, DeadLetter>> => {
-        if (record.bytes !== undefined) return Effect.succeed(Either.right(record.with({ contentHash: sha256(record.bytes) })))
-        if (record.url === null) return Effect.succeed(Either.right(record))
-        return permits.withPermits(1)(downloader.fetch(record.url, { source: record.source })).pipe(
+      const download = (record: ProductImage & { readonly url: string }): Effect.Effect<Either.Either<ProductImage, DeadLetter>> =>
+        permits.withPermits(1)(downloader.fetch(record.url, { source: record.source })).pipe(
           Effect.map((bytes) =>
             Either.right(record.with({ contentHash: sha256(bytes), ...(config.keepBytes ? { bytes } : {}) }))
           ),
@@ -89,17 +86,38 @@ export const HashContent = Transform.define<HashContentConfig>({
             Effect.succeed(Either.left<DeadLetter>({ source: record.source, stage, error: error.message, record }))
           )
         )
-      }
 
       return {
+        // One pass over the batch: records with bytes are hashed in place (no Effect per record),
+        // records with neither bytes nor URL pass, and only the downloads run as effects.
         apply: (batch: Batch) =>
-          Effect.map(Effect.forEach(batch.records, hashOne, { concurrency: config.concurrency }), (results) => {
-            const [rejected, kept] = Arr.separate(results)
-            return {
-              records: Chunk.fromIterable(kept),
-              rejected: rejected.length === 0 ? batch.rejected : Chunk.appendAll(batch.rejected, Chunk.fromIterable(rejected)),
-              checkpoint: batch.checkpoint
+          Effect.suspend(() => {
+            const records = Chunk.toReadonlyArray(batch.records)
+            const out: Array<ProductImage | undefined> = new Array(records.length)
+            const fetches: Array<number> = []
+            for (let i = 0; i < records.length; i++) {
+              const r = records[i]!
+              if (r.bytes !== undefined) out[i] = r.with({ contentHash: sha256(r.bytes) })
+              else if (r.url === null) out[i] = r
+              else fetches.push(i)
             }
+            if (fetches.length === 0) return Effect.succeed({ ...batch, records: Chunk.unsafeFromArray(out as Array<ProductImage>) })
+            return Effect.map(
+              Effect.forEach(fetches, (i) => download(records[i] as ProductImage & { readonly url: string }), { concurrency: config.concurrency }),
+              (results) => {
+                const rejected: Array<DeadLetter> = []
+                results.forEach((result, k) => {
+                  if (Either.isRight(result)) out[fetches[k]!] = result.right
+                  else rejected.push(result.left)
+                })
+                const kept = rejected.length === 0 ? (out as Array<ProductImage>) : out.filter((r) => r !== undefined)
+                return {
+                  records: Chunk.unsafeFromArray(kept),
+                  rejected: rejected.length === 0 ? batch.rejected : Chunk.appendAll(batch.rejected, Chunk.unsafeFromArray(rejected)),
+                  checkpoint: batch.checkpoint
+                }
+              }
+            )
           })
       }
     })

@@ -12,7 +12,7 @@ import * as Batch from "../../src/Batch.js"
 import { ProductImage } from "../../src/ProductImage.js"
 import * as RunStats from "../../src/RunStats.js"
 import type { TransformInstance } from "../../src/Transform.js"
-import { HashContent } from "../../src/transforms/HashContent.js"
+import { HashContent, sha256 } from "../../src/transforms/HashContent.js"
 import { captureLogs, type Logged, start } from "../http/TestServer.js"
 
 const env = <A, E>(body: Effect.Effect<A, E, HttpClient.HttpClient | RunStats.RunStats | Scope.Scope>) => {
@@ -98,6 +98,58 @@ describe("hash-content", () => {
       expect(records[2]!.bytes).toBe(given)
       expect(server.requests.map((r) => r.url).sort()).toEqual(["/img/1.png", "/img/2.png"])
       expect(out.checkpoint).toEqual(checkpoint)
+    })))
+
+  it.live("keeps the batch's order when inline bytes, downloads, failed downloads and records with neither are mixed", () =>
+    env(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        if (req.url!.includes("missing")) {
+          res.writeHead(404, { "content-type": "text/plain" })
+          return res.end("no such image")
+        }
+        res.end(image(Number(req.url!.replace(/\D/g, ""))))
+      })
+      const transform = yield* make({ retry: { maxRetries: 0 } })
+      const inline = Array.from({ length: 300 }, (_, i) => Buffer.from(`inline-${i}`))
+      const input: Array<ProductImage> = []
+      for (let i = 0; i < 300; i++) {
+        if (i % 50 === 7) input.push(record(`d${i}`, { url: `${server.url}/img/${i}.png` }))
+        else if (i % 50 === 8) input.push(record(`m${i}`, { url: `${server.url}/missing/${i}.png` }))
+        else if (i % 50 === 9) input.push(record(`n${i}`))
+        else input.push(record(`b${i}`, { bytes: inline[i]! }))
+      }
+      const earlier = { source: "shop", stage: "source", error: "undecodable item", payload: 1 }
+      const out = yield* (transform.apply(Batch.make(input, checkpoint, [earlier])) as Effect.Effect<Batch.Batch, never, RunStats.RunStats>)
+      const records = Chunk.toReadonlyArray(out.records)
+      const rejected = Chunk.toReadonlyArray(out.rejected)
+      const failed = input.filter((r) => r.imageId.startsWith("m"))
+      expect(records.map((r) => r.imageId)).toEqual(input.filter((r) => !failed.includes(r)).map((r) => r.imageId))
+      for (const r of records) {
+        const i = Number(r.imageId.slice(1))
+        if (r.imageId.startsWith("b")) expect(r.contentHash).toBe(sha(inline[i]!))
+        if (r.imageId.startsWith("d")) expect(r.contentHash).toBe(sha(image(i)))
+        if (r.imageId.startsWith("n")) expect(r.contentHash).toBeNull()
+      }
+      // dead letters after the batch's earlier ones, in the batch's order, each with its record
+      expect(rejected[0]).toEqual(earlier)
+      expect(rejected.slice(1).map((d) => [d.stage, d.record])).toEqual(failed.map((r) => ["hash-content", r]))
+      expect(rejected[1]!.error).toContain("404")
+      expect(out.checkpoint).toEqual(checkpoint)
+      // only the URLs without bytes were requested
+      expect(server.requests.length).toBe(12)
+    })))
+
+  it.live("hashes a batch of inline images without any request, leaving the input records as they were", () =>
+    env(Effect.gen(function*() {
+      const transform = yield* make()
+      const input = Array.from({ length: 1000 }, (_, i) => record(`i${i}`, { bytes: Buffer.from(`bytes-${i % 10}`) }))
+      const { records, rejected, out } = yield* apply(transform, input)
+      expect(rejected).toEqual([])
+      expect(records.map((r) => r.contentHash)).toEqual(input.map((r) => sha(Buffer.from(`bytes-${Number(r.imageId.slice(1)) % 10}`))))
+      expect(input.every((r) => r.contentHash === null)).toBe(true)
+      expect(out.checkpoint).toEqual(checkpoint)
+      // the same sha256 as node:crypto's Hash object
+      expect(sha256(new Uint8Array([1, 2, 3]))).toBe(sha(new Uint8Array([1, 2, 3])))
     })))
 
   it.live("keeps the downloaded bytes when keepBytes is set", () =>
