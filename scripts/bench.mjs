@@ -18,6 +18,8 @@
 // median ratios effetl ÷ anchor of CPU and wall time are printed with the load average. Ratios are
 // printed, never asserted.
 //   npm run bench -- --case list-csv --repeat 1   one pair
+//   npm run bench -- --case list-csv --profile /tmp/prof   CPU profiles of the children (node
+//       --cpu-prof) in /tmp/prof, and each one's top self-time functions and packages printed
 import { fork, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -29,15 +31,20 @@ const self = fileURLToPath(import.meta.url)
 
 // --- options -----------------------------------------------------------------------------------
 
-const usage = "usage: node scripts/bench.mjs [--quick] [--case <id>] [--repeat <n>]\n\ncases:\n"
+const usage = "usage: node scripts/bench.mjs [--quick] [--case <id>] [--repeat <n>] [--profile <dir>]\n\ncases:\n"
 
 const parseArgs = (argv) => {
-  const opts = { quick: false, cases: [], child: false, anchor: false, repeat: undefined }
+  const opts = { quick: false, cases: [], child: false, anchor: false, repeat: undefined, profile: undefined }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === "--quick") opts.quick = true
     else if (a === "--child") opts.child = true
     else if (a === "--anchor") opts.anchor = true
+    else if (a === "--profile" || a.startsWith("--profile=")) {
+      const v = a === "--profile" ? argv[++i] : a.slice("--profile=".length)
+      if (!v) fail("--profile needs a directory")
+      opts.profile = path.resolve(v)
+    }
     else if (a === "--repeat" || a.startsWith("--repeat=")) {
       const v = a === "--repeat" ? argv[++i] : a.slice("--repeat=".length)
       const n = Number(v)
@@ -586,7 +593,11 @@ const runCase = async (c, opts, baseDir, { anchor = false, keep = false } = {}) 
   const before = sim?.requests().byPath
   let kept = false
   try {
+    const profileDir = opts.profile === undefined
+      ? undefined
+      : (fs.mkdirSync(opts.profile, { recursive: true }), fs.mkdtempSync(path.join(opts.profile, `${c.id}${anchor ? "-anchor" : ""}-`)))
     const child = fork(self, ["--case", c.id, "--child", ...(anchor ? ["--anchor"] : []), ...(opts.quick ? ["--quick"] : [])], {
+      ...(profileDir === undefined ? {} : { execArgv: [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${profileDir}`] }),
       cwd: dir,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       env: {
@@ -601,6 +612,7 @@ const runCase = async (c, opts, baseDir, { anchor = false, keep = false } = {}) 
     child.on("message", (m) => (message = m))
     const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c ?? 1)))
     if (message === undefined) return { ok: false, error: `child exited with code ${code} and no result` }
+    if (profileDir !== undefined) printProfile(profileDir, `${c.name}${anchor ? " (hand-written)" : ""}`)
     const requests = {}
     if (sim) for (const [p, n] of Object.entries(sim.requests().byPath)) if (n - (before[p] ?? 0) > 0) requests[p] = n - (before[p] ?? 0)
     kept = keep
@@ -608,6 +620,38 @@ const runCase = async (c, opts, baseDir, { anchor = false, keep = false } = {}) 
   } finally {
     if (!kept) fs.rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Prints the top self-time functions and packages of the .cpuprofile in `dir` (the whole child,
+ * module loading included): where a case spends its CPU.
+ */
+const printProfile = (dir, title) => {
+  const file = fs.readdirSync(dir).find((f) => f.endsWith(".cpuprofile"))
+  if (file === undefined) return console.log(`  (no CPU profile in ${dir})`)
+  const profile = JSON.parse(fs.readFileSync(path.join(dir, file), "utf8"))
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const self = new Map()
+  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+  const total = [...self.values()].reduce((a, b) => a + b, 0)
+  const fns = new Map()
+  const packages = new Map()
+  const where = (url) => {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url) ?? /packages\/([^/]+)\//.exec(url)
+    return m ? m[1] : url === "" ? "(native, GC, idle)" : url.startsWith("node:") ? "node: (built-ins)" : path.basename(url)
+  }
+  for (const [id, us] of self) {
+    const { functionName, url, lineNumber } = byId.get(id).callFrame
+    const key = `${functionName || "(anonymous)"}  ${url ? `${where(url)}/${path.basename(url)}:${lineNumber + 1}` : ""}`
+    fns.set(key, (fns.get(key) ?? 0) + us)
+    const pkg = url ? where(url) : functionName.startsWith("(") ? functionName : "(native)"
+    packages.set(pkg, (packages.get(pkg) ?? 0) + us)
+  }
+  const pct = (us) => `${((100 * us) / total).toFixed(1).padStart(5)} %`
+  const top = (m, n) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n)
+  console.log(`  CPU profile of ${title}: ${path.join(dir, file)} (${(total / 1e6).toFixed(2)} s sampled)`)
+  console.log(`    by package: ${top(packages, 10).map(([k, us]) => `${k} ${pct(us).trim()}`).join(", ")}`)
+  for (const [k, us] of top(fns, 25)) console.log(`    ${pct(us)}  ${k}`)
 }
 
 /** Whether two outputs hold the same rows: CSV files the same header and rows in any order, other files the same lines. */
