@@ -99,7 +99,7 @@ export const ShoplazzaConfig = Schema.Struct({
     description:
       "How far before the last run's high-water mark (its highest product updated_at) the next run starts reading: it sends " +
       "updated_at_min = mark - overlap, so a product saved in the same second as the mark but after the list was read is not missed. " +
-      "The products read again are merged by the sinks' keys.",
+      "The products listed again are merged by the sinks' keys (one the last run read at the mark, unchanged since, is skipped).",
     examples: ["1 second", "1 minute"]
   }),
   concurrency: Config.withDefault(Config.intRange(1, 16), 4, {
