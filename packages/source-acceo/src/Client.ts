@@ -12,7 +12,6 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import {
   accept,
-  decodeEnvelope,
   feedPath,
   type Format,
   type IdsEndpoint,
@@ -22,7 +21,7 @@ import {
   productPath,
   productUrlPath,
   tokenOf,
-  type WireEnvelope
+  WireEnvelope
 } from "./Api.js"
 
 /** How the API key goes out: the header and its value, where `{key}` stands for the key. */
@@ -96,38 +95,24 @@ export const make = (options: ClientOptions): Effect.Effect<AcceoClient, never, 
     const prefix = `source '${options.source}'`
     const common = { session: options.session, options: optionsFor(options.images) }
 
-    /** GETs a path and decodes its envelope (either format), counting and logging every warning. */
+    /**
+     * GETs a path and decodes its envelope (either format: the body is read as what it is, JSON with
+     * 64-bit integers kept exact, or XML), counting and logging every warning. A body that cannot be
+     * read (cut short, garbled) is retried by core like a reset; one that does not fit the envelope
+     * is a DecodeError at once.
+     */
     const get = (path: string, params: Http.SafeUrl.Params) =>
       Effect.gen(function*() {
-        const reply = yield* api.requestBytes({ path, params, maxBytes: options.maxResponseBytes })
-        const text = new TextDecoder().decode(reply.bytes)
-        const snippet = Http.ErrorBody.oneLine(text, 200)
-        const parsed = parseBody(text)
-        if (Either.isLeft(parsed)) {
-          return yield* new DecodeError({
-            source: options.source,
-            message: `${prefix}: the response to GET ${reply.url} could not be read: ${parsed.left}`,
-            snippet,
-            url: reply.url
-          })
-        }
-        const envelope = decodeEnvelope(parsed.right)
-        if (Either.isLeft(envelope)) {
-          return yield* new DecodeError({
-            source: options.source,
-            message: `${prefix}: the response to GET ${reply.url} does not have the expected shape: at ${envelope.left.path}: ${envelope.left.message}`,
-            path: envelope.left.path,
-            snippet,
-            url: reply.url
-          })
-        }
-        for (const warning of envelope.right.warnings ?? []) {
+        const reply = yield* api.requestJson({ path, params, maxBytes: options.maxResponseBytes, parse: parseBody }, WireEnvelope)
+        if (reply._tag === "Answer") return yield* Effect.dieMessage(`an answer (HTTP ${reply.status}) to a request that declared none`)
+        const envelope = reply.value
+        for (const warning of envelope.warnings ?? []) {
           yield* RunStats.add(options.source, "warnings")
           yield* Effect.logWarning(`${prefix}: the API warned (data may be partly lost): ${Http.ErrorBody.oneLine(warning)}`).pipe(
             Effect.annotateLogs({ source: options.source, url: reply.url, warning })
           )
         }
-        return { envelope: envelope.right, url: reply.url }
+        return { envelope, url: reply.url }
       })
 
     const returncodeError = (envelope: WireEnvelope, url: string) =>

@@ -499,6 +499,31 @@ describe("acceo source: the wire contract", () => {
       expect(b.message).toContain("went backwards")
     })))
 
+  for (const format of ["json", "xml"] as const) {
+    it.live(`${format}: a 200 whose body is cut short is retried like a reset; a body that stays unreadable is a DecodeError after the retries; one that does not fit the envelope is not retried`, () =>
+      live(Effect.gen(function*() {
+        const whole = format === "json"
+          ? envelopeJson({ product: '[{"product_id":7,"imagesURL":[{"sequence":1,"imagefilename":"a.png","imageURL":"https://cdn.example/a.png"}]}]', token: '"15"', count: 1 })
+          : `<result returncode="0" returnmsg="" version="1" token="15" count="1" queuecount="0"><product product_id="7">` +
+            `<imagesURL sequence="1" imagefilename="a.png" imageURL="https://cdn.example/a.png" /></product></result>`
+        const type = format === "json" ? "application/json; charset=utf-8" : "application/xml; charset=utf-8"
+        // The first answer is complete as HTTP goes (its Content-Length matches) but holds half the document.
+        const flaky = yield* tinyServer((_, seen) => ({ type, body: seen === 1 ? whole.slice(0, Math.floor(whole.length / 2)) : whole }))
+        const result = yield* run({ baseUrl: flaky.url, apiKey: "k", retry: fastRetry, format, images: "url" })
+        expect(result.records.map((r) => [r.productId, r.imageId, r.url])).toEqual([["7", "a.png", "https://cdn.example/a.png"]])
+        expect(flaky.requests.length).toBe(2)
+        expect(result.retries).toBe(1)
+        const broken = yield* tinyServer(() => ({ type, body: whole.slice(0, Math.floor(whole.length / 2)) }))
+        const failed = yield* Effect.flip(run({ baseUrl: broken.url, apiKey: "k", retry: { ...fastRetry, maxRetries: 2 }, format }))
+        expect(failed._tag).toBe("DecodeError")
+        expect(failed.message).toMatch(/^source 'acceo': the response to GET http:\/\/127\.0\.0\.1:\d+\/products\/images\S* could not be read: the body is not (valid JSON|well-formed XML)/)
+        expect(broken.requests.length).toBe(3)
+        const misshapen = yield* tinyServer(() => ({ body: `{"product":[],"returncode":"zero"}` }))
+        yield* Effect.flip(run({ baseUrl: misshapen.url, apiKey: "k", retry: fastRetry }))
+        expect(misshapen.requests.length).toBe(1)
+      })))
+  }
+
   it.live("a body that is neither JSON nor XML, or lacks queuecount, is a DecodeError naming the source", () =>
     live(Effect.gen(function*() {
       const html = yield* tinyServer(() => ({ type: "text/html", body: "hello" }))
