@@ -19,10 +19,17 @@
  * - When the input ends, the remaining buffer is sorted and kept in memory as the last run, and a
  *   k-way merge over all runs emits batches of whole products, in product-key order, each product's
  *   records in their input order. The last batch carries the last checkpoint seen.
+ * - The merge reads at most `fanIn` runs at once (default 32). With more segments, merge passes
+ *   first merge each `fanIn` consecutive segments into one bigger file (`merge-<pass>-<n>.jsonl`),
+ *   until `fanIn` runs are left; the segments themselves stay (a resumed run needs them), each
+ *   pass's files are removed once the next pass has read them, and a new run removes any left by a
+ *   kill. Consecutive runs merged in order keep the merge stable.
  * - Dead letters (`rejected`) are not grouped: they pass through at once.
  *
  * At any time the grouping holds at most `maxBuffered` records plus one input batch while reading,
- * and one output batch plus one chunk of lines per open segment while merging.
+ * and, while merging, one output batch plus, per open run (at most `fanIn`), a read buffer of
+ * `readChunk` bytes and the records decoded from it. Disk use while merging is at most about three
+ * times the spilled records (the segments, the files of one pass and those of the next).
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Chunk from "effect/Chunk"
@@ -48,7 +55,15 @@ export interface GroupingOptions {
   readonly resume: Option.Option<Batch.Checkpoint>
   /** Records per output batch (whole products only; a bigger product is a batch of its own). Default 1000. */
   readonly outputBatchSize?: number
+  /** The most runs merged at once (at least 2). Default {@link defaultFanIn}. */
+  readonly fanIn?: number
 }
+
+/** The most runs (segment files, or the in-memory last run) one merge reads at once. */
+export const defaultFanIn = 32
+
+/** The bytes read from a run's file at a time while merging (one such chunk is held per open run). */
+export const readChunk = 64 * 1024
 
 /** The name used in errors of the grouping step. */
 export const stepName = "group-by-product"
@@ -66,6 +81,7 @@ export const groupByProduct = (options: GroupingOptions) =>
 
       const maxBuffered = Math.max(1, Math.floor(options.maxBuffered))
       const outputBatchSize = Math.max(1, Math.floor(options.outputBatchSize ?? 1000))
+      const fanIn = Math.max(2, Math.floor(options.fanIn ?? defaultFanIn))
       let buffer: Array<ProductImage> = []
       let segmentCount = durable
       // The latest checkpoint seen, and whether no record arrived after it.
@@ -95,13 +111,32 @@ export const groupByProduct = (options: GroupingOptions) =>
 
       const merge: Effect.Effect<Stream.Stream<Batch.Batch, TransformError>, TransformError, Scope.Scope> = Effect.gen(
         function*() {
-          const runs: Array<Stream.Stream<ProductImage, TransformError>> = []
-          for (let n = 0; n < segmentCount; n++) runs.push(segments.read(n))
+          // Merge passes until the files and the in-memory run fit in one merge of `fanIn` runs.
+          let files = Array.from({ length: segmentCount }, (_, n) => segments.pathOf(n))
+          let intermediate = false
+          for (let pass = 1; files.length + 1 > fanIn; pass++) {
+            const merged: Array<string> = []
+            for (let i = 0; i < files.length; i += fanIn) {
+              const target = segments.mergePath(pass, merged.length)
+              yield* Effect.scoped(
+                Effect.flatMap(mergeRuns(files.slice(i, i + fanIn).map(segments.read)), (next) => segments.writeAll(target, next))
+              )
+              merged.push(target)
+            }
+            if (intermediate) yield* segments.remove(files)
+            files = merged
+            intermediate = true
+          }
+          const runs: Array<Stream.Stream<ProductImage, TransformError>> = files.map(segments.read)
           runs.push(Stream.fromIterable(sortByProduct(buffer)))
           buffer = []
           const products = yield* mergeRuns(runs)
           const batches = toBatches(products, outputBatchSize)
           const finalCheckpoint = last === undefined ? Option.none() : Option.some({ ...last, spill: segmentCount })
+          if (intermediate) {
+            const done = files
+            yield* Effect.addFinalizer(() => Effect.ignore(segments.remove(done)))
+          }
           return withFinalCheckpoint(batches, finalCheckpoint)
         }
       )
@@ -134,11 +169,11 @@ const failure = (message: string) => (cause: unknown) =>
   new TransformError({ transform: stepName, message, cause })
 
 const segmentPattern = /^(\d+)\.jsonl(\.tmp)?$/
+const mergePattern = /^merge-\d+-\d+\.jsonl$/
 
-/** Segment files in one directory: `<n>.jsonl`, written through `<n>.jsonl.tmp`. */
+/** Segment files in one directory: `<n>.jsonl`, written through `<n>.jsonl.tmp`; merge passes' files `merge-<pass>-<n>.jsonl`. */
 const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
   const pathOf = (n: number) => NodePath.join(dir, `${n}.jsonl`)
-  const encoder = new TextEncoder()
   const decodeLine = Schema.decodeUnknownEither(Schema.parseJson(ProductImageJson))
 
   const syncDirectory = Effect.scoped(
@@ -156,6 +191,10 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
         const names = yield* fs.readDirectory(dir)
         const present = new Set<number>()
         for (const name of names) {
+          if (mergePattern.test(name)) {
+            yield* fs.remove(NodePath.join(dir, name))
+            continue
+          }
           const m = segmentPattern.exec(name)
           if (m === null) continue
           const n = Number(m[1])
@@ -173,6 +212,11 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
         }
       }).pipe(Effect.catchTag("SystemError", "BadArgument", failure(`Cannot prepare the spill directory ${dir}`))),
 
+    pathOf,
+
+    /** The file of merge pass `pass`'s `n`th output. */
+    mergePath: (pass: number, n: number) => NodePath.join(dir, `merge-${pass}-${n}.jsonl`),
+
     /** Writes a sorted run as segment `n`, durably (temp file, fsync, rename, fsync of the directory). */
     write: (n: number, records: ReadonlyArray<ProductImage>): Effect.Effect<void, TransformError> => {
       const target = pathOf(n)
@@ -180,24 +224,9 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
       return Effect.scoped(
         Effect.gen(function*() {
           const file = yield* fs.open(temp, { flag: "w" })
-          let parts: Array<string> = []
-          let size = 0
-          for (const record of records) {
-            const line = yield* Effect.try({
-              try: () => JSON.stringify(toJson(record, { includeBytes: true })),
-              catch: failure(
-                `Cannot spill record ${record.source}/${record.productId}/${record.imageId}: its 'extra' is not JSON`
-              )
-            })
-            parts.push(line, "\n")
-            size += line.length + 1
-            if (size >= 1 << 20) {
-              yield* file.writeAll(encoder.encode(parts.join("")))
-              parts = []
-              size = 0
-            }
-          }
-          if (parts.length > 0) yield* file.writeAll(encoder.encode(parts.join("")))
+          const lines = lineWriter(file)
+          for (const record of records) yield* lines.add(record)
+          yield* lines.flush
           yield* file.sync
         })
       ).pipe(
@@ -207,10 +236,33 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
       )
     },
 
-    /** Reads segment `n` back, record by record. */
-    read: (n: number): Stream.Stream<ProductImage, TransformError> => {
-      const path = pathOf(n)
-      return fs.stream(path).pipe(
+    /** Writes the products of a merge to `path` (not durable: a merge pass's file is made again when lost). */
+    writeAll: (
+      path: string,
+      nextProduct: Effect.Effect<Option.Option<Array<ProductImage>>, TransformError>
+    ): Effect.Effect<void, TransformError> =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const file = yield* fs.open(path, { flag: "w" })
+          const lines = lineWriter(file)
+          for (;;) {
+            const product = yield* nextProduct
+            if (Option.isNone(product)) break
+            for (const record of product.value) yield* lines.add(record)
+          }
+          yield* lines.flush
+        })
+      ).pipe(Effect.catchTag("SystemError", "BadArgument", failure(`Cannot write merge file ${path}`))),
+
+    /** Removes files of a merge pass. */
+    remove: (paths: ReadonlyArray<string>): Effect.Effect<void, TransformError> =>
+      Effect.forEach(paths, (path) => fs.remove(path, { force: true }), { discard: true }).pipe(
+        Effect.catchTag("SystemError", "BadArgument", failure(`Cannot remove merge files in ${dir}`))
+      ),
+
+    /** Reads a run's file back, record by record, `readChunk` bytes at a time. */
+    read: (path: string): Stream.Stream<ProductImage, TransformError> => {
+      return fs.stream(path, { chunkSize: readChunk, bufferSize: 1 }).pipe(
         Stream.mapError(failure(`Cannot read spill segment ${path}`)),
         Stream.decodeText(),
         Stream.splitLines,
@@ -229,6 +281,35 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
         )
       )
     }
+  }
+}
+
+/** Writes records as JSON lines (bytes in base64) to a file, about 1 MiB per write. */
+const lineWriter = (file: FileSystem.File) => {
+  const encoder = new TextEncoder()
+  let parts: Array<string> = []
+  let size = 0
+  const flush = Effect.suspend(() => {
+    if (parts.length === 0) return Effect.void
+    const bytes = encoder.encode(parts.join(""))
+    parts = []
+    size = 0
+    return file.writeAll(bytes)
+  })
+  return {
+    add: (record: ProductImage) =>
+      Effect.flatMap(
+        Effect.try({
+          try: () => JSON.stringify(toJson(record, { includeBytes: true })),
+          catch: failure(`Cannot spill record ${record.source}/${record.productId}/${record.imageId}: its 'extra' is not JSON`)
+        }),
+        (line) => {
+          parts.push(line, "\n")
+          size += line.length + 1
+          return size >= 1 << 20 ? flush : Effect.void
+        }
+      ),
+    flush
   }
 }
 

@@ -88,6 +88,44 @@ describe("groupByProduct", () => {
       )
     }).pipe(Effect.provide(services)))
 
+  it.scoped("merges more segments than the fan-in in passes: the exact ordered output, the segments kept, the pass files removed", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const { batches, records } = spreadSource({ products: 80, batchSize: 4, seed: 5 })
+      const bigDir = yield* tempDir
+      const smallDir = yield* tempDir
+      const inMemory = yield* group(batches, { dir: bigDir, maxBuffered: 10_000, resume: Option.none(), outputBatchSize: 10 })
+      // A segment about every batch: 66 segments, so fan-in 3 needs several passes (and fan-in 2 more).
+      for (const fanIn of [2, 3, 32, 100]) {
+        const dir = NodePath.join(smallDir, `fan-in-${fanIn}`)
+        // A merge file left by a killed run is removed, not read.
+        yield* fs.makeDirectory(dir, { recursive: true })
+        yield* fs.writeFileString(NodePath.join(dir, "merge-1-0.jsonl"), "stale\n")
+        const seen: Array<Array<string>> = []
+        const spilled = yield* Stream.fromIterable(batches).pipe(
+          groupByProduct({ dir, maxBuffered: 3, resume: Option.none(), outputBatchSize: 10, fanIn }),
+          Stream.tap(() => Effect.map(fs.readDirectory(dir), (names) => void seen.push(names.filter((n) => n.startsWith("merge-"))))),
+          Stream.runCollect,
+          Effect.map(Chunk.toArray)
+        )
+        const segments = yield* segmentFiles(dir)
+        assert.isAbove(segments.length, 60)
+        const recordBatches = (bs: ReadonlyArray<Batch.Batch>) => bs.filter((b) => b.records.length > 0).map((b) => [...b.records].map(canon))
+        assert.deepStrictEqual(recordBatches(spilled), recordBatches(inMemory), `fan-in ${fanIn}`)
+        assert.deepStrictEqual(multiset(recordsOf(spilled)), multiset(records))
+        assert.deepStrictEqual(spilled.at(-1)!.checkpoint, Option.some({ ...Batch.position(batches.length - 1), spill: segments.length }))
+        // While the last merge ran, at most `fanIn` files of the last pass were on disk (the earlier passes' were removed).
+        const during = seen.filter((names) => names.length > 0)
+        if (fanIn < 100) {
+          assert.isAbove(during.length, 0, `fan-in ${fanIn} made merge passes`)
+          for (const names of during) assert.isAtMost(names.length, fanIn - 1, `fan-in ${fanIn}: ${names.join(" ")}`)
+        } else {
+          assert.deepStrictEqual(during, [])
+        }
+        assert.deepStrictEqual((yield* fs.readDirectory(dir)).filter((n) => n.startsWith("merge-")), [])
+      }
+    }).pipe(Effect.provide(services)))
+
   it.scoped("never emits a checkpoint ahead of the records held in durable segments", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
