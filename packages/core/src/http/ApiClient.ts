@@ -439,6 +439,12 @@ const exchange = <B>(
         )
       },
       onGiveUp: (error, retries) => withSuffix(error, ` (gave up after ${retries} ${retries === 1 ? "retry" : "retries"})`),
+      onWaitRefused: (asked, said) =>
+        Effect.logWarning(
+          `${ctx.prefix}: ${method} ${ctx.url}: the server asked to wait ${Duration.format(asked)}${said === undefined ? "" : ` (${said})`}, more than retry.maxWait (${
+            Duration.format(settings.policy.maxWait)
+          }); not waiting: the source fails`
+        ).pipe(Effect.annotateLogs({ source, url: ctx.url, serverWaitMillis: Duration.toMillis(asked), maxWaitMillis: Duration.toMillis(settings.policy.maxWait) })),
       onWaitTooLong: (error, asked, said, retries) =>
         withSuffix(
           error,
@@ -726,7 +732,7 @@ const resolveUrl = (settings: Settings, path: string, params?: SafeUrl.Params): 
 const findRequestId = (settings: Settings, headers: Headers.Headers): Option.Option<string> => {
   for (const name of settings.requestIdHeaders) {
     const v = headers[name]
-    if (v !== undefined && v !== "") return Option.some(ErrorBody.oneLine(v, 100))
+    if (v !== undefined && v !== "") return Option.some(ErrorBody.oneLine(settings.scrub(v), 100))
   }
   return Option.none()
 }

@@ -28,6 +28,12 @@ export const parse = (body: string): VendorError => {
   try {
     json = JSON.parse(text)
   } catch {
+    // JSON cut short (an error body is read up to a cap): the first message-like field, as far as it goes.
+    if (/^(\{\s*"|\[\s*[{"])/.test(text)) {
+      const field = /"(detail|error|message|Message|returnmsg|title|error_description)"\s*:\s*"((?:[^"\\]|\\.)*)/.exec(text)
+      const value = field === null ? undefined : field[2]!.replace(/\\(.)/g, "$1")
+      return { message: Option.map(Option.fromNullable(value === "" ? undefined : value), oneLine), code: Option.none() }
+    }
     // Plain text: keep it unless it is an HTML page.
     const plain = /^<(!doctype|html|\?xml|body|head)/i.test(text) ? undefined : text
     return { message: Option.map(Option.fromNullable(plain), oneLine), code: Option.none() }

@@ -201,6 +201,8 @@ export interface RetryOptions<E, R> {
    * asked and the cap). `said` is what the server sent, when known (e.g. `Retry-After: 999999999`).
    */
   readonly onWaitTooLong?: (error: E, asked: Duration.Duration, said: string | undefined, retries: number) => E
+  /** Runs when a wait longer than `policy.maxWait` is refused, before the error (e.g. a warning saying the ask and the cap). */
+  readonly onWaitRefused?: (asked: Duration.Duration, said: string | undefined) => Effect.Effect<void, never, R>
 }
 
 /** Runs an attempt, retrying retryable failures by the policy; fails with the last failure's error. */
@@ -217,8 +219,10 @@ export const retry = <A, E, R, R2 = never>(
       ),
       Effect.catchAll((failure) =>
         Effect.flatMap(Ref.get(retries), (n) => {
-          if (failure.retryable && waitTooLong(options.policy, failure) && options.onWaitTooLong) {
-            return Effect.fail(options.onWaitTooLong(failure.error, Option.getOrThrow(failure.serverWait), failure.serverSaid, n))
+          if (failure.retryable && waitTooLong(options.policy, failure)) {
+            const asked = Option.getOrThrow(failure.serverWait)
+            const error = options.onWaitTooLong ? options.onWaitTooLong(failure.error, asked, failure.serverSaid, n) : failure.error
+            return Effect.zipRight(options.onWaitRefused ? options.onWaitRefused(asked, failure.serverSaid) : Effect.void, Effect.fail(error))
           }
           return Effect.fail(
             failure.retryable && n > 0 && options.onGiveUp ? options.onGiveUp(failure.error, n) : failure.error
