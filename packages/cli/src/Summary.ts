@@ -19,12 +19,15 @@ export const text = (summary: Runner.RunSummary, pipeline: Pipeline.Pipeline): s
     summary.status === "dry-run"
       ? "dry run: configuration valid, every source answered, nothing written"
       : summary.status === "trial"
-        ? `trial run (--limit): output written, no state saved`
+        ? `trial run (--limit): written to each output's trial location (never the real one), no state saved`
         : `${summary.resumed ? "resumed and finished" : "finished"} in ${summary.seconds.toFixed(1)}s`
   const out = [`pipeline ${summary.pipeline} · run ${summary.runId} · ${status}`, "", fmt(head), ...rows.map(fmt)]
   if (summary.status !== "dry-run") {
     out.push("", "outputs:")
-    for (const s of pipeline.sinks) out.push(`  ${s.name} (${s.plugin.name}) → ${describeTarget(s.config)}`)
+    for (const s of pipeline.sinks) {
+      const wrote = summary.sinks.find((w) => w.name === s.name)?.outputs ?? []
+      out.push(`  ${s.name} (${s.plugin.name}) → ${wrote.length > 0 ? wrote.join(", ") : describeTarget(s.config)}`)
+    }
     out.push(`  dead letters: ${summary.deadLetters}${summary.deadLetters > 0 ? ` → ${summary.deadLetterPath}` : ""}`)
     out.push(`  state: ${summary.statePath}`)
   }

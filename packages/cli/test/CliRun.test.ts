@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type ChannelSimulator, startChannelSimulator } from "@effetl/source-channel/simulator"
+import Database from "better-sqlite3"
 import { parse } from "csv-parse/sync"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -169,16 +170,60 @@ describe("effetl run", () => {
     expectNoStack(r)
   })
 
-  it("--limit 5: a trial writing at most 5 rows and saving no state", async () => {
+  it("--limit 5: a trial writing at most 5 rows to trial locations and saving no state", async () => {
     const dir = setup()
     const r = await run(dir, ["--limit", "5"])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain("trial run (--limit): output written, no state saved")
-    const rows = csvRows(path.join(dir, "out/images.csv"))
+    expect(r.stdout).toContain("trial run (--limit): written to each output's trial location (never the real one), no state saved")
+    const rows = csvRows(path.join(dir, "out/images.trial.csv"))
     expect(rows.length).toBeGreaterThan(0)
     expect(rows.length).toBeLessThanOrEqual(5)
+    expect(fs.existsSync(path.join(dir, "out/images.csv"))).toBe(false)
     expect(tableCounts(r.stdout).read).toBe("5")
     expect(fs.existsSync(path.join(dir, ".effetl/state.json"))).toBe(false)
+  })
+
+  it("--limit after a real run leaves every real output byte-identical (files, image store, SQLite table) and says where it wrote", async () => {
+    const dir = setup(
+      pipeline + `  images_files:
+    use: images
+    with: { dir: out/store }
+  images_db:
+    use: sqlite
+    with: { path: out/images.db }
+`
+    )
+    const real = await run(dir)
+    expect(real.code, real.stderr).toBe(0)
+    const snapshot = () => {
+      const files = (fs.readdirSync(path.join(dir, "out"), { recursive: true }) as Array<string>).filter((f) => !f.includes(".trial")).sort()
+      const db = new Database(path.join(dir, "out/images.db"), { readonly: true })
+      const table = db.prepare("SELECT * FROM product_images ORDER BY source, product_id, image_id").all()
+      db.close()
+      return {
+        files,
+        bytes: files.filter((f) => fs.statSync(path.join(dir, "out", f)).isFile() && !f.startsWith("images.db")).map((f) => fs.readFileSync(path.join(dir, "out", f), "hex")),
+        table,
+        state: fs.readFileSync(path.join(dir, ".effetl/state.json"), "utf8")
+      }
+    }
+    const before = snapshot()
+    const trial = await run(dir, ["--limit", "5"])
+    expect(trial.code, trial.stderr).toBe(0)
+    expect(snapshot()).toEqual(before)
+    // the trial's own outputs, named in the summary
+    const out = fs.realpathSync(path.join(dir, "out"))
+    for (const p of ["images.trial.csv", "images.trial.jsonl", "store.trial"]) {
+      expect(fs.existsSync(path.join(dir, "out", p)), p).toBe(true)
+      expect(trial.stdout).toContain(path.join(out, p))
+    }
+    expect(trial.stdout).toContain("(table product_images_trial)")
+    expect(csvRows(path.join(dir, "out/images.trial.csv")).length).toBeLessThanOrEqual(5)
+    const db = new Database(path.join(dir, "out/images.db"), { readonly: true })
+    const trialRows = (db.prepare("SELECT count(*) AS n FROM product_images_trial").get() as { n: number }).n
+    db.close()
+    expect(trialRows).toBeGreaterThan(0)
+    expect(trialRows).toBeLessThanOrEqual(5)
   })
 
   it("--state PATH keeps the state in that file", async () => {

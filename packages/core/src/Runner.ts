@@ -37,7 +37,7 @@ import * as Reporter from "./Reporter.js"
 import * as RunLock from "./RunLock.js"
 import * as RunStats from "./RunStats.js"
 import type { PluginServices } from "./Services.js"
-import type { SinkInstance } from "./Sink.js"
+import { type SinkInstance, trialPath } from "./Sink.js"
 import { anyIncremental, type SourceInstance } from "./Source.js"
 import { type PipelineState, sinkDatabase, type SourceState, StateStore } from "./StateStore.js"
 import type { TransformInstance } from "./Transform.js"
@@ -71,7 +71,8 @@ export interface RunSummary {
   readonly status: "finished" | "dry-run" | "trial"
   readonly resumed: boolean
   readonly sources: ReadonlyArray<SourceSummary>
-  readonly sinks: ReadonlyArray<{ readonly name: string; readonly use: string }>
+  /** Each sink, with the files and directories it wrote (its trial locations in a trial), when it says. */
+  readonly sinks: ReadonlyArray<{ readonly name: string; readonly use: string; readonly outputs?: ReadonlyArray<string> }>
   readonly deadLetters: number
   readonly deadLetterPath: string
   readonly statePath: string
@@ -163,12 +164,15 @@ export const run = (
           pipeline: pipeline.name,
           runId,
           committed: Option.fromNullable(state.sinks[s.name]),
-          incremental
+          incremental,
+          trial
         })
         sinks.push({ name: s.name, instance })
       }
+      // A trial writes every output to its trial location, the dead letters too.
+      const deadLetterPath = trial ? trialPath(pipeline.deadLetterPath) : pipeline.deadLetterPath
       const deadLetters = yield* DeadLetterWriter.make({
-        path: pipeline.deadLetterPath,
+        path: deadLetterPath,
         runId,
         committed: Option.fromNullable(state.deadLetter)
       })
@@ -362,9 +366,13 @@ export const run = (
             seconds: t ? ((t.end ?? finishedAt) - t.start) / 1000 : 0
           }
         }),
-        sinks: pipeline.sinks.map((s) => ({ name: s.name, use: s.plugin.name })),
+        sinks: pipeline.sinks.map((s) => ({
+          name: s.name,
+          use: s.plugin.name,
+          outputs: (s.plugin.outputs?.(s.config, { incremental, trial }) ?? []).map((o) => o.part === undefined ? o.path : `${o.path} (${o.part})`)
+        })),
         deadLetters: deadLetterCount,
-        deadLetterPath: pipeline.deadLetterPath,
+        deadLetterPath,
         statePath: store.location,
         seconds: (finishedAt - started) / 1000
       } satisfies RunSummary

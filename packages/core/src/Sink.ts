@@ -7,6 +7,7 @@
  * must discard anything it committed after it, so nothing is written twice.
  */
 import type * as Chunk from "effect/Chunk"
+import * as path from "node:path"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
@@ -31,7 +32,23 @@ export interface SinkContext {
    * its output with the run's records should rather add to it (file sinks default to `append`).
    */
   readonly incremental: boolean
+  /**
+   * A trial run (`effetl run --limit`): write to each output's trial location ({@link trialPath},
+   * {@link trialTable}), never to the real one, so a trial never disturbs real runs.
+   */
+  readonly trial?: boolean
 }
+
+/** Where a trial run writes instead of a file or directory: `out/images.csv` → `out/images.trial.csv`, `out/store` → `out/store.trial`. */
+export const trialPath = (p: string): string => {
+  const base = path.basename(p)
+  const dot = base.lastIndexOf(".")
+  const trial = dot > 0 ? `${base.slice(0, dot)}.trial${base.slice(dot)}` : `${base}.trial`
+  return path.join(path.dirname(p), trial)
+}
+
+/** Where a trial run writes instead of a table: `product_images` → `product_images_trial`. */
+export const trialTable = (table: string): string => `${table}_trial`
 
 /** How a batch came: lets a sink do per-product work when it is safe. */
 export interface WriteInfo {
@@ -64,10 +81,10 @@ export interface SinkPlugin<Config = any> {
   /**
    * The files and directories the sink writes for a config, so that two outputs on one path (or an
    * output on the state or dead-letter file) are found before a run touches anything (`PathConflicts`).
-   * Leave it out for a sink that writes no local files. `incremental` is what `SinkContext.incremental`
-   * will be (a mode that depends on it may make a file a directory).
+   * Leave it out for a sink that writes no local files. `incremental` and `trial` are what the
+   * `SinkContext` will say (a mode that depends on them may make a file a directory, or move it).
    */
-  readonly outputs?: (config: Config, context: { readonly incremental: boolean }) => ReadonlyArray<SinkOutput>
+  readonly outputs?: (config: Config, context: { readonly incremental: boolean; readonly trial?: boolean }) => ReadonlyArray<SinkOutput>
 }
 
 /** A file or directory a sink writes. */

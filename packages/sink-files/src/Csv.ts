@@ -5,7 +5,6 @@ import { Config, type ProductImage, Sink, toJson } from "@effetl/core"
 import { stringify } from "csv-stringify/sync"
 import type * as Chunk from "effect/Chunk"
 import * as Schema from "effect/Schema"
-import * as path from "node:path"
 import * as FileOutput from "./FileOutput.js"
 
 /** The CSV columns, in order. */
@@ -60,7 +59,7 @@ export const csv = Sink.define<CsvConfig>({
     "publishes one part file per commit.",
   config: CsvConfig,
   outputs: (config, context) => [
-    { option: "path", path: path.resolve(config.path), kind: FileOutput.resolveMode(config.mode, context.incremental) === "append" ? "directory" : "file" }
+    { option: "path", path: FileOutput.outputPath(config, context), kind: FileOutput.resolveMode(config.mode, context.incremental) === "append" ? "directory" : "file" }
   ],
   make: (config, context) => {
     const options = { delimiter: config.delimiter, escape_formulas: config.escapeFormulas, eof: true }

@@ -3,10 +3,11 @@
  * each batch and hands it to core's staged parts (commit, resume, atomic publish).
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Config, type ProductImage, type Sink, SinkError, StagedParts } from "@effetl/core"
+import { Config, type ProductImage, Sink, SinkError, StagedParts } from "@effetl/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as path from "node:path"
 import type * as Scope from "effect/Scope"
 
 /** `overwrite`: one file, replaced atomically at the end of the run. `append`: a directory of part files. */
@@ -73,7 +74,7 @@ export const make = (
     }
     const parts = yield* StagedParts.make({
       name: context.name,
-      path: config.path,
+      path: context.trial === true ? Sink.trialPath(config.path) : config.path,
       mode,
       runId: context.runId,
       ext: format.ext,
@@ -98,3 +99,7 @@ export const make = (
       cleanup: parts.cleanup
     }
   })
+
+/** The file or directory a file sink writes for a config (its trial location in a trial run). */
+export const outputPath = (config: { readonly path: string }, context: { readonly trial?: boolean }): string =>
+  path.resolve(context.trial === true ? Sink.trialPath(config.path) : config.path)

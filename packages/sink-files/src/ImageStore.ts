@@ -127,13 +127,10 @@ export const images = Sink.define<ImageStoreConfig>({
   config: ImageStoreConfig,
   outputs: (config, context) => {
     const append = FileOutput.resolveMode(config.mode, context.incremental) === "append"
+    const { dir, manifestPath } = locations(config, append, context.trial === true)
     return [
-      { option: "dir", path: path.resolve(config.dir), kind: "directory" },
-      {
-        option: config.manifestPath === undefined ? "dir" : "manifestPath",
-        path: path.resolve(config.manifestPath ?? path.join(config.dir, append ? "manifest" : `manifest.${config.manifest}`)),
-        kind: append ? "directory" : "file"
-      }
+      { option: "dir", path: dir, kind: "directory" },
+      { option: config.manifestPath === undefined ? "dir" : "manifestPath", path: manifestPath, kind: append ? "directory" : "file" }
     ]
   },
   make: (config, context) =>
@@ -141,14 +138,12 @@ export const images = Sink.define<ImageStoreConfig>({
       const name = context.name
       const fail = (message: string, cause?: unknown) =>
         new SinkError({ sink: name, message: `sink '${name}': ${message}`, ...(cause === undefined ? {} : { cause }) })
-      const dir = path.resolve(config.dir)
+      const mode = FileOutput.resolveMode(config.mode, context.incremental)
+      const { dir, manifestPath } = locations(config, mode === "append", context.trial === true)
       yield* Effect.tryPromise({
         try: () => fsp.mkdir(dir, { recursive: true }),
         catch: (e) => fail(`could not create the store directory ${dir}: ${errorMessage(e)}`, e)
       })
-      const mode = FileOutput.resolveMode(config.mode, context.incremental)
-      const manifestPath = config.manifestPath ??
-        path.join(dir, mode === "append" ? "manifest" : `manifest.${config.manifest}`)
       const manifest = yield* (config.manifest === "csv"
         ? csvManifest(name, manifestPath, mode, context)
         : parquetManifest(name, manifestPath, mode, context))
@@ -321,3 +316,17 @@ const parquetManifest = (name: string, file: string, mode: FileOutput.Mode, cont
   )
 
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** The store directory and the manifest's path for a config (their trial locations in a trial run). */
+const locations = (
+  config: { readonly dir: string; readonly manifestPath?: string | undefined; readonly manifest: string },
+  append: boolean,
+  trial: boolean
+) => {
+  const at = (p: string) => path.resolve(trial ? Sink.trialPath(p) : p)
+  const dir = at(config.dir)
+  const manifestPath = config.manifestPath !== undefined
+    ? at(config.manifestPath)
+    : path.join(dir, append ? "manifest" : `manifest.${config.manifest}`)
+  return { dir, manifestPath }
+}

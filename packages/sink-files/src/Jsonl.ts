@@ -4,7 +4,6 @@
 import { Config, DeadLetterWriter, type ProductImage, Sink, toJson } from "@effetl/core"
 import type * as Chunk from "effect/Chunk"
 import * as Schema from "effect/Schema"
-import * as path from "node:path"
 import * as FileOutput from "./FileOutput.js"
 
 /** The `jsonl` sink's config. */
@@ -31,7 +30,7 @@ export const jsonl = Sink.define<JsonlConfig>({
     "run atomically at the end, append mode publishes one part file per commit.",
   config: JsonlConfig,
   outputs: (config, context) => [
-    { option: "path", path: path.resolve(config.path), kind: FileOutput.resolveMode(config.mode, context.incremental) === "append" ? "directory" : "file" }
+    { option: "path", path: FileOutput.outputPath(config, context), kind: FileOutput.resolveMode(config.mode, context.incremental) === "append" ? "directory" : "file" }
   ],
   make: (config, context) =>
     FileOutput.make(config, context, {

@@ -71,7 +71,9 @@ export const sqlite = Sink.define<SqliteSinkConfig>({
     `Loads one row per image into a table of an embedded SQLite database (columns: ${columns}), one transaction per commit. ` +
     "With state: { use: sqlite } on the same file, each commit and the state save are one transaction.",
   config: SqliteSinkConfig,
-  outputs: (config) => [{ option: "path", path: path.resolve(config.path), kind: "file", part: `table ${config.table}` }],
+  outputs: (config, context) => [
+    { option: "path", path: path.resolve(config.path), kind: "file", part: `table ${context.trial === true ? Sink.trialTable(config.table) : config.table}` }
+  ],
   make: (config, context) =>
     SqlSink.make({ target: SqlDatabase.sqliteTarget(config.path), table: config.table, mode: config.mode, maxBuffered: config.maxBuffered }, context)
 })

@@ -18,7 +18,7 @@
  *   rename the staging table) in one transaction. A killed run leaves the table as it was and is
  *   resumed into the staging table.
  */
-import { type ProductImage, type Sink, SinkError, type StateStore } from "@effetl/core"
+import { type ProductImage, Sink, SinkError, type StateStore } from "@effetl/core"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -61,6 +61,8 @@ export const make = (
   context: Sink.SinkContext
 ): Effect.Effect<StateStore.TransactionalSink, SinkError, Scope.Scope> =>
   Effect.gen(function*() {
+    // A trial run (--limit) loads its own table, never the real one.
+    if (context.trial === true) options = { ...options, table: Sink.trialTable(options.table) }
     const where = `sink '${context.name}' (${SqlDatabase.locationOf(options.target)}, table ${options.schema ? `${options.schema}.` : ""}${options.table})`
     const fail = (what: string) => (e: unknown) =>
       new SinkError({ sink: context.name, message: `${where}: ${what}: ${typeof e === "string" ? e : SqlDatabase.describe(options.target, e)}`, cause: e })
