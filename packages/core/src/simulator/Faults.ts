@@ -5,11 +5,20 @@
  */
 import { Prng } from "./Prng.js"
 
-/** The fault kinds a simulator can inject. */
-export type FaultKind = "5xx" | "429" | "reset" | "truncate" | "latency"
+/**
+ * The fault kinds a simulator can inject:
+ * - `5xx`, `429`: the simulator's own error answers;
+ * - `reset`: the connection dropped with no answer;
+ * - `truncate`: the full Content-Length announced, half the body sent, the connection closed;
+ * - `latency`: the answer delayed by `latencyMs`;
+ * - `stall`: no answer at all (the client's timeout must cut it);
+ * - `malformed`: a 2xx whose body is cut in half with a matching Content-Length, so the transport
+ *   looks complete and only parsing the body tells (what a broken proxy or a vendor bug sends).
+ */
+export type FaultKind = "5xx" | "429" | "reset" | "truncate" | "latency" | "stall" | "malformed"
 
 /** Every fault kind. */
-export const faultKinds: ReadonlyArray<FaultKind> = ["5xx", "429", "reset", "truncate", "latency"]
+export const faultKinds: ReadonlyArray<FaultKind> = ["5xx", "429", "reset", "truncate", "latency", "stall", "malformed"]
 
 /** Which faults to inject, how often, and how (all repeatable from `seed`). */
 export interface FaultOptions {
@@ -34,6 +43,8 @@ export type Fault =
   | { readonly kind: "reset" }
   | { readonly kind: "truncate" }
   | { readonly kind: "latency"; readonly latencyMs: number }
+  | { readonly kind: "stall" }
+  | { readonly kind: "malformed" }
 
 /** Checks fault options and fills in the defaults; throws a `RangeError` naming a bad value. */
 export const normalise = (options: FaultOptions): Required<FaultOptions> => {
@@ -97,7 +108,12 @@ export class FaultInjector {
         return { kind, latencyMs: options.latencyMs }
       case "reset":
       case "truncate":
+      case "stall":
+      case "malformed":
         return { kind }
     }
   }
 }
+
+/** A reply's body cut in half, announced with a matching Content-Length: what a `malformed` fault sends. */
+export const malformedBody = (body: Uint8Array): Uint8Array => body.subarray(0, Math.floor(body.length / 2))
