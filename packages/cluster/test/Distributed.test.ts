@@ -1,0 +1,207 @@
+/**
+ * Distributed runs on real services: worker processes on 127.0.0.1, PostgreSQL on 127.0.0.1:5432,
+ * the channel simulator. What a distributed run writes (a Postgres table written by the partitions,
+ * a CSV file and a JSONL dataset published by the finalize step) must equal a local run's output
+ * row for row, even when a worker or the planner is SIGKILLed mid-run.
+ */
+import { type ChannelSimulator, startChannelSimulator } from "@effetl/source-channel/simulator"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import {
+  csvRows,
+  dropAll,
+  killAll,
+  query,
+  runToEnd,
+  start,
+  tableRows,
+  tmp,
+  uniqueName,
+  until,
+  worker
+} from "./support/Cluster.js"
+
+let sim: ChannelSimulator
+/** Every request a little slow, so partitions last long enough to be interrupted. */
+const latency = { kinds: ["latency"], rate: 1, latencyMs: 40 } as const
+const cleanup: Array<{ schemas: Array<string>; prefix: string }> = []
+
+beforeAll(async () => {
+  sim = await startChannelSimulator({ products: 160, seed: 11, faults: latency })
+})
+afterAll(async () => {
+  await sim?.close()
+})
+afterEach(async () => {
+  sim.setFaults(latency)
+  await killAll()
+  for (const c of cleanup.splice(0)) await dropAll(c)
+})
+
+/** A pipeline file: the channel split into partitions of 8 products, a Postgres table, a CSV file and a JSONL dataset. */
+const pipelineFile = (
+  dir: string,
+  options: { readonly name: string; readonly schema: string; readonly prefix: string; readonly partitionsPerWorker?: number }
+) => {
+  const file = path.join(dir, "pipeline.yaml")
+  fs.writeFileSync(
+    file,
+    [
+      "version: 1",
+      `name: ${options.name}`,
+      "state: { path: state/state.json }",
+      "checkpoint: { everyRecords: 20 }",
+      "deadLetter: { path: out/dead-letter.jsonl }",
+      "sources:",
+      "  shop:",
+      "    use: channel",
+      "    with:",
+      `      baseUrl: ${sim.url}`,
+      `      channelId: ${sim.channelId}`,
+      `      token: ${sim.token}`,
+      "      pageSize: 10",
+      "      concurrency: 1",
+      "      partitionSize: 8",
+      "sinks:",
+      "  db:",
+      "    use: postgres",
+      `    with: { url: "\${PG_URL}", schema: ${options.schema}, table: images }`,
+      "  csv:",
+      "    use: csv",
+      "    with: { path: out/images.csv }",
+      "  history:",
+      "    use: jsonl",
+      "    with: { path: out/history, mode: append }",
+      "cluster:",
+      "  postgres: ${PG_URL}",
+      `  prefix: ${options.prefix}`,
+      "  shardLockExpiration: 4 seconds",
+      "  shardsPerGroup: 30",
+      `  partitionsPerWorker: ${options.partitionsPerWorker ?? 2}`,
+      ""
+    ].join("\n")
+  )
+  return file
+}
+
+/** The lines of every part of a JSONL dataset directory, sorted. */
+const datasetRows = (dir: string): Array<string> =>
+  fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl")).flatMap((f) =>
+    fs.readFileSync(path.join(dir, f), "utf8").split("\n").filter((l) => l.length > 0)
+  ).sort()
+
+/** A local run of the same pipeline (its own output schema): what a distributed run must equal. */
+const localRun = async () => {
+  const dir = tmp()
+  const schema = uniqueName("local")
+  cleanup.push({ schemas: [schema], prefix: "unused" })
+  const file = pipelineFile(dir, { name: "local", schema, prefix: uniqueName("unused") })
+  const r = await runToEnd(dir, ["run", file])
+  expect(r.code, r.stderr).toBe(0)
+  return {
+    table: await tableRows(schema, "images"),
+    csv: csvRows(path.join(dir, "out/images.csv")),
+    dataset: datasetRows(path.join(dir, "out/history"))
+  }
+}
+
+/** The keys that appear more than once. */
+const duplicates = (rows: ReadonlyArray<string>, key: (row: Record<string, unknown>) => string) => {
+  const seen = new Map<string, number>()
+  for (const r of rows) {
+    const k = key(JSON.parse(r) as Record<string, unknown>)
+    seen.set(k, (seen.get(k) ?? 0) + 1)
+  }
+  return [...seen].filter(([, n]) => n > 1).map(([k]) => k)
+}
+
+describe("effetl run --distributed", () => {
+  it("equals a local run row for row when a worker is SIGKILLed mid-run (3 workers, no duplicates)", async () => {
+    const expected = await localRun()
+    const images = sim.catalogue.length
+    expect(expected.table.length).toBe(images)
+
+    const dir = tmp()
+    const schema = uniqueName("dist")
+    const prefix = uniqueName("effetl_t")
+    cleanup.push({ schemas: [schema], prefix })
+    const file = pipelineFile(dir, { name: "dist", schema, prefix })
+    const workers = await Promise.all([worker(dir, file), worker(dir, file), worker(dir, file)])
+    const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
+
+    const planner = start(dir, ["run", file, "--distributed"])
+    // Kill a worker while it is running a partition (after its first commits).
+    const busy = () => workers.find((w) => /partition shop\.\d+: running/.test(w.stderr))
+    await until(() => busy() !== undefined, 240_000, () => `no worker started a partition:\n${planner.stderr}\n${logs()}`, planner)
+    const victim = busy()!
+    const running = /partition (shop\.\d+): running/.exec(victim.stderr)![1]!
+    await until(
+      async () => (await query(`SELECT 1 FROM "${prefix}_state" WHERE pipeline LIKE $1 AND state->'sinks' <> '{}'::jsonb`, [`%/${running}`])).length > 0,
+      120_000,
+      () => `partition ${running} never committed:\n${victim.stderr}`,
+      victim
+    )
+    victim.process.kill("SIGKILL")
+    await victim.exited
+
+    const code = await planner.exited
+    expect(code, `${planner.stderr}\n${logs()}`).toBe(0)
+    const summary = JSON.parse(planner.stdout.trim().split("\n").pop()!).summary
+    expect(summary.status).toBe("finished")
+
+    const table = await tableRows(schema, "images")
+    const csv = csvRows(path.join(dir, "out/images.csv"))
+    const dataset = datasetRows(path.join(dir, "out/history"))
+    const key = (r: Record<string, unknown>) => `${r.source}/${r.product_id ?? r.productId}/${r.image_id ?? r.imageId}`
+    console.log(
+      `kill-a-worker: ${images} rows expected; written: table ${table.length}, csv ${csv.length}, dataset ${dataset.length}; ` +
+        `duplicates: csv ${duplicates(csv, key).length}, dataset ${duplicates(dataset, key).length}; killed worker was running ${running}`
+    )
+    expect(duplicates(csv, key)).toEqual([])
+    expect(duplicates(dataset, key)).toEqual([])
+    expect(table).toEqual(expected.table)
+    expect(csv).toEqual(expected.csv)
+    expect(dataset).toEqual(expected.dataset)
+    // The partition the victim was running finished on another worker.
+    const [partition] = await query<{ status: string }>(`SELECT status FROM "${prefix}_partitions" WHERE key = $1`, [running])
+    expect(partition?.status).toBe("finished")
+  }, 900_000)
+})
+
+describe("a planner SIGKILLed mid-run", () => {
+  it("is resumed by the next `run --distributed`: the same run, finished by the workers, the same rows", async () => {
+    const expected = await localRun()
+    const dir = tmp()
+    const schema = uniqueName("dist")
+    const prefix = uniqueName("effetl_t")
+    cleanup.push({ schemas: [schema], prefix })
+    // One partition at a time per worker: the run lasts long enough for the planner to be killed and rerun.
+    const file = pipelineFile(dir, { name: "dist", schema, prefix, partitionsPerWorker: 1 })
+    const workers = await Promise.all([worker(dir, file), worker(dir, file)])
+    const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
+
+    const first = start(dir, ["run", file, "--distributed"])
+    await until(() => /partition shop\.\d+ finished/.test(first.stderr), 300_000, () => `no partition finished:\n${first.stderr}\n${logs()}`, first)
+    // Slow the API right down while no planner waits, so the run cannot end before the second planner is up.
+    sim.setFaults({ kinds: ["latency"], rate: 1, latencyMs: 3_000 })
+    first.process.kill("SIGKILL")
+    await first.exited
+    const [run] = await query<{ run_id: string; status: string }>(`SELECT run_id, status FROM "${prefix}_runs"`)
+    expect(run?.status).toBe("running")
+
+    const second = start(dir, ["run", file, "--distributed"])
+    await until(() => second.stderr.includes("resuming distributed run"), 300_000, () => `no resume:\n${second.stderr}`, second)
+    sim.setFaults(latency)
+    expect(await second.exited, `${second.stderr}\n${logs()}`).toBe(0)
+    const summary = JSON.parse(second.stdout.trim().split("\n").pop()!).summary
+    expect(summary.runId).toBe(run!.run_id)
+    expect(summary.resumed).toBe(true)
+    // No worker died: every partition ran once, and the summary counts every record.
+    expect(summary.sources[0].counts.written).toBe(sim.catalogue.length)
+    expect(await tableRows(schema, "images")).toEqual(expected.table)
+    expect(csvRows(path.join(dir, "out/images.csv"))).toEqual(expected.csv)
+    expect(datasetRows(path.join(dir, "out/history"))).toEqual(expected.dataset)
+    expect((await query(`SELECT run_id FROM "${prefix}_runs"`)).length).toBe(1)
+  }, 900_000)
+})
