@@ -298,7 +298,10 @@ export const run = (
           if (batch.rejected.length > 0) {
             yield* deadLetters.write(batch.rejected, batch.checkpoint)
             deadLetterCount += batch.rejected.length
-            yield* Effect.forEach(batch.rejected, (d) => stats.add(d.source, "invalid"), { discard: true })
+            // Counted per source, once per batch (not one effect per dead letter).
+            const invalid = new Map<string, number>()
+            for (const d of batch.rejected) invalid.set(d.source, (invalid.get(d.source) ?? 0) + 1)
+            for (const [name, n] of invalid) yield* stats.add(name, "invalid", n)
           }
           for (const t of transforms) if (t.instance.persist) yield* t.instance.persist.written(batch)
           crashPoint("after-batch-write")

@@ -230,6 +230,24 @@ describe("Runner", () => {
       expect(lines(path.join(dir, "out.jsonl")).length).toBe(4)
     }))
 
+  it.effect("counts every dead letter of a batch as invalid, under its own source", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const badA = [img("", "1", "x", 0.5), img("", "1", "y", 0.25)]
+      const badB = [img("", "9", "x", 1.5), img("", "9", "z", 2.5), img("", "8", "z", 3.5)]
+      const r = yield* Runner.runNode(
+        yield* make(dir, {
+          a: { batches: [[...badA, img("", "1", "ok", 1)]], kind: "position", seen: [] },
+          b: { batches: [[badB[0]!, img("", "9", "y", 1), badB[1]!], [badB[2]!]], kind: "position", seen: [] }
+        }, [{ use: validate }])
+      )
+      const counts = Object.fromEntries(r.sources.map((s) => [s.name, s.counts]))
+      expect(counts.a).toMatchObject({ read: 3, written: 1, invalid: 2 })
+      expect(counts.b).toMatchObject({ read: 4, written: 1, invalid: 3 })
+      expect(r.deadLetters).toBe(5)
+      expect(lines(path.join(dir, "dead.jsonl")).map((d) => d.source).sort()).toEqual(["a", "a", "b", "b", "b"])
+    }))
+
   it.effect("merges sources, counts per source, and sends rejected records to the dead-letter file with the checkpoint", () =>
     Effect.gen(function*() {
       const dir = tmp()
