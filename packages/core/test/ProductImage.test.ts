@@ -93,3 +93,21 @@ describe("naturalCompare", () => {
     }
   })
 })
+
+describe("toJson", () => {
+  it("writes dates as ISO strings, and bytes (before extra) only when asked and present", () => {
+    const r = ProductImage.unchecked({ ...fields, bytes: new Uint8Array([104, 105]) })
+    const plain = toJson(r)
+    assert.deepStrictEqual(Object.keys(plain), [
+      "source", "productId", "imageId", "position", "url", "filename", "width", "height", "alt", "contentHash", "createdAt",
+      "updatedAt", "extra"
+    ])
+    assert.strictEqual(plain.createdAt, "2024-01-02T03:04:05.000Z")
+    assert.strictEqual(plain.updatedAt, null)
+    const withBytes = toJson(r, { includeBytes: true })
+    assert.deepStrictEqual(Object.keys(withBytes).slice(-2), ["bytes", "extra"])
+    assert.strictEqual(withBytes.bytes, "aGk=")
+    assert.notProperty(toJson(ProductImage.unchecked(fields), { includeBytes: true }), "bytes")
+    assert.strictEqual(toJson(ProductImage.unchecked({ ...fields, createdAt: new Date(Number.NaN) })).createdAt, null)
+  })
+})
