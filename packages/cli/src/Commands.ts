@@ -28,6 +28,19 @@ export interface Common {
   readonly verbose: boolean
 }
 
+/**
+ * The command's output with every secret of the environment hidden (see `Logging.redact`), the last
+ * guard behind the redaction the config and errors do themselves.
+ */
+const guarded = (io: Io): Io => {
+  const secrets = Logging.secretsOf(io.env)
+  return {
+    ...io,
+    stdout: (text) => io.stdout(Logging.redact(text, secrets)),
+    stderr: (text) => io.stderr(Logging.redact(text, secrets))
+  }
+}
+
 /** `effetl run <file>`. */
 export const run = (
   a: Common & {
@@ -39,8 +52,9 @@ export const run = (
     readonly state?: string
     readonly progress?: boolean
   },
-  io: Io
+  unsafeIo: Io
 ): Promise<number> => {
+  const io = guarded(unsafeIo)
   const useBars = (a.progress ?? io.stderrIsTTY) && a.logFormat === "pretty"
   const ui = useBars ? Progress.bars() : undefined
   const write = ui ? ui.log : (l: string) => io.stderr(l + "\n")
@@ -73,8 +87,9 @@ export const run = (
 }
 
 /** `effetl validate <file>`: everything a run checks before it reaches an API. */
-export const validate = (a: Common & { readonly file: string }, io: Io): Promise<number> =>
-  execute(
+export const validate = (a: Common & { readonly file: string }, unsafeIo: Io): Promise<number> => {
+  const io = guarded(unsafeIo)
+  return execute(
     a,
     io,
     Effect.gen(function*() {
@@ -90,6 +105,7 @@ export const validate = (a: Common & { readonly file: string }, io: Io): Promise
       )
     })
   )
+}
 
 /** `effetl plugins [name]` (loads every built-in). */
 export const plugins = (a: Common & { readonly name?: string | undefined }, io: Io): Promise<number> =>
@@ -118,9 +134,10 @@ export const schema = (a: Common, io: Io): Promise<number> =>
 /** `effetl state show|reset <file>`: reads only the file's name and state section. */
 export const state = (
   a: Common & { readonly action: "show" | "reset"; readonly file: string; readonly state?: string },
-  io: Io
-): Promise<number> =>
-  execute(
+  unsafeIo: Io
+): Promise<number> => {
+  const io = guarded(unsafeIo)
+  return execute(
     a,
     io,
     Effect.gen(function*() {
@@ -139,12 +156,14 @@ export const state = (
       }).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
     })
   )
+}
 
 /** `effetl simulate <api>`: serves until SIGINT or SIGTERM. */
 export const simulate = async (
   a: Common & { readonly api: string; readonly port: number; readonly faults: string; readonly faultRate: number },
   io: Io
 ): Promise<number> => {
+  // Not guarded: it prints the simulator's own made-up credentials on purpose.
   const sim = simulators.find((s) => s.api === a.api)!
   const faults = a.faults.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
   let running: Awaited<ReturnType<typeof sim.start>>

@@ -56,6 +56,50 @@ export const line = (
 export const errorLine = (format: LogFormat, message: string, tag?: string): string =>
   format === "json" ? line("json", "error", message, tag !== undefined ? { error: tag } : {}) : `error: ${escapeControl(message)}`
 
+/** Names of environment variables that hold secrets (`CHANNEL_TOKEN`, `PG_PASSWORD`, `ACCEO_API_KEY`, ...). */
+const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH/i
+
+/** A URL's user and password, `://user:password@` (anchored on `://` and bounded, so linear on any text). */
+const URL_PASSWORD = /:\/\/([^\s/:@]{0,256}):([^\s/@]{1,256})@/g
+
+/**
+ * The secrets in an environment: the values of variables named like secrets, and the password of
+ * every URL in any variable (`PG_URL=postgres://user:password@host/db`), as they may be printed
+ * (as is, escaped, inside JSON, URL-encoded). Values shorter than 6 characters are left out.
+ */
+export const secretsOf = (env: Record<string, string | undefined>): ReadonlyArray<string> => {
+  const found = new Set<string>()
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue
+    if (SECRET_NAME.test(name)) found.add(value)
+    for (const m of value.matchAll(URL_PASSWORD)) {
+      found.add(m[2]!)
+      try {
+        found.add(decodeURIComponent(m[2]!))
+      } catch {
+        // not URL-encoded
+      }
+    }
+  }
+  const forms = new Set<string>()
+  for (const s of found) {
+    if (s.length < 6) continue
+    for (const form of [s, escapeControl(s), JSON.stringify(s).slice(1, -1), encodeURIComponent(s)]) forms.add(form)
+  }
+  // Longest first, so that a secret inside another is not replaced half-way.
+  return [...forms].sort((a, b) => b.length - a.length)
+}
+
+/**
+ * Text with every secret replaced by `***` and every URL password hidden: the CLI's last guard, so a
+ * secret that reached an error message by mistake is still never printed.
+ */
+export const redact = (text: string, secrets: ReadonlyArray<string>): string => {
+  let out = text
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join("***")
+  return out.replace(URL_PASSWORD, "://$1:***@")
+}
+
 /** The text of an Effect log message (a string, a value, or several of them). */
 export const messageText = (message: unknown, toString: (u: unknown) => string = String): string => {
   const parts = Array.isArray(message) ? message : [message]
