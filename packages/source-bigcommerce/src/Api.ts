@@ -3,14 +3,20 @@
  * mapping to `ProductImage`. This module is the only place where the vendor's quirks live.
  *
  * Base: `{baseUrl}/stores/{storeHash}/v2`, auth header `X-Auth-Token`, `Accept: application/json`.
- * - `GET /products?page=&limit=` and `GET /products/{id}/images?page=&limit=` (limit at most 250,
- *   default 50; images sorted by id). A page past the end is **HTTP 204 with an empty body**: the
- *   end of the list, and the normal answer for a product with no images.
- * - `GET /products/images/count` is `{"count": N}`.
- * - `date_created` is RFC 2822 (`Mon, 24 Sep 2012 01:14:30 +0000`); V2 has no modified date.
+ * - `GET /products?min_id=&max_id=&min_date_modified=&include=&limit=` lists products sorted by id
+ *   (default sort); `GET /products/{id}/images?page=&limit=` lists a product's images sorted by id.
+ *   `limit` is at most 250 (above it the API answers **413**), default 50. A page past the end is
+ *   **HTTP 204 with an empty body**: the end of the list, and the normal answer for a product with
+ *   no images.
+ * - `GET /products/count` (same filters) and `GET /products/images/count` are `{"count": N}`.
+ * - Dates are RFC 2822 (`Mon, 24 Sep 2012 01:14:30 +0000`); some stores send ISO-8601, which is
+ *   accepted too. Products carry `date_modified` (images have only `date_created`).
+ * - `include=` names the product fields to return; `id`, `name`, `date_modified` and
+ *   `primary_image` always come.
  * - Errors are `[{"status": 404, "message": "The requested resource was not found."}]`.
  * - Every response carries `X-Rate-Limit-Requests-Quota`, `-Requests-Left`, `-Time-Window-Ms` and
- *   `-Time-Reset-Ms` (a fixed window per store, shared by every app).
+ *   `-Time-Reset-Ms` (a fixed window per store, shared by every app). A 429 carries
+ *   `X-Rate-Limit-Time-Reset-Ms` (milliseconds) and may carry `X-Retry-After` (seconds).
  */
 import { Batch, ProductImage } from "@effetl/core"
 import * as Either from "effect/Either"
@@ -25,6 +31,7 @@ export const storePath = (storeHash: string): string => `/stores/${storeHash}/v2
 /** The endpoint paths, relative to the store's V2 base. */
 export const paths = {
   products: "products",
+  productCount: "products/count",
   imageCount: "products/images/count",
   images: (productId: string): string => `products/${productId}/images`
 } as const
@@ -37,8 +44,13 @@ export const rateHeaders = {
   quota: "X-Rate-Limit-Requests-Quota",
   left: "X-Rate-Limit-Requests-Left",
   window: "X-Rate-Limit-Time-Window-Ms",
-  reset: "X-Rate-Limit-Time-Reset-Ms"
+  reset: "X-Rate-Limit-Time-Reset-Ms",
+  /** Seconds to wait, sent on some 429s (the longer of it and the reset is waited). */
+  retryAfter: "X-Retry-After"
 } as const
+
+/** The product fields a sync asks for (`include=`); the API always adds `name` and `primary_image`. */
+export const productFields = "id,date_modified" as const
 
 /** The image URL variants V2 sends, by the config's name for them. */
 export const urlFields = {
@@ -49,11 +61,14 @@ export const urlFields = {
 } as const
 export type ImageUrl = keyof typeof urlFields
 
-/** A product as the list sends it: only its id is read (the other fields are ignored). */
-export const WireProduct = Schema.Struct({ id: Schema.Int.pipe(Schema.positive()) })
+/** A product as the list sends it: its id and `date_modified` are read (the other fields are ignored). */
+export const WireProduct = Schema.Struct({
+  id: Schema.Int.pipe(Schema.positive()),
+  date_modified: Schema.optional(Schema.NullOr(Schema.String))
+})
 export type WireProduct = typeof WireProduct.Type
 
-/** `GET /products/images/count`. */
+/** `GET /products/count` and `GET /products/images/count`. */
 export const WireCount = Schema.Struct({ count: Schema.Int.pipe(Schema.nonNegative()) })
 
 /** One product image as the API sends it (the fields of the vendor's page). */
@@ -79,8 +94,8 @@ const decodeImage = Batch.decodeItem(WireImage, "product image")
 
 /**
  * Maps one wire image of product `productId` to a `ProductImage` (built unchecked; `validate`
- * checks it). An item of the wrong shape, of another product, or with a date that is not strict
- * RFC 2822 is a `Left` with the reason and the raw item (a dead letter).
+ * checks it). An item of the wrong shape, of another product, or with a date that is neither strict
+ * RFC 2822 nor ISO-8601 is a `Left` with the reason and the raw item (a dead letter).
  */
 export const toProductImage = (source: string, productId: string, item: unknown, imageUrl: ImageUrl): Mapped => {
   const decoded = decodeImage(item)
@@ -89,9 +104,9 @@ export const toProductImage = (source: string, productId: string, item: unknown,
   if (String(w.product_id) !== productId) {
     return Either.left({ error: `image ${w.id} says it belongs to product ${w.product_id}, but was listed for product ${productId}`, payload: item })
   }
-  const createdAt = parseRfc2822(w.date_created)
+  const createdAt = parseDate(w.date_created)
   if (createdAt === undefined) {
-    return Either.left({ error: `image ${w.id}: date_created ${JSON.stringify(w.date_created)} is not an RFC 2822 date`, payload: item })
+    return Either.left({ error: `image ${w.id}: date_created ${JSON.stringify(w.date_created)} is not an RFC 2822 or ISO-8601 date`, payload: item })
   }
   return Either.right(
     ProductImage.unchecked({
@@ -122,8 +137,11 @@ export const toProductImage = (source: string, productId: string, item: unknown,
 const nonEmpty = (s: string | null | undefined): string | null => (s === undefined || s === null || s.trim() === "" ? null : s)
 
 // ---------------------------------------------------------------------------------------------
-// RFC 2822 dates
+// Dates: RFC 2822 as documented, ISO-8601 as some stores send
 // ---------------------------------------------------------------------------------------------
+
+/** Parses a V2 date: strict RFC 2822 ({@link parseRfc2822}), else strict ISO-8601 ({@link parseIso8601}). */
+export const parseDate = (text: string): Date | undefined => parseRfc2822(text) ?? parseIso8601(text)
 
 const dayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
 const monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -158,4 +176,43 @@ export const parseRfc2822 = (text: string): Date | undefined => {
   if (calendar.getUTCDate() !== day || calendar.getUTCMonth() !== month) return undefined
   if (weekday !== undefined && dayNames[calendar.getUTCDay()] !== weekday) return undefined
   return new Date(local - offsetMinutes * 60_000)
+}
+
+const iso8601 = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})$/i
+
+/**
+ * Parses an ISO-8601 date-time with a zone (`2012-09-24T01:14:30Z`, `2012-09-24T03:14:30+02:00`,
+ * fractions of a second allowed) strictly to a UTC `Date`. A value without a zone, or with a day,
+ * hour, minute or second out of range, is `undefined`.
+ */
+export const parseIso8601 = (text: string): Date | undefined => {
+  const m = iso8601.exec(text.trim())
+  if (m === null) return undefined
+  const [, yearText, monthText, dayText, hourText, minuteText, secondText, fraction, zone] = m
+  const year = Number(yearText)
+  const month = Number(monthText) - 1
+  const day = Number(dayText)
+  const hour = Number(hourText)
+  const minute = Number(minuteText)
+  const second = secondText === undefined ? 0 : Number(secondText)
+  if (month < 0 || month > 11 || hour > 23 || minute > 59 || second > 59) return undefined
+  const calendar = new Date(Date.UTC(year, month, day))
+  if (calendar.getUTCFullYear() !== year || calendar.getUTCMonth() !== month || calendar.getUTCDate() !== day) return undefined
+  let offsetMinutes = 0
+  if (zone!.toUpperCase() !== "Z") {
+    const digits = zone!.slice(1).replace(":", "")
+    const zh = Number(digits.slice(0, 2))
+    const zm = Number(digits.slice(2, 4))
+    if (zh > 23 || zm > 59) return undefined
+    offsetMinutes = (zone!.startsWith("-") ? -1 : 1) * (zh * 60 + zm)
+  }
+  const millis = fraction === undefined ? 0 : Math.floor(Number(`0.${fraction}`) * 1000)
+  return new Date(Date.UTC(year, month, day, hour, minute, second, millis) - offsetMinutes * 60_000)
+}
+
+/** Writes an instant as BigCommerce writes dates: RFC 2822 in UTC, whole seconds (`Mon, 24 Sep 2012 01:14:30 +0000`). */
+export const formatRfc2822 = (date: Date): string => {
+  const two = (n: number) => String(n).padStart(2, "0")
+  return `${dayNames[date.getUTCDay()]}, ${two(date.getUTCDate())} ${monthNames[date.getUTCMonth()]} ${date.getUTCFullYear()} ` +
+    `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())} +0000`
 }

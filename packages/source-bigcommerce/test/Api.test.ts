@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
-import { parseRfc2822, toProductImage } from "../src/Api.js"
+import { formatRfc2822, parseDate, parseIso8601, parseRfc2822, toProductImage } from "../src/Api.js"
 
 const item = (more: Record<string, unknown> = {}): Record<string, unknown> => ({
   id: 247,
@@ -49,6 +49,41 @@ describe("parseRfc2822", () => {
   })
 })
 
+describe("parseIso8601 and parseDate", () => {
+  it.each([
+    ["2012-09-24T01:14:30Z", "2012-09-24T01:14:30.000Z"],
+    ["2012-09-24T01:14:30+00:00", "2012-09-24T01:14:30.000Z"],
+    ["2012-09-24T03:14:30+02:00", "2012-09-24T01:14:30.000Z"],
+    ["2012-09-23T20:44:30-0430", "2012-09-24T01:14:30.000Z"],
+    ["2012-09-24 01:14:30.250Z", "2012-09-24T01:14:30.250Z"],
+    ["2012-09-24T01:14Z", "2012-09-24T01:14:00.000Z"],
+    ["2012-02-29T23:59:59Z", "2012-02-29T23:59:59.000Z"]
+  ])("%s is %s", (text, iso) => {
+    expect(parseIso8601(text)?.toISOString()).toBe(iso)
+    expect(parseDate(text)?.toISOString()).toBe(iso)
+  })
+
+  it.each([
+    "2012-09-24T01:14:30", // no zone: which one?
+    "2012-09-24",
+    "2013-02-29T00:00:00Z",
+    "2012-13-01T00:00:00Z",
+    "2012-09-24T24:00:00Z",
+    "2012-09-24T01:14:30+25:00",
+    "24/09/2012"
+  ])("%j is not a date", (text) => {
+    expect(parseIso8601(text)).toBeUndefined()
+    expect(parseDate(text)).toBeUndefined()
+  })
+
+  it("parseDate takes RFC 2822 first; formatRfc2822 writes what parseRfc2822 reads back", () => {
+    expect(parseDate("Mon, 24 Sep 2012 01:14:30 +0000")?.toISOString()).toBe("2012-09-24T01:14:30.000Z")
+    const at = new Date(Date.UTC(2024, 1, 29, 7, 5, 9))
+    expect(formatRfc2822(at)).toBe("Thu, 29 Feb 2024 07:05:09 +0000")
+    expect(parseRfc2822(formatRfc2822(at))?.getTime()).toBe(at.getTime())
+  })
+})
+
 describe("toProductImage", () => {
   it("maps the V2 fields: id, sort_order, the zoom URL, image_file, description, is_thumbnail, date_created", () => {
     const mapped = toProductImage("bc", "32", item(), "zoom")
@@ -85,6 +120,11 @@ describe("toProductImage", () => {
     expect(Either.getOrThrow(toProductImage("bc", "32", none, "thumbnail")).url).toBeNull()
   })
 
+  it("an ISO-8601 date_created is accepted, not a dead letter", () => {
+    const mapped = toProductImage("bc", "32", item({ date_created: "2015-05-07T17:47:48+00:00" }), "zoom")
+    expect(Either.getOrThrow(mapped).createdAt?.toISOString()).toBe("2015-05-07T17:47:48.000Z")
+  })
+
   it("a null or empty description stays what it was; an image_file that looks like a path escape is kept as data", () => {
     expect(Either.getOrThrow(toProductImage("bc", "32", item({ description: null }), "zoom")).alt).toBeNull()
     expect(Either.getOrThrow(toProductImage("bc", "32", item({ description: "" }), "zoom")).alt).toBe("")
@@ -94,7 +134,7 @@ describe("toProductImage", () => {
   it("a bad date, a wrong shape or an image of another product is a Left with the reason and the raw item", () => {
     const badDate = item({ date_created: "24/09/2012" })
     expect(toProductImage("bc", "32", badDate, "zoom")).toEqual(
-      Either.left({ error: "image 247: date_created \"24/09/2012\" is not an RFC 2822 date", payload: badDate })
+      Either.left({ error: "image 247: date_created \"24/09/2012\" is not an RFC 2822 or ISO-8601 date", payload: badDate })
     )
     const badShape = item({ id: "x", is_thumbnail: "yes" })
     const shape = toProductImage("bc", "32", badShape, "zoom")

@@ -26,6 +26,8 @@ describe("BigCommerceConfig", () => {
       pageSize: 250,
       imageUrl: "zoom",
       concurrency: 4,
+      overlap: "1 second",
+      partitionSize: 5000,
       timeout: "30 seconds",
       retry: { maxRetries: 5, baseDelay: "250 millis", maxDelay: "30 seconds" },
       rateLimit: { reserve: 1, slowDownBelow: 0.1 }
@@ -43,6 +45,8 @@ describe("BigCommerceConfig", () => {
       pageSize: 50,
       imageUrl: "thumbnail",
       concurrency: 32,
+      overlap: "5 minutes",
+      partitionSize: 200,
       timeout: "2 minutes",
       retry: { maxRetries: 0 },
       rateLimit: { reserve: 20 }
@@ -52,15 +56,17 @@ describe("BigCommerceConfig", () => {
   })
 
   it.each([
-    [{ pageSize: 0 }, "pageSize: expected an integer from 1 to 250"],
-    [{ pageSize: 251 }, "pageSize: expected an integer from 1 to 250"],
+    [{ pageSize: 0 }, "pageSize: expected an integer from 1 to 250 (BigCommerce answers 413 to a larger limit)"],
+    [{ pageSize: 251 }, "pageSize: expected an integer from 1 to 250 (BigCommerce answers 413 to a larger limit)"],
+    [{ overlap: "1 fortnight" }, "overlap: expected a duration like \"500 millis\", \"30 seconds\" or \"2 minutes\", got \"1 fortnight\""],
+    [{ partitionSize: 0 }, "partitionSize: expected an integer from 1 to 1000000"],
     [{ concurrency: 0 }, "concurrency: expected an integer from 1 to 32"],
     [{ storeHash: "abc/../x" }, "storeHash: expected the store hash: letters and digits only"],
     [{ baseUrl: "ftp://api.bigcommerce.com" }, "baseUrl: expected an http:// or https:// URL"],
     [{ rateLimit: { reserve: -1 } }, "rateLimit.reserve: expected an integer from 0 to 10000"],
     [{ rateLimit: { slowDownBelow: 2 } }, "rateLimit.slowDownBelow: expected a fraction from 0 to 1"],
     [{ productIds: [] }, "productIds: expected at least one product id (leave the option out for every product)"],
-    [{ pagesize: 10 }, "pagesize: is unexpected, expected: \"storeHash\" | \"baseUrl\" | \"accessToken\" | \"productIds\" | \"productIdsFile\" | \"pageSize\" | \"imageUrl\" | \"concurrency\" | \"timeout\" | \"retry\" | \"rateLimit\""]
+    [{ pagesize: 10 }, "pagesize: is unexpected, expected: \"storeHash\" | \"baseUrl\" | \"accessToken\" | \"productIds\" | \"productIdsFile\" | \"pageSize\" | \"imageUrl\" | \"concurrency\" | \"overlap\" | \"partitionSize\" | \"timeout\" | \"retry\" | \"rateLimit\""]
   ])("rejects %j", (patch, message) => {
     expect(issues({ ...minimal, ...patch })).toContain(message)
   })
@@ -80,6 +86,13 @@ describe("BigCommerceConfig", () => {
   it("is the plugin's config schema", () => {
     expect(bigcommerce.name).toBe("bigcommerce")
     expect(bigcommerce.config).toBe(BigCommerceConfig)
+  })
+
+  it("says how it reads: full scan, incremental cursor, by id; and it splits into partitions", () => {
+    expect(bigcommerce.reads?.fullScan).toContain("min_id")
+    expect(bigcommerce.reads?.incremental).toContain("min_date_modified")
+    expect(bigcommerce.reads?.byId).toContain("productIds")
+    expect(typeof bigcommerce.partitions).toBe("function")
   })
 
   it("every option is documented in the README, with its schema default", () => {

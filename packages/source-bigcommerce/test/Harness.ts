@@ -37,8 +37,10 @@ export interface RunResult {
   readonly batches: ReadonlyArray<Batch.Batch>
   readonly records: ReadonlyArray<ProductImage>
   readonly rejected: ReadonlyArray<Batch.DeadLetter>
-  /** The checkpoint values of the batches, in order, without the `reading` signature. */
+  /** The checkpoint values of the batches, in order: the position only (no scope, no scan filter). */
   readonly checkpoints: ReadonlyArray<unknown>
+  /** The last batch's checkpoint, as the source made it (none when no batch had one). */
+  readonly last: Option.Option<Batch.Checkpoint>
   /** The checkpoints as the source made them. */
   readonly raw: ReadonlyArray<Option.Option<Batch.Checkpoint>>
   /** Every `progress.total` call. */
@@ -58,7 +60,8 @@ const toResult = (run: SourceHarness.Run): RunResult => {
     batches: run.batches,
     records: run.records,
     rejected: run.rejected,
-    checkpoints: run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => withoutReading(cp.value)))),
+    checkpoints: run.checkpoints.map((c) => Option.getOrUndefined(Option.map(c, (cp) => positionOf(cp.value)))),
+    last: Option.flatten(Option.fromNullable(run.checkpoints.at(-1))),
     raw: run.checkpoints,
     totals: run.totals,
     pages: run.pages,
@@ -120,8 +123,8 @@ export const expectedAll = (sim: BigCommerceSimulator, skip: ReadonlySet<number>
 export const productsByBatch = (batches: ReadonlyArray<Batch.Batch>): Array<string> =>
   batches.flatMap((b) => (Chunk.isEmpty(b.records) ? [] : [Chunk.unsafeHead(b.records).productId]))
 
-const withoutReading = (value: unknown): unknown => {
+const positionOf = (value: unknown): unknown => {
   if (typeof value !== "object" || value === null) return value
-  const { reading: _reading, ...rest } = value as Record<string, unknown>
+  const { scope: _scope, from: _from, startedAt: _startedAt, highWater: _highWater, keep: _keep, ...rest } = value as Record<string, unknown>
   return rest
 }

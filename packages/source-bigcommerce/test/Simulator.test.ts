@@ -58,7 +58,7 @@ describe("catalogue and list endpoints", () => {
     }
   })
 
-  it("GET /products pages the products by id; limit defaults to 50 and is capped at 250; past the end is a 204 with no body", async () => {
+  it("GET /products pages the products by id; limit defaults to 50; above 250 it is a 413; past the end is a 204 with no body", async () => {
     const first = await get(sim, api(sim, "products?page=1&limit=15"))
     expect(first.status).toBe(200)
     expect((first.body as Array<{ id: number }>).map((p) => p.id)).toEqual(sim.products.slice(0, 15).map((p) => p.id))
@@ -72,8 +72,12 @@ describe("catalogue and list endpoints", () => {
     const big = await startBigCommerceSimulator({ products: 300 })
     try {
       expect(((await get(big, api(big, "products"))).body as Array<unknown>).length).toBe(50)
-      expect(((await get(big, api(big, "products?limit=1000"))).body as Array<unknown>).length).toBe(250)
-      expect(((await get(big, api(big, "products?limit=1000&page=2"))).body as Array<unknown>).length).toBe(50)
+      expect(((await get(big, api(big, "products?limit=250&page=2"))).body as Array<unknown>).length).toBe(50)
+      for (const path of ["products?limit=251", "products?limit=1000&page=2", `products/${big.products[0]!.id}/images?limit=251`]) {
+        const refused = await get(big, api(big, path))
+        expect(refused.status).toBe(413)
+        expect(refused.body).toEqual([{ status: 413, message: expect.stringContaining("at most 250") }])
+      }
     } finally {
       await big.close()
     }
@@ -152,25 +156,29 @@ describe("auth", () => {
 })
 
 describe("the quota: a fixed window with four headers on every answer", () => {
-  it("counts every API request, answers 429 (with the headers) when the quota is spent, and opens a new window after it", async () => {
-    const sim = await startBigCommerceSimulator({ quota: 3, windowMs: 400 })
+  it("counts every API request, answers the documented 429 (Time-Reset-Ms and X-Retry-After only) when the quota is spent, and opens a new window after it", async () => {
+    // A window long enough that three requests fit in it on a loaded machine.
+    const sim = await startBigCommerceSimulator({ quota: 3, windowMs: 3000 })
     try {
       const lefts: Array<string | null> = []
       for (let i = 0; i < 3; i++) {
         const r = await get(sim, api(sim, "products/count"))
         expect(r.status).toBe(200)
         expect(r.headers.get("x-rate-limit-requests-quota")).toBe("3")
-        expect(r.headers.get("x-rate-limit-time-window-ms")).toBe("400")
+        expect(r.headers.get("x-rate-limit-time-window-ms")).toBe("3000")
         const reset = Number(r.headers.get("x-rate-limit-time-reset-ms"))
         expect(reset).toBeGreaterThan(0)
-        expect(reset).toBeLessThanOrEqual(400)
+        expect(reset).toBeLessThanOrEqual(3000)
         lefts.push(r.headers.get("x-rate-limit-requests-left"))
       }
       expect(lefts).toEqual(["2", "1", "0"])
       expect(sim.lowestLeft()).toBe(0)
       const throttled = await get(sim, api(sim, "products"))
       expect(throttled.status).toBe(429)
-      expect(throttled.headers.get("x-rate-limit-requests-left")).toBe("0")
+      expect(throttled.headers.get("x-rate-limit-requests-left")).toBeNull()
+      const resetMs = Number(throttled.headers.get("x-rate-limit-time-reset-ms"))
+      expect(resetMs).toBeGreaterThan(0)
+      expect(throttled.headers.get("x-retry-after")).toBe(String(Math.ceil(resetMs / 1000)))
       expect((throttled.body as Array<{ status: number }>)[0]!.status).toBe(429)
       expect(sim.throttled()).toBe(1)
       await new Promise((resolve) => setTimeout(resolve, Number(throttled.headers.get("x-rate-limit-time-reset-ms")) + 5))
@@ -198,6 +206,102 @@ describe("the quota: a fixed window with four headers on every answer", () => {
   })
 })
 
+describe("filters, fields and changes between runs", () => {
+  const ids = (body: unknown) => (body as Array<{ id: number }>).map((p) => p.id)
+
+  it("min_id and max_id select an id range (on the list and the count); the list stays sorted by id", async () => {
+    const sim = await startBigCommerceSimulator({ products: 30 })
+    try {
+      const [a, b] = [sim.products[4]!.id, sim.products[12]!.id]
+      const want = sim.products.filter((p) => p.id >= a && p.id <= b).map((p) => p.id)
+      expect(ids((await get(sim, api(sim, `products?min_id=${a}&max_id=${b}&limit=250`))).body)).toEqual(want)
+      expect((await get(sim, api(sim, `products/count?min_id=${a}&max_id=${b}`))).body).toEqual({ count: want.length })
+      expect(ids((await get(sim, api(sim, `products?min_id=${b + 1}&limit=3`))).body)).toEqual(sim.products.filter((p) => p.id > b).slice(0, 3).map((p) => p.id))
+      expect((await get(sim, api(sim, `products?min_id=${sim.products.at(-1)!.id + 1}`))).status).toBe(204)
+      expect(await get(sim, api(sim, "products?min_id=abc"))).toMatchObject({ status: 400, body: [{ status: 400 }] })
+    } finally {
+      await sim.close()
+    }
+  })
+
+  it("products carry date_modified; min_date_modified and max_date_modified (RFC 2822 or ISO-8601) filter on it, inclusive", async () => {
+    const sim = await startBigCommerceSimulator({ products: 30 })
+    try {
+      const list = (await get(sim, api(sim, "products?limit=250"))).body as Array<{ id: number; date_modified: string }>
+      expect(list.map((p) => p.date_modified)).toEqual(sim.products.map((p) => p.date_modified))
+      for (const p of sim.products) expect(Date.parse(p.date_modified)).toBe(p.modified)
+      const cut = [...sim.products].sort((x, y) => x.modified - y.modified)[15]!
+      const since = sim.products.filter((p) => p.modified >= cut.modified).map((p) => p.id)
+      for (const text of [cut.date_modified, new Date(cut.modified).toISOString()]) {
+        expect(ids((await get(sim, api(sim, `products?limit=250&min_date_modified=${encodeURIComponent(text)}`))).body)).toEqual(since)
+        expect(ids((await get(sim, api(sim, `products?limit=250&max_date_modified=${encodeURIComponent(text)}`))).body)).toEqual(
+          sim.products.filter((p) => p.modified <= cut.modified).map((p) => p.id)
+        )
+      }
+      expect((await get(sim, api(sim, `products/count?min_date_modified=${encodeURIComponent(cut.date_modified)}`))).body).toEqual({ count: since.length })
+      expect((await get(sim, api(sim, "products?min_date_modified=yesterday"))).status).toBe(400)
+    } finally {
+      await sim.close()
+    }
+  })
+
+  it("include= returns the named fields plus the mandatory ones (id, name, date_modified, primary_image); exclude= drops fields but not those", async () => {
+    const sim = await startBigCommerceSimulator({ products: 3 })
+    try {
+      const included = ((await get(sim, api(sim, "products?include=id,date_modified"))).body as Array<Record<string, unknown>>)[0]!
+      expect(Object.keys(included).sort()).toEqual(["date_modified", "id", "metadata", "name", "primary_image"])
+      const summary = ((await get(sim, api(sim, `products/${sim.products[0]!.id}?include=@summary`))).body as Record<string, unknown>)
+      expect(Object.keys(summary)).toContain("calculated_price")
+      expect(Object.keys(summary)).not.toContain("description")
+      const excluded = ((await get(sim, api(sim, "products?exclude=description,id"))).body as Array<Record<string, unknown>>)[0]!
+      expect(Object.keys(excluded)).not.toContain("description")
+      expect(Object.keys(excluded)).toContain("id")
+      expect(Object.keys(excluded)).toContain("weight")
+    } finally {
+      await sim.close()
+    }
+  })
+
+  it("touchProducts(n) gives n products a new image and date_modified = now; addProducts(n) adds products after the highest id", async () => {
+    const sim = await startBigCommerceSimulator({ products: 10 })
+    try {
+      const before = sim.products
+      const imagesBefore = sim.catalogue.length
+      const start = Math.floor(Date.now() / 1000) * 1000
+      const touched = sim.touchProducts(3)
+      expect(touched.length).toBe(3)
+      expect(sim.catalogue.length).toBe(imagesBefore + 3)
+      for (const id of touched) {
+        const now = sim.products.find((p) => p.id === id)!
+        expect(now.modified).toBeGreaterThanOrEqual(start)
+        expect(now.images.length).toBe(before.find((p) => p.id === id)!.images.length + 1)
+        const served = await get(sim, api(sim, `products/${id}/images?limit=250`))
+        expect((served.body as Array<{ id: number }>).map((i) => i.id)).toEqual(now.images)
+      }
+      const since = encodeURIComponent(new Date(start).toISOString())
+      expect(ids((await get(sim, api(sim, `products?limit=250&min_date_modified=${since}`))).body)).toEqual(touched)
+      const added = sim.addProducts(2)
+      expect(added[0]).toBeGreaterThan(before.at(-1)!.id)
+      expect(ids((await get(sim, api(sim, `products?limit=250&min_id=${added[0]}`))).body)).toEqual(added)
+      expect(sim.touchProducts([touched[0]!, 999_999])).toEqual([touched[0]])
+    } finally {
+      await sim.close()
+    }
+  })
+
+  it("dates: iso8601 writes ISO-8601 instead of RFC 2822", async () => {
+    const sim = await startBigCommerceSimulator({ products: 3, dates: "iso8601" })
+    try {
+      const product = ((await get(sim, api(sim, "products"))).body as Array<{ date_modified: string; date_created: string }>)[0]!
+      expect(product.date_modified).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/)
+      expect(product.date_created).toMatch(/^\d{4}-\d{2}-\d{2}T/)
+      expect(sim.catalogue[0]!.date_created).toMatch(/^\d{4}-\d{2}-\d{2}T/)
+    } finally {
+      await sim.close()
+    }
+  })
+})
+
 describe("deleteProduct", () => {
   it("a deleted product leaves the list and the counts; its images endpoint answers 404 in BigCommerce's shape", async () => {
     const sim = await startBigCommerceSimulator({ products: 5 })
@@ -217,14 +321,23 @@ describe("deleteProduct", () => {
 })
 
 describe("faults and options", () => {
-  it("injects the kit's faults from a seed; a 429 fault carries the quota headers", async () => {
-    const sim = await startBigCommerceSimulator({ faults: { kinds: ["429"], rate: 1, maxConsecutive: 1 } })
+  it("injects the kit's faults from a seed; a 429 fault has Time-Reset-Ms, and every other one X-Retry-After too", async () => {
+    const sim = await startBigCommerceSimulator({ windowMs: 100, faults: { kinds: ["429"], rate: 1, maxConsecutive: 1, retryAfterSeconds: 60 } })
     try {
       const first = await get(sim, api(sim, "products"))
       expect(first.status).toBe(429)
-      for (const name of rateHeaderNames) expect(first.headers.get(name)).not.toBeNull()
+      expect(first.headers.get("x-rate-limit-time-reset-ms")).not.toBeNull()
+      expect(first.headers.get("x-retry-after")).toBeNull()
+      expect(first.headers.get("x-rate-limit-requests-left")).toBeNull()
       expect((await get(sim, api(sim, "products"))).status).toBe(200)
-      expect(sim.requests().faults).toBe(1)
+      const second = await get(sim, api(sim, "products/count"))
+      expect([second.status, second.headers.get("x-retry-after")]).toEqual([429, "60"])
+      // A retry before the X-Retry-After ran out is throttled again (with what is left of it), and counted.
+      const early = await get(sim, api(sim, "products/count"))
+      expect(early.status).toBe(429)
+      expect(Number(early.headers.get("x-retry-after"))).toBeGreaterThan(0)
+      expect(sim.early()).toBe(1)
+      expect(sim.requests().faults).toBe(2)
       expect(sim.throttled()).toBe(0)
       sim.setFaults({ kinds: ["5xx"], rate: 1, maxConsecutive: 5 })
       expect((await fetch(api(sim, "products"), { headers: { "X-Auth-Token": sim.accessToken } })).status).toBeGreaterThanOrEqual(500)

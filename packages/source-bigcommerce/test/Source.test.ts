@@ -53,11 +53,16 @@ describe("bigcommerce source: a full sync", () => {
       expect(result.records.map(plain)).toEqual(expectedAll(sim))
       expect(result.rejected).toEqual([])
       expect(result.totals).toEqual([sim.catalogue.length])
-      // One batch per product (a product with no images is a batch with no records), in product order.
-      expect(result.batches.length).toBe(sim.products.length)
+      // One batch per product (a product with no images is a batch with no records), in product order,
+      // then the finished scan's cursor.
+      expect(result.batches.length).toBe(sim.products.length + 1)
+      expect(Chunk.isEmpty(result.batches.at(-1)!.records)).toBe(true)
+      expect(result.last).toMatchObject(Option.some({ kind: "cursor", value: { scope: "every product", complete: true } }))
       expect(productsByBatch(result.batches)).toEqual(withImages(sim).map(String))
       for (const batch of result.batches) expect(new Set(Chunk.toArray(batch.records).map((r) => r.productId)).size).toBeLessThanOrEqual(1)
       // The count, one products page (40 < 250: a short page ends the list) and one request per product.
+      // The list is read by id range: min_id, the fields a sync needs, the page size; no page number.
+      expect(sim.requests().byPath).toBeDefined()
       const byPath = sim.requests().byPath
       expect(byPath[`/stores/${sim.storeHash}/v2/products/images/count`]).toBe(1)
       expect(byPath[`/stores/${sim.storeHash}/v2/products`]).toBe(1)
@@ -76,7 +81,7 @@ describe("bigcommerce source: a full sync", () => {
       expect(result.checkpoints).toEqual([{ page: 0, done: 1, lastId: String(empty.id) }])
     })))
 
-  it.live("pageSize 3: the product list and a product's images are both paged, up to the 204 past the end", () =>
+  it.live("pageSize 3: the product list is read by id range and a product's images by page, up to the 204 past the end", () =>
     live(Effect.gen(function*() {
       const sim = yield* Simulator.make({ products: 12 })
       const result = yield* run(simConfig(sim, { pageSize: 3 }))
@@ -89,14 +94,16 @@ describe("bigcommerce source: a full sync", () => {
         const n = p.images.length
         expect(byPath[imagesPath(sim, p.id)], `requests for product ${p.id} (${n} images)`).toBe(Math.floor(n / 3) + 1)
       }
-      // The checkpoint is the products page plus the products finished on it.
+      // The checkpoint is the page's min_id plus the products finished on it; the next page starts after its last id.
+      const after = (i: number) => sim.products[i]!.id + 1
       expect(result.checkpoints.slice(0, 4)).toEqual([
         { page: 1, done: 1, lastId: String(sim.products[0]!.id) },
         { page: 1, done: 2, lastId: String(sim.products[1]!.id) },
-        { page: 2, done: 0 },
-        { page: 2, done: 1, lastId: String(sim.products[3]!.id) }
+        { page: after(2), done: 0 },
+        { page: after(2), done: 1, lastId: String(sim.products[3]!.id) }
       ])
-      expect(result.checkpoints.at(-1)).toEqual({ page: 5, done: 0 })
+      expect(result.checkpoints.at(-2)).toEqual({ page: after(11), done: 0 })
+      expect(result.checkpoints.at(-1)).toMatchObject({ complete: true })
     })))
 
   for (const imageUrl of ["standard", "thumbnail", "tiny"] as const) {
@@ -186,7 +193,12 @@ describe("bigcommerce source: kill and resume", () => {
         const config = simConfig(sim, { pageSize: 7, concurrency })
         const first = yield* run(config, { take: 10 })
         const saved = first.batches[9]!.checkpoint
-        expect(Option.getOrThrow(saved).value).toEqual({ page: 2, done: 3, lastId: String(sim.products[9]!.id), reading: "every product, pageSize=7" })
+        expect(Option.getOrThrow(saved).value).toMatchObject({
+          page: sim.products[6]!.id + 1,
+          done: 3,
+          lastId: String(sim.products[9]!.id),
+          scope: "every product"
+        })
         // The rerun talks to a fresh simulator with the same seed (the same catalogue), so its request
         // counts are not blurred by the first run's fetches that were in flight when it was cut.
         const again = yield* Simulator.make()
@@ -197,7 +209,8 @@ describe("bigcommerce source: kill and resume", () => {
         const resumed = second.records.map((r) => plain(r))
         const rebased = resumed.map((r) => JSON.parse(JSON.stringify(r).replaceAll(again.url, sim.url)) as Record<string, unknown>)
         expect([...first.records.map(plain), ...rebased]).toEqual(expectedAll(sim))
-        expect(second.checkpoints[0]).toEqual({ page: 2, done: 4, lastId: String(sim.products[10]!.id) })
+        // It goes on after the last finished id, whatever page that was on.
+        expect(second.checkpoints[0]).toEqual({ page: sim.products[9]!.id + 1, done: 1, lastId: String(sim.products[10]!.id) })
       })))
   }
 
@@ -211,19 +224,31 @@ describe("bigcommerce source: kill and resume", () => {
       expect([...first.records, ...second.records].map(plain)).toEqual(expectedAll(sim))
     })))
 
-  it.live("a resume under other settings is refused, not read from the wrong place", () =>
+  it.live("a resume with another page size goes on after the last finished id (keyset paging does not depend on it)", () =>
+    live(Effect.gen(function*() {
+      const sim = yield* Simulator.make()
+      const first = yield* run(simConfig(sim, { pageSize: 7 }), { take: 9 })
+      const second = yield* run(simConfig(sim, { pageSize: 5 }), { checkpoint: first.batches[8]!.checkpoint })
+      expect([...first.records, ...second.records].map(plain)).toEqual(expectedAll(sim))
+    })))
+
+  it.live("a resume over other products is refused, not read from the wrong place", () =>
     live(Effect.gen(function*() {
       const sim = yield* Simulator.make()
       const first = yield* run(simConfig(sim, { pageSize: 7 }), { take: 2 })
       const saved = first.batches[1]!.checkpoint
-      for (const changed of [{ pageSize: 8 }, { productIds: [sim.products[0]!.id] }]) {
-        const failure = yield* Effect.flip(run(simConfig(sim, changed), { checkpoint: saved }))
-        expect(failure._tag).toBe("ConfigError")
-        expect(failure.message).toContain("the unfinished run was reading [every product, pageSize=7]")
-        expect(failure.message).toContain("--restart")
-      }
+      const failure = yield* Effect.flip(run(simConfig(sim, { productIds: [sim.products[0]!.id] }), { checkpoint: saved }))
+      expect(failure._tag).toBe("ConfigError")
+      expect(failure.message).toContain("the unfinished run was reading [every product]")
+      expect(failure.message).toContain("--restart")
+      const byIds = yield* run(simConfig(sim, { productIds: [sim.products[0]!.id, sim.products[2]!.id] }), { take: 1 })
+      const back = yield* Effect.flip(run(simConfig(sim), { checkpoint: byIds.batches[0]!.checkpoint }))
+      expect(back.message).toContain("the unfinished run was reading [productIds (2, sha256:")
       const foreign = yield* Effect.flip(run(simConfig(sim), { checkpoint: Option.some(Batch.position({ page: "x" })) }))
-      expect(foreign.message).toContain("not one this source wrote")
+      expect(foreign.message).toContain("not one this version of the source wrote")
+      // The page-number checkpoint of an older version is refused the same way.
+      const old = yield* Effect.flip(run(simConfig(sim), { checkpoint: Option.some(Batch.position({ page: 2, done: 1, lastId: "108", reading: "every product, pageSize=7" })) }))
+      expect(old.message).toContain("not one this version of the source wrote")
     })))
 
   it.live("productIds resume by offset in the list", () =>
@@ -401,14 +426,16 @@ const wire = (id: number, more: Record<string, unknown> = {}) => ({
 })
 
 describe("bigcommerce source: the wire contract", () => {
-  it.live("sends X-Auth-Token and Accept: application/json to /stores/{hash}/v2 with page and limit; bad items are dead letters", () =>
+  it.live("sends X-Auth-Token and Accept: application/json to /stores/{hash}/v2, products by id range, images by page; bad items are dead letters", () =>
     live(Effect.gen(function*() {
       const badDate = wire(2, { date_created: "Tue, 24 Sep 2012 01:14:30 +0000" }) // 24 Sep 2012 was a Monday
       const badShape = wire(3, { sort_order: "first" })
       const server = yield* tinyServer((req, res) => {
         const url = new URL(req.url ?? "/", "http://x")
         if (url.pathname === "/stores/abc123/v2/products/images/count") return send(res, 200, { count: 4 })
-        if (url.pathname === "/stores/abc123/v2/products") return url.searchParams.get("page") === "1" ? send(res, 200, [{ id: 7, name: "x" }]) : send(res, 204)
+        if (url.pathname === "/stores/abc123/v2/products") {
+          return url.searchParams.get("min_id") === "1" ? send(res, 200, [{ id: 7, name: "x", date_modified: "Mon, 24 Sep 2012 01:34:57 +0000" }]) : send(res, 204)
+        }
         if (url.pathname === "/stores/abc123/v2/products/7/images") {
           return url.searchParams.get("page") === "1" ? send(res, 200, [wire(1), badDate, badShape, wire(4, { description: "four" })]) : send(res, 204)
         }
@@ -420,11 +447,11 @@ describe("bigcommerce source: the wire contract", () => {
         ["4", 4, "https://cdn.example.com/4.1280.1280.jpg", "a/001/img_4__1.jpg", "four", "2012-09-24T01:14:30.000Z"]
       ])
       expect(result.rejected.map((d) => [d.stage, d.payload])).toEqual([["source", badDate], ["source", badShape]])
-      expect(result.rejected[0]!.error).toBe("image 2: date_created \"Tue, 24 Sep 2012 01:14:30 +0000\" is not an RFC 2822 date")
+      expect(result.rejected[0]!.error).toBe("image 2: date_created \"Tue, 24 Sep 2012 01:14:30 +0000\" is not an RFC 2822 or ISO-8601 date")
       expect(result.rejected[1]!.error).toContain("sort_order")
       expect(server.seen.map((s) => s.url)).toEqual([
         "/stores/abc123/v2/products/images/count",
-        "/stores/abc123/v2/products?page=1&limit=250",
+        "/stores/abc123/v2/products?min_id=1&include=id%2Cdate_modified&limit=250",
         "/stores/abc123/v2/products/7/images?page=1&limit=250"
       ])
       for (const s of server.seen) {
@@ -442,12 +469,17 @@ describe("bigcommerce source: the wire contract", () => {
       expect(error.message).toContain("source 'bigcommerce'")
     })))
 
-  it.live("a 204 on page 1 of the product list is an empty store: no batches, no failure", () =>
+  it.live("a 204 on the first product page is an empty store: no records, only the finished scan's cursor, no failure", () =>
     live(Effect.gen(function*() {
       const server = yield* tinyServer((req, res) =>
         new URL(req.url ?? "/", "http://x").pathname.endsWith("/count") ? send(res, 200, { count: 0 }) : send(res, 204))
       const result = yield* run({ baseUrl: server.url, storeHash: "abc123", accessToken: "t0ken-abc" })
-      expect(result.batches).toEqual([])
+      expect(result.records).toEqual([])
+      expect(result.batches.map((b) => Option.getOrThrow(b.checkpoint).value)).toEqual([
+        { scope: "every product", page: 1, done: 0, startedAt: expect.any(String) },
+        // Nothing was listed: the next run reads what changed since this scan began (the server's Date).
+        { scope: "every product", complete: true, mark: expect.any(String), highWater: null }
+      ])
       expect(result.totals).toEqual([0])
     })))
 
