@@ -109,7 +109,11 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
         (scoped = y)
           .positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" })
           .option("dry-run", { type: "boolean", default: false, describe: "Validate the config and reach every source (one request each); write nothing" })
-          .option("limit", { type: "number", requiresArg: true, describe: "Read at most N records per source (a trial: writes output, saves no state)" })
+          .option("limit", {
+            type: "number",
+            requiresArg: true,
+            describe: "Read at most N records per source: a trial, written to each output's trial location (images.trial.csv), no state saved"
+          })
           .option("full-refresh", { type: "boolean", default: false, describe: "Ignore saved cursors and transform state; read everything again" })
           .option("restart", { type: "boolean", default: false, describe: "Discard an unfinished run and start a new one" })
           .option("state", stateOption)
@@ -122,7 +126,7 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
             return a.state === "" ? "--state needs a file name" : true
           })
           .example("$0 run pipeline.yaml", "run it (or resume its unfinished run)")
-          .example("$0 run pipeline.yaml --limit 20", "a trial: 20 records per source, no state saved")
+          .example("$0 run pipeline.yaml --limit 20", "a trial: 20 records per source, to the trial locations, no state saved")
           .example("$0 run pipeline.yaml --dry-run", "check the config and the credentials"),
       async (a) => {
         result.code = await (await load()).run(
