@@ -8,7 +8,8 @@
  * `shardLockExpiration`; another worker then re-runs the workflows it held, and each partition
  * resumes from its last committed checkpoint.
  */
-import { ConfigError, type Pipeline, type PluginServices, Runner, RunStats, type StateError, type StateStore } from "@effetl/core"
+import { ConfigError, Http, type Pipeline, type PluginServices, Runner, RunStats, type StateError, type StateStore } from "@effetl/core"
+import * as RateLimiter from "@effect/experimental/RateLimiter"
 import { SqlDatabase, SqlStateStore } from "@effetl/sink-sql"
 import * as Activity from "@effect/workflow/Activity"
 import { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
@@ -19,6 +20,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as ClusterConfig from "./ClusterConfig.js"
 import * as ClusterLayer from "./ClusterLayer.js"
 import * as ClusterStore from "./ClusterStore.js"
@@ -26,6 +28,7 @@ import * as Finalize from "./Finalize.js"
 import * as Fingerprint from "./Fingerprint.js"
 import * as PartitionRun from "./PartitionRun.js"
 import * as Plan from "./Plan.js"
+import * as SharedRateLimit from "./SharedRateLimit.js"
 import { Partition, PartitionFailed, Run, type RunResult } from "./Workflows.js"
 
 /** What a worker's workflow handlers use. */
@@ -123,6 +126,33 @@ export const workflows: Layer.Layer<never, never, WorkflowEngine | WorkerContext
   )
 )
 
+/**
+ * The shared rate budget (`cluster.redis`), plugged into core's limiters through the
+ * `Http.RateLimit.Backend` reference: every limiter a source asks for by credential is then one
+ * budget in Redis across the workers. Without `cluster.redis`, or with a core that has no such hook,
+ * each worker paces its own requests (said once at start).
+ */
+export const rateLimitBackend = (config: ClusterConfig.ClusterConfig): Layer.Layer<never> => {
+  if (config.redis === undefined) return Layer.empty
+  const Backend = (Http.RateLimit as unknown as { readonly Backend?: Context.Tag<unknown, Backend> }).Backend
+  if (Backend === undefined) {
+    return Layer.effectDiscard(
+      Effect.logWarning("cluster.redis is set, but this @effetl/core has no Http.RateLimit.Backend hook: each worker paces its own requests")
+    )
+  }
+  return Layer.effect(
+    Backend,
+    Effect.map(RateLimiter.RateLimiter, (limiter): Backend => ({
+      make: (key, policy) => SharedRateLimit.make(key, policy).pipe(Effect.provideService(RateLimiter.RateLimiter, limiter))
+    }))
+  ).pipe(Layer.provide(SharedRateLimit.layer(config.redis)))
+}
+
+/** What core's `Http.RateLimit.Backend` holds: how the limiter shared under a key is made. */
+interface Backend {
+  readonly make: (key: string, policy: Http.RateLimit.Policy) => Effect.Effect<Http.RateLimit.Limiter, never, Scope.Scope>
+}
+
 /** The worker: its context, the workflows and the cluster membership, for the layer's lifetime. */
 export const layer = (
   pipeline: Pipeline.Pipeline,
@@ -130,7 +160,7 @@ export const layer = (
   options: WorkerOptions = {}
 ): Layer.Layer<never, StateError> =>
   workflows.pipe(
-    Layer.provide(context(pipeline, config)),
+    Layer.provide(Layer.merge(context(pipeline, config), rateLimitBackend(config))),
     Layer.provide(
       ClusterLayer.layer(config, ClusterConfig.prefixOf(config, pipeline.name), {
         clientOnly: false,
