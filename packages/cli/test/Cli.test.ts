@@ -262,7 +262,7 @@ describe("plugins", () => {
     expect(channel.stdout).toMatch(/^  token  \(string, required\)/m)
     expect(channel.stdout).toMatch(/^  retry\.maxRetries  \(integer 0\.\.20, default 5\)/m) // nested options too
     const csv = await cli(["plugins", "csv"], { cwd: tempDir("plugins") })
-    expect(csv.stdout).toMatch(/^  mode  \("overwrite" \| "append", default "overwrite"\)/m)
+    expect(csv.stdout).toMatch(/^  mode  \("auto" \| "overwrite" \| "append", default "auto"\)/m)
     expect(csv.stdout).toMatch(/^  path  \(string, required\)\n      Where to write/m)
     const dedupe = await cli(["plugins", "dedupe-by-hash"], { cwd: tempDir("plugins") })
     expect(dedupe.stdout).toMatch(/^dedupe-by-hash \(transform\)/m)
