@@ -6,7 +6,7 @@
  */
 import * as http from "node:http"
 import type * as net from "node:net"
-import { type Fault, FaultInjector, type FaultOptions } from "./Faults.js"
+import { type Fault, FaultInjector, type FaultOptions, malformedBody } from "./Faults.js"
 
 /** A complete HTTP answer, built before it is sent (so faults can delay or cut it). */
 export interface Reply {
@@ -108,6 +108,13 @@ export const serve = async (options: ServeOptions): Promise<Served> => {
           }, fault.latencyMs)
           timers.add(timer)
         })
+      case "stall":
+        // Never answer: only the client's timeout ends it (close() drops the connection).
+        return
+      case "malformed":
+        // A complete 2xx whose body is not what it claims (a proxy's error page, a half-written file).
+        return answer(req, res, (reply) =>
+          send(res, reply.status >= 200 && reply.status < 300 ? { ...reply, body: malformedBody(reply.body) } : reply))
     }
   })
 

@@ -44,3 +44,29 @@ describe("Server.serve everyReply", () => {
       }
     }))
 })
+
+describe("Server.serve stall and malformed faults", () => {
+  it.live("malformed: a 200 with the first half of the body; stall: no answer at all, until the client gives up", () =>
+    Effect.promise(async () => {
+      const malformed = await start({ kinds: ["malformed"], rate: 1, maxConsecutive: 100 })
+      try {
+        const res = await fetch(`${malformed.origin}/ok`)
+        expect(res.status).toBe(200)
+        const body = await res.text()
+        expect(body).toBe(`{"ok":true}`.slice(0, Math.floor(`{"ok":true}`.length / 2)))
+        expect(() => JSON.parse(body)).toThrow()
+      } finally {
+        await malformed.close()
+      }
+      const stall = await start({ kinds: ["stall"], rate: 1, maxConsecutive: 100 })
+      try {
+        const outcome = await fetch(`${stall.origin}/ok`, { signal: AbortSignal.timeout(500) }).then(
+          (r) => `answered ${r.status}`,
+          (e: Error) => e.name
+        )
+        expect(outcome).toBe("TimeoutError")
+      } finally {
+        await stall.close()
+      }
+    }))
+})
