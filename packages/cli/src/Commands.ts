@@ -51,6 +51,8 @@ export const run = (
     readonly limit?: number
     readonly state?: string
     readonly progress?: boolean
+    /** Run on the workers of the pipeline's `cluster:` section (`@effetl/cluster`, loaded only then). */
+    readonly distributed?: boolean
   },
   unsafeIo: Io
 ): Promise<number> => {
@@ -64,7 +66,9 @@ export const run = (
     {
       ...a,
       write,
-      interrupted: keepsState
+      interrupted: a.distributed === true
+        ? `stopped waiting: the run goes on on the workers; 'effetl run ${a.file} --distributed' waits for it again`
+        : keepsState
         ? `stopped: committed work is kept; the next 'effetl run ${a.file}' resumes this run (--restart discards it)`
         : "stopped",
       release: () => reporter.close?.()
@@ -73,16 +77,37 @@ export const run = (
     Effect.gen(function*() {
       const pipeline = yield* loadPipeline(a.file, io, a.state)
       yield* PathConflicts.check(pipeline).pipe(Effect.mapError(prefix(a.file)))
-      const summary = yield* Runner.runNode(pipeline, {
+      const options = {
         dryRun: a.dryRun,
         fullRefresh: a.fullRefresh,
         restart: a.restart,
         reporter,
         ...(a.limit !== undefined ? { limit: a.limit } : {})
-      })
+      }
+      const summary = a.distributed === true
+        ? yield* Effect.flatMap(Effect.promise(() => import("@effetl/cluster")), (cluster) => cluster.Distributed.run(pipeline, options))
+        : yield* Runner.runNode(pipeline, options)
       reporter.close?.()
       io.stdout((a.logFormat === "json" ? Summary.json(summary) : Summary.text(summary, pipeline)) + "\n")
     }).pipe(Effect.ensuring(Effect.sync(() => reporter.close?.())))
+  )
+}
+
+/** `effetl worker <file>`: serves the pipeline's partitions on its cluster until stopped (`@effetl/cluster`). */
+export const worker = (
+  a: Common & { readonly file: string; readonly host?: string; readonly port?: number },
+  unsafeIo: Io
+): Promise<number> => {
+  const io = guarded(unsafeIo)
+  return execute(
+    { ...a, interrupted: "worker stopped: its unfinished partitions move to the other workers" },
+    io,
+    Effect.gen(function*() {
+      const pipeline = yield* loadPipeline(a.file, io)
+      yield* PathConflicts.check(pipeline).pipe(Effect.mapError(prefix(a.file)))
+      const cluster = yield* Effect.promise(() => import("@effetl/cluster"))
+      return yield* cluster.Distributed.worker(pipeline, { host: a.host, port: a.port })
+    })
   )
 }
 

@@ -46,7 +46,8 @@ const commands = {
   plugins: "plugins [name]",
   schema: "schema",
   state: "state <action> <file>",
-  simulate: "simulate <api>"
+  simulate: "simulate <api>",
+  worker: "worker <file>"
 } as const
 type Command = keyof typeof commands
 /** The positional arguments' names (the rest are options, shown as `--name`). */
@@ -121,13 +122,19 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
             type: "boolean",
             describe: "Progress bars on stderr; --no-progress for log lines (default: bars when stderr is a terminal and --log-format is pretty)"
           })
+          .option("distributed", {
+            type: "boolean",
+            default: false,
+            describe: "Run on the workers of the pipeline's cluster: section ('effetl worker'): plan, wait, print the same summary; resumes its unfinished distributed run"
+          })
           .check((a) => {
             if (a.limit !== undefined && (!Number.isInteger(a.limit) || a.limit < 1)) return "--limit must be an integer ≥ 1"
             return a.state === "" ? "--state needs a file name" : true
           })
           .example("$0 run pipeline.yaml", "run it (or resume its unfinished run)")
           .example("$0 run pipeline.yaml --limit 20", "a trial: 20 records per source, to the trial locations, no state saved")
-          .example("$0 run pipeline.yaml --dry-run", "check the config and the credentials"),
+          .example("$0 run pipeline.yaml --dry-run", "check the config and the credentials")
+          .example("$0 run pipeline.yaml --distributed", "split it into partitions run by the workers (see 'effetl worker')"),
       async (a) => {
         result.code = await (await load()).run(
           {
@@ -139,7 +146,8 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
             restart: a.restart,
             ...(a.limit !== undefined ? { limit: a.limit } : {}),
             ...(a.state !== undefined ? { state: a.state } : {}),
-            ...(a.progress !== undefined ? { progress: a.progress } : {})
+            ...(a.progress !== undefined ? { progress: a.progress } : {}),
+            ...(a.distributed ? { distributed: true } : {})
           },
           io
         )
@@ -211,6 +219,32 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
       async (a) => {
         result.code = await (await load()).simulate(
           { api: a.api, port: a.port, faults: a.faults, faultRate: a["fault-rate"], logFormat: a["log-format"], verbose: a.verbose },
+          io
+        )
+      }
+    )
+    .command(
+      commands.worker,
+      "Serve a pipeline's partitions for 'effetl run --distributed', with the other workers of its cluster: section (PostgreSQL). Ctrl-C or SIGTERM stops it; its work moves to the others.",
+      (y) =>
+        (scoped = y)
+          .positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file (the same file on every worker and the planner)" })
+          .option("host", { type: "string", requiresArg: true, describe: "The address the other workers reach this one at (default: cluster.host, else 127.0.0.1)" })
+          .option("port", { type: "number", requiresArg: true, describe: "The port this worker listens on for the others (default: cluster.port, else 34431)" })
+          .check((a) => {
+            if (a.port !== undefined && (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535)) return "--port must be an integer from 1 to 65535"
+            return a.host === "" ? "--host needs an address" : true
+          })
+          .example("$0 worker pipeline.yaml --host 10.0.0.5", "serve partitions on this machine (one worker per machine or core)"),
+      async (a) => {
+        result.code = await (await load()).worker(
+          {
+            file: a.file,
+            logFormat: a["log-format"],
+            verbose: a.verbose,
+            ...(a.host !== undefined ? { host: a.host } : {}),
+            ...(a.port !== undefined ? { port: a.port } : {})
+          },
           io
         )
       }

@@ -4,13 +4,16 @@
  * returns; a source that declares nothing is one unit. Several sources are several units, so a
  * pipeline reading many stores or channels spreads over machines even when no source splits.
  */
-import { ConfigError, type Pipeline, type PluginServices, type Source, type SourceError } from "@effetl/core"
+import { ConfigError, type Pipeline, type PluginServices, type SourceError } from "@effetl/core"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 
+/** A partition spec: a small JSON value (the same shape as core's `Source.PartitionSpec`). */
+export type SpecValue = null | boolean | number | string | ReadonlyArray<SpecValue> | { readonly [key: string]: SpecValue }
+
 /** A partition spec as JSON (the value a source's `partitions` returned). */
-export const Spec: Schema.Schema<Source.PartitionSpec> = Schema.suspend(() =>
+export const Spec: Schema.Schema<SpecValue> = Schema.suspend(() =>
   Schema.Union(
     Schema.Null,
     Schema.Boolean,
@@ -19,7 +22,7 @@ export const Spec: Schema.Schema<Source.PartitionSpec> = Schema.suspend(() =>
     Schema.Array(Spec),
     Schema.Record({ key: Schema.String, value: Spec })
   )
-) as unknown as Schema.Schema<Source.PartitionSpec>
+) as unknown as Schema.Schema<SpecValue>
 
 /** One unit of work: a source and one partition of it. */
 export const Unit = Schema.Struct({
