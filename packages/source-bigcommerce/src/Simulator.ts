@@ -177,10 +177,10 @@ export const startBigCommerceSimulator = async (options: SimulatorOptions = {}):
     respond: (req, origin) => respond(req, state, origin),
     serverErrors,
     // A 429 fault stands for a throttle the quota does not explain (another app's burst, say). It has
-    // the documented 429's one header; every other one also carries X-Retry-After, in seconds.
+    // the documented 429's one header; every other one (the first, third, ...) also carries X-Retry-After, in seconds.
     throttled: (fault) => {
       const now = Date.now()
-      const withRetryAfter = state.throttles++ % 2 === 1
+      const withRetryAfter = state.throttles++ % 2 === 0
       if (withRetryAfter) state.notBefore = Math.max(state.notBefore, now + fault.retryAfterSeconds * 1000)
       return throttle(budget.resetMs(now), withRetryAfter ? fault.retryAfterSeconds : undefined)
     }
