@@ -2,6 +2,7 @@
  * The end-of-run summary: a table for people, or one JSON object for machines.
  */
 import type { Pipeline, Runner } from "@effetl/core"
+import * as path from "node:path"
 
 const columns = ["read", "written", "invalid", "deduped", "unhashed", "warnings", "retries"] as const
 
@@ -26,7 +27,7 @@ export const text = (summary: Runner.RunSummary, pipeline: Pipeline.Pipeline): s
     out.push("", "outputs:")
     for (const s of pipeline.sinks) {
       const wrote = summary.sinks.find((w) => w.name === s.name)?.outputs ?? []
-      out.push(`  ${s.name} (${s.plugin.name}) → ${wrote.length > 0 ? wrote.join(", ") : describeTarget(s.config)}`)
+      out.push(`  ${s.name} (${s.plugin.name}) → ${wrote.length > 0 ? wrote.map(shown).join(", ") : describeTarget(s.config)}`)
     }
     out.push(`  dead letters: ${summary.deadLetters}${summary.deadLetters > 0 ? ` → ${summary.deadLetterPath}` : ""}`)
     out.push(`  state: ${summary.statePath}`)
@@ -36,6 +37,12 @@ export const text = (summary: Runner.RunSummary, pipeline: Pipeline.Pipeline): s
 
 /** The summary as one JSON object. */
 export const json = (summary: Runner.RunSummary): string => JSON.stringify({ summary })
+
+/** A path as the user wrote it most likely: relative to the working directory when inside it. */
+const shown = (p: string): string => {
+  const rel = path.relative(process.cwd(), p)
+  return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : p
+}
 
 const describeTarget = (config: unknown): string => {
   if (typeof config === "object" && config !== null) {

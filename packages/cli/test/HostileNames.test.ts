@@ -39,10 +39,10 @@ transforms:
   - use: dedupe-by-hash
   - use: normalise-sequence
 sinks:
-  csv: { use: csv, with: { path: out/images.csv } }
+  csv: { use: csv, with: { path: out/images.csv, mode: overwrite } }
   jsonl: { use: jsonl, with: { path: out/changes, mode: append } }
   parquet: { use: parquet, with: { path: out/images.parquet, partitionBy: [source] } }
-  files: { use: images, with: { dir: out/store } }
+  files: { use: images, with: { dir: out/store, mode: overwrite } }
   db: { use: sqlite, with: { path: out/images.db } }
 `
 
