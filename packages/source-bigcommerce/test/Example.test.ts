@@ -67,4 +67,33 @@ describe("examples/bigcommerce.yaml", () => {
       // Image downloads are outside the API quota: only the sync's own requests count.
       expect(sim.requests().byPath[`/stores/${sim.storeHash}/v2/products`]).toBe(1)
     }).pipe(Effect.scoped))
+
+  it.live("through the runner, the next runs are incremental: nothing changed, one list request; 5 products changed, exactly their images; --full-refresh, all", () =>
+    Effect.gen(function*() {
+      const sim = yield* Simulator.make({ products: 25 })
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effetl-bc-example-"))
+      const cwd = process.cwd()
+      process.chdir(dir)
+      yield* Effect.addFinalizer(() => Effect.sync(() => process.chdir(cwd)))
+      const pipeline = yield* PipelineFile.load(example, {
+        registry,
+        env: { BIGCOMMERCE_BASE_URL: sim.url, BIGCOMMERCE_STORE_HASH: sim.storeHash, BIGCOMMERCE_TOKEN: sim.accessToken }
+      })
+      const read = (summary: { readonly sources: ReadonlyArray<{ readonly counts: { readonly read: number } }> }) => summary.sources[0]!.counts.read
+      expect(read(yield* Runner.runNode(pipeline))).toBe(sim.catalogue.length)
+
+      let seen = sim.requestLog().length
+      expect(read(yield* Runner.runNode(pipeline))).toBe(0)
+      const quiet = sim.requestLog().slice(seen)
+      expect(quiet.length).toBe(1)
+      expect(new URL(quiet[0]!, "http://x").searchParams.get("min_date_modified")).toMatch(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000$/)
+
+      const touched = sim.touchProducts(5)
+      seen = sim.requestLog().length
+      const images = sim.catalogue.filter((i) => touched.includes(i.product_id)).length
+      expect(read(yield* Runner.runNode(pipeline))).toBe(images)
+      expect(sim.requestLog().slice(seen).filter((l) => l.includes("/images")).length).toBe(5)
+
+      expect(read(yield* Runner.runNode(pipeline, { fullRefresh: true }))).toBe(sim.catalogue.length)
+    }).pipe(Effect.scoped), 120_000)
 })
