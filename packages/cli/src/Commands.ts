@@ -3,7 +3,7 @@
  * command runs: it brings core, Effect and the plugin registry (whose plugins load on first use).
  * Each command returns its exit code; failures become one `error:` line, never a stack trace.
  */
-import { ConfigError, PathConflicts, PipelineFile, Runner, StateStore } from "@effetl/core"
+import { ConfigError, PathConflicts, PipelineFile, Registry, Runner, StateStore } from "@effetl/core"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -14,7 +14,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as fs from "node:fs"
-import { loadedRegistry, registry } from "./Builtins.js"
+import { registry } from "./Builtins.js"
 import * as Logging from "./Logging.js"
 import { ExitCode, type Io } from "./main.js"
 import * as Plugins from "./Plugins.js"
@@ -138,7 +138,7 @@ export const plugins = (a: Common & { readonly name?: string | undefined }, io: 
     a,
     io,
     Effect.gen(function*() {
-      const all = yield* Effect.promise(loadedRegistry)
+      const all = yield* Registry.loadAll(registry)
       if (!a.name) return io.stdout(Plugins.list(all, width(io)) + "\n")
       const found = yield* Plugins.find(all, a.name)
       io.stdout(found.map((f) => Plugins.describe(f.kind, f.plugin, width(io))).join("\n\n") + "\n")
@@ -151,7 +151,7 @@ export const schema = (a: Common, io: Io): Promise<number> =>
     a,
     io,
     Effect.gen(function*() {
-      const all = yield* Effect.promise(loadedRegistry)
+      const all = yield* Registry.loadAll(registry)
       io.stdout(JSON.stringify(PipelineFile.jsonSchema(all), null, 2) + "\n")
     })
   )
