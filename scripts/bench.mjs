@@ -5,6 +5,7 @@
 //   npm run bench -- --quick           every case, small sizes (a smoke run)
 //   npm run bench -- --case csv-sink   one case (by id or by its display name)
 //   npm run bench -- --case parquet-sink   the parquet sink with each engine (one child per engine)
+//   npm run bench -- --case distributed    distributed runs on 1, 2 and 3 local workers (PostgreSQL on PG_URL)
 //
 // Each case runs in a fresh child process (`node scripts/bench.mjs --case <id> --child`), so its
 // peak RSS is its own. The channel simulator of a case runs in this (the parent) process on
@@ -25,6 +26,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { distributedCases } from "./bench-distributed.mjs"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const self = fileURLToPath(import.meta.url)
@@ -278,7 +280,10 @@ const cases = [
     name: `parquet sink only (${engine})`,
     sim: undefined,
     run: (env) => runSink(env, "parquet", env.quick ? 100_000 : 1_000_000, { engine })
-  }))
+  })),
+  // `--case distributed`: the detailed channel workload and three BigCommerce stores, locally and on
+  // 1, 2 and 3 `effetl worker` processes (scripts/bench-distributed.mjs).
+  ...distributedCases({ root, detailedTransforms: () => detailedSpec.transforms })
 ]
 
 /** The cases a key names: a case id, a display name, or a group of cases (`parquet-sink`). */
