@@ -205,3 +205,69 @@ describe("a planner SIGKILLed mid-run", () => {
     expect((await query(`SELECT run_id FROM "${prefix}_runs"`)).length).toBe(1)
   }, 900_000)
 })
+
+describe("a failed partition", () => {
+  it("fails the run with its reason; the next `run --distributed` is the run's next attempt and runs only what did not finish", async () => {
+    // Source b reads images by id from an API that is down at first (one partition, planned without a request).
+    const b = await startChannelSimulator({ products: 10, seed: 4 })
+    const port = Number(new URL(b.url).port)
+    const ids = b.catalogue.slice(0, 6).map((i) => i.pk)
+    await b.close()
+    const dir = tmp()
+    const schema = uniqueName("dist")
+    const prefix = uniqueName("effetl_t")
+    cleanup.push({ schemas: [schema], prefix })
+    const file = path.join(dir, "pipeline.yaml")
+    fs.writeFileSync(
+      file,
+      [
+        "version: 1",
+        "name: attempts",
+        "sources:",
+        "  a:",
+        "    use: channel",
+        `    with: { baseUrl: "${sim.url}", channelId: ${sim.channelId}, token: "${sim.token}", partitionSize: 40 }`,
+        "  b:",
+        "    use: channel",
+        `    with: { baseUrl: "http://127.0.0.1:${port}", channelId: 5, token: sim-token, ids: [${ids.join(", ")}], idLookup: true, retry: { maxRetries: 1, baseDelay: 1 millis, maxDelay: 5 millis } }`,
+        "sinks:",
+        `  db: { use: postgres, with: { url: "\${PG_URL}", schema: ${schema}, table: images } }`,
+        "cluster:",
+        "  postgres: ${PG_URL}",
+        `  prefix: ${prefix}`,
+        "  shardLockExpiration: 4 seconds",
+        ""
+      ].join("\n")
+    )
+    const workers = await Promise.all([worker(dir, file), worker(dir, file)])
+    const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
+
+    const first = await runToEnd(dir, ["run", file, "--distributed"])
+    expect(first.code, `${first.stderr}\n${logs()}`).toBe(1)
+    expect(first.stderr).toMatch(/error: distributed run \S+ failed: partition b\.0000: .*127\.0\.0\.1.*run it again with --distributed to resume/)
+    const [failed] = await query<{ run_id: string; status: string; attempt: number }>(`SELECT run_id, status, attempt FROM "${prefix}_runs"`)
+    expect(failed).toMatchObject({ status: "failed", attempt: 1 })
+    const finishedBefore = await query<{ key: string }>(`SELECT key FROM "${prefix}_partitions" WHERE status = 'finished' ORDER BY key`)
+    expect(finishedBefore.map((r) => r.key).filter((k) => k.startsWith("a."))).toHaveLength(finishedBefore.length)
+    expect(finishedBefore.length).toBeGreaterThan(0)
+
+    // The API is back: the next run is attempt 2 of the same run.
+    const back = await startChannelSimulator({ products: 10, seed: 4, port })
+    try {
+      const second = await runToEnd(dir, ["run", file, "--distributed"])
+      expect(second.code, `${second.stderr}\n${logs()}`).toBe(0)
+      const summary = JSON.parse(second.stdout.trim().split("\n").pop()!).summary
+      expect(summary).toMatchObject({ runId: failed!.run_id, resumed: true, status: "finished" })
+      expect(second.stderr).toContain(`resuming distributed run ${failed!.run_id} of pipeline 'attempts' (attempt 2)`)
+      const rows = await query<{ source: string; n: number }>(`SELECT source, count(*)::int AS n FROM "${schema}".images GROUP BY source ORDER BY source`)
+      expect(rows).toEqual([{ source: "a", n: sim.catalogue.length }, { source: "b", n: ids.length }])
+      // The partitions of a that finished in the first attempt did not run again.
+      for (const { key } of finishedBefore) {
+        const runs = workers.reduce((n, w) => n + w.stderr.split(`partition ${key}: running`).length - 1, 0)
+        expect(runs, key).toBe(1)
+      }
+    } finally {
+      await back.close()
+    }
+  }, 900_000)
+})
