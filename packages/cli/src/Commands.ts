@@ -170,7 +170,10 @@ export const state = (
       const pipeline = yield* PipelineFile.peek(a.file, { registry, env: io.env, ...(a.state ? { statePath: a.state } : {}) })
       yield* Effect.gen(function*() {
         const store = yield* StateStore.StateStore
-        const saved = yield* store.load(pipeline.name)
+        // A corrupt state file can still be reset (the store keeps it aside as <file>.corrupt-<time>).
+        const saved = yield* store.load(pipeline.name).pipe(
+          Effect.catchIf((e) => a.action === "reset" && e.corrupt === true, () => Effect.succeed(StateStore.empty))
+        )
         if (a.action === "show") {
           io.stdout(JSON.stringify({ pipeline: pipeline.name, state: store.location, ...saved }, null, 2) + "\n")
         } else {

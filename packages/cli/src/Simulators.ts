@@ -4,7 +4,7 @@
  */
 
 /** The fault kinds `effetl simulate --faults` accepts. */
-export const faultKinds = ["5xx", "429", "reset", "truncate", "latency"] as const
+export const faultKinds = ["5xx", "429", "reset", "truncate", "latency", "stall", "malformed"] as const
 
 /** A simulator the CLI can serve: what `effetl simulate <api>` starts. */
 export interface SimulatorEntry {
@@ -66,7 +66,7 @@ export const simulators: ReadonlyArray<SimulatorEntry> = [
   },
   {
     api: "shoplazza",
-    description: "Shoplazza OpenAPI 2022-01 product images (cursor product list, per-product images, leaky bucket 40 @ 2/s, protocol-relative src)",
+    description: "Shoplazza OpenAPI 2022-01 products with their images inline (per_page/cursor list, updated_at_min, count; per-product images endpoint), leaky bucket 40 @ 2/s, protocol-relative src",
     start: async ({ port, faults, faultRate }) => {
       const { startShoplazzaSimulator } = await import("@effetl/source-shoplazza/simulator")
       const sim = await startShoplazzaSimulator({ port, ...(faults.length > 0 ? { faults: { kinds: faults as any, rate: faultRate } } : {}) })
@@ -77,7 +77,7 @@ export const simulators: ReadonlyArray<SimulatorEntry> = [
           `shoplazza simulator listening on ${sim.url}`,
           `  shop: ${sim.shop}   access token: ${sim.accessToken}   products: ${sim.catalogue.length}   images: ${images}`,
           `  rate limit: a leaky bucket of 40 requests leaking 2/s per token (429 with no Retry-After)`,
-          `  try: curl -H 'access-token: ${sim.accessToken}' '${sim.url}/openapi/2022-01/products?limit=2'`,
+          `  try: curl -H 'access-token: ${sim.accessToken}' '${sim.url}/openapi/2022-01/products?per_page=2&fields=id,updated_at,images'`,
           `  run the example pipeline against it:`,
           `    SHOPLAZZA_BASE_URL=${sim.url} SHOPLAZZA_TOKEN=${sim.accessToken} SHOPLAZZA_SRC_SCHEME=http npx effetl run examples/shoplazza.yaml`,
           faults.length > 0 ? `  faults: ${faults.join(", ")} at rate ${faultRate}` : `  faults: none (use --faults 5xx,429,reset,truncate,latency)`

@@ -319,4 +319,16 @@ describe("a corrupt state file: one line naming it and how to recover, exit 1, t
       expectIntact(dir, before)
     })
   }
+
+  it("the recovery it names works: state reset keeps the corrupt file aside and the next run starts over", async () => {
+    const dir = finishedRun({ ".effetl/state.json": '{"version":1,"pipelines":{"hostile":{"run":' })
+    const reset = await cli(["state", "reset", "p.yaml"], { cwd: dir, env: env() })
+    expect(reset.code, reset.stderr).toBe(0)
+    expect(reset.stdout).toContain("state of pipeline 'hostile' reset")
+    const aside = fs.readdirSync(path.join(dir, ".effetl")).filter((f) => f.startsWith("state.json.corrupt-"))
+    expect(aside.length).toBe(1)
+    expect(fs.readFileSync(path.join(dir, ".effetl", aside[0]!), "utf8")).toBe('{"version":1,"pipelines":{"hostile":{"run":')
+    const run = await cli(["run", "p.yaml"], { cwd: dir, env: env() })
+    expect(run.code, run.stderr).toBe(0)
+  })
 })
