@@ -2,8 +2,11 @@
  * Log output of the CLI: human lines (`pretty`) or one JSON object per line (`json`), on stderr.
  * Every line goes through `line` or `errorLine`, which escape control characters: vendor text (an
  * API's error message, a file name, a URL) can never move the cursor, clear the screen or start a
- * line of its own. This module loads nothing but itself, so usage errors print before anything heavy loads.
+ * line of its own. This module loads nothing but itself and core's Text (no imports of its own), so usage errors
+ * print before anything heavy loads.
  */
+
+import { escapeControl } from "@effetl/core/Text"
 
 /** The log formats of `--log-format`. */
 export type LogFormat = "pretty" | "json"
@@ -11,22 +14,8 @@ export type LogFormat = "pretty" | "json"
 /** The levels the CLI writes. */
 export type Level = "debug" | "info" | "warn" | "error" | "fatal" | "trace"
 
-/**
- * C0 controls (newline and tab included), DEL, C1 controls (a lone 0x9B is a CSI on some terminals),
- * the line and paragraph separators, and the bidirectional overrides and isolates that reorder what a line shows.
- */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g
-
-const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" }
-
 /** Text with every control character written as a visible escape (`\n`, `\x1b`, `\u202e`), so it stays on one line as it is. */
-export const escapeControl = (text: string): string =>
-  text.replace(CONTROL, (c) => {
-    const known = named[c]
-    if (known !== undefined) return known
-    const code = c.charCodeAt(0)
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`
-  })
+export { escapeControl }
 
 /** JSON text whose strings carry no raw C1, separator or bidi characters (JSON.stringify escapes only C0). */
 const safeJson = (value: unknown): string =>
