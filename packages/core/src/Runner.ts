@@ -33,6 +33,7 @@ import { ConfigError, type RunError, StateError } from "./Errors.js"
 import * as JsonFileStateStore from "./JsonFileStateStore.js"
 import type { Pipeline, PipelineStateStore } from "./Pipeline.js"
 import { groupByProduct } from "./ProductGrouping.js"
+import * as PathConflicts from "./PathConflicts.js"
 import * as Reporter from "./Reporter.js"
 import * as RunLock from "./RunLock.js"
 import * as RunStats from "./RunStats.js"
@@ -90,6 +91,9 @@ export const run = (
       const stats = yield* RunStats.RunStats
       const reporter = options.reporter ?? Reporter.silent
       const started = yield* Clock.currentTimeMillis
+      // Two outputs on one path would overwrite each other: refuse before anything is touched
+      // (the CLI checks this in validate too; a library caller gets the same check here).
+      yield* PathConflicts.check(pipeline)
       // One run of a pipeline at a time (a dry run writes nothing and needs no lock).
       if (options.dryRun !== true) {
         yield* RunLock.acquire(pipeline.statePath, pipeline.name)

@@ -194,6 +194,26 @@ describe("Runner", () => {
       expect(told).toEqual([false, true])
     }))
 
+  it.effect("a library run refuses outputs on one path before touching anything", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const file = path.join(dir, "out.jsonl")
+      fs.writeFileSync(file, "earlier output\n")
+      const onFile = Sink.define({ ...jsonl, outputs: (config: { path: string }) => [{ option: "path", path: config.path, kind: "file" as const }] })
+      const pipeline = yield* Pipeline.make({
+        name: "p",
+        statePath: path.join(dir, "state.json"),
+        deadLetterPath: path.join(dir, "dead.jsonl"),
+        sources: { s: { use: memory("s", { batches: three, kind: "position", seen: [] }) } },
+        sinks: { a: { use: onFile, with: { path: file } }, b: { use: onFile, with: { path: file } } }
+      })
+      const failed = yield* Effect.flip(Runner.runNode(pipeline))
+      expect(failed._tag).toBe("ConfigError")
+      expect(failed.message).toMatch(/sinks\.a\.with\.path and sinks\.b\.with\.path .*same path/)
+      expect(fs.readFileSync(file, "utf8")).toBe("earlier output\n")
+      expect(fs.existsSync(path.join(dir, "state.json"))).toBe(false)
+    }))
+
   it.effect("a failed run is recorded with its error, keeps its committed checkpoint, and the next run resumes it", () =>
     Effect.gen(function*() {
       const dir = tmp()
