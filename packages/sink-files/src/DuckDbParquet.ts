@@ -10,8 +10,12 @@
  *
  * One in-memory DuckDB instance per output, with `memory_limit` set: a part's rows live in DuckDB's
  * buffer manager, which spills to a private temp directory beyond the limit (removed on close), so
- * memory does not grow with the part. Extensions are never installed or auto-loaded (Parquet is
- * built in). `@duckdb/node-api` is imported on first use only.
+ * memory does not grow with the part. DuckDB's external file cache is off (a part is read once).
+ * Extensions are never installed or auto-loaded (Parquet is built in). `@duckdb/node-api` is
+ * imported on first use only.
+ *
+ * One data chunk and its vectors are reused for every part: they, and each part's appender, are
+ * native memory that JavaScript's collector does not see, so they are kept few.
  */
 import type * as DuckDB from "@duckdb/node-api"
 import * as fsp from "node:fs/promises"
@@ -30,7 +34,18 @@ export interface Options {
   readonly rowGroupSize: number
   /** DuckDB's `memory_limit` (e.g. `256MB`). */
   readonly memoryLimit: string
+  /** DuckDB's worker threads (default: DuckDB's, one per core). */
+  readonly threads?: number
+  /** The most part files one `COPY` of a merge reads (default {@link mergeFanIn}). */
+  readonly mergeFanIn?: number
 }
+
+/**
+ * The most part files one merge `COPY` reads. DuckDB keeps a little memory per file it reads until
+ * the `COPY` ends, so more parts are merged in passes: each `mergeFanIn` consecutive parts into one
+ * temp file next to them (`.merge-<pass>-<n>.parquet.tmp`), until few enough are left.
+ */
+export const mergeFanIn = 512
 
 /** A DuckDB instance writing one output's Parquet files. Calls must not overlap. */
 export interface Writer {
@@ -65,8 +80,11 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
     memory_limit: options.memoryLimit,
     temp_directory: tempDirectory,
     preserve_insertion_order: "true",
+    // Each part is read once, by the merge: caching the files read would only hold memory.
+    enable_external_file_cache: "false",
     autoinstall_known_extensions: "false",
-    autoload_known_extensions: "false"
+    autoload_known_extensions: "false",
+    ...(options.threads === undefined ? {} : { threads: String(options.threads) })
   })
   const connection = await instance.connect()
   const run = (sql: string) => connection.run(sql).then(() => undefined, (e: unknown) => Promise.reject(oneLine(e)))
@@ -77,31 +95,53 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   let tables = 0
   let closed = false
 
+  // One data chunk, reused for every part: a chunk's vectors are native memory that JavaScript's
+  // garbage collector does not see, so a chunk per part would pile up until the collector runs.
+  const chunk = duckdb.DuckDBDataChunk.create(types, vectorSize)
+  let vectors: Array<DuckDB.DuckDBVector> = columns.map((_, i) => chunk.getColumnVector(i))
+  let fill = 0
+  /** The appender the chunk's rows belong to. */
+  let owner: DuckDB.DuckDBAppender | undefined
+
+  /** Empties the chunk (its vectors are fetched again: the old ones' cached items are stale). */
+  const resetChunk = () => {
+    chunk.reset()
+    chunk.rowCount = vectorSize
+    vectors = columns.map((_, i) => chunk.getColumnVector(i))
+    fill = 0
+  }
+  /** Appends the chunk's rows to their appender and empties it. */
+  const flushChunk = () => {
+    if (owner === undefined || fill === 0) return
+    for (const v of vectors) v.flush()
+    chunk.rowCount = fill
+    const appender = owner
+    guard(() => appender.appendDataChunk(chunk))
+    resetChunk()
+  }
+
   const openPart = async (): Promise<Part> => {
     const table = `part_${++tables}`
     await run(`CREATE TABLE ${ident(table)} (${ddl})`)
     const appender = await connection.createAppender(table)
     let rows = 0
-    let chunk: DuckDB.DuckDBDataChunk | undefined
-    let vectors: Array<DuckDB.DuckDBVector> = []
-    let fill = 0
-
-    const flushChunk = () => {
-      if (chunk === undefined || fill === 0) return
-      for (const v of vectors) v.flush()
-      chunk.rowCount = fill
-      const full = chunk
-      guard(() => appender.appendDataChunk(full))
-      chunk = undefined
-      vectors = []
-      fill = 0
-    }
     let done = false
+    /** Gives the chunk to this part (flushing another part's rows first). */
+    const own = () => {
+      if (owner === appender) return
+      flushChunk()
+      owner = appender
+    }
+    /** Drops this part's rows still in the chunk. */
+    const release = () => {
+      if (owner !== appender) return
+      if (fill > 0) resetChunk()
+      owner = undefined
+    }
     const drop = async () => {
       if (done) return
       done = true
-      chunk = undefined
-      vectors = []
+      release()
       guard(() => appender.closeSync())
       await run(`DROP TABLE ${ident(table)}`)
     }
@@ -111,11 +151,9 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
         return rows
       },
       append: (batch) => {
+        if (batch.length === 0) return
+        own()
         for (const row of batch) {
-          if (chunk === undefined) {
-            chunk = duckdb.DuckDBDataChunk.create(types, vectorSize)
-            vectors = columns.map((_, i) => chunk!.getColumnVector(i))
-          }
           for (let i = 0; i < columns.length; i++) {
             const v = row[i] ?? null
             const vector = vectors[i]!
@@ -129,7 +167,10 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
         }
       },
       copyTo: async (file) => {
-        flushChunk()
+        if (owner === appender) {
+          flushChunk()
+          owner = undefined
+        }
         guard(() => appender.closeSync())
         await run(`COPY ${ident(table)} TO ${lit(file)} ${copyOptions}`)
         done = true
@@ -139,12 +180,37 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
     }
   }
 
-  const merge = async (parts: ReadonlyArray<string>, file: string): Promise<void> => {
+  /** One `COPY` of the given files' rows, in order, to `file` (no files: the schema only). */
+  const copyFiles = async (files: ReadonlyArray<string>, file: string): Promise<void> => {
     const select = columns.map((c) => `CAST(${ident(c.name)} AS ${sqlType[c.type]}) AS ${ident(c.name)}`).join(", ")
-    const from = parts.length === 0
+    const from = files.length === 0
       ? `(SELECT ${columns.map((c) => `CAST(NULL AS ${sqlType[c.type]}) AS ${ident(c.name)}`).join(", ")} WHERE false)`
-      : `read_parquet([${parts.map(lit).join(", ")}])`
+      : `read_parquet([${files.map(lit).join(", ")}])`
+    await fsp.rm(file, { force: true })
     await run(`COPY (SELECT ${select} FROM ${from}) TO ${lit(file)} ${copyOptions}`)
+  }
+
+  const fanIn = Math.max(2, Math.floor(options.mergeFanIn ?? mergeFanIn))
+  const merge = async (parts: ReadonlyArray<string>, file: string): Promise<void> => {
+    let inputs = parts
+    const made = new Set<string>()
+    try {
+      for (let pass = 1; inputs.length > fanIn; pass++) {
+        const next: Array<string> = []
+        for (let i = 0; i < inputs.length; i += fanIn) {
+          const out = path.join(path.dirname(inputs[i]!), `.merge-${pass}-${next.length}.parquet.tmp`)
+          next.push(out)
+          made.add(out)
+          await copyFiles(inputs.slice(i, i + fanIn), out)
+        }
+        const done = inputs.filter((f) => made.delete(f))
+        await removeAll(done)
+        inputs = next
+      }
+      await copyFiles(inputs, file)
+    } finally {
+      await removeAll([...made])
+    }
   }
 
   const close = async (): Promise<void> => {
@@ -159,6 +225,8 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
 }
 
 // ---------------------------------------------------------------------------------------------
+
+const removeAll = (files: ReadonlyArray<string>) => Promise.all(files.map((f) => fsp.rm(f, { force: true })))
 
 const sqlType = { string: "VARCHAR", int32: "INTEGER", timestamp: "TIMESTAMPTZ" } as const
 

@@ -63,6 +63,13 @@ export const ParquetConfig = Schema.Struct({
       examples: ["256MB", "1GB"]
     }
   ),
+  threads: Config.withDefault(Config.intRange(1, 256), 1, {
+    description:
+      "engine duckdb only: DuckDB's worker threads for writing parts and merging them. Each thread buffers a row " +
+      "group of its own while writing, so more threads use more memory; merging parts in order gains little from " +
+      "them.",
+    examples: [1, 2]
+  }),
   compression: Config.withDefault(Schema.Literal(...ParquetEngine.compressions), "snappy", {
     description: "The page compression codec.",
     examples: ["snappy", "gzip", "none"]
@@ -134,7 +141,8 @@ export const parquet = Sink.define<ParquetConfig>({
         engine: config.engine,
         compression: config.compression,
         rowGroupSize: config.rowGroupSize,
-        memoryLimit: config.memoryLimit
+        memoryLimit: config.memoryLimit,
+        threads: config.threads
       },
       {
         columns: tableColumns,

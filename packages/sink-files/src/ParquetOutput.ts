@@ -55,6 +55,8 @@ export interface Options {
   readonly rowGroupSize: number
   /** `duckdb` only: the DuckDB instance's `memory_limit` (default `256MB`). */
   readonly memoryLimit?: string
+  /** `duckdb` only: DuckDB's worker threads (default: one per core). */
+  readonly threads?: number
   /** `duckdb` only: how `@duckdb/node-api` is imported (default `DuckDbParquet.load`). */
   readonly loadDuckDb?: () => Promise<DuckDbParquet.Module>
 }
@@ -419,7 +421,8 @@ const openDuckDb = (
                 columns,
                 compression: options.compression,
                 rowGroupSize: options.rowGroupSize,
-                memoryLimit: options.memoryLimit ?? defaultMemoryLimit
+                memoryLimit: options.memoryLimit ?? defaultMemoryLimit,
+                ...(options.threads === undefined ? {} : { threads: options.threads })
               }, duckdb),
             catch: (e) => fail(`could not start DuckDB: ${errorMessage(e)}`, e)
           }),

@@ -1,0 +1,86 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as DuckDbParquet from "../src/DuckDbParquet.js"
+import type * as ParquetEngine from "../src/ParquetEngine.js"
+import { lit, query } from "./Duck.js"
+import { tempDir } from "./support.js"
+
+const columns: ReadonlyArray<ParquetEngine.Column> = [
+  { name: "id", type: "int32" },
+  { name: "name", type: "string" },
+  { name: "taken_at", type: "timestamp" }
+]
+
+const row = (i: number): ParquetEngine.Row => [i, i % 7 === 0 ? null : `row ${i}`, i % 5 === 0 ? null : new Date(Date.UTC(2024, 0, 1) + i * 1000)]
+
+/** Opens a writer for a test, closed when the test's scope closes. */
+const writer = (options: Partial<DuckDbParquet.Options> = {}) =>
+  Effect.acquireRelease(
+    Effect.promise(async () =>
+      DuckDbParquet.open({ columns, compression: "snappy", rowGroupSize: 1000, memoryLimit: "64MB", threads: 1, ...options }, await DuckDbParquet.load())
+    ),
+    (w) => Effect.promise(() => w.close())
+  )
+
+/** Writes `parts` parts of `size` rows each into `dir` (part-<n>.parquet), interleaving two open parts. */
+const writeParts = (w: DuckDbParquet.Writer, dir: string, parts: number, size: number) =>
+  Effect.promise(async () => {
+    const files: Array<string> = []
+    for (let p = 0; p < parts; p += 2) {
+      const a = await w.openPart()
+      const b = p + 1 < parts ? await w.openPart() : undefined
+      for (let i = 0; i < size; i++) {
+        a.append([row(p * size + i)])
+        b?.append([row((p + 1) * size + i)])
+      }
+      for (const [k, part] of [a, b].entries()) {
+        if (part === undefined) continue
+        const file = path.join(dir, `part-${p + k}.parquet`)
+        await part.copyTo(file)
+        files.push(file)
+      }
+    }
+    return files.sort((x, y) => Number(/(\d+)\.parquet$/.exec(x)![1]) - Number(/(\d+)\.parquet$/.exec(y)![1]))
+  })
+
+const ids = (file: string) =>
+  Effect.map(query(`SELECT id FROM read_parquet(${lit(file)}, file_row_number = true) ORDER BY file_row_number`), (rows) => rows.map((r) => r.id))
+
+describe("DuckDbParquet", () => {
+  it.scoped("two parts written at once keep their own rows (the shared data chunk goes to its owner)", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer()
+      const files = yield* writeParts(w, dir, 2, 3000) // more than one 2,048-row chunk each
+      expect(yield* ids(files[0]!)).toEqual(Array.from({ length: 3000 }, (_, i) => i))
+      expect(yield* ids(files[1]!)).toEqual(Array.from({ length: 3000 }, (_, i) => 3000 + i))
+    }))
+
+  it.scoped("merges more parts than the fan-in in passes: every row once, in order; no merge file left", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer({ mergeFanIn: 3 })
+      const files = yield* writeParts(w, dir, 11, 50)
+      const out = path.join(dir, "merged.parquet")
+      yield* Effect.promise(() => w.merge(files, out))
+      expect(yield* ids(out)).toEqual(Array.from({ length: 550 }, (_, i) => i))
+      const [nulls] = yield* query(`SELECT count(*) FILTER (name IS NULL) AS names, count(*) FILTER (taken_at IS NULL) AS ats FROM read_parquet(${lit(out)})`)
+      expect(nulls).toEqual({ names: 79n, ats: 110n })
+      expect(fs.readdirSync(dir).filter((f) => f.startsWith(".merge-"))).toEqual([])
+    }))
+
+  it.scoped("a merge that fails leaves no merge file and no output", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer({ mergeFanIn: 2 })
+      const files = yield* writeParts(w, dir, 5, 10)
+      fs.writeFileSync(files[4]!, "not parquet")
+      const out = path.join(dir, "merged.parquet")
+      const error = yield* Effect.flip(Effect.tryPromise(() => w.merge(files, out)))
+      expect((error.error as Error).message).not.toContain("\n")
+      expect(fs.existsSync(out)).toBe(false)
+      expect(fs.readdirSync(dir).filter((f) => f.startsWith(".merge-"))).toEqual([])
+    }))
+})
