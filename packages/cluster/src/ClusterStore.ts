@@ -65,6 +65,7 @@ export const tables = (prefix: string) => ({
   partitions: `${prefix}_partitions`,
   staged: `${prefix}_staged`,
   deadLetters: `${prefix}_dead_letters`,
+  seen: `${prefix}_seen`,
   state: `${prefix}_state`,
   migrations: `${prefix}_effetl_migrations`
 })
@@ -118,6 +119,16 @@ export interface ClusterStore {
   readonly countStaged: (runId: string) => Effect.Effect<number, StateError>
   /** Every dead-letter line of a run, in partition order. */
   readonly deadLetterLines: (runId: string) => Effect.Effect<ReadonlyArray<string>, StateError>
+  /**
+   * Claims each record's content hash for it in the shared seen set (first claim wins; with
+   * `takeOver`, a claim of an earlier run is taken over) and returns the owner of every hash asked
+   * about (see `SharedDedupe.ownerKey`).
+   */
+  readonly claimHashes: (
+    runId: string,
+    records: ReadonlyArray<{ readonly contentHash: string | null; readonly source: string; readonly productId: string; readonly imageId: string }>,
+    takeOver: boolean
+  ) => Effect.Effect<ReadonlyMap<string, string>, StateError>
 }
 
 /** Opens (or joins) the database's shared client and migrates the bookkeeping tables, for the scope. */
@@ -227,7 +238,9 @@ export const make = (options: {
             Effect.all([
               sql`UPDATE ${sql(t.runs)} SET status = 'failed', error = 'discarded (--restart)' WHERE run_id = ${runId} AND status <> 'finished'`,
               sql`DELETE FROM ${sql(t.staged)} WHERE run_id = ${runId}`,
-              sql`DELETE FROM ${sql(t.deadLetters)} WHERE run_id = ${runId}`
+              sql`DELETE FROM ${sql(t.deadLetters)} WHERE run_id = ${runId}`,
+              // The images it claimed were never delivered: the next run may have them.
+              sql`DELETE FROM ${sql(t.seen)} WHERE run_id = ${runId}`
             ])
           )
         ).pipe(Effect.asVoid),
@@ -330,6 +343,29 @@ export const make = (options: {
         q("cannot count staged records", sql`SELECT count(*)::int AS n FROM ${sql(t.staged)} WHERE run_id = ${runId}`).pipe(
           Effect.map((rows) => Number(rows[0]?.n ?? 0))
         ),
+      claimHashes: (runId, records, takeOver) =>
+        Effect.gen(function*() {
+          const owners = new Map<string, string>()
+          const claims = records.flatMap((r) =>
+            r.contentHash === null ? [] : [{ hash: r.contentHash, owner: ownerKey(runId, r), run_id: runId }]
+          )
+          for (let i = 0; i < claims.length; i += 1000) {
+            const chunk = claims.slice(i, i + 1000)
+            yield* q(
+              "cannot claim content hashes",
+              takeOver
+                ? sql`INSERT INTO ${sql(t.seen)} ${sql.insert(chunk)} ON CONFLICT (hash) DO UPDATE
+                      SET owner = excluded.owner, run_id = excluded.run_id WHERE ${sql(t.seen)}.run_id <> excluded.run_id`
+                : sql`INSERT INTO ${sql(t.seen)} ${sql.insert(chunk)} ON CONFLICT (hash) DO NOTHING`
+            )
+            const rows = yield* q(
+              "cannot read the seen set",
+              sql`SELECT hash, owner FROM ${sql(t.seen)} WHERE hash IN ${sql.in(chunk.map((c) => c.hash))}`
+            )
+            for (const row of rows) owners.set(String(row.hash), String(row.owner))
+          }
+          return owners
+        }),
       deadLetterLines: (runId) =>
         q(
           "cannot read dead letters",
@@ -386,8 +422,18 @@ const migrations = (t: ReturnType<typeof tables>): Record<string, Effect.Effect<
         line text NOT NULL,
         PRIMARY KEY (run_id, ordinal, line_no)
       )`
-    ], { discard: true }))
+    ], { discard: true })),
+  "2_shared_seen_set": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.asVoid(sql`CREATE TABLE ${sql(t.seen)} (
+      hash text PRIMARY KEY,
+      owner text NOT NULL,
+      run_id text NOT NULL
+    )`))
 })
+
+/** Who owns a claim in the shared seen set: the run and the image's key. */
+export const ownerKey = (runId: string, r: { readonly source: string; readonly productId: string; readonly imageId: string }): string =>
+  JSON.stringify([runId, r.source, r.productId, r.imageId])
 
 /**
  * Drops every table of a prefix: the engine's (`<prefix>_messages`, `_replies`, `_runners`, `_locks`
@@ -417,4 +463,4 @@ export const drop = (options: { readonly postgres: Redacted.Redacted<string>; re
 
 /** The tables a prefix owns, by suffix (so a user table that merely starts with the prefix is never dropped). */
 const knownSuffix = (suffix: string): boolean =>
-  ["messages", "replies", "runners", "locks", "migrations", "shards", "runs", "partitions", "staged", "dead_letters", "state", "effetl_migrations"].includes(suffix)
+  ["messages", "replies", "runners", "locks", "migrations", "shards", "runs", "partitions", "staged", "dead_letters", "seen", "state", "effetl_migrations"].includes(suffix)

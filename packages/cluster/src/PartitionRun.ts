@@ -37,6 +37,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { ClusterStore } from "./ClusterStore.js"
 import type { Unit } from "./Plan.js"
+import * as SharedDedupe from "./SharedDedupe.js"
 import * as Staging from "./Staging.js"
 
 /** The counters of one source, as a partition reports them. */
@@ -64,6 +65,8 @@ export interface PartitionContext {
   readonly runId: string
   /** The last finished run, whose partitions' incremental cursors carry over (none on a full refresh). */
   readonly previousRun: string | null
+  /** A full refresh (a global dedupe then takes over earlier runs' claims). */
+  readonly fullRefresh: boolean
 }
 
 /** The state store key of a partition: `<pipeline>/<run>/<partition>`. */
@@ -118,6 +121,10 @@ export const run = (
         name,
         deadLetterPath,
         sources: [{ ...source, plugin: withPartition(source.plugin, unit) }],
+        // A global dedupe checks the run's shared seen set, not a seen set of this partition's own.
+        transforms: pipeline.transforms.map((t) =>
+          SharedDedupe.isGlobalDedupe(t) ? { ...t, plugin: SharedDedupe.plugin({ store, runId, fullRefresh: context.fullRefresh }) } : t
+        ),
         sinks: [...direct, ...staged]
       }
       delete (partitionPipeline as { stateStore?: unknown }).stateStore

@@ -61,6 +61,7 @@ export const run = (
       let runId: string
       let attempt = 1
       let previousRun: string | null = null
+      let fullRefresh = options.fullRefresh === true
       if (Option.isSome(unfinished) && !options.restart && !options.fullRefresh) {
         const r = unfinished.value
         if (r.fingerprint !== fingerprint) {
@@ -72,6 +73,7 @@ export const run = (
         resumed = true
         runId = r.runId
         previousRun = r.previousRun
+        fullRefresh = r.fullRefresh
         attempt = r.attempt
         if (r.status === "failed") {
           attempt = r.attempt + 1
@@ -106,7 +108,7 @@ export const run = (
       const result = yield* Effect.flatMap(WorkflowEngine, (engine) =>
         engine.execute(Run, {
           executionId,
-          payload: { pipeline: pipeline.name, runId, attempt, fingerprint, previousRun }
+          payload: { pipeline: pipeline.name, runId, attempt, fingerprint, previousRun, fullRefresh }
         })).pipe(Effect.provide(ClusterLayer.layer(config, prefix, { clientOnly: true })))
       yield* Fiber.interrupt(progress)
       yield* reportFinished(store, runId, reporter, seen).pipe(Effect.ignore)

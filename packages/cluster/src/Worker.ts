@@ -118,7 +118,14 @@ export const workflows: Layer.Layer<never, never, WorkflowEngine | WorkerContext
       execute: guard(payload.unit.key, payload, (ctx) =>
         ctx.slots.withPermits(1)(
           PartitionRun.run(
-            { pipeline: ctx.pipeline, store: ctx.store, stateStore: ctx.stateStore, runId: payload.runId, previousRun: payload.previousRun },
+            {
+              pipeline: ctx.pipeline,
+              store: ctx.store,
+              stateStore: ctx.stateStore,
+              runId: payload.runId,
+              previousRun: payload.previousRun,
+              fullRefresh: payload.fullRefresh
+            },
             payload.unit
           )
         ))
@@ -190,7 +197,7 @@ export const run = (
 
 /** Records a failed attempt (so the next `--distributed` starts a new attempt) and returns its result. */
 const fail = (
-  payload: { readonly runId: string; readonly attempt: number; readonly fingerprint: string; readonly pipeline: string; readonly previousRun: string | null },
+  payload: { readonly runId: string },
   failures: ReadonlyArray<{ readonly key: string; readonly message: string }>,
   partitions: number
 ) =>

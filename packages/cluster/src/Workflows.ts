@@ -25,7 +25,9 @@ const RunFields = {
   /** The planner's pipeline fingerprint: a worker with another definition refuses the work. */
   fingerprint: Schema.String,
   /** The last finished run (its partitions' incremental cursors carry over), none on a full refresh. */
-  previousRun: Schema.NullOr(Schema.String)
+  previousRun: Schema.NullOr(Schema.String),
+  /** A full refresh: no cursor carried over, and a global dedupe takes over earlier runs' claims. */
+  fullRefresh: Schema.Boolean
 }
 
 /** A partition that failed: its key and why. */

@@ -75,6 +75,7 @@ describe("ClusterStore", () => {
         `${prefix}_replies`,
         `${prefix}_runners`,
         `${prefix}_runs`,
+        `${prefix}_seen`,
         `${prefix}_staged`,
         `${prefix}_state`,
         `effetl_migrations_${prefix}_state`

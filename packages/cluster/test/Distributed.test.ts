@@ -271,3 +271,55 @@ describe("a failed partition", () => {
     }
   }, 900_000)
 })
+
+describe("dedupe-by-hash (scope: global) in a distributed run", () => {
+  it("keeps each content hash once across every partition, as many images as a local run keeps", async () => {
+    const write = (dir: string, prefix: string) => {
+      const file = path.join(dir, "pipeline.yaml")
+      fs.writeFileSync(
+        file,
+        [
+          "version: 1",
+          "name: dedupe",
+          "sources:",
+          "  shop:",
+          "    use: channel",
+          `    with: { baseUrl: "${sim.url}", channelId: ${sim.channelId}, token: "${sim.token}", partitionSize: 16 }`,
+          "transforms:",
+          "  - use: hash-content",
+          "  - use: dedupe-by-hash",
+          "    with: { scope: global }",
+          "sinks:",
+          "  csv: { use: csv, with: { path: out/images.csv } }",
+          "cluster:",
+          "  postgres: ${PG_URL}",
+          `  prefix: ${prefix}`,
+          "  shardLockExpiration: 4 seconds",
+          ""
+        ].join("\n")
+      )
+      return file
+    }
+    const hashes = (dir: string) => csvRows(path.join(dir, "out/images.csv")).map((r) => (JSON.parse(r) as { content_hash: string }).content_hash)
+
+    const localDir = tmp()
+    const local = await runToEnd(localDir, ["run", write(localDir, uniqueName("unused"))])
+    expect(local.code, local.stderr).toBe(0)
+    const expected = hashes(localDir)
+    expect(new Set(expected).size).toBe(expected.length)
+    expect(expected.length).toBeLessThan(sim.catalogue.length) // the catalogue shares bytes across products
+
+    const dir = tmp()
+    const prefix = uniqueName("effetl_t")
+    cleanup.push({ schemas: [], prefix })
+    const file = write(dir, prefix)
+    const workers = await Promise.all([worker(dir, file), worker(dir, file)])
+    const r = await runToEnd(dir, ["run", file, "--distributed"])
+    expect(r.code, `${r.stderr}\n${workers.map((w) => w.stderr.slice(-2000)).join("\n")}`).toBe(0)
+    const got = hashes(dir)
+    expect(got.length).toBe(expected.length)
+    expect(new Set(got)).toEqual(new Set(expected))
+    const summary = JSON.parse(r.stdout.trim().split("\n").pop()!).summary
+    expect(summary.sources[0].counts.deduped).toBe(sim.catalogue.length - expected.length)
+  }, 900_000)
+})
