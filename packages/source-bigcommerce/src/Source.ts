@@ -340,20 +340,24 @@ export const bigcommerce = Source.define<BigCommerceConfig>({
         modifiedSince: scan.from === undefined ? Option.none() : Option.some(new Date(Math.max(0, scan.from - overlap)))
       }
       let { highWater, startedAt } = scan
+      // Only a scan's own first page says when it began (a resumed scan keeps the time it saved).
+      const fresh = Option.isNone(scan.resume)
       const observe = (page: Client.ProductPage) =>
         Effect.gen(function*() {
-          if (startedAt === undefined && Option.isSome(page.serverTime)) startedAt = page.serverTime.value
+          if (fresh && startedAt === undefined && Option.isSome(page.serverTime)) startedAt = page.serverTime.value
+          const unreadable: Array<string> = []
           for (const [i, text] of page.modified.entries()) {
             const at = text === undefined ? undefined : parseDate(text)
             if (at !== undefined) highWater = Math.max(highWater ?? at.getTime(), at.getTime())
-            else {
-              yield* RunStats.add(ctx.name, "warnings")
-              yield* Effect.logWarning(
-                `source '${ctx.name}': product ${page.ids[i]} has date_modified ${JSON.stringify(text ?? null)}, neither RFC 2822 nor ` +
-                  `ISO-8601; it is read, but does not count toward the high-water mark`
-              )
-            }
+            else unreadable.push(`product ${page.ids[i]}: ${JSON.stringify(text ?? null)}`)
           }
+          if (unreadable.length === 0) return
+          yield* RunStats.add(ctx.name, "warnings", unreadable.length)
+          yield* Effect.logWarning(
+            `source '${ctx.name}': ${unreadable.length} product(s) listed from min_id=${page.key} have a date_modified that is neither ` +
+              `RFC 2822 nor ISO-8601 (${unreadable.slice(0, 3).join(", ")}${unreadable.length > 3 ? ", ..." : ""}); they are read, ` +
+              `but do not count toward the high-water mark`
+          )
         })
       const state = (): Omit<Scanning, "page" | "done" | "lastId"> => ({
         scope,

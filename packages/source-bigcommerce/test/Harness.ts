@@ -49,6 +49,10 @@ export interface RunResult {
   readonly pages: number
   /** The `retries` counter of the source in `RunStats`. */
   readonly retries: number
+  /** The `warnings` counter of the source in `RunStats`. */
+  readonly warnings: number
+  /** The log lines while the source was made and read, as `LEVEL message`. */
+  readonly logs: ReadonlyArray<string>
 }
 
 /** How to run the source (core's `SourceHarness.Options`). */
@@ -65,7 +69,9 @@ const toResult = (run: SourceHarness.Run): RunResult => {
     raw: run.checkpoints,
     totals: run.totals,
     pages: run.pages,
-    retries: run.counts.retries
+    retries: run.counts.retries,
+    warnings: run.counts.warnings,
+    logs: run.logs
   }
 }
 

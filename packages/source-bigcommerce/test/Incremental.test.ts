@@ -152,6 +152,40 @@ describe("bigcommerce source: incremental runs", () => {
       expect(second.records.map(plain)).toEqual(expectedOf(sim, touched))
     })))
 
+  it.live("a resumed scan whose checkpoint has no start time (no Date header then) ends with the highest date seen as its mark, never a later time", () =>
+    live(Effect.gen(function*() {
+      const sim = yield* Simulator.make({ products: 12 })
+      const killed = yield* run(simConfig(sim, { pageSize: 4 }), { take: 3 })
+      const { startedAt: _startedAt, ...withoutStart } = Option.getOrThrow(killed.batches[2]!.checkpoint).value as Record<string, unknown>
+      const resumed = yield* run(simConfig(sim, { pageSize: 4 }), { checkpoint: Option.some({ kind: "cursor", value: withoutStart }), resumed: true })
+      const highest = new Date(Math.max(...sim.products.map((p) => p.modified))).toISOString()
+      expect(lastValue(resumed)).toEqual({ scope: "every product", complete: true, mark: highest, highWater: highest })
+    })))
+
+  it.live("a date_modified that is neither RFC 2822 nor ISO-8601: the product is read, a warning names it, the high-water mark ignores it", () =>
+    live(Effect.gen(function*() {
+      const image = (id: number, product: number) => ({
+        id,
+        product_id: product,
+        image_file: `a/${id}.jpg`,
+        is_thumbnail: true,
+        sort_order: 0,
+        description: null,
+        date_created: "Mon, 24 Sep 2012 01:14:30 +0000"
+      })
+      const server = yield* startReplay({
+        "/products/images/count": () => ({ count: 2 }),
+        "/products": (q) => (q.get("min_id") === "1" ? [{ id: 5, date_modified: "yesterday" }, { id: 6, date_modified: "Mon, 24 Sep 2012 01:34:57 +0000" }] : undefined),
+        "/products/5/images": (q) => (q.get("page") === "1" ? [image(1, 5)] : undefined),
+        "/products/6/images": (q) => (q.get("page") === "1" ? [image(2, 6)] : undefined)
+      })
+      const result = yield* run({ baseUrl: server.url, storeHash: "abc123", accessToken: "t0ken" })
+      expect(result.records.map((r) => r.imageId)).toEqual(["1", "2"])
+      expect(result.warnings).toBe(1)
+      expect(result.logs.some((l) => l.startsWith("WARN") && l.includes("product 5: \"yesterday\""))).toBe(true)
+      expect(lastValue(result)).toMatchObject({ highWater: "2012-09-24T01:34:57.000Z" })
+    })))
+
   it.live("a cursor for other products (another partition) is not applied: every product of this run's range is read, with a warning", () =>
     live(Effect.gen(function*() {
       const sim = yield* Simulator.make({ products: 12 })
@@ -159,6 +193,7 @@ describe("bigcommerce source: incremental runs", () => {
       const partition = { minId: sim.products[3]!.id, maxId: sim.products[8]!.id }
       const { error, result } = yield* runUntil(simConfig(sim), { checkpoint: first.last, resumed: false, partition })
       expect(Option.isNone(error)).toBe(true)
+      expect(result.logs.some((l) => l.includes("the last run's cursor was for [every product]") && l.includes("reading every product"))).toBe(true)
       expect(result.records.map(plain)).toEqual(expectedOf(sim, sim.products.slice(3, 9).map((p) => p.id)))
       expect(lastValue(result).scope).toBe(`every product, ids ${partition.minId}..${partition.maxId}`)
     })))
