@@ -42,8 +42,16 @@ afterEach(async () => {
 /** A pipeline file: the channel split into partitions of 8 products, a Postgres table, a CSV file and a JSONL dataset. */
 const pipelineFile = (
   dir: string,
-  options: { readonly name: string; readonly schema: string; readonly prefix: string; readonly partitionsPerWorker?: number }
+  options: {
+    readonly name: string
+    readonly schema: string
+    readonly prefix: string
+    readonly partitionsPerWorker?: number
+    /** Outputs at absolute paths under `dir` (for workers that run in directories of their own). */
+    readonly absoluteOutputs?: boolean
+  }
 ) => {
+  const out = options.absoluteOutputs ? path.join(dir, "out") : "out"
   const file = path.join(dir, "pipeline.yaml")
   fs.writeFileSync(
     file,
@@ -52,7 +60,7 @@ const pipelineFile = (
       `name: ${options.name}`,
       "state: { path: state/state.json }",
       "checkpoint: { everyRecords: 20 }",
-      "deadLetter: { path: out/dead-letter.jsonl }",
+      `deadLetter: { path: ${out}/dead-letter.jsonl }`,
       "sources:",
       "  shop:",
       "    use: channel",
@@ -69,10 +77,10 @@ const pipelineFile = (
       `    with: { url: "\${PG_URL}", schema: ${options.schema}, table: images }`,
       "  csv:",
       "    use: csv",
-      "    with: { path: out/images.csv }",
+      `    with: { path: ${out}/images.csv }`,
       "  history:",
       "    use: jsonl",
-      "    with: { path: out/history, mode: append }",
+      `    with: { path: ${out}/history, mode: append }`,
       "cluster:",
       "  postgres: ${PG_URL}",
       `  prefix: ${options.prefix}`,
@@ -321,5 +329,45 @@ describe("dedupe-by-hash (scope: global) in a distributed run", () => {
     expect(new Set(got)).toEqual(new Set(expected))
     const summary = JSON.parse(r.stdout.trim().split("\n").pop()!).summary
     expect(summary.sources[0].counts.deduped).toBe(sim.catalogue.length - expected.length)
+  }, 900_000)
+})
+
+describe("a partition resumed by a worker elsewhere", () => {
+  it("starts over there (its local spill and dead-letter parts are not there) and the run still equals a local run", async () => {
+    const expected = await localRun()
+    const dir = tmp()
+    const schema = uniqueName("dist")
+    const prefix = uniqueName("effetl_t")
+    cleanup.push({ schemas: [schema], prefix })
+    const file = pipelineFile(dir, { name: "dist", schema, prefix, absoluteOutputs: true })
+    // Each worker in a directory of its own: its own state directory, as on another machine.
+    const home = (name: string) => {
+      const d = path.join(dir, name)
+      fs.mkdirSync(d)
+      return d
+    }
+    const workers = await Promise.all([worker(home("w0"), file), worker(home("w1"), file)])
+    const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
+
+    const planner = start(dir, ["run", file, "--distributed"])
+    const busy = () => workers.find((w) => /partition shop\.\d+: running/.test(w.stderr))
+    await until(() => busy() !== undefined, 240_000, () => `no worker started a partition:\n${planner.stderr}\n${logs()}`, planner)
+    const victim = busy()!
+    const running = /partition (shop\.\d+): running/.exec(victim.stderr)![1]!
+    await until(
+      async () => (await query(`SELECT 1 FROM "${prefix}_state" WHERE pipeline LIKE $1 AND state->'sinks' <> '{}'::jsonb`, [`%/${running}`])).length > 0,
+      120_000,
+      () => `partition ${running} never committed:\n${victim.stderr}`,
+      victim
+    )
+    victim.process.kill("SIGKILL")
+    await victim.exited
+    const taker = workers.find((w) => w !== victim)!
+
+    expect(await planner.exited, `${planner.stderr}\n${logs()}`).toBe(0)
+    expect(taker.stderr).toContain(`partition ${running}: its unfinished run was on`)
+    expect(await tableRows(schema, "images")).toEqual(expected.table)
+    expect(csvRows(path.join(dir, "out/images.csv"))).toEqual(expected.csv)
+    expect(datasetRows(path.join(dir, "out/history"))).toEqual(expected.dataset)
   }, 900_000)
 })
