@@ -7,7 +7,6 @@
 import { Config, DeadLetterWriter, type ProductImage, Sink } from "@effetl/core"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as path from "node:path"
 import { columns as csvColumns } from "./Csv.js"
 import * as FileOutput from "./FileOutput.js"
 import * as ParquetEngine from "./ParquetEngine.js"
@@ -39,7 +38,7 @@ export const ParquetConfig = Schema.Struct({
       "Parent directories are created.",
     examples: ["out/images.parquet", "out/images"]
   }),
-  mode: FileOutput.modeField,
+  mode: FileOutput.autoModeField,
   engine: Config.withDefault(Schema.Literal(...ParquetEngine.engines), "duckdb", {
     description:
       "The Parquet writer. duckdb (default): DuckDB's native writer (@duckdb/node-api), the fastest, memory bounded " +
@@ -124,18 +123,18 @@ export const parquet = Sink.define<ParquetConfig>({
     "part file; overwrite mode merges the parts into one file published atomically at the end, append mode " +
     "publishes a part per commit; partitionBy [source] writes Hive-style source=<value>/ directories.",
   config: ParquetConfig,
-  outputs: (config) => [{
+  outputs: (config, context) => [{
     option: "path",
-    path: path.resolve(config.path),
-    kind: config.mode === "append" || config.partitionBy.length > 0 ? "directory" : "file"
+    path: FileOutput.outputPath(config, context),
+    kind: FileOutput.resolveMode(config.mode, context.incremental) === "append" || config.partitionBy.length > 0 ? "directory" : "file"
   }],
   make: (config, context) => {
     const tableColumns = config.includeExtra ? columns : columns.slice(0, -1)
     return Effect.map(ParquetOutput.make<ProductImage>(
       {
         name: context.name,
-        path: config.path,
-        mode: config.mode,
+        path: context.trial === true ? Sink.trialPath(config.path) : config.path,
+        mode: FileOutput.resolveMode(config.mode, context.incremental),
         runId: context.runId,
         committed: context.committed,
         engine: config.engine,

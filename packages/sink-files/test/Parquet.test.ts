@@ -103,7 +103,7 @@ layer(services)("parquet sink", (it) => {
         expect(plugins).toContain(parquet)
         expect(Schema.decodeUnknownSync(parquet.config)({ path: "o.parquet" })).toEqual({
           path: "o.parquet",
-          mode: "overwrite",
+          mode: "auto",
           engine: "duckdb",
           memoryLimit: "256MB",
           threads: 1,
