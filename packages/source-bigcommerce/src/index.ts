@@ -3,5 +3,5 @@
  */
 export * as Api from "./Api.js"
 export * as Client from "./Client.js"
-export { bigcommerce, BigCommerceConfig, RateSettings } from "./Source.js"
+export { bigcommerce, BigCommerceConfig, Partition, RateSettings } from "./Source.js"
 export { bigcommerce as default } from "./Source.js"
