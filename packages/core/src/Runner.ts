@@ -118,7 +118,7 @@ export const run = (
         if (resumed) startSources[s.name] = prev ?? { checkpoint: null, done: false }
         else {
           const carry = prev?.checkpoint?.kind === "cursor" && !options.fullRefresh ? stripSpill(prev.checkpoint) : null
-          startSources[s.name] = { checkpoint: carry, done: false }
+          startSources[s.name] = carry === null ? { checkpoint: null, done: false } : { checkpoint: carry, done: false, carried: true }
         }
       }
       // Whether this run started from cursors an earlier run carried over: reading nothing new then
@@ -195,7 +195,8 @@ export const run = (
               const instance: SourceInstance = yield* s.plugin.make(s.config, {
                 name: s.name,
                 checkpoint: resumeFrom.pipe(Option.map(stripSpill)),
-                resumed,
+                // A cursor carried in from an earlier run, with no commit of this run yet, is not a resume position.
+                resumed: resumed && state.sources[s.name]!.carried !== true,
                 limit: Option.fromNullable(options.limit),
                 partition: Option.none(),
                 progress: {
@@ -270,7 +271,9 @@ export const run = (
             for (const s of pipeline.sources) {
               const cp = pending.get(s.name)
               const prev = sources[s.name]!
-              sources[s.name] = { checkpoint: cp ?? prev.checkpoint, done: final ? true : prev.done }
+              sources[s.name] = cp === undefined
+                ? { ...prev, done: final ? true : prev.done }
+                : { checkpoint: cp, done: final ? true : prev.done }
             }
             const sinkTokens: Record<string, unknown> = { ...state.sinks }
             ownSinks.forEach((s, i) => (sinkTokens[s.name] = ownTokens[i]))

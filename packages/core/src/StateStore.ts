@@ -29,7 +29,9 @@ export type RunInfo = typeof RunInfo.Type
 /** A source's saved state. `done` means it was read to the end in the current run. */
 export const SourceState = Schema.Struct({
   checkpoint: Schema.NullOr(Checkpoint),
-  done: Schema.Boolean
+  done: Schema.Boolean,
+  /** The checkpoint is a cursor carried over from an earlier run; this run has committed none of its own yet. */
+  carried: Schema.optional(Schema.Boolean)
 })
 export type SourceState = typeof SourceState.Type
 

@@ -163,6 +163,35 @@ describe("Runner", () => {
       expect(logs).toContain("nothing changed since the last run: every output was left as it was")
     }))
 
+  it.effect("a resume before the source's first commit of the run is told it is not a resume (the cursor is still the carried one)", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const told: Array<[boolean, unknown]> = []
+      const feed: Feed = { batches: three, kind: "cursor", seen: [] }
+      const base = memory("s", feed)
+      const probe = Source.define({
+        ...base,
+        make: (config, ctx) => Effect.tap(base.make(config, ctx), () => Effect.sync(() => void told.push([ctx.resumed, Option.getOrNull(ctx.checkpoint)?.value])))
+      })
+      const pipeline = () =>
+        Pipeline.make({
+          name: "p",
+          statePath: path.join(dir, "state.json"),
+          deadLetterPath: path.join(dir, "dead.jsonl"),
+          everyRecords: 1,
+          sources: { s: { use: probe } },
+          sinks: { out: { use: jsonl, with: { path: path.join(dir, "out.jsonl") } } }
+        })
+      yield* Runner.runNode(yield* pipeline()) // a full first run: the cursor is 2
+      // the next run carries cursor 2 in and fails before any commit of its own
+      const mutable = feed as { failAfter?: number }
+      mutable.failAfter = 0
+      yield* Effect.flip(Runner.runNode(yield* pipeline()))
+      delete mutable.failAfter
+      yield* Runner.runNode(yield* pipeline()) // resumes the failed run, which committed nothing of its own
+      expect(told).toEqual([[false, undefined], [false, 2], [false, 2]])
+    }))
+
   it.effect("sinks are told whether the pipeline reads incrementally", () =>
     Effect.gen(function*() {
       const dir = tmp()
