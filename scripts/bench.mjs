@@ -6,6 +6,8 @@
 //   npm run bench -- --case csv-sink   one case (by id or by its display name)
 //   npm run bench -- --case parquet-sink   the parquet sink with each engine (one child per engine)
 //   npm run bench -- --case distributed    distributed runs on 1, 2 and 3 local workers (PostgreSQL on PG_URL)
+//   npm run bench -- --case run-memory     `effetl run` → csv, jsonl, parquet, with and without regrouping
+//   npm run bench -- --full ...            the 10M-row sizes of the parquet-sink (duckdb) and run-memory cases
 //
 // Each case runs in a fresh child process (`node scripts/bench.mjs --case <id> --child`), so its
 // peak RSS is its own. The channel simulator of a case runs in this (the parent) process on
@@ -33,13 +35,14 @@ const self = fileURLToPath(import.meta.url)
 
 // --- options -----------------------------------------------------------------------------------
 
-const usage = "usage: node scripts/bench.mjs [--quick] [--case <id>] [--repeat <n>] [--profile <dir>]\n\ncases:\n"
+const usage = "usage: node scripts/bench.mjs [--quick | --full] [--case <id>] [--repeat <n>] [--profile <dir>]\n\ncases:\n"
 
 const parseArgs = (argv) => {
-  const opts = { quick: false, cases: [], child: false, anchor: false, repeat: undefined, profile: undefined }
+  const opts = { quick: false, full: false, cases: [], child: false, anchor: false, repeat: undefined, profile: undefined }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === "--quick") opts.quick = true
+    else if (a === "--full") opts.full = true
     else if (a === "--child") opts.child = true
     else if (a === "--anchor") opts.anchor = true
     else if (a === "--profile" || a.startsWith("--profile=")) {
@@ -273,14 +276,35 @@ const cases = [
     sim: undefined,
     run: (env) => runSink(env, "jsonl", env.quick ? 100_000 : 1_000_000)
   },
-  // `--case parquet-sink` runs both engines, each in its own child (so each has its own peak RSS).
-  ...["hyparquet-writer", "parquetjs-lite"].map((engine) => ({
-    id: `parquet-sink-${engine}`,
-    group: "parquet-sink",
-    name: `parquet sink only (${engine})`,
-    sim: undefined,
-    run: (env) => runSink(env, "parquet", env.quick ? 100_000 : 1_000_000, { engine })
-  })),
+  // `--case parquet-sink` runs every engine, each in its own child (so each has its own peak RSS),
+  // beside its anchor: DuckDB's own COPY … TO of the same rows from an in-memory table, in a child
+  // that loads none of effetl; both files must hold the same rows. 1M rows (--full: 10M for duckdb).
+  ...["duckdb", "hyparquet-writer", "parquetjs-lite"].map((engine) => {
+    const rows = (env) => (env.quick ? 100_000 : env.full && engine === "duckdb" ? 10_000_000 : 1_000_000)
+    return {
+      id: `parquet-sink-${engine}`,
+      group: "parquet-sink",
+      name: `parquet sink only (${engine})`,
+      sim: undefined,
+      run: (env) => runSink(env, "parquet", rows(env), { engine }),
+      anchor: { run: (env) => runParquetAnchor(env, rows(env)) },
+      same: "images.parquet",
+      ...(engine === "duckdb" ? {} : { repeat: 1 })
+    }
+  }),
+  // `--case run-memory`: the memory of a whole `effetl run` process (the CLI, with a synthetic source,
+  // scripts/bench-plugins/synthetic-source.mjs) into each file format, as is and regrouped by
+  // product (dedupe-by-hash per product over a source whose products span the whole run, so the
+  // runner spills to disk and merges). 1M records (--full: 10M).
+  ...["csv", "jsonl", "parquet"].flatMap((format) =>
+    [false, true].map((regroup) => ({
+      id: `run-memory-${format}${regroup ? "-regroup" : ""}`,
+      group: "run-memory",
+      name: `effetl run → ${format}${regroup ? " (regrouped)" : ""}`,
+      sim: undefined,
+      run: (env) => runCli(env, format, regroup, env.quick ? 100_000 : env.full ? 10_000_000 : 1_000_000)
+    }))
+  ),
   // `--case distributed`: the detailed channel workload and three BigCommerce stores, locally and on
   // 1, 2 and 3 `effetl worker` processes (scripts/bench-distributed.mjs).
   ...distributedCases({ root, detailedTransforms: () => detailedSpec.transforms })
@@ -527,6 +551,121 @@ const runSink = async (env, format, total, options = {}) => {
   return { records: written, seconds, outputBytes, note }
 }
 
+/**
+ * The parquet anchor: DuckDB's own `COPY … TO` (snappy, row groups of 100,000, as the sink's
+ * defaults) of the rows `runSink` writes, built with SQL into an in-memory table first (not timed;
+ * DuckDB's default memory limit, so the table is all in memory).
+ */
+const runParquetAnchor = async (env, total) => {
+  const { DuckDBInstance } = await import("@duckdb/node-api")
+  const db = await DuckDBInstance.create(":memory:")
+  const connection = await db.connect()
+  // runSink's ring: row k is record n = k mod 10,000; hex = (n × 2654435761 mod 2^32) in 8 hex digits.
+  await connection.run(
+    `CREATE TABLE images AS SELECT 'bench' AS source, (1001 + n // 4)::VARCHAR AS product_id, (n + 1)::VARCHAR AS image_id, ` +
+      `(n % 4 + 1)::INTEGER AS "position", 'https://cdn.example.com/media/products/2024/03/' || (n % 28 + 1) || '/' || h || h || '.jpg' AS url, ` +
+      `h || h || '.jpg' AS filename, 1200::INTEGER AS width, 1600::INTEGER AS height, 'sha256:' || repeat(h, 8) AS content_hash, ` +
+      `['Red sneaker, side view', 'Bag "Classic" – 30 × 20 cm', 'Çanta — deri', NULL, 'white shirt; front'][n % 5 + 1] AS alt, ` +
+      `TIMESTAMPTZ '2023-01-01 00:00:00+00' + to_minutes(n) AS created_at, TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_minutes(n) AS updated_at, ` +
+      `'{"status":"active","isActive":true,"vendorHash":"vendor:' || h || h || h || h || '"}' AS extra ` +
+      `FROM (SELECT k, k % 10000 AS n, lpad(lower(hex((k % 10000 * 2654435761) % 4294967296)), 8, '0') AS h FROM range(${total}) r(k)) ORDER BY k`
+  )
+  const target = path.join(env.dir, "images.parquet")
+  const cpuBefore = process.cpuUsage()
+  const started = performance.now()
+  await connection.run(`COPY images TO '${target.replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 100000)`)
+  const seconds = (performance.now() - started) / 1000
+  const cpu = process.cpuUsage(cpuBefore)
+  connection.closeSync()
+  db.closeSync()
+  return {
+    records: total,
+    seconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    outputBytes: fs.statSync(target).size,
+    note: `DuckDB COPY … TO of the same ${int(total)} rows from an in-memory table (built with SQL first, not timed)`
+  }
+}
+
+/**
+ * One `effetl run` of the built CLI in a process of its own (`node -r memory-probe.cjs`), the
+ * synthetic source into one file sink, `regroup`: through dedupe-by-hash per product over products
+ * that span the whole run. Returns that process's peak RSS and CPU, and its RSS over the run.
+ */
+const runCli = async (env, format, regroup, total) => {
+  const plugins = path.join(root, "scripts", "bench-plugins")
+  const output = path.join(env.dir, `images.${format}`)
+  const pipeline = {
+    version: 1,
+    name: "bench",
+    state: { path: path.join(env.dir, "state.json") },
+    deadLetter: { path: path.join(env.dir, "dead-letter.jsonl") },
+    sources: {
+      synthetic: { use: path.join(plugins, "synthetic-source.mjs"), with: { records: total, productComplete: !regroup } }
+    },
+    transforms: regroup ? [{ use: "dedupe-by-hash", with: { scope: "product" } }] : [],
+    sinks: { images: { use: format, with: { path: output, mode: "overwrite" } } }
+  }
+  const file = path.join(env.dir, "pipeline.yaml")
+  fs.writeFileSync(file, JSON.stringify(pipeline, null, 2)) // JSON is YAML
+  const probe = path.join(env.dir, "probe.json")
+  const { spawn } = await import("node:child_process")
+  const child = spawn(
+    process.execPath,
+    ["-r", path.join(plugins, "memory-probe.cjs"), path.join(root, "packages/cli/bin/effetl.js"), "run", file, "--log-format", "json"],
+    { cwd: env.dir, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, EFFETL_BENCH_PROBE: probe } }
+  )
+  let stderr = ""
+  child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)))
+  const code = await new Promise((resolve) => child.on("exit", (c) => resolve(c ?? 1)))
+  if (code !== 0) throw new Error(`effetl run exited with ${code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`)
+  const measured = JSON.parse(fs.readFileSync(probe, "utf8"))
+
+  // The output holds every record once.
+  let rows
+  if (format === "parquet") {
+    const { DuckDBInstance } = await import("@duckdb/node-api")
+    const db = await DuckDBInstance.create(":memory:")
+    const connection = await db.connect()
+    const reader = await connection.runAndReadAll(`SELECT count(*) AS n, count(DISTINCT image_id) AS ids FROM read_parquet('${output.replace(/'/g, "''")}')`)
+    const [n, ids] = reader.getRows()[0]
+    rows = Number(n) === Number(ids) ? Number(n) : -1
+    connection.closeSync()
+    db.closeSync()
+  } else {
+    rows = await countLines(output)
+    if (format === "csv") rows -= 1 // the header
+  }
+  if (rows !== total) throw new Error(`${output} holds ${rows} distinct records, not ${total}`)
+
+  const state = JSON.parse(fs.readFileSync(path.join(env.dir, "state.json"), "utf8"))
+  const spill = state.pipelines?.bench?.sources?.synthetic?.checkpoint?.spill ?? 0
+  if (regroup && spill === 0) throw new Error("product grouping did not spill to disk")
+  const mb = (b) => int(b / 1e6)
+  const at = [0.1, 0.25, 0.5, 0.75, 0.9, 1].map((q) => measured.samples[Math.min(measured.samples.length - 1, Math.floor(q * (measured.samples.length - 1)))])
+  const max = (i) => Math.max(...measured.samples.map((s) => s[i]))
+  const note = [
+    `the effetl run process: peak RSS ${int(measured.maxRssKb / 1024)} MB; RSS at 10/25/50/75/90/100 % of the run: ${at.map((s) => mb(s[1])).join(" / ")} MB`,
+    `highest sampled heap used ${mb(max(2))} MB, external ${mb(max(3))} MB (array buffers ${mb(max(4))} MB); ` +
+    `${int(rows)} records in the output${regroup ? `; ${spill} spill segments (maxBuffered 10,000)` : ""}`
+  ].join("\n  ")
+  return {
+    records: total,
+    seconds: measured.seconds,
+    cpuSeconds: measured.cpuSeconds,
+    peakRssMb: measured.maxRssKb / 1024,
+    outputBytes: fs.statSync(output).size,
+    note
+  }
+}
+
+/** The number of lines of a file, streamed. */
+const countLines = async (file) => {
+  let lines = 0
+  for await (const chunk of fs.createReadStream(file)) for (let i = 0; i < chunk.length; i++) if (chunk[i] === 10) lines++
+  return lines
+}
+
 /** The baseline: a child that only loads the packages, for the RSS every case starts from. */
 const baseline = { id: "baseline", name: "baseline", sim: undefined, run: async () => (await load(), { records: 0, seconds: 0, outputBytes: 0 }) }
 
@@ -534,6 +673,7 @@ const runChild = async (opts) => {
   const c = opts.cases[0] === baseline.id ? baseline : findCase(opts.cases[0])
   const env = {
     quick: opts.quick,
+    full: opts.full,
     dir: process.env.EFFETL_BENCH_DIR,
     sim: process.env.EFFETL_BENCH_SIM ? JSON.parse(process.env.EFFETL_BENCH_SIM) : undefined
   }
@@ -553,7 +693,7 @@ const runChild = async (opts) => {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       ...result,
       processCpuSeconds: (whole.user + whole.system) / 1e6,
-      peakRssMb
+      peakRssMb: result.peakRssMb ?? peakRssMb // a case that measured a process of its own (run-memory) says so
     })
   } catch (e) {
     process.send({ ok: false, error: e instanceof Error ? e.message : String(e) })
@@ -601,7 +741,7 @@ const runCase = async (c, opts, baseDir, { anchor = false, keep = false } = {}) 
     const profileDir = opts.profile === undefined
       ? undefined
       : (fs.mkdirSync(opts.profile, { recursive: true }), fs.mkdtempSync(path.join(opts.profile, `${c.id}${anchor ? "-anchor" : ""}-`)))
-    const child = fork(self, ["--case", c.id, "--child", ...(anchor ? ["--anchor"] : []), ...(opts.quick ? ["--quick"] : [])], {
+    const child = fork(self, ["--case", c.id, "--child", ...(anchor ? ["--anchor"] : []), ...(opts.quick ? ["--quick"] : []), ...(opts.full ? ["--full"] : [])], {
       ...(profileDir === undefined ? {} : { execArgv: [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${profileDir}`] }),
       cwd: dir,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -662,6 +802,7 @@ const printProfile = (dir, title) => {
 /** Whether two outputs hold the same rows: CSV files the same header and rows in any order, other files the same lines. */
 const sameRows = async (file, a, b) => {
   if (!fs.existsSync(a) || !fs.existsSync(b)) return { ok: false, note: `${file} is missing from ${fs.existsSync(a) ? "the anchor's" : "effetl's"} output` }
+  if (file.endsWith(".parquet")) return sameParquetRows(file, a, b)
   let ra
   let rb
   let header = ""
@@ -690,6 +831,36 @@ const sameRows = async (file, a, b) => {
     }
   }
   return { ok: true, note: `${file}: the same ${int(ra.length)} rows${header}` }
+}
+
+/** Whether two Parquet files hold the same rows (in any order, timestamps compared as instants), by DuckDB. */
+const sameParquetRows = async (file, a, b) => {
+  const { DuckDBInstance } = await import("@duckdb/node-api")
+  const db = await DuckDBInstance.create(":memory:")
+  const connection = await db.connect()
+  try {
+    const rows = async (sql) => (await connection.runAndReadAll(sql)).getRowObjectsJS()
+    const lit = (f) => `'${f.replace(/'/g, "''")}'`
+    const columns = async (f) => (await rows(`DESCRIBE SELECT * FROM read_parquet(${lit(f)})`)).map((c) => [c.column_name, c.column_type])
+    const [ca, cb] = [await columns(a), await columns(b)]
+    const names = (cs) => JSON.stringify(cs.map(([n]) => n))
+    if (names(ca) !== names(cb)) return { ok: false, note: `${file}: the columns differ: effetl ${names(ca)}, anchor ${names(cb)}` }
+    // parquetjs-lite's timestamps read as TIMESTAMP (UTC), the others' as TIMESTAMP WITH TIME ZONE.
+    const select = (f) =>
+      `SELECT ${ca.map(([n, t]) => (t === "TIMESTAMP" || t === "TIMESTAMP WITH TIME ZONE" ? `"${n}"::TIMESTAMPTZ AS "${n}"` : `"${n}"`)).join(", ")} FROM read_parquet(${lit(f)})`
+    const [[{ n: na }], [{ n: nb }]] = [await rows(`SELECT count(*) AS n FROM read_parquet(${lit(a)})`), await rows(`SELECT count(*) AS n FROM read_parquet(${lit(b)})`)]
+    const [[{ n: onlyA }], [{ n: onlyB }]] = [
+      await rows(`SELECT count(*) AS n FROM (${select(a)} EXCEPT ALL ${select(b)})`),
+      await rows(`SELECT count(*) AS n FROM (${select(b)} EXCEPT ALL ${select(a)})`)
+    ]
+    if (na !== nb || onlyA !== 0n || onlyB !== 0n) {
+      return { ok: false, note: `${file}: effetl has ${na} rows, the anchor ${nb}; ${onlyA} rows only in effetl's, ${onlyB} only in the anchor's` }
+    }
+    return { ok: true, note: `${file}: the same ${int(Number(na))} rows, same columns (read back by DuckDB)` }
+  } finally {
+    connection.closeSync()
+    db.closeSync()
+  }
 }
 
 const median = (xs) => {
@@ -822,7 +993,7 @@ const runParent = async (opts) => {
   }
 
   const cpus = os.cpus()
-  console.log(`effetl bench${opts.quick ? " (--quick)" : ""}`)
+  console.log(`effetl bench${opts.quick ? " (--quick)" : opts.full ? " (--full)" : ""}`)
   console.log(`machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? "unknown cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.platform()} ${os.arch()}, node ${process.version}`)
   console.log(`load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} (other work on the machine skews the figures)`)
 
