@@ -839,6 +839,7 @@ const sameParquetRows = async (file, a, b) => {
   const db = await DuckDBInstance.create(":memory:")
   const connection = await db.connect()
   try {
+    await connection.run("SET TimeZone = 'UTC'") // a TIMESTAMP (parquetjs-lite's) is a UTC instant
     const rows = async (sql) => (await connection.runAndReadAll(sql)).getRowObjectsJS()
     const lit = (f) => `'${f.replace(/'/g, "''")}'`
     const columns = async (f) => (await rows(`DESCRIBE SELECT * FROM read_parquet(${lit(f)})`)).map((c) => [c.column_name, c.column_type])

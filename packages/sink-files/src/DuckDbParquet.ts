@@ -2,9 +2,9 @@
  * The `duckdb` Parquet engine: DuckDB's own Parquet writer, through `@duckdb/node-api`.
  *
  * - Rows go through DuckDB's appender, a whole data chunk (2,048 rows) at a time, into a DuckDB
- *   table per open part: strings `VARCHAR`, int32 `INTEGER`, timestamps `TIMESTAMPTZ`.
+ *   table per open part: strings `VARCHAR`, int32 `INTEGER`, timestamps as epoch milliseconds.
  * - `COPY … TO` writes a part as a complete Parquet file with the output's compression and
- *   row-group size; the table is then dropped.
+ *   row-group size, timestamps as `TIMESTAMPTZ`; the table is then dropped.
  * - Merging committed parts into one published file is DuckDB reading them
  *   (`read_parquet([...])`, in order) into one `COPY`.
  *
@@ -89,7 +89,13 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   const connection = await instance.connect()
   const run = (sql: string) => connection.run(sql).then(() => undefined, (e: unknown) => Promise.reject(oneLine(e)))
   const types = columns.map((c) => duckdbType(duckdb, c.type))
-  const ddl = columns.map((c) => `${ident(c.name)} ${sqlType[c.type]}`).join(", ")
+  const ddl = columns.map((c) => `${ident(c.name)} ${stagingType[c.type]}`).join(", ")
+  // A part's table to the Parquet columns: timestamps wait in the table as epoch milliseconds.
+  const fromStaging = columns.map((c) =>
+    c.type === "timestamp"
+      ? `make_timestamptz(CAST(${ident(c.name)} AS BIGINT) * 1000) AS ${ident(c.name)}`
+      : ident(c.name)
+  ).join(", ")
   const copyOptions = `(FORMAT parquet, COMPRESSION ${codec[options.compression]}, ROW_GROUP_SIZE ${options.rowGroupSize}, USE_TMP_FILE false)`
   const vectorSize = 2048
   let tables = 0
@@ -158,7 +164,7 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
             const v = row[i] ?? null
             const vector = vectors[i]!
             if (v === null) vector.setItem(fill, null)
-            else if (v instanceof Date) vector.setItem(fill, new duckdb.DuckDBTimestampTZValue(BigInt(v.getTime()) * 1000n))
+            else if (v instanceof Date) vector.setItem(fill, v.getTime())
             else vector.setItem(fill, v)
           }
           fill++
@@ -172,7 +178,7 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
           owner = undefined
         }
         guard(() => appender.closeSync())
-        await run(`COPY ${ident(table)} TO ${lit(file)} ${copyOptions}`)
+        await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}) TO ${lit(file)} ${copyOptions}`)
         done = true
         await run(`DROP TABLE ${ident(table)}`)
       },
@@ -230,6 +236,13 @@ const removeAll = (files: ReadonlyArray<string>) => Promise.all(files.map((f) =>
 
 const sqlType = { string: "VARCHAR", int32: "INTEGER", timestamp: "TIMESTAMPTZ" } as const
 
+/**
+ * A part's table column types: timestamps as epoch milliseconds in a DOUBLE (exact for any date a
+ * JavaScript Date holds), so appending one allocates nothing (a TIMESTAMPTZ value would be an object
+ * and a bigint per cell); the `COPY` makes them TIMESTAMPTZ.
+ */
+const stagingType = { string: "VARCHAR", int32: "INTEGER", timestamp: "DOUBLE" } as const
+
 const codec = { snappy: "snappy", gzip: "gzip", none: "uncompressed" } as const
 
 const duckdbType = (duckdb: Module, type: ParquetEngine.ColumnType): DuckDB.DuckDBType => {
@@ -239,7 +252,7 @@ const duckdbType = (duckdb: Module, type: ParquetEngine.ColumnType): DuckDB.Duck
     case "int32":
       return duckdb.INTEGER
     case "timestamp":
-      return duckdb.TIMESTAMPTZ
+      return duckdb.DOUBLE
   }
 }
 
