@@ -3,7 +3,7 @@
  * keep one content hash; a partition that runs again keeps what it kept; a hash seen in an earlier run
  * is a duplicate unless the run is a full refresh; a discarded run's claims are forgotten.
  */
-import { Batch, ProductImage, RunStats } from "@effetl/core"
+import { Batch, ProductImage, RunStats, Runner } from "@effetl/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -58,7 +58,7 @@ describe("SharedDedupe", () => {
           yield* store.discardRun("run4")
           const afterDiscard = yield* keep(store, "run5", [img("6", "a", 1, "h5")])
           return { p1, p2, again, next, full, fullOther, afterDiscard }
-        })
+        }).pipe(Effect.provide(Runner.platformLayer))
       )
     )
     expect(r.p1).toEqual({ kept: ["1/a", "1/c", "1/d"], deduped: 1, unhashed: 1 })

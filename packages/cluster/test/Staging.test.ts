@@ -4,7 +4,7 @@
  * them all; the finalize source reads every partition's committed records back in plan order,
  * bytes and JSON-unsafe `extra` values included.
  */
-import { type Batch, ProductImage, RunStats, type Sink, type Source } from "@effetl/core"
+import { type Batch, ProductImage, Runner, type Sink, type Source } from "@effetl/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -86,7 +86,7 @@ describe("Staging", () => {
           const all = yield* readAll(store, runId)
           const fromMiddle = yield* readAll(store, runId, all[0]!.checkpoint)
           return { t1, t2, again, all, fromMiddle }
-        }).pipe(Effect.provide(RunStats.layer))
+        }).pipe(Effect.provide(Runner.platformLayer))
       )
     )
     expect([result.t1, result.t2, result.again]).toEqual([{ seq: 1 }, { seq: 2 }, { seq: 2 }])
