@@ -7,8 +7,10 @@
 //
 // - distributed-detailed: the detailed channel workload (every image downloaded and hashed, demo
 //   transforms, CSV). CPU-bound: on a 2-core machine the speed-up stops at 2 workers.
-// - distributed-latency: the same with every request 50 ms late, bound by latency: it scales with
+// - distributed-latency: the same with every request 250 ms late, bound by latency: it scales with
 //   workers while the cores keep up.
+// Each worker runs one partition at a time (`partitionsPerWorker: 1`), as a local run reads one
+// stream, and partitions are small (20 products), so shard placement evens out.
 // - distributed-bigcommerce: three BigCommerce stores (one partition each), each under its own
 //   fixed-window quota: the run takes as long as the slowest store's quota allows, locally or on
 //   3 workers; no request is refused for the quota.
@@ -28,6 +30,7 @@ export const distributedCases = ({ root, detailedTransforms }) => {
   const bin = path.join(root, "packages/cli/bin/effetl.js")
   const channelFile = (env, name, prefix) =>
     writePipeline(env.dir, name, {
+      partitionsPerWorker: 1,
       sources: {
         channel: {
           use: "channel",
@@ -38,8 +41,8 @@ export const distributedCases = ({ root, detailedTransforms }) => {
             mode: "detailed",
             pageSize: 1000,
             concurrency: 4,
-            // About 20 partitions of the full catalogue (1,000 products), 6 of the quick one.
-            partitionSize: env.quick ? 25 : 50
+            // Many small partitions: shard placement evens out (50 of 1,000 products, 8 of the quick 150).
+            partitionSize: 20
           }
         }
       },
@@ -63,11 +66,11 @@ export const distributedCases = ({ root, detailedTransforms }) => {
     {
       id: "distributed-latency",
       group: "distributed",
-      name: "channel→csv distributed (detailed, 50 ms latency; local, 1/2/3 workers)",
+      name: "channel→csv distributed (detailed, 250 ms latency; local, 1/2/3 workers)",
       sim: (quick) => ({
-        products: quick ? 150 : 1_000,
+        products: quick ? 150 : 500,
         seed: 7,
-        faults: { kinds: ["latency"], rate: 1, latencyMs: 50, maxConsecutive: 1_000_000 }
+        faults: { kinds: ["latency"], rate: 1, latencyMs: 250, maxConsecutive: 1_000_000 }
       }),
       run: channelRun,
       repeat: 1
@@ -116,6 +119,7 @@ export const distributedCases = ({ root, detailedTransforms }) => {
           let distributed
           try {
             for (let i = 0; i < 3; i++) workers.push(await startWorker(bin, env.dir, file("bench")))
+            await settled(prefix, 3)
             distributed = await measured(["run", file("bench"), "--distributed", "--log-format", "json"])
           } finally {
             await stopAll(workers)
@@ -155,6 +159,7 @@ const scaling = async (env, bin, file, counts) => {
       const workers = []
       try {
         for (let i = 0; i < n; i++) workers.push(await startWorker(bin, env.dir, f))
+        await settled(prefix, n)
         const run = await timed(bin, env.dir, ["run", f, "--distributed", "--log-format", "json"])
         const got = run.summary.sources.reduce((a, s) => a + s.counts.read, 0)
         if (got !== read) throw new Error(`the distributed run on ${n} workers read ${got} records, the local run ${read}`)
@@ -176,7 +181,7 @@ const scaling = async (env, bin, file, counts) => {
 }
 
 /** Writes a pipeline file (JSON is YAML) with a cluster section under `prefix`. */
-const writePipeline = (dir, name, body, prefix = `effetl_bench_unused`) => {
+const writePipeline = (dir, name, { partitionsPerWorker = 2, ...body }, prefix = `effetl_bench_unused`) => {
   const file = path.join(dir, `${name}.yaml`)
   const pipeline = {
     version: 1,
@@ -184,7 +189,7 @@ const writePipeline = (dir, name, body, prefix = `effetl_bench_unused`) => {
     state: { path: `state-${name}/state.json` },
     deadLetter: { path: `dead-letter-${name}.jsonl` },
     ...body,
-    cluster: { postgres: "${PG_URL}", prefix, shardLockExpiration: "10 seconds" }
+    cluster: { postgres: "${PG_URL}", prefix, shardLockExpiration: "10 seconds", partitionsPerWorker }
   }
   fs.writeFileSync(file, JSON.stringify(pipeline, null, 2))
   return file
@@ -222,6 +227,28 @@ const startWorker = async (bin, cwd, file) => {
   })
   child.stderr.resume()
   return child
+}
+
+/**
+ * Waits until `n` workers hold every shard between them (the rows of `<prefix>_locks`): a worker
+ * that joins takes shards from the others, and the partitions on those shards move with them, so
+ * a run timed before the shards settle would time that move too.
+ */
+const settled = async (prefix, n, shards = 300) => {
+  const { default: pg } = await import("pg")
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    const client = new pg.Client({ connectionString: pgUrl })
+    await client.connect()
+    try {
+      const { rows } = await client.query(`SELECT count(DISTINCT address)::int AS workers, count(*)::int AS shards FROM "${prefix}_locks"`).catch(() => ({ rows: [] }))
+      if (rows[0]?.workers === n && rows[0]?.shards === shards) return
+    } finally {
+      await client.end()
+    }
+    if (Date.now() > deadline) throw new Error(`the ${n} workers did not settle their ${shards} shards in 2 minutes`)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
 }
 
 /** Stops workers (SIGTERM: they hand their shards back) and waits for them. */

@@ -49,7 +49,9 @@ export const shardingConfig = (config: ClusterConfig.ClusterConfig, membership: 
     // Work left by a dead worker is looked for this often by the one that takes its shards.
     entityMessagePollInterval: Duration.seconds(2),
     // A partition can run for hours; its workflow entity waits on it, never idle.
-    entityMaxIdleTime: Duration.minutes(5)
+    entityMaxIdleTime: Duration.minutes(5),
+    // Every partition that finishes tells its run: a run of many partitions gets as many messages.
+    entityMailboxCapacity: "unbounded"
   }
 }
 

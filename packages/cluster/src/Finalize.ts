@@ -43,15 +43,15 @@ export const run = (
       const saved = yield* stateStore.load(name)
       if (saved.run?.status !== "finished") {
         yield* Effect.logInfo(`finalize: publishing the staged records to ${sinks.map((s) => s.name).join(", ")}`)
+        const { stateStore: _fileStore, ...local } = pipeline
         const finalizePipeline: Pipeline.Pipeline = {
-          ...pipeline,
+          ...local,
           name,
           deadLetterPath: path.join(localDir, "dead-letter.jsonl"),
           sources: [{ name: "staged", plugin: Staging.stagedSource({ store, runId }), config: {} }],
           transforms: [],
           sinks
         }
-        delete (finalizePipeline as { stateStore?: unknown }).stateStore
         yield* Runner.run(finalizePipeline, {}).pipe(
           Effect.provideService(StateStore.StateStore, stateStore),
           Effect.provide(RunStats.layer)

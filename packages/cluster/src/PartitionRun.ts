@@ -116,8 +116,10 @@ export const run = (
       const staged = pipeline.sinks.length > direct.length
         ? [{ name: Staging.sinkName, plugin: Staging.stagingSink({ store, runId, partition: unit.key, ordinal: unit.ordinal }), config: {} }]
         : []
+      // The partition's state lives in the cluster's store (provided below), not in the file's `state:`.
+      const { stateStore: _fileStore, ...local } = pipeline
       const partitionPipeline: Pipeline.Pipeline = {
-        ...pipeline,
+        ...local,
         name,
         deadLetterPath,
         sources: [{ ...source, plugin: withPartition(source.plugin, unit) }],
@@ -127,7 +129,6 @@ export const run = (
         ),
         sinks: [...direct, ...staged]
       }
-      delete (partitionPipeline as { stateStore?: unknown }).stateStore
 
       yield* Effect.logInfo(`partition ${unit.key}: running`)
       const summary = yield* Runner.run(partitionPipeline, {}).pipe(
