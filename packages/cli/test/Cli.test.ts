@@ -472,14 +472,18 @@ describe("state", () => {
     expectNoStack(bad)
   })
 
-  it("a state file that is not an effetl state file is an error naming it, and is left as it is", async () => {
+  it("a state file that is not an effetl state file is an error naming it for show, and is left as it is; reset keeps it aside", async () => {
     const dir = setup(channelText)
     fs.mkdirSync(path.join(dir, ".effetl"))
     fs.writeFileSync(path.join(dir, ".effetl/state.json"), "{ not json")
-    const r = await cli(["state", "reset", "pipeline.yaml"], { cwd: dir })
+    const r = await cli(["state", "show", "pipeline.yaml"], { cwd: dir })
     expect(r.code).toBe(1)
     expect(r.stderr).toContain("state.json")
     expect(fs.readFileSync(path.join(dir, ".effetl/state.json"), "utf8")).toBe("{ not json")
+    const reset = await cli(["state", "reset", "pipeline.yaml"], { cwd: dir })
+    expect(reset.code, reset.stderr).toBe(0)
+    const aside = fs.readdirSync(path.join(dir, ".effetl")).filter((f) => f.startsWith("state.json.corrupt-"))
+    expect(aside.map((f) => fs.readFileSync(path.join(dir, ".effetl", f), "utf8"))).toEqual(["{ not json"])
   })
 })
 
