@@ -42,10 +42,12 @@ export interface Options {
 
 /**
  * The most part files one merge `COPY` reads. DuckDB keeps a little memory per file it reads until
- * the `COPY` ends, so more parts are merged in passes: each `mergeFanIn` consecutive parts into one
- * temp file next to them (`.merge-<pass>-<n>.parquet.tmp`), until few enough are left.
+ * the `COPY` ends (about 10 MB per 1,000 files), so more parts are merged in passes: each
+ * `mergeFanIn` consecutive parts into one temp file next to them (`.merge-<pass>-<n>.parquet.tmp`,
+ * in small row groups, cheap to read back), until few enough are left. A pass writes every row
+ * once more, so passes are for runs of very many commits only.
  */
-export const mergeFanIn = 512
+export const mergeFanIn = 2048
 
 /** A DuckDB instance writing one output's Parquet files. Calls must not overlap. */
 export interface Writer {
@@ -97,6 +99,8 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
       : ident(c.name)
   ).join(", ")
   const copyOptions = `(FORMAT parquet, COMPRESSION ${codec[options.compression]}, ROW_GROUP_SIZE ${options.rowGroupSize}, USE_TMP_FILE false)`
+  // A merge pass's file is only read by the next pass: small row groups keep reading it cheap.
+  const passOptions = `(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 8192, USE_TMP_FILE false)`
   const vectorSize = 2048
   let tables = 0
   let closed = false
@@ -187,13 +191,13 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   }
 
   /** One `COPY` of the given files' rows, in order, to `file` (no files: the schema only). */
-  const copyFiles = async (files: ReadonlyArray<string>, file: string): Promise<void> => {
+  const copyFiles = async (files: ReadonlyArray<string>, file: string, how = copyOptions): Promise<void> => {
     const select = columns.map((c) => `CAST(${ident(c.name)} AS ${sqlType[c.type]}) AS ${ident(c.name)}`).join(", ")
     const from = files.length === 0
       ? `(SELECT ${columns.map((c) => `CAST(NULL AS ${sqlType[c.type]}) AS ${ident(c.name)}`).join(", ")} WHERE false)`
       : `read_parquet([${files.map(lit).join(", ")}])`
     await fsp.rm(file, { force: true })
-    await run(`COPY (SELECT ${select} FROM ${from}) TO ${lit(file)} ${copyOptions}`)
+    await run(`COPY (SELECT ${select} FROM ${from}) TO ${lit(file)} ${how}`)
   }
 
   const fanIn = Math.max(2, Math.floor(options.mergeFanIn ?? mergeFanIn))
@@ -207,7 +211,7 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
           const out = path.join(path.dirname(inputs[i]!), `.merge-${pass}-${next.length}.parquet.tmp`)
           next.push(out)
           made.add(out)
-          await copyFiles(inputs.slice(i, i + fanIn), out)
+          await copyFiles(inputs.slice(i, i + fanIn), out, passOptions)
         }
         const done = inputs.filter((f) => made.delete(f))
         await removeAll(done)
