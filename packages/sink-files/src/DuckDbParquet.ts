@@ -8,9 +8,10 @@
  * - Merging committed parts into one published file is DuckDB reading them
  *   (`read_parquet([...])`, in order) into one `COPY`.
  *
- * One in-memory DuckDB instance per output, with `memory_limit` set: a part's rows live in DuckDB's
- * buffer manager, which spills to a private temp directory beyond the limit (removed on close), so
- * memory does not grow with the part. DuckDB's external file cache is off (a part is read once).
+ * One in-memory DuckDB instance per output, with `memory_limit` set. A part holds at most
+ * `spillRows` rows in a table; beyond them its rows go to spill files in a private temp directory
+ * (removed on close), so memory does not grow with the part. DuckDB's external file cache is off
+ * (a part is read once).
  * Extensions are never installed or auto-loaded (Parquet is built in). `@duckdb/node-api` is
  * imported on first use only.
  *
@@ -38,7 +39,18 @@ export interface Options {
   readonly threads?: number
   /** The most part files one `COPY` of a merge reads (default {@link mergeFanIn}). */
   readonly mergeFanIn?: number
+  /** The most rows a part holds in a DuckDB table (default {@link spillRows}). */
+  readonly spillRows?: number
 }
+
+/**
+ * The most rows a part holds in a DuckDB table. Beyond them (a run that commits rarely, such as
+ * the merge phase of product regrouping) the table is written to a spill file in the instance's
+ * temp directory and a new table begins; the commit's `COPY` then reads the spill files and the
+ * last table. DuckDB's buffer manager could spill a big table itself, but it would fill
+ * `memoryLimit` first and then need as much again to write it.
+ */
+export const spillRows = 65_536
 
 /**
  * The most part files one merge `COPY` reads. DuckDB keeps a little memory per file it reads until
@@ -64,7 +76,7 @@ export interface Part {
   /** Rows appended so far. */
   readonly rows: number
   /** Appends rows (in column order). */
-  readonly append: (rows: ReadonlyArray<ParquetEngine.Row>) => void
+  readonly append: (rows: ReadonlyArray<ParquetEngine.Row>) => Promise<void>
   /** Writes the part's rows as a complete Parquet file at `file` (which must not exist) and drops the table. */
   readonly copyTo: (file: string) => Promise<void>
   /** Drops the table without writing it. */
@@ -102,7 +114,9 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   // A merge pass's file is only read by the next pass: small row groups keep reading it cheap.
   const passOptions = `(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 8192, USE_TMP_FILE false)`
   const vectorSize = 2048
+  const maxTableRows = Math.max(vectorSize, Math.floor(options.spillRows ?? spillRows))
   let tables = 0
+  let spills = 0
   let closed = false
 
   // One data chunk, reused for every part: a chunk's vectors are native memory that JavaScript's
@@ -131,38 +145,63 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   }
 
   const openPart = async (): Promise<Part> => {
-    const table = `part_${++tables}`
-    await run(`CREATE TABLE ${ident(table)} (${ddl})`)
-    const appender = await connection.createAppender(table)
+    let table = ""
+    let appender: DuckDB.DuckDBAppender | undefined
+    let tableRows = 0
     let rows = 0
     let done = false
-    /** Gives the chunk to this part (flushing another part's rows first). */
-    const own = () => {
-      if (owner === appender) return
-      flushChunk()
-      owner = appender
+    /** Spill files of this part, in order. */
+    const spilled: Array<string> = []
+
+    const newTable = async () => {
+      table = `part_${++tables}`
+      await run(`CREATE TABLE ${ident(table)} (${ddl})`)
+      appender = await connection.createAppender(table)
+      tableRows = 0
     }
-    /** Drops this part's rows still in the chunk. */
-    const release = () => {
-      if (owner !== appender) return
-      if (fill > 0) resetChunk()
-      owner = undefined
+    /** Appends the table's last rows, closes its appender and gives up the chunk. */
+    const closeTable = () => {
+      const current = appender!
+      if (owner === current) {
+        flushChunk()
+        owner = undefined
+      }
+      guard(() => current.closeSync())
+    }
+    /** Writes the table's rows to a spill file and starts a new table. */
+    const spill = async () => {
+      closeTable()
+      await fsp.mkdir(tempDirectory, { recursive: true })
+      const file = path.join(tempDirectory, `spill-${++spills}.parquet`)
+      spilled.push(file)
+      await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}) TO ${lit(file)} ${passOptions}`)
+      await run(`DROP TABLE ${ident(table)}`)
+      await newTable()
     }
     const drop = async () => {
       if (done) return
       done = true
-      release()
-      guard(() => appender.closeSync())
+      const current = appender!
+      if (owner === current) {
+        if (fill > 0) resetChunk()
+        owner = undefined
+      }
+      guard(() => current.closeSync())
       await run(`DROP TABLE ${ident(table)}`)
+      await removeAll(spilled)
     }
+    await newTable()
 
     return {
       get rows() {
         return rows
       },
-      append: (batch) => {
+      append: async (batch) => {
         if (batch.length === 0) return
-        own()
+        if (owner !== appender) {
+          flushChunk() // another part's rows
+          owner = appender
+        }
         for (const row of batch) {
           for (let i = 0; i < columns.length; i++) {
             const v = row[i] ?? null
@@ -173,17 +212,21 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
           }
           fill++
           rows++
+          tableRows++
           if (fill === vectorSize) flushChunk()
         }
+        if (tableRows >= maxTableRows) await spill()
       },
       copyTo: async (file) => {
-        if (owner === appender) {
-          flushChunk()
-          owner = undefined
-        }
-        guard(() => appender.closeSync())
-        await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}) TO ${lit(file)} ${copyOptions}`)
+        if (spilled.length > 0 && tableRows > 0) await spill()
+        closeTable()
         done = true
+        if (spilled.length === 0) {
+          await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}) TO ${lit(file)} ${copyOptions}`)
+        } else {
+          await copyFiles(spilled, file)
+          await removeAll(spilled)
+        }
         await run(`DROP TABLE ${ident(table)}`)
       },
       discard: drop

@@ -139,8 +139,18 @@ export const make = <A>(
       encoder: ParquetEngine.Encoder | undefined
       table: DuckDbParquet.Part | undefined
       seq: number
+      /** The parts (by seq) this process wrote with DuckDB, so with the output's own settings. */
+      readonly written: Set<number>
     }
     const pendingRows = (slot: Slot) => (slot.encoder?.rows ?? 0) + (slot.table?.rows ?? 0)
+
+    /**
+     * DuckDB: writes the published file at `tmp` from a slot's committed parts. A lone part this
+     * process wrote is already that file (the same columns, compression and row groups): it is
+     * copied as it is rather than encoded again. Otherwise DuckDB merges them.
+     */
+    const publishWithDuckDb = (duck: DuckDbParquet.Writer, slot: Slot, parts: ReadonlyArray<string>, tmp: string) =>
+      parts.length === 1 && slot.written.has(1) ? fsp.copyFile(parts[0]!, tmp) : duck.merge(parts, tmp)
 
     /** Moves the encoder's finished bytes into its part file. */
     const drain = (slot: Slot, encoder: ParquetEngine.Encoder) =>
@@ -154,6 +164,7 @@ export const make = <A>(
           slot.table = undefined
           const token = yield* slot.parts.commitFile((tmp) => table.copyTo(tmp))
           slot.seq = token.seq
+          slot.written.add(token.seq)
           return
         }
         const encoder = slot.encoder
@@ -170,7 +181,7 @@ export const make = <A>(
       Effect.gen(function*() {
         if (duck !== undefined) {
           const table = slot.table ?? (slot.table = yield* io("could not start a Parquet part", () => duck.openPart()))
-          return yield* io("could not append rows to DuckDB", async () => table.append(rows))
+          return yield* io("could not append rows to DuckDB", () => table.append(rows))
         }
         if (slot.encoder === undefined) {
           slot.encoder = yield* io("could not start a Parquet part", () => ParquetEngine.open(byteEngine, encoderOptions))
@@ -222,9 +233,9 @@ export const make = <A>(
         runId: options.runId,
         ext: "parquet",
         committed: options.committed,
-        ...(duck !== undefined ? { publishFile: (parts, tmp) => duck.merge(parts, tmp) } : { publish: merge })
+        ...(duck !== undefined ? { publishFile: (parts, tmp) => publishWithDuckDb(duck, slot, parts, tmp) } : { publish: merge })
       })
-      const slot: Slot = { parts, encoder: undefined, table: undefined, seq: 0 }
+      const slot: Slot = { parts, encoder: undefined, table: undefined, seq: 0, written: new Set() }
       const row = table.row
       return {
         target: parts.target,
@@ -281,7 +292,7 @@ export const make = <A>(
           ext: "parquet",
           committed: Option.some({ seq: committedSeq })
         })
-        const slot: Slot = { parts, encoder: undefined, table: undefined, seq: committedSeq }
+        const slot: Slot = { parts, encoder: undefined, table: undefined, seq: committedSeq, written: new Set() }
         slots.set(dir, slot)
         return slot
       }), services)
@@ -363,7 +374,7 @@ export const make = <A>(
             for (let s = 1; s <= slot.seq; s++) files.push(path.join(base, dir, StagedParts.partName(options.runId, s, "parquet")))
             await fsp.mkdir(path.join(publishTmp, dir))
             const file = path.join(publishTmp, dir, StagedParts.partName(options.runId, 1, "parquet"))
-            if (duck !== undefined) await StagedParts.writeFileAtomically(file, `${file}.tmp`, (tmp) => duck.merge(files, tmp))
+            if (duck !== undefined) await StagedParts.writeFileAtomically(file, `${file}.tmp`, (tmp) => publishWithDuckDb(duck, slot, files, tmp))
             else await StagedParts.writeAtomically(file, `${file}.tmp`, (out) => merge(files, out))
           }
           await StagedParts.fsyncDirectory(publishTmp)

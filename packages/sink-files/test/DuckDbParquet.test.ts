@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import * as DuckDbParquet from "../src/DuckDbParquet.js"
 import type * as ParquetEngine from "../src/ParquetEngine.js"
@@ -31,9 +32,9 @@ const writeParts = (w: DuckDbParquet.Writer, dir: string, parts: number, size: n
     for (let p = 0; p < parts; p += 2) {
       const a = await w.openPart()
       const b = p + 1 < parts ? await w.openPart() : undefined
-      for (let i = 0; i < size; i++) {
-        a.append([row(p * size + i)])
-        b?.append([row((p + 1) * size + i)])
+      for (let i = 0; i < size; i += 100) {
+        await a.append(Array.from({ length: Math.min(100, size - i) }, (_, k) => row(p * size + i + k)))
+        await b?.append(Array.from({ length: Math.min(100, size - i) }, (_, k) => row((p + 1) * size + i + k)))
       }
       for (const [k, part] of [a, b].entries()) {
         if (part === undefined) continue
@@ -56,6 +57,26 @@ describe("DuckDbParquet", () => {
       const files = yield* writeParts(w, dir, 2, 3000) // more than one 2,048-row chunk each
       expect(yield* ids(files[0]!)).toEqual(Array.from({ length: 3000 }, (_, i) => i))
       expect(yield* ids(files[1]!)).toEqual(Array.from({ length: 3000 }, (_, i) => 3000 + i))
+    }))
+
+  it.scoped("a part bigger than spillRows goes through spill files: every row once, in order; no spill file left", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer({ spillRows: 2048 })
+      const files = yield* writeParts(w, dir, 3, 7000) // two parts at once, each about 4 spill files
+      for (const [p, file] of files.entries()) {
+        expect(yield* ids(file)).toEqual(Array.from({ length: 7000 }, (_, i) => p * 7000 + i))
+      }
+      const [nulls] = yield* query(`SELECT count(*) FILTER (name IS NULL) AS names, count(*) FILTER (taken_at IS NULL) AS ats FROM read_parquet(${lit(files[0]!)})`)
+      expect(nulls).toEqual({ names: 1000n, ats: 1400n })
+      const temps = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(`effetl-duckdb-${process.pid}-`))
+      expect(temps.length).toBeGreaterThan(0) // this writer's, made for its spill files
+      for (const t of temps) expect(fs.readdirSync(path.join(os.tmpdir(), t)).filter((f) => f.startsWith("spill-"))).toEqual([])
+      // A discarded part removes its spill files too.
+      const part = yield* Effect.promise(() => w.openPart())
+      yield* Effect.promise(() => part.append(Array.from({ length: 5000 }, (_, i) => row(i))))
+      yield* Effect.promise(() => part.discard())
+      for (const t of temps) expect(fs.readdirSync(path.join(os.tmpdir(), t)).filter((f) => f.startsWith("spill-"))).toEqual([])
     }))
 
   it.scoped("merges more parts than the fan-in in passes: every row once, in order; no merge file left", () =>

@@ -449,6 +449,26 @@ layer(services)("parquet sink", (it) => {
           .toEqual([record(0), record(999), record(1000), record(50999)].map(expected))
       }))
 
+    it.scoped("a run of one commit publishes its part as it is; a part from before a resume is written anew with the settings of now", () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const file = path.join(dir, "one.parquet")
+        const part = path.join(dir, ".one.parquet.effetl-staging", "run1", "part-run1-00001.parquet")
+        const first = yield* openSink(parquet, { path: file })
+        yield* first.write(Chunk.fromIterable(records(0, 30)), info)
+        const token = yield* first.commit
+        yield* first.finish
+        expect(fs.readFileSync(file).equals(fs.readFileSync(part))).toBe(true)
+        expect(yield* readAll(file)).toEqual(records(0, 30).map(expected))
+
+        // Killed before the run was recorded as finished; resumed with another compression.
+        const second = yield* openSink(parquet, { path: file, compression: "gzip" }, { committed: token })
+        yield* second.finish
+        expect(fs.readFileSync(file).equals(fs.readFileSync(part))).toBe(false)
+        expect((yield* query(`SELECT DISTINCT compression FROM parquet_metadata(${lit(file)})`)).map((c) => c.compression)).toEqual(["GZIP"])
+        expect(yield* readAll(file)).toEqual(records(0, 30).map(expected))
+      }))
+
     it.scoped("the memory limit is DuckDB's: one too small fails the commit with a SinkError, not the process", () =>
       Effect.gen(function*() {
         const file = path.join(tempDir(), "small.parquet")
