@@ -16,7 +16,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 
 /** A distributed run as recorded. */
 export interface RunRow {
@@ -154,15 +154,18 @@ export const make = (options: {
       })
     const q = <A, R>(what: string, eff: Effect.Effect<A, SqlError, R>) => Effect.mapError(eff, fail(what))
 
-    yield* Migrator.make({})({
-      loader: Migrator.fromRecord(migrations(t)),
-      table: t.migrations
-    }).pipe(
-      Effect.provideService(SqlClient.SqlClient, sql),
-      Effect.catchAllDefect((d) => Effect.fail(d)),
-      Effect.catchAllCause((c) => Effect.fail(Cause.squash(c))),
-      Effect.mapError(fail(`cannot create the tables of prefix ${options.prefix}`))
-    )
+    yield* withInitLock(
+      db,
+      options.prefix,
+      Migrator.make({})({
+        loader: Migrator.fromRecord(migrations(t)),
+        table: t.migrations
+      }).pipe(
+        Effect.provideService(SqlClient.SqlClient, sql),
+        Effect.catchAllDefect((d) => Effect.fail(d)),
+        Effect.catchAllCause((c) => Effect.fail(Cause.squash(c)))
+      )
+    ).pipe(Effect.mapError(fail(`cannot create the tables of prefix ${options.prefix}`)))
 
     const runOf = (r: Record<string, unknown>): RunRow => ({
       runId: String(r.run_id),
@@ -374,6 +377,30 @@ export const make = (options: {
     }
     return store
   })
+
+/**
+ * Runs `effect` (creating or migrating tables of the prefix) while holding the prefix's init lock, a
+ * PostgreSQL advisory lock: workers and planners that start at the same moment take turns, so two
+ * of them never create the same table at once (which PostgreSQL refuses with a duplicate key).
+ */
+export const withInitLock = <A, E, R>(
+  db: SqlDatabase.SqlDatabase,
+  prefix: string,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError, R> => {
+  const key = `effetl-cluster:${prefix}:init`
+  return Effect.acquireUseRelease(
+    Scope.make(),
+    (scope) =>
+      Effect.gen(function*() {
+        const conn = yield* Scope.extend(db.sql.reserve, scope)
+        yield* conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", [key], undefined)
+        yield* Scope.addFinalizer(scope, conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined).pipe(Effect.ignore))
+        return yield* effect
+      }),
+    (scope, exit) => Scope.close(scope, exit)
+  )
+}
 
 /** The bookkeeping tables' migrations. */
 const migrations = (t: ReturnType<typeof tables>): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({

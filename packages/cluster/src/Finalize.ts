@@ -12,7 +12,7 @@
  *
  * Each step is safe to repeat: the engine runs the step at least once.
  */
-import { type ConfigError, type Pipeline, type PluginServices, type RunError, RunStats, Runner, StagedParts, StateStore } from "@effetl/core"
+import { type ConfigError, type Pipeline, type PluginServices, type RunError, RunStats, Runner, Source, StagedParts, StateStore } from "@effetl/core"
 import { StateError } from "@effetl/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -48,7 +48,7 @@ export const run = (
           ...local,
           name,
           deadLetterPath: path.join(localDir, "dead-letter.jsonl"),
-          sources: [{ name: "staged", plugin: Staging.stagedSource({ store, runId }), config: {} }],
+          sources: [{ name: "staged", plugin: Staging.stagedSource({ store, runId, incremental: Source.anyIncremental(pipeline.sources) }), config: {} }],
           transforms: [],
           sinks
         }

@@ -25,7 +25,7 @@ import {
   RunStats,
   type RunError,
   Runner,
-  type Source,
+  Source,
   StateStore
 } from "@effetl/core"
 import * as Effect from "effect/Effect"
@@ -35,7 +35,7 @@ import * as Schema from "effect/Schema"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { ClusterStore } from "./ClusterStore.js"
+import { type ClusterStore, withInitLock } from "./ClusterStore.js"
 import type { Unit } from "./Plan.js"
 import * as SharedDedupe from "./SharedDedupe.js"
 import * as Staging from "./Staging.js"
@@ -190,6 +190,29 @@ const readLines = (file: string) =>
   )
 
 const safeSegment = (name: string): string => name.replace(/[^A-Za-z0-9_.-]/g, "_")
+
+/**
+ * Creates the tables of the direct sinks (makes each once, under the prefix's init lock), so the
+ * partitions that start at once never race to create them (PostgreSQL refuses a second concurrent
+ * CREATE with a duplicate key).
+ */
+export const prepareDirectSinks = (pipeline: Pipeline.Pipeline, store: ClusterStore, runId: string) =>
+  withInitLock(
+    store.db,
+    store.prefix,
+    Effect.forEach(pipeline.sinks.filter(isDirect), (s) =>
+      Effect.scoped(
+        s.plugin.make(s.config, {
+          name: s.name,
+          pipeline: `${pipeline.name}/${runId}/prepare`,
+          runId,
+          committed: Option.none(),
+          incremental: Source.anyIncremental(pipeline.sources)
+        })
+      ), { discard: true })
+  ).pipe(
+    Effect.mapError((e) => ("_tag" in e && (e._tag === "SinkError" || e._tag === "ConfigError") ? e : new ConfigError({ message: `cannot prepare the sinks' tables: ${e.message}` })))
+  )
 
 /** The sinks a partition run stages for the finalize step. */
 export const stagedSinks = (pipeline: Pipeline.Pipeline): ReadonlyArray<Pipeline.PipelineSink> => pipeline.sinks.filter((s) => !isDirect(s))

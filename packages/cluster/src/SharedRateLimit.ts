@@ -9,7 +9,8 @@
  *   in-process pacing from the server's headers, and adds a shared bucket refilled at
  *   `(1 - headroom) × quota` per window, one request at a time, as soon as the headers told the quota
  *   and the window: whatever the window's phase, all workers together then send at most
- *   `(1 - headroom) × quota + 1` requests in any window (plus the few sent before the first answer).
+ *   `(1 - headroom) × quota + 1` requests in any window. Until a worker knows the budget its
+ *   requests go through a shared probe bucket of one request per second.
  *
  * When Redis cannot be reached a limiter falls back to its in-process pacing and logs a warning
  * once: the run goes on, with a per-worker budget.
@@ -20,11 +21,12 @@ import * as RateLimiter from "@effect/experimental/RateLimiter"
 import * as RedisStore from "@effect/experimental/RateLimiter/Redis"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 
 type Policy = Http.RateLimit.Policy
 type Limiter = Http.RateLimit.Limiter
@@ -49,9 +51,14 @@ export const make = (
     const redisKey = `${options.prefix ?? "effetl:ratelimit:"}${key}`
     const headroom = Math.min(0.9, Math.max(0, options.headroom ?? 0.2))
     const warned = yield* Ref.make(false)
+    /** One step of the shared budget; an unreachable Redis fails it within 2 seconds (the request then goes on). */
+    const consumeWithin = (consume: Parameters<typeof limiter.consume>[0]) =>
+      limiter.consume(consume).pipe(
+        Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => new Error("Redis did not answer within 2 seconds") })
+      )
     /** Takes `consume`'s delay; a store failure leaves the request to the local pacing (warned once). */
     const shared = (consume: Parameters<typeof limiter.consume>[0]) =>
-      limiter.consume(consume).pipe(
+      consumeWithin(consume).pipe(
         Effect.flatMap((r) => (Duration.toMillis(r.delay) > 0 ? Effect.sleep(r.delay) : Effect.void)),
         Effect.catchAll((e) =>
           Effect.flatMap(Ref.getAndSet(warned, true), (done) =>
@@ -69,37 +76,66 @@ export const make = (
 
     // Header-driven: learn the quota and the window from the answers, then share a bucket sized from them.
     const learned = yield* Ref.make<Option.Option<{ readonly quota: number; readonly windowMs: number }>>(Option.none())
+    const known = yield* Effect.makeLatch(false)
     const learn = (headers: Headers.Headers) =>
-      Ref.update(learned, (was) => {
-        const quota = Option.flatMap(policy.headers.quota, (h) => num(headers[h.toLowerCase()]))
-        const window = Option.flatMap(policy.headers.window, (h) => num(headers[h.toLowerCase()]))
-        return Option.isSome(quota) && Option.isSome(window) && quota.value > 0 && window.value > 0
-          ? Option.some({ quota: quota.value, windowMs: window.value })
-          : was
+      Effect.flatMap(
+        Ref.modify(learned, (was) => {
+          const quota = Option.flatMap(policy.headers.quota, (h) => num(headers[h.toLowerCase()]))
+          const window = Option.flatMap(policy.headers.window, (h) => num(headers[h.toLowerCase()]))
+          const now = Option.isSome(quota) && Option.isSome(window) && quota.value > 0 && window.value > 0
+            ? Option.some({ quota: quota.value, windowMs: window.value })
+            : was
+          return [Option.isSome(now), now] as const
+        }),
+        (isKnown) => (isKnown ? known.open : Effect.void)
+      )
+    /** The shared bucket of the learned budget: `(1 - headroom) × quota` per window, one request at a time. */
+    const budgeted = Effect.flatMap(Ref.get(learned), (budget) => {
+      if (Option.isNone(budget)) return Effect.void
+      const perWindow = Math.max(1, Math.floor(budget.value.quota * (1 - headroom)))
+      return shared({
+        key: `${redisKey}:${budget.value.quota}/${budget.value.windowMs}`,
+        algorithm: "token-bucket",
+        limit: 1,
+        window: Duration.millis(budget.value.windowMs / perWindow),
+        onExceeded: "delay"
       })
+    })
+    /**
+     * Before any answer told this worker the budget, requests go one per second across every worker
+     * (a shared probe bucket), so the workers starting together cannot spend the window blind; a
+     * request waiting there goes on as soon as the budget is known, through the budget's bucket.
+     */
+    const probe = consumeWithin({ key: `${redisKey}:probe`, algorithm: "token-bucket", limit: 1, window: Duration.seconds(1), onExceeded: "delay" }).pipe(
+      Effect.flatMap((r) => (Duration.toMillis(r.delay) > 0 ? Effect.raceFirst(Effect.sleep(r.delay), known.await) : Effect.void)),
+      Effect.catchAll(() => Effect.void)
+    )
     return {
       take: Effect.zipRight(
         local.take,
-        Effect.flatMap(Ref.get(learned), (budget) => {
-          if (Option.isNone(budget)) return Effect.void
-          const perWindow = Math.max(1, Math.floor(budget.value.quota * (1 - headroom)))
-          return shared({
-            key: `${redisKey}:${budget.value.quota}/${budget.value.windowMs}`,
-            algorithm: "token-bucket",
-            limit: 1,
-            window: Duration.millis(budget.value.windowMs / perWindow),
-            onExceeded: "delay"
-          })
-        })
+        Effect.flatMap(Ref.get(learned), (budget) => (Option.isSome(budget) ? budgeted : Effect.zipRight(probe, budgeted)))
       ),
       observe: (headers) => Effect.zipRight(local.observe(headers), learn(headers)),
       ...(local.release !== undefined ? { release: local.release } : {})
     }
   })
 
-/** `RateLimiter` on a Redis store at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS). */
+/**
+ * `RateLimiter` on a Redis store at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://`
+ * for TLS). Closing it never fails: a Redis that is gone cannot refuse the goodbye.
+ */
 export const layer = (url: Redacted.Redacted<string>): Layer.Layer<RateLimiter.RateLimiter> =>
-  RateLimiter.layer.pipe(Layer.provide(RedisStore.layerStore(redisOptions(url))))
+  Layer.scoped(
+    RateLimiter.RateLimiter,
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      yield* Effect.addFinalizer(() =>
+        Scope.close(scope, Exit.void).pipe(Effect.timeout(Duration.seconds(2)), Effect.catchAllCause(() => Effect.void))
+      )
+      const store = yield* RedisStore.make(redisOptions(url)).pipe(Scope.extend(scope))
+      return yield* RateLimiter.make.pipe(Effect.provideService(RateLimiter.RateLimiterStore, store))
+    })
+  )
 
 /** ioredis options from a Redis URL (the password stays out of every message). */
 export const redisOptions = (url: Redacted.Redacted<string>) => {

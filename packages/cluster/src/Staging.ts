@@ -90,12 +90,22 @@ export const stagingSink = (options: {
 /** The position of the last staged record read: `[partition ordinal, part, index]`. */
 const Position = Schema.Tuple(Schema.Int, Schema.Int, Schema.Int)
 
-/** A source plugin reading back every staged record of a run, in plan order (the finalize step's source). */
-export const stagedSource = (options: { readonly store: ClusterStore; readonly runId: string; readonly pageSize?: number }) =>
+/**
+ * A source plugin reading back every staged record of a run, in plan order (the finalize step's
+ * source). `incremental` says whether the pipeline's own sources read incrementally, so the sinks
+ * get the same `SinkContext.incremental` as in a local run (a file sink's default mode follows it).
+ */
+export const stagedSource = (options: {
+  readonly store: ClusterStore
+  readonly runId: string
+  readonly incremental: boolean
+  readonly pageSize?: number
+}) =>
   Source.define<{}>({
     name: "staged",
     description: "Reads the records staged by the partitions of a distributed run (internal).",
     config: Schema.Struct({}),
+    incremental: () => options.incremental,
     make: (_config, context) =>
       Effect.gen(function*() {
         const pageSize = options.pageSize ?? 1000

@@ -8,7 +8,7 @@
  * `shardLockExpiration`; another worker then re-runs the workflows it held, and each partition
  * resumes from its last committed checkpoint.
  */
-import { ConfigError, Http, type Pipeline, type PluginServices, Runner, RunStats, type StateError, type StateStore } from "@effetl/core"
+import { ConfigError, Http, type Pipeline, type PluginServices, Runner, RunStats, StateError, type StateStore } from "@effetl/core"
 import * as RateLimiter from "@effect/experimental/RateLimiter"
 import { SqlDatabase, SqlStateStore } from "@effetl/sink-sql"
 import * as Activity from "@effect/workflow/Activity"
@@ -57,10 +57,12 @@ export const context = (pipeline: Pipeline.Pipeline, config: ClusterConfig.Clust
     Effect.gen(function*() {
       const prefix = ClusterConfig.prefixOf(config, pipeline.name)
       const store = yield* ClusterStore.make({ postgres: config.postgres, prefix })
-      const stateStore = yield* SqlStateStore.make({
-        target: SqlDatabase.postgresTarget(config.postgres),
-        table: ClusterStore.tables(prefix).state
-      })
+      // Its table is created (once) under the prefix's init lock, like the bookkeeping tables.
+      const stateStore = yield* ClusterStore.withInitLock(
+        store.db,
+        prefix,
+        SqlStateStore.make({ target: SqlDatabase.postgresTarget(config.postgres), table: ClusterStore.tables(prefix).state })
+      ).pipe(Effect.mapError((e) => (e instanceof StateError ? e : new StateError({ message: `cluster: cannot take the init lock: ${e.message}` }))))
       return {
         pipeline,
         fingerprint: Fingerprint.of(pipeline),
@@ -83,6 +85,7 @@ export const workflows: Layer.Layer<never, never, WorkflowEngine | WorkerContext
         execute: guard("plan", payload, (ctx) =>
           Effect.gen(function*() {
             const units = yield* Effect.scoped(Plan.plan(ctx.pipeline))
+            yield* PartitionRun.prepareDirectSinks(ctx.pipeline, ctx.store, payload.runId)
             yield* ctx.store.setPlanned(payload.runId, units.length)
             yield* Effect.logInfo(`run ${payload.runId}: ${units.length} partition${units.length === 1 ? "" : "s"}`)
             return units
@@ -166,8 +169,9 @@ export const layer = (
   config: ClusterConfig.ClusterConfig,
   options: WorkerOptions = {}
 ): Layer.Layer<never, StateError> =>
+  // The tables first, then the cluster: a worker that cannot open its tables never joins (a runner
+  // that held shards without serving them would stall every run).
   workflows.pipe(
-    Layer.provide(Layer.merge(context(pipeline, config), rateLimitBackend(config))),
     Layer.provide(
       ClusterLayer.layer(config, ClusterConfig.prefixOf(config, pipeline.name), {
         clientOnly: false,
@@ -175,7 +179,7 @@ export const layer = (
         ...(options.port !== undefined ? { port: options.port } : {})
       })
     ),
-    Layer.provide(Runner.platformLayer)
+    Layer.provide(Layer.mergeAll(context(pipeline, config), rateLimitBackend(config), Runner.platformLayer))
   )
 
 /** Runs a worker until interrupted (SIGTERM / Ctrl-C): it then hands its shards back. */

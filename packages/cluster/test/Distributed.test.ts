@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import {
   csvRows,
   dropAll,
+  exitOf,
   killAll,
   query,
   runToEnd,
@@ -147,13 +148,13 @@ describe("effetl run --distributed", () => {
     await until(
       async () => (await query(`SELECT 1 FROM "${prefix}_state" WHERE pipeline LIKE $1 AND state->'sinks' <> '{}'::jsonb`, [`%/${running}`])).length > 0,
       120_000,
-      () => `partition ${running} never committed:\n${victim.stderr}`,
+      () => `partition ${running} never committed:\n${logs()}`,
       victim
     )
     victim.process.kill("SIGKILL")
     await victim.exited
 
-    const code = await planner.exited
+    const code = await exitOf(planner, 600_000, logs)
     expect(code, `${planner.stderr}\n${logs()}`).toBe(0)
     const summary = JSON.parse(planner.stdout.trim().split("\n").pop()!).summary
     expect(summary.status).toBe("finished")
@@ -201,7 +202,7 @@ describe("a planner SIGKILLed mid-run", () => {
     const second = start(dir, ["run", file, "--distributed"])
     await until(() => second.stderr.includes("resuming distributed run"), 300_000, () => `no resume:\n${second.stderr}`, second)
     sim.setFaults(latency)
-    expect(await second.exited, `${second.stderr}\n${logs()}`).toBe(0)
+    expect(await exitOf(second, 600_000, logs), `${second.stderr}\n${logs()}`).toBe(0)
     const summary = JSON.parse(second.stdout.trim().split("\n").pop()!).summary
     expect(summary.runId).toBe(run!.run_id)
     expect(summary.resumed).toBe(true)
@@ -357,14 +358,14 @@ describe("a partition resumed by a worker elsewhere", () => {
     await until(
       async () => (await query(`SELECT 1 FROM "${prefix}_state" WHERE pipeline LIKE $1 AND state->'sinks' <> '{}'::jsonb`, [`%/${running}`])).length > 0,
       120_000,
-      () => `partition ${running} never committed:\n${victim.stderr}`,
+      () => `partition ${running} never committed:\n${logs()}`,
       victim
     )
     victim.process.kill("SIGKILL")
     await victim.exited
     const taker = workers.find((w) => w !== victim)!
 
-    expect(await planner.exited, `${planner.stderr}\n${logs()}`).toBe(0)
+    expect(await exitOf(planner, 600_000, logs), `${planner.stderr}\n${logs()}`).toBe(0)
     expect(taker.stderr).toContain(`partition ${running}: its unfinished run was on`)
     expect(await tableRows(schema, "images")).toEqual(expected.table)
     expect(csvRows(path.join(dir, "out/images.csv"))).toEqual(expected.csv)

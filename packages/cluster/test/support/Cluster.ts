@@ -102,6 +102,19 @@ export const until = async (check: () => boolean | Promise<boolean>, ms: number,
   }
 }
 
+/** The exit code of a child, failing with `why()` (e.g. the workers' logs) when it runs longer than `ms`. */
+export const exitOf = async (child: Child, ms: number, why: () => string): Promise<number | null> => {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running after ${ms / 1000} s:\n${child.stderr.slice(-4000)}\n${why()}`)), ms)
+  })
+  try {
+    return await Promise.race([child.exited, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** Stops every child still running (SIGKILL: nothing of theirs is needed any more). */
 export const killAll = async (): Promise<void> => {
   const running = [...children]
