@@ -44,7 +44,7 @@ const sinkContext = (committed: Option.Option<unknown>): Sink.SinkContext =>
 /** Everything the staged source reads back, from a position. */
 const readAll = (store: ClusterStore.ClusterStore, runId: string, checkpoint: Option.Option<Batch.Checkpoint> = Option.none()) =>
   Effect.gen(function*() {
-    const source = Staging.stagedSource({ store, runId, pageSize: 2 })
+    const source = Staging.stagedSource({ store, runId, incremental: false, pageSize: 2 })
     const instance = yield* source.make({}, {
       name: "staged",
       checkpoint,
