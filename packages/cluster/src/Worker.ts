@@ -20,7 +20,6 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
 import * as ClusterConfig from "./ClusterConfig.js"
 import * as ClusterLayer from "./ClusterLayer.js"
 import * as ClusterStore from "./ClusterStore.js"
@@ -138,29 +137,18 @@ export const workflows: Layer.Layer<never, never, WorkflowEngine | WorkerContext
 
 /**
  * The shared rate budget (`cluster.redis`), plugged into core's limiters through the
- * `Http.RateLimit.Backend` reference: every limiter a source asks for by credential is then one
- * budget in Redis across the workers. Without `cluster.redis`, or with a core that has no such hook,
- * each worker paces its own requests (said once at start).
+ * `Http.RateLimit.Backend` service: every limiter a source asks for by credential is then one
+ * budget in Redis across the workers. Without `cluster.redis` each worker paces its own requests.
  */
-export const rateLimitBackend = (config: ClusterConfig.ClusterConfig): Layer.Layer<never> => {
+export const rateLimitBackend = (config: ClusterConfig.ClusterConfig): Layer.Layer<Http.RateLimit.Backend> | Layer.Layer<never> => {
   if (config.redis === undefined) return Layer.empty
-  const Backend = (Http.RateLimit as unknown as { readonly Backend?: Context.Tag<unknown, Backend> }).Backend
-  if (Backend === undefined) {
-    return Layer.effectDiscard(
-      Effect.logWarning("cluster.redis is set, but this @effetl/core has no Http.RateLimit.Backend hook: each worker paces its own requests")
-    )
-  }
   return Layer.effect(
-    Backend,
-    Effect.map(RateLimiter.RateLimiter, (limiter): Backend => ({
-      make: (key, policy) => SharedRateLimit.make(key, policy).pipe(Effect.provideService(RateLimiter.RateLimiter, limiter))
+    Http.RateLimit.Backend,
+    Effect.map(RateLimiter.RateLimiter, (limiter) => ({
+      make: (key: string, policy: Http.RateLimit.Policy) =>
+        SharedRateLimit.make(key, policy).pipe(Effect.provideService(RateLimiter.RateLimiter, limiter))
     }))
   ).pipe(Layer.provide(SharedRateLimit.layer(config.redis)))
-}
-
-/** What core's `Http.RateLimit.Backend` holds: how the limiter shared under a key is made. */
-interface Backend {
-  readonly make: (key: string, policy: Http.RateLimit.Policy) => Effect.Effect<Http.RateLimit.Limiter, never, Scope.Scope>
 }
 
 /** The worker: its context, the workflows and the cluster membership, for the layer's lifetime. */
@@ -221,7 +209,7 @@ const fail = (
  */
 const guard = <A, E extends { readonly message: string }, R>(
   key: string,
-  payload: { readonly pipeline: string; readonly fingerprint: string },
+  payload: { readonly pipeline: string; readonly fingerprint: string; readonly runId: string },
   body: (ctx: WorkerContext["Type"]) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, PartitionFailed, R | WorkerContext> =>
   Effect.gen(function*() {
@@ -230,6 +218,10 @@ const guard = <A, E extends { readonly message: string }, R>(
       return yield* new ConfigError({
         message: `this worker runs pipeline '${ctx.pipeline.name}', not '${payload.pipeline}': give each pipeline its own cluster.prefix`
       })
+    }
+    const run = yield* ctx.store.run(payload.runId)
+    if (Option.isSome(run) && run.value.status === "discarded") {
+      return yield* new ConfigError({ message: `run ${payload.runId} was discarded (--restart): nothing more of it runs` })
     }
     if (payload.fingerprint !== ctx.fingerprint) {
       return yield* new ConfigError({

@@ -18,11 +18,14 @@
  *
  * Limiters are shared through a process-wide registry keyed by {@link credentialKey} (a SHA-256 of
  * the credential, never the credential itself): two sources with the same token share one budget.
- * A registry entry lives while any scope that acquired it is open.
+ * A registry entry lives while any scope that acquired it is open. A {@link Backend} in the context
+ * (e.g. `@effetl/cluster`'s Redis-backed one on a worker) makes the registry's limiters instead, so
+ * one credential's budget can be shared by several processes.
  */
 import { createHash } from "node:crypto"
 import type * as Headers from "@effect/platform/Headers"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -357,9 +360,20 @@ const registry = globalValue(Symbol.for("@effetl/core/http/RateLimit/registry"),
 }))
 
 /**
+ * How the registry makes the limiter of a key when a process shares its budgets with others (a
+ * distributed worker keeps them in Redis). Without one in the context, limiters are in-process
+ * ({@link make}). A backend's limiter keeps the policy's meaning: the same token bucket, the same
+ * header pacing, with the budget counted across processes.
+ */
+export class Backend extends Context.Tag("@effetl/core/http/RateLimit/Backend")<
+  Backend,
+  { readonly make: (key: string, policy: Policy) => Effect.Effect<Limiter, never, Scope.Scope> }
+>() {}
+
+/**
  * The limiter shared under `key` (e.g. {@link credentialKey}); made with `policy` by the first
- * caller. A later caller with a different policy gets the first one's limiter (one budget per
- * credential) and a warning is logged. The entry is dropped when the last scope using it closes.
+ * caller (through the {@link Backend} in the context, if any). A later caller with a different policy
+ * gets the first one's limiter (one budget per credential) and a warning is logged. The entry is dropped when the last scope using it closes.
  */
 export const shared = (key: string, policy: Policy): Effect.Effect<Limiter, never, Scope.Scope> =>
   Effect.acquireRelease(
@@ -378,8 +392,8 @@ export const shared = (key: string, policy: Policy): Effect.Effect<Limiter, neve
                 existing.limiter
               )
         }
-        return Effect.flatMap(Scope.make(), (scope) =>
-          Effect.map(Scope.extend(make(policy), scope), (limiter) => {
+        return Effect.flatMap(Effect.zip(Scope.make(), Effect.serviceOption(Backend)), ([scope, backend]) =>
+          Effect.map(Scope.extend(Option.isSome(backend) ? backend.value.make(key, policy) : make(policy), scope), (limiter) => {
             registry.entries.set(key, { limiter, policy, scope, refs: 1 })
             return limiter
           })

@@ -93,6 +93,38 @@ describe("RateLimit token bucket", () => {
   })
 })
 
+describe("RateLimit.Backend", () => {
+  it.scoped("makes the registry's limiters when one is in the context (by key and policy), once per key", () =>
+    Effect.gen(function*() {
+      const made: Array<{ key: string; policy: RateLimit.Policy }> = []
+      let takes = 0
+      const backend = RateLimit.Backend.of({
+        make: (key, policy) =>
+          Effect.sync(() => {
+            made.push({ key, policy })
+            return { take: Effect.sync(() => void takes++), observe: () => Effect.void }
+          })
+      })
+      const policy = RateLimit.tokenBucket({ requestsPerSecond: 1 })
+      const key = `backend-test:${Math.random()}`
+      const first = yield* RateLimit.shared(key, policy).pipe(Effect.provideService(RateLimit.Backend, backend))
+      const second = yield* RateLimit.shared(key, policy).pipe(Effect.provideService(RateLimit.Backend, backend))
+      yield* first.take
+      yield* second.take
+      yield* first.take
+      // One limiter for the key, made by the backend with the policy; every take went through it.
+      expect(made).toEqual([{ key, policy }])
+      expect(takes).toBe(3)
+    }))
+
+  it.scoped("without one, limiters stay in-process", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.shared(`no-backend:${Math.random()}`, RateLimit.tokenBucket({ requestsPerSecond: 1000, burst: 5 }))
+      for (let i = 0; i < 5; i++) yield* limiter.take
+      expect(yield* RateLimit.sharedCount).toBeGreaterThan(0)
+    }))
+})
+
 describe("RateLimit header-driven", () => {
   const policy = RateLimit.fromHeaders({
     left: "X-Rate-Limit-Requests-Left",
