@@ -12,9 +12,12 @@ import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
+import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import { StateError } from "@effetl/core"
 import { SqlDatabase } from "@effetl/sink-sql"
 import * as ClusterConfig from "./ClusterConfig.js"
@@ -63,7 +66,7 @@ export const layer = (
 ): Layer.Layer<WorkflowEngine, StateError> => {
   const sharding = shardingConfig(config, membership)
   const target = SqlDatabase.postgresTarget(config.postgres)
-  const storage = Layer.mergeAll(SqlMessageStorage.layerWith({ prefix }), SqlRunnerStorage.layerWith({ prefix }))
+  const storage = oneAtATime(prefix, Layer.mergeAll(SqlMessageStorage.layerWith({ prefix }), SqlRunnerStorage.layerWith({ prefix })))
   const cluster = NodeClusterSocket.layer({ clientOnly: membership.clientOnly, storage: "byo", shardingConfig: sharding }).pipe(
     Layer.provideMerge(storage),
     Layer.provide(ShardingConfig.layer(sharding))
@@ -79,3 +82,26 @@ export const layer = (
     )
   )
 }
+
+/**
+ * Builds the engine's storage (whose layers create the `<prefix>_*` tables on first use) while
+ * holding a PostgreSQL advisory lock of the prefix: two workers starting together on a new prefix
+ * otherwise race on `CREATE TABLE` ("type <prefix>_locks already exists") and one of them dies.
+ */
+const oneAtATime = <ROut, E, RIn>(prefix: string, layer: Layer.Layer<ROut, E, RIn>): Layer.Layer<ROut, E | unknown, RIn | SqlClient.SqlClient> =>
+  Layer.scopedContext(
+    Effect.flatMap(SqlClient.SqlClient, (sql) => {
+      const key = `effetl-cluster:${prefix}:engine`
+      return Effect.acquireUseRelease(
+        Scope.make(),
+        (lock) =>
+          Effect.gen(function*() {
+            const conn = yield* Scope.extend(sql.reserve, lock)
+            yield* conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", [key], undefined)
+            yield* Scope.addFinalizer(lock, conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined).pipe(Effect.ignore))
+            return yield* Layer.build(layer)
+          }),
+        (lock, exit) => Scope.close(lock, exit)
+      )
+    })
+  )

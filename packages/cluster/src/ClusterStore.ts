@@ -22,8 +22,11 @@ import * as Scope from "effect/Scope"
 export interface RunRow {
   readonly runId: string
   readonly pipeline: string
-  /** `running` also covers a run whose planner was killed; `failed` a run with a failed partition. */
-  readonly status: "running" | "failed" | "finished"
+  /**
+   * `running` also covers a run whose planner was killed; `failed` a run with a failed partition (the
+   * next `--distributed` resumes it); `discarded` a run given up by `--restart` (never resumed).
+   */
+  readonly status: "running" | "failed" | "finished" | "discarded"
   /** How many times the run was started (a failed run resumed by the next `--distributed` is attempt 2). */
   readonly attempt: number
   readonly fullRefresh: boolean
@@ -82,7 +85,7 @@ export interface ClusterStore {
   readonly setPlanned: (runId: string, partitions: number) => Effect.Effect<void, StateError>
   readonly startAttempt: (runId: string, attempt: number) => Effect.Effect<void, StateError>
   readonly failRun: (runId: string, error: string) => Effect.Effect<void, StateError>
-  /** Discards an unfinished run (`--restart`): its row goes to `failed` and its staged rows are deleted. */
+  /** Discards an unfinished run (`--restart`): its row goes to `discarded` and its staged rows and seen-set claims are deleted. */
   readonly discardRun: (runId: string) => Effect.Effect<void, StateError>
   /** Records the run as finished and drops what only it needed (staged records, dead letters). */
   readonly finishRun: (runId: string, summary: unknown) => Effect.Effect<void, StateError>
@@ -232,14 +235,14 @@ export const make = (options: {
       failRun: (runId, error) =>
         q(
           "cannot record the run",
-          sql`UPDATE ${sql(t.runs)} SET status = 'failed', error = ${error} WHERE run_id = ${runId} AND status <> 'finished'`
+          sql`UPDATE ${sql(t.runs)} SET status = 'failed', error = ${error} WHERE run_id = ${runId} AND status = 'running'`
         ).pipe(Effect.asVoid),
       discardRun: (runId) =>
         q(
           "cannot discard the run",
           sql.withTransaction(
             Effect.all([
-              sql`UPDATE ${sql(t.runs)} SET status = 'failed', error = 'discarded (--restart)' WHERE run_id = ${runId} AND status <> 'finished'`,
+              sql`UPDATE ${sql(t.runs)} SET status = 'discarded', error = 'discarded (--restart)' WHERE run_id = ${runId} AND status <> 'finished'`,
               sql`DELETE FROM ${sql(t.staged)} WHERE run_id = ${runId}`,
               sql`DELETE FROM ${sql(t.deadLetters)} WHERE run_id = ${runId}`,
               // The images it claimed were never delivered: the next run may have them.
@@ -253,8 +256,9 @@ export const make = (options: {
           sql.withTransaction(
             Effect.all([
               sql`UPDATE ${sql(t.runs)} SET status = 'finished', finished_at = now(), error = NULL, summary = ${JSON.stringify(summary)}::jsonb WHERE run_id = ${runId}`,
-              sql`DELETE FROM ${sql(t.staged)} WHERE run_id = ${runId}`,
-              sql`DELETE FROM ${sql(t.deadLetters)} WHERE run_id = ${runId}`
+              // This run's, and whatever a discarded run's partitions still staged after it was discarded.
+              sql`DELETE FROM ${sql(t.staged)} WHERE run_id = ${runId} OR run_id IN (SELECT run_id FROM ${sql(t.runs)} WHERE status = 'discarded')`,
+              sql`DELETE FROM ${sql(t.deadLetters)} WHERE run_id = ${runId} OR run_id IN (SELECT run_id FROM ${sql(t.runs)} WHERE status = 'discarded')`
             ])
           )
         ).pipe(Effect.asVoid),

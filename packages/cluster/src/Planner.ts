@@ -56,7 +56,7 @@ export const run = (
 
       // Which run: the unfinished one (resumed) unless told otherwise, else a new one.
       const latest = yield* store.latestRun(pipeline.name)
-      const unfinished = Option.filter(latest, (r) => r.status !== "finished")
+      const unfinished = Option.filter(latest, (r) => r.status === "running" || r.status === "failed")
       let resumed = false
       let runId: string
       let attempt = 1
@@ -82,8 +82,15 @@ export const run = (
         yield* Effect.logInfo(`resuming distributed run ${runId} of pipeline '${pipeline.name}' (attempt ${attempt})`)
       } else {
         if (Option.isSome(unfinished)) {
-          yield* store.discardRun(unfinished.value.runId)
-          yield* Effect.logInfo(`discarded the unfinished run ${unfinished.value.runId}`)
+          const old = unfinished.value
+          yield* store.discardRun(old.runId)
+          // Stop its workflow if workers still run it (its activities also refuse to go on, see Worker).
+          yield* Effect.flatMap(WorkflowEngine, (engine) => engine.interrupt(Run, executionIdOf(old.runId, old.attempt))).pipe(
+            Effect.provide(ClusterLayer.layer(config, prefix, { clientOnly: true })),
+            Effect.timeout(Duration.seconds(30)),
+            Effect.ignore
+          )
+          yield* Effect.logInfo(`discarded the unfinished run ${old.runId}`)
         }
         runId = newRunId(started)
         if (!options.fullRefresh) previousRun = Option.getOrNull(Option.map(yield* store.lastFinishedRun(pipeline.name), (r) => r.runId))

@@ -372,3 +372,35 @@ describe("a partition resumed by a worker elsewhere", () => {
     expect(datasetRows(path.join(dir, "out/history"))).toEqual(expected.dataset)
   }, 900_000)
 })
+
+describe("run --distributed --restart", () => {
+  it("discards the unfinished run (its workflow stops, its rows stay discarded) and runs a new one to the same rows", async () => {
+    const expected = await localRun()
+    const dir = tmp()
+    const schema = uniqueName("dist")
+    const prefix = uniqueName("effetl_t")
+    cleanup.push({ schemas: [schema], prefix })
+    const file = pipelineFile(dir, { name: "dist", schema, prefix, partitionsPerWorker: 1 })
+    const workers = await Promise.all([worker(dir, file)])
+    const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
+
+    const first = start(dir, ["run", file, "--distributed"])
+    await until(() => /partition shop\.\d+ finished/.test(first.stderr), 300_000, () => `no partition finished:\n${first.stderr}\n${logs()}`, first)
+    first.process.kill("SIGKILL")
+    await first.exited
+    const [old] = await query<{ run_id: string }>(`SELECT run_id FROM "${prefix}_runs"`)
+
+    const second = start(dir, ["run", file, "--distributed", "--restart"])
+    expect(await exitOf(second, 600_000, logs), `${second.stderr}\n${logs()}`).toBe(0)
+    expect(second.stderr).toContain(`discarded the unfinished run ${old!.run_id}`)
+    const summary = JSON.parse(second.stdout.trim().split("\n").pop()!).summary
+    expect(summary.runId).not.toBe(old!.run_id)
+    expect(summary.resumed).toBe(false)
+    const runs = await query<{ run_id: string; status: string }>(`SELECT run_id, status FROM "${prefix}_runs" ORDER BY started_at`)
+    expect(runs.map((r) => r.status)).toEqual(["discarded", "finished"])
+    expect(await tableRows(schema, "images")).toEqual(expected.table)
+    expect(csvRows(path.join(dir, "out/images.csv"))).toEqual(expected.csv)
+    // The dataset holds the new run's records once (the discarded run published none: it never finalized).
+    expect(datasetRows(path.join(dir, "out/history"))).toEqual(expected.dataset)
+  }, 900_000)
+})
