@@ -100,8 +100,10 @@ const datasetRows = (dir: string): Array<string> =>
     fs.readFileSync(path.join(dir, f), "utf8").split("\n").filter((l) => l.length > 0)
   ).sort()
 
-/** A local run of the same pipeline (its own output schema): what a distributed run must equal. */
-const localRun = async () => {
+/** A local run of the same pipeline (its own output schema): what a distributed run must equal. Run once, shared by the tests. */
+let local: Promise<{ table: Array<string>; csv: Array<string>; dataset: Array<string> }> | undefined
+const localRun = () => (local ??= runLocally())
+const runLocally = async () => {
   const dir = tmp()
   const schema = uniqueName("local")
   cleanup.push({ schemas: [schema], prefix: "unused" })
