@@ -322,6 +322,9 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
   }
 }
 
+/** A jittered delay to the millisecond, for messages (`297ms`, not `297ms 81787ns`). */
+const roundedMillis = (d: Duration.Duration): Duration.Duration => Duration.millis(Math.round(Duration.toMillis(d)))
+
 const replyInfo = (raw: Raw): ReplyInfo => ({
   status: raw.status,
   headers: raw.headers,
@@ -426,14 +429,14 @@ const exchange = <B>(
           ),
           Effect.logWarning(
             `${ctx.prefix}: ${method} ${ctx.url} failed (${info.failure.reason})${asked}; retry ${info.retry} of ${settings.policy.maxRetries} in ${
-              Duration.format(info.delay)
+              Duration.format(roundedMillis(info.delay))
             }${requestId === undefined ? "" : ` [request id ${requestId}]`}`
           ).pipe(
             Effect.annotateLogs({
               source,
               url: ctx.url,
               attempt: info.retry,
-              delay: Duration.format(info.delay),
+              delay: Duration.format(roundedMillis(info.delay)),
               delayMillis: Duration.toMillis(info.delay),
               reason: info.failure.reason,
               ...(Option.isSome(info.serverWait) ? { serverWaitMillis: Duration.toMillis(info.serverWait.value) } : {}),
