@@ -205,6 +205,42 @@ describe("effetl runs", () => {
     expect(after.runs.map((x) => [x.id, x.status])).toEqual([[rows[0]!.run, "finished"]])
   })
 
+  it("a run stopped by Ctrl-C is interrupted, with what it did so far; resumed to its end, the same run is finished after 2 attempts", async () => {
+    const slow = await startChannelSimulator({ products: 30, seed: 5, faults: { kinds: ["latency"], rate: 1, latencyMs: 60 } })
+    try {
+      const dir = setup()
+      const slowEnv = { ...env(), CHANNEL_BASE_URL: slow.url, CHANNEL_TOKEN: slow.token, CHANNEL_ID: String(slow.channelId) }
+      let sent = false
+      const stopped = await effetl(["run", "pipeline.yaml"], {
+        cwd: dir,
+        env: slowEnv,
+        onSpawn: (child) => {
+          let err = ""
+          child.stderr!.on("data", (d) => {
+            err += d
+            if (!sent && err.includes("committed:")) {
+              sent = true
+              child.kill("SIGINT")
+            }
+          })
+        }
+      })
+      expect(stopped.code, stopped.stderr).toBe(130)
+      const r = await cli(["runs", "pipeline.yaml", "--log-format", "json"], { cwd: dir, env: slowEnv })
+      const [run] = (JSON.parse(r.stdout) as RunsJson).runs
+      expect(run).toMatchObject({ status: "interrupted", attempts: 1 })
+      expect(run!.seconds).toBeGreaterThan(0)
+      expect(run!.sources.channel!.counts.read).toBeGreaterThan(0)
+      const resumed = await cli(["run", "pipeline.yaml"], { cwd: dir, env: slowEnv })
+      expect(resumed.code, resumed.stderr).toBe(0)
+      const after = JSON.parse((await cli(["runs", "pipeline.yaml", "--log-format", "json"], { cwd: dir, env: slowEnv })).stdout) as RunsJson
+      expect(after.runs).toHaveLength(1)
+      expect(after.runs[0]).toMatchObject({ id: run!.id, status: "finished", attempts: 2 })
+    } finally {
+      await slow.close()
+    }
+  })
+
   it("SQLite state store: the same history, kept in its table", async () => {
     const dir = setup("state: { use: sqlite, with: { path: state/state.db }, history: 3 }")
     for (let i = 0; i < 4; i++) {

@@ -347,24 +347,26 @@ export const run = (
           if (due && dirty.size === 0) yield* commit(false)
         })
 
-      const outcome = yield* Stream.mergeAll(sourceStreams, { concurrency: "unbounded" }).pipe(
-        Stream.runForEach(write),
-        Effect.exit
+      // The end of a failed or stopped run is recorded even when the run was interrupted (Ctrl-C).
+      const stopped = yield* Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const outcome = yield* Effect.exit(restore(Stream.mergeAll(sourceStreams, { concurrency: "unbounded" }).pipe(Stream.runForEach(write))))
+          if (Exit.isSuccess(outcome)) return Option.none()
+          if (persist && !Cause.isInterruptedOnly(outcome.cause)) {
+            const failure = Cause.failureOption(outcome.cause)
+            const message = Option.match(failure, { onNone: () => Cause.pretty(outcome.cause), onSome: (e) => e.message })
+            const failed = { ...state, run: { ...state.run!, status: "failed" as const, error: message } }
+            yield* save(RunHistory.record(failed, yield* historyEntry("failed", message), historyLimit)).pipe(Effect.ignore)
+          } else if (persist) {
+            // Stopped (Ctrl-C): the run stays unfinished (the next run resumes it); its history entry keeps what this attempt did.
+            yield* Effect.flatMap(historyEntry("interrupted"), (entry) => save(RunHistory.record(state, entry, historyLimit))).pipe(Effect.ignore)
+          }
+          return Option.some(outcome.cause)
+        })
       )
-      if (Exit.isFailure(outcome)) {
-        if (persist && !Cause.isInterruptedOnly(outcome.cause)) {
-          const failure = Cause.failureOption(outcome.cause)
-          const message = Option.match(failure, { onNone: () => Cause.pretty(outcome.cause), onSome: (e) => e.message })
-          const failed = { ...state, run: { ...state.run!, status: "failed" as const, error: message } }
-          yield* save(RunHistory.record(failed, yield* historyEntry("failed", message), historyLimit)).pipe(Effect.ignore)
-        } else if (persist) {
-          // Stopped (Ctrl-C): the run stays unfinished (the next run resumes it); its history entry keeps what this attempt did.
-          yield* Effect.uninterruptible(
-            Effect.flatMap(historyEntry("interrupted"), (entry) => save(RunHistory.record(state, entry, historyLimit)))
-          ).pipe(Effect.ignore)
-        }
+      if (Option.isSome(stopped)) {
         reporter.close?.()
-        return yield* Effect.failCause(outcome.cause)
+        return yield* Effect.failCause(stopped.value)
       }
 
       // The end: final commit, publish, record the run as finished, clean up.
