@@ -206,7 +206,9 @@ export const runs = (
       yield* Effect.gen(function*() {
         const store = yield* StateStore.StateStore
         const saved = yield* store.load(pipeline.name)
-        const live = saved.run?.status === "running" && (yield* RunLock.held(pipeline.statePath, pipeline.name))
+        // A run still `running` in the state is going when a process holds its lock (here, or in a shared store).
+        const live = saved.run?.status === "running" &&
+          ((yield* RunLock.held(pipeline.statePath, pipeline.name)) || (store.running !== undefined && (yield* store.running(pipeline.name))))
         const listed = RunHistory.list(saved, live)
         const where = { pipeline: pipeline.name, state: store.location, limit: pipeline.history ?? RunHistory.defaultLimit }
         const json = a.logFormat === "json"

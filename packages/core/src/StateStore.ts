@@ -75,6 +75,11 @@ export class StateStore extends Context.Tag("@effetl/core/StateStore")<
      * after the local lock file, so one run of a pipeline goes at a time wherever it runs.
      */
     readonly lock?: (pipeline: string) => Effect.Effect<void, StateError, Scope.Scope>
+    /**
+     * Offered by a store that holds runs' locks (`lock`): whether a run of the pipeline holds it now,
+     * wherever it runs. `effetl runs` lists an unfinished run as `running` then, else `interrupted`.
+     */
+    readonly running?: (pipeline: string) => Effect.Effect<boolean, StateError>
   }
 >() {}
 
