@@ -17,8 +17,10 @@ import * as Batch from "../src/Batch.js"
 import { ApiError } from "../src/Errors.js"
 import * as JsonFileStateStore from "../src/JsonFileStateStore.js"
 import * as Pipeline from "../src/Pipeline.js"
+import * as PipelineFile from "../src/PipelineFile.js"
 import { ProductImage } from "../src/ProductImage.js"
 import * as RunHistory from "../src/RunHistory.js"
+import * as Registry from "../src/Registry.js"
 import * as Runner from "../src/Runner.js"
 import * as Sink from "../src/Sink.js"
 import * as Source from "../src/Source.js"
@@ -168,4 +170,26 @@ describe("RunHistory.list", () => {
     })
     expect(Schema.decodeUnknownSync(StateStore.PipelineState)(Schema.encodeSync(StateStore.PipelineState)(state))).toEqual(state)
   })
+})
+
+describe("state.history in a pipeline file", () => {
+  const file = (history: string) => `version: 1
+name: p
+state: { path: s.json${history} }
+sources: { a: { use: counting } }
+sinks: { b: { use: nowhere } }
+`
+  const registry = Registry.make({ sources: [counting(1, {})], transforms: [], sinks: [nowhere] })
+
+  it.effect("sets how many runs the history keeps, read by run and by peek; an integer of at least 1", () =>
+    Effect.gen(function*() {
+      expect((yield* PipelineFile.parse(file(", history: 5"), { registry, env: {} })).history).toBe(5)
+      expect((yield* PipelineFile.parse(file(""), { registry, env: {} })).history).toBeUndefined()
+      const dir = tmp()
+      fs.writeFileSync(path.join(dir, "p.yaml"), file(", history: 7"))
+      expect((yield* PipelineFile.peek(path.join(dir, "p.yaml"))).history).toBe(7)
+      const bad = yield* Effect.flip(PipelineFile.parse(file(", history: 0"), { registry, env: {} }))
+      expect(bad.message).toContain("state.history: expected an integer ≥ 1")
+      expect((yield* Effect.flip(Pipeline.make({ name: "p", history: 1.5, sources: {}, sinks: {} }))).message).toContain("history: expected an integer ≥ 1")
+    }))
 })
