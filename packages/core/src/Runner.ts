@@ -358,8 +358,13 @@ export const run = (
             const failed = { ...state, run: { ...state.run!, status: "failed" as const, error: message } }
             yield* save(RunHistory.record(failed, yield* historyEntry("failed", message), historyLimit)).pipe(Effect.ignore)
           } else if (persist) {
-            // Stopped (Ctrl-C): the run stays unfinished (the next run resumes it); its history entry keeps what this attempt did.
-            yield* Effect.flatMap(historyEntry("interrupted"), (entry) => save(RunHistory.record(state, entry, historyLimit))).pipe(Effect.ignore)
+            // Stopped (Ctrl-C): the run stays unfinished (the next run resumes it); its history entry keeps
+            // what this attempt did. Added to the state as saved: a commit the stop cut short may have saved it.
+            yield* Effect.gen(function*() {
+              const entry = yield* historyEntry("interrupted")
+              const saved = yield* store.load(pipeline.name)
+              if (saved.run?.id === runId) yield* store.save(pipeline.name, RunHistory.record(saved, entry, historyLimit))
+            }).pipe(Effect.ignore)
           }
           return Option.some(outcome.cause)
         })
