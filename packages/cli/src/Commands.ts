@@ -3,7 +3,7 @@
  * command runs: it brings core, Effect and the plugin registry (whose plugins load on first use).
  * Each command returns its exit code; failures become one `error:` line, never a stack trace.
  */
-import { ConfigError, PathConflicts, PipelineFile, Registry, Runner, StateStore } from "@effetl/core"
+import { ConfigError, PathConflicts, PipelineFile, Registry, RunHistory, RunLock, Runner, StateStore } from "@effetl/core"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -19,6 +19,7 @@ import * as Logging from "./Logging.js"
 import { ExitCode, type Io } from "./main.js"
 import * as Plugins from "./Plugins.js"
 import * as Progress from "./Progress.js"
+import * as Runs from "./Runs.js"
 import { simulators } from "./Simulators.js"
 import * as Summary from "./Summary.js"
 
@@ -181,6 +182,49 @@ export const state = (
           const what = saved.run === null ? "it had no saved run" : `forgot run ${saved.run.id} (${saved.run.status}) and its checkpoints`
           io.stdout(Logging.escapeControl(`state of pipeline '${pipeline.name}' reset in ${store.location}: ${what}`) + "\n")
         }
+      }).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
+    })
+  )
+}
+
+/**
+ * `effetl runs <file> [id]`: the pipeline's past runs from its state store's run history (the current
+ * run first when it is unfinished: `running` while a process holds its lock, else `interrupted`), or
+ * one run in detail. Reads only the file's name and state section.
+ */
+export const runs = (
+  a: Common & { readonly file: string; readonly id?: string | undefined; readonly state?: string },
+  unsafeIo: Io
+): Promise<number> => {
+  const io = guarded(unsafeIo)
+  return execute(
+    a,
+    io,
+    Effect.gen(function*() {
+      yield* pipelineFile(a.file)
+      const pipeline = yield* PipelineFile.peek(a.file, { registry, env: io.env, ...(a.state ? { statePath: a.state } : {}) })
+      yield* Effect.gen(function*() {
+        const store = yield* StateStore.StateStore
+        const saved = yield* store.load(pipeline.name)
+        // A run still `running` in the state is going when a process holds its lock (here, or in a shared store).
+        const live = saved.run?.status === "running" &&
+          ((yield* RunLock.held(pipeline.statePath, pipeline.name)) || (store.running !== undefined && (yield* store.running(pipeline.name))))
+        const listed = RunHistory.list(saved, live)
+        const where = { pipeline: pipeline.name, state: store.location, limit: pipeline.history ?? RunHistory.defaultLimit }
+        const json = a.logFormat === "json"
+        if (a.id === undefined) return io.stdout((json ? Runs.json(listed, where) : Runs.table(listed, where, Date.now())) + "\n")
+        const found = Runs.find(listed, a.id)
+        if (found === undefined || Array.isArray(found)) {
+          const candidates = found === undefined ? listed : found
+          const known = candidates.slice(0, 5).map((r) => r.id).join(", ")
+          return yield* new ConfigError({
+            message: found === undefined
+              ? `pipeline '${pipeline.name}' has no run '${a.id}' in its history${known ? ` (the newest: ${known})` : " (it has no runs yet)"}`
+              : `'${a.id}' names ${candidates.length} runs of pipeline '${pipeline.name}' (${known}${candidates.length > 5 ? ", ..." : ""}); give more of the id`
+          })
+        }
+        const run = found as RunHistory.Listed
+        io.stdout((json ? Runs.jsonOne(run, where) : Runs.detail(run, where, Date.now())) + "\n")
       }).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
     })
   )

@@ -1,10 +1,14 @@
 /**
- * The end-of-run summary: a table for people, or one JSON object for machines.
+ * The end-of-run summary: a table for people, or one JSON object for machines. The table accounts for
+ * every record read: written, invalid (dead letters), deduped, or dropped by a transform, with the
+ * dropped ones listed per reason under it; and for the trouble met: warnings, retries and rate-limit waits.
  */
 import type { Pipeline, Runner } from "@effetl/core"
 import * as path from "node:path"
+import * as Logging from "./Logging.js"
 
-const columns = ["read", "written", "invalid", "deduped", "unhashed", "warnings", "retries"] as const
+/** The counters shown, in order. */
+export const columns = ["read", "written", "invalid", "deduped", "dropped", "unhashed", "warnings", "retries", "waits"] as const
 
 /** The summary as a text table with the outputs listed under it. */
 export const text = (summary: Runner.RunSummary, pipeline: Pipeline.Pipeline): string => {
@@ -23,6 +27,7 @@ export const text = (summary: Runner.RunSummary, pipeline: Pipeline.Pipeline): s
         ? `trial run (--limit): written to each output's trial location (never the real one), no state saved`
         : `${summary.resumed ? "resumed and finished" : "finished"} in ${summary.seconds.toFixed(1)}s`
   const out = [`pipeline ${summary.pipeline} · run ${summary.runId} · ${status}`, "", fmt(head), ...rows.map(fmt)]
+  out.push(...droppedLines(summary.sources))
   if (summary.status !== "dry-run") {
     out.push("", "outputs:")
     for (const s of pipeline.sinks) {
@@ -33,6 +38,17 @@ export const text = (summary: Runner.RunSummary, pipeline: Pipeline.Pipeline): s
     out.push(`  state: ${summary.statePath}`)
   }
   return out.join("\n")
+}
+
+/** The records dropped by transforms, per source and reason (nothing when none were): `dropped by transforms:` and a line each. */
+export const droppedLines = (
+  sources: ReadonlyArray<{ readonly name: string; readonly dropped?: Readonly<Record<string, number>> | undefined }>
+): Array<string> => {
+  const rows = sources.flatMap((s) => Object.entries(s.dropped ?? {}).map(([reason, n]) => [s.name, String(n), reason] as const))
+  if (rows.length === 0) return []
+  const name = Math.max(...rows.map((r) => r[0].length))
+  const count = Math.max(...rows.map((r) => r[1].length))
+  return ["", "dropped by transforms:", ...rows.map(([s, n, reason]) => Logging.escapeControl(`  ${s.padEnd(name)}  ${n.padStart(count)}  ${reason}`))]
 }
 
 /** The summary as one JSON object. */

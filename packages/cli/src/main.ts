@@ -46,12 +46,13 @@ const commands = {
   plugins: "plugins [name]",
   schema: "schema",
   state: "state <action> <file>",
+  runs: "runs <file> [id]",
   simulate: "simulate <api>",
   worker: "worker <file>"
 } as const
 type Command = keyof typeof commands
 /** The positional arguments' names (the rest are options, shown as `--name`). */
-const positionals = new Set(["file", "name", "action", "api"])
+const positionals = new Set(["file", "name", "action", "api", "id"])
 const commandNames = Object.keys(commands) as ReadonlyArray<Command>
 
 /** A usage problem: one line, exit 2. */
@@ -196,6 +197,25 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
       async (a) => {
         result.code = await (await load()).state(
           { action: a.action, file: a.file, logFormat: a["log-format"], verbose: a.verbose, ...(a.state !== undefined ? { state: a.state } : {}) },
+          io
+        )
+      }
+    )
+    .command(
+      commands.runs,
+      "List a pipeline's past runs (id, start, duration, status, counts per source, error), newest first, or show one run. Needs only the file's name and state section.",
+      (y) =>
+        (scoped = y)
+          .positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" })
+          .positional("id", { type: "string", describe: "A run id (or the start of one): show that run in detail" })
+          .option("state", stateOption)
+          .check((a) => (a.state === "" ? "--state needs a file name" : true))
+          .example("$0 runs pipeline.yaml", "the runs its state store kept (the last 50, or state.history)")
+          .example("$0 runs pipeline.yaml 20261205T000102Z-k3x9qa", "one run: counts per source, records dropped per reason, error")
+          .example("$0 runs pipeline.yaml --log-format json", "the same as one JSON object"),
+      async (a) => {
+        result.code = await (await load()).runs(
+          { file: a.file, id: a.id, logFormat: a["log-format"], verbose: a.verbose, ...(a.state !== undefined ? { state: a.state } : {}) },
           io
         )
       }

@@ -50,7 +50,7 @@ describe("help and usage", () => {
   it("--help lists every command and the global options", async () => {
     const r = await effetl(["--help"], { cwd: tempDir("help") })
     expect(r.code).toBe(0)
-    for (const c of ["run <file>", "validate <file>", "plugins [name]", "schema", "state <action> <file>", "simulate <api>", "worker <file>"]) {
+    for (const c of ["run <file>", "validate <file>", "plugins [name]", "schema", "state <action> <file>", "runs <file> [id]", "simulate <api>", "worker <file>"]) {
       expect(r.stdout).toContain(`effetl ${c}`)
     }
     for (const o of ["--log-format", "--verbose", "--help", "--version"]) expect(r.stdout).toContain(o)
@@ -63,6 +63,7 @@ describe("help and usage", () => {
     plugins: ["name"],
     schema: ["yaml-language-server"],
     state: ["action", "file", "--state", "show", "reset"],
+    runs: ["file", "id", "--state", "--log-format json"],
     simulate: ["api", "--port", "--faults", "--fault-rate", "channel", "5xx,429,reset,truncate,latency"]
   }
   for (const [command, expected] of Object.entries(options)) {
@@ -91,7 +92,7 @@ describe("help and usage", () => {
   it("no command: exit 2 and a message naming the commands", async () => {
     const r = await cli([], { cwd: tempDir("usage") })
     expect(r.code).toBe(2)
-    expect(r.stderr).toBe("error: give a command: run, validate, plugins, schema, state, simulate, worker (see 'effetl --help')\n")
+    expect(r.stderr).toBe("error: give a command: run, validate, plugins, schema, state, runs, simulate, worker (see 'effetl --help')\n")
     expectNoStack(r)
   })
 

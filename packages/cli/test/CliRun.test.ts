@@ -361,7 +361,7 @@ describe("progress output", () => {
     const r = await run(dir, ["--progress"])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/elapsed · \d+ records written · \d+ commits?/)
-    expect(r.stderr).toMatch(new RegExp(` channel \\|[█░]+\\| \\d+/${sim.catalogue.length} records · \\d+ pages? · done`))
+    expect(r.stderr).toMatch(new RegExp(` channel \\|[█░]+\\| \\d+/${sim.catalogue.length} records · (.+ · )?\\d+ pages? · (.+ · )?done`))
     expect(r.stderr).toMatch(/INFO {2}starting run \S+ of pipeline 'trial'/)
     expect(r.stderr).not.toContain("{") // no unfilled placeholders
     expect(r.stdout).toMatch(/^pipeline trial · run \S+ · finished/m)

@@ -3,6 +3,7 @@
  * real cli-progress drawing runs), and log lines for non-terminals.
  */
 import { describe, expect, it } from "@effect/vitest"
+import spinners from "cli-spinners"
 import { Writable } from "node:stream"
 import * as Progress from "../src/Progress.js"
 
@@ -44,7 +45,8 @@ describe("Progress.bars", () => {
     const header = drawn.slice(logAt).find((l) => l.includes("elapsed"))
     expect(header).toMatch(/^ \d+s elapsed · 0 records written · 0 commits$/)
     const row = drawn.slice(logAt).find((l) => l.startsWith(" channel |"))
-    expect(row).toMatch(/^ channel \|█{9}░{21}\| 30\/100 records · 1 page · reading$/)
+    // cli-progress's ETA shows once it has an estimate (it depends on the real clock: not asserted)
+    expect(row).toMatch(/^ channel \|█{9}░{21}\| 30\/100 records · (ETA \S+ · )?1 page · reading$/)
 
     ui.reporter.read!("channel", 70)
     ui.reporter.page!("channel")
@@ -55,6 +57,7 @@ describe("Progress.bars", () => {
     const final = t.pieces()
     expect(final.filter((l) => l.includes("elapsed")).at(-1)).toMatch(/· 100 records written · 2 commits$/)
     expect(final.filter((l) => l.startsWith(" channel |")).at(-1)).toMatch(/^ channel \|█{30}\| 100\/100 records · 2 pages · done$/)
+    expect(final.join("\n")).not.toMatch(/done.*ETA|ETA.*done/)
     // The cursor is shown again.
     expect(t.raw()).toContain("\x1B[?25h")
     // After close, a line goes straight to the stream.
@@ -88,6 +91,47 @@ describe("Progress.bars", () => {
     expect(longRow).toContain("999/1000 records")
     for (const line of drawn) expect(line.length, line).toBeLessThan(60)
   })
+
+  it("counts retries, rate-limit waits, warnings, invalid and dropped records live, and shows the rate in records per second", () => {
+    const t = terminal(160)
+    let clock = 1_000_000
+    const ui = Progress.bars(t.stream, { now: () => clock })
+    ui.reporter.sourceStarted!("shop")
+    ui.reporter.total!("shop", 200)
+    for (let i = 0; i < 3; i++) ui.reporter.counted!("shop", "retries", 1)
+    ui.reporter.counted!("shop", "waits", 1)
+    ui.reporter.counted!("shop", "warnings", 2)
+    ui.reporter.counted!("shop", "read", 50) // counters the row shows otherwise are not repeated
+    clock += 2000
+    ui.reporter.read!("shop", 50)
+    ui.reporter.counted!("shop", "dropped", 4)
+    ui.reporter.counted!("shop", "invalid", 1)
+    ui.log("flush")
+    const row = t.pieces().filter((l) => l.startsWith(" shop |")).at(-1)!
+    expect(row).toMatch(/^ shop \|█{8}░{22}\| 50\/200 records · 25\/s · (ETA \S+ · )?0 pages · 3 retries · 1 rate-limit wait · 2 warnings · 1 invalid · 4 dropped · reading$/)
+    // After the source ends the rate stays the one of its reading time.
+    ui.reporter.sourceFinished!("shop")
+    clock += 60_000
+    ui.reporter.committed!(50)
+    ui.reporter.close!()
+    expect(t.pieces().filter((l) => l.startsWith(" shop |")).at(-1)).toMatch(/ 50\/200 records · 25\/s · 0 pages · 3 retries .* · done$/)
+  })
+
+  it("without a total: a spinner and the count while reading; a full bar when done", () => {
+    const t = terminal(100)
+    const ui = Progress.bars(t.stream)
+    ui.reporter.sourceStarted!("feed")
+    ui.reporter.read!("feed", 12)
+    ui.log("flush")
+    const frames = spinners.dots.frames.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")
+    const reading = t.pieces().filter((l) => l.startsWith(" feed |")).at(-1)!
+    expect(reading).toMatch(new RegExp(`^ feed \\|(${frames})░{29}\\| 12 records · 0 pages · reading$`))
+    ui.reporter.read!("feed", 3)
+    ui.reporter.sourceFinished!("feed")
+    ui.reporter.committed!(15)
+    ui.reporter.close!()
+    expect(t.pieces().filter((l) => l.startsWith(" feed |")).at(-1)).toMatch(/^ feed \|█{30}\| 15 records · 0 pages · done$/)
+  })
 })
 
 describe("Progress.lines", () => {
@@ -115,5 +159,22 @@ describe("Progress.lines", () => {
     logged.length = 0
     r.committed!(0)
     expect(logged).toEqual([]) // a done source is not repeated
+  })
+
+  it("says the problems of each source so far: retries, rate-limit waits, warnings", () => {
+    const logged: Array<string> = []
+    const r = Progress.lines((_source, line) => logged.push(line))
+    r.read!("shop", 10)
+    r.counted!("shop", "retries", 2)
+    r.counted!("shop", "waits", 1)
+    r.counted!("shop", "warnings", 1)
+    r.committed!(10)
+    r.sourceFinished!("shop")
+    r.counted!("shop", "dropped", 3)
+    r.committed!(0)
+    expect(logged).toEqual([
+      "committed: 10 records read · 2 retries · 1 rate-limit wait · 1 warning",
+      "source done: 10 records read · 2 retries · 1 rate-limit wait · 1 warning · 3 dropped"
+    ])
   })
 })

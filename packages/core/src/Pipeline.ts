@@ -51,6 +51,8 @@ export interface Pipeline {
   readonly statePath: string
   /** Where the state lives when it is not the JSON file at `statePath` (e.g. a SQL table). */
   readonly stateStore?: PipelineStateStore
+  /** How many past runs the state keeps for `effetl runs` (default `RunHistory.defaultLimit`, 50). */
+  readonly history?: number
   /** Commit (and save checkpoints) after this many records... */
   readonly everyRecords: number
   /** ...or after this many seconds, whichever comes first. */
@@ -82,12 +84,20 @@ export const Name = Schema.String.pipe(
   })
 )
 
+/** How many past runs a pipeline's state keeps: an integer of at least 1. */
+export const HistoryLimit = Schema.Int.pipe(
+  Schema.greaterThanOrEqualTo(1),
+  Schema.annotations({ message: () => ({ message: "expected an integer ≥ 1", override: true }) })
+)
+
 /** What `Pipeline.make` takes: plugins as objects and their configs in encoded (YAML-like) form. */
 export interface PipelineSpec {
   readonly name: string
   readonly statePath?: string
   /** A state store plugin instead of the JSON file at `statePath`. */
   readonly stateStore?: { readonly use: StateStorePlugin; readonly with?: unknown }
+  /** How many past runs the state keeps (default 50). */
+  readonly history?: number
   readonly everyRecords?: number
   readonly everySeconds?: number
   readonly maxBuffered?: number
@@ -101,6 +111,7 @@ export interface PipelineSpec {
 export const make = (spec: PipelineSpec): Effect.Effect<Pipeline, ConfigError> =>
   Effect.gen(function*() {
     yield* decodeConfig(Name, spec.name, "name")
+    if (spec.history !== undefined) yield* decodeConfig(HistoryLimit, spec.history, "history")
     const sources: Array<PipelineSource> = []
     for (const [name, s] of Object.entries(spec.sources)) {
       yield* decodeConfig(Name, name, `sources.${name}`)
@@ -128,6 +139,7 @@ export const make = (spec: PipelineSpec): Effect.Effect<Pipeline, ConfigError> =
       name: spec.name,
       statePath: spec.statePath ?? defaults.statePath,
       ...(stateStore ? { stateStore } : {}),
+      ...(spec.history !== undefined ? { history: spec.history } : {}),
       everyRecords: spec.everyRecords ?? defaults.everyRecords,
       everySeconds: spec.everySeconds,
       maxBuffered: spec.maxBuffered ?? defaults.maxBuffered,

@@ -16,6 +16,7 @@ import {
   decodeConfig,
   defaults,
   type Hidden,
+  HistoryLimit,
   Name,
   type Pipeline,
   type PipelineSink,
@@ -25,8 +26,12 @@ import {
   scrubSecrets
 } from "./Pipeline.js"
 import * as Registry from "./Registry.js"
+import * as RunHistory from "./RunHistory.js"
 import { jsonStateStore } from "./StateStores.js"
 import * as Text from "./Text.js"
+
+const historyDescription =
+  `How many past runs the state keeps for 'effetl runs' (the newest; default ${RunHistory.defaultLimit}).`
 
 /** A `use:` + `with:` entry. */
 const PluginRef = Schema.Struct({
@@ -52,7 +57,8 @@ export const FileSchema = Schema.Struct({
           "The state store: `json` (the default: the file at `path`), a built-in such as `sqlite` or `postgres`, an npm package or a relative module path.",
         examples: ["sqlite", "postgres"]
       }),
-      with: Config.optional(Schema.Unknown, { description: "The state store's options (see `effetl plugins <name>` or its README)." })
+      with: Config.optional(Schema.Unknown, { description: "The state store's options (see `effetl plugins <name>` or its README)." }),
+      history: Config.optional(HistoryLimit, { description: historyDescription, examples: [50] })
     }),
     { path: defaults.statePath },
     { description: "Where checkpoints and run state are kept." }
@@ -158,6 +164,7 @@ export const parse = (
     return {
       name: top.name,
       ...state,
+      ...(top.state.history !== undefined ? { history: top.state.history } : {}),
       everyRecords: top.checkpoint.everyRecords,
       everySeconds: top.checkpoint.everySeconds,
       maxBuffered: top.grouping.maxBuffered,
@@ -175,6 +182,8 @@ export interface Peek {
   readonly name: string
   readonly statePath: string
   readonly stateStore?: PipelineStateStore
+  /** How many past runs the state keeps (`state.history`), when the file says. */
+  readonly history?: number
 }
 
 /**
@@ -208,7 +217,7 @@ export const peek = (
     const state = yield* stateOf(top.state, { ...options, registry }, label, path.dirname(path.resolve(file)), locate, hidden).pipe(
       Effect.mapError((e) => scrubError(e, hidden))
     )
-    return { name: top.name, ...state }
+    return { name: top.name, ...state, ...(top.state.history !== undefined ? { history: top.state.history } : {}) }
   })
 
 /**
@@ -494,13 +503,15 @@ export const jsonSchema = (registry: Registry.Registry): unknown => {
       default: defaults.statePath
     })
   )
+  const history = Schema.optional(HistoryLimit.annotations({ description: historyDescription, default: RunHistory.defaultLimit }))
   const state = Schema.Union(
-    Schema.Struct({ path: statePath }).annotations({ title: "json file", description: "The JSON state file at `path` (the default)." }),
+    Schema.Struct({ path: statePath, history }).annotations({ title: "json file", description: "The JSON state file at `path` (the default)." }),
     ...stores.map((p) =>
       Schema.Struct({
         use: Schema.Literal(p.name).annotations({ description: p.description }),
         with: Schema.optional(p.config),
-        path: statePath
+        path: statePath,
+        history
       }).annotations({ title: p.name, description: p.description })
     ),
     Schema.Struct({
@@ -508,7 +519,8 @@ export const jsonSchema = (registry: Registry.Registry): unknown => {
         Schema.filter((s) => !stores.some((p) => p.name === s), { jsonSchema: { not: { enum: stores.map((p) => p.name) } } })
       ).annotations({ description: "An npm package name or a relative module path whose default export is a state store plugin." }),
       with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
-      path: statePath
+      path: statePath,
+      history
     }).annotations({ title: "external state store" })
   ).annotations({ description: "Where checkpoints and run state are kept." })
   const file = Schema.Struct({

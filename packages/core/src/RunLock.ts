@@ -34,6 +34,16 @@ export const acquire = (statePath: string, pipeline: string): Effect.Effect<void
   )
 }
 
+/**
+ * Whether a process on this machine holds the pipeline's lock now (a run is going). A lock left by a
+ * process that is gone does not count; one held on another host does (it cannot be checked from here).
+ */
+export const held = (statePath: string, pipeline: string): Effect.Effect<boolean> =>
+  Effect.promise(async () => {
+    const owner = await readOwner(lockPath(statePath, pipeline))
+    return owner !== undefined && (owner.host !== os.hostname() || alive(owner.pid))
+  })
+
 const take = async (file: string, pipeline: string): Promise<void> => {
   await fs.mkdir(path.dirname(file), { recursive: true })
   const me: Owner = { pid: process.pid, host: os.hostname(), since: new Date().toISOString() }

@@ -35,13 +35,14 @@ import type { Pipeline, PipelineStateStore } from "./Pipeline.js"
 import { groupByProduct } from "./ProductGrouping.js"
 import * as PathConflicts from "./PathConflicts.js"
 import * as Reporter from "./Reporter.js"
+import * as RunHistory from "./RunHistory.js"
 import * as RunLock from "./RunLock.js"
 import * as RunStats from "./RunStats.js"
 import type { PluginServices } from "./Services.js"
 import { type SinkInstance, trialPath } from "./Sink.js"
 import { anyIncremental, type SourceInstance } from "./Source.js"
 import { type PipelineState, sinkDatabase, type SourceState, StateStore } from "./StateStore.js"
-import type { TransformInstance } from "./Transform.js"
+import { accounted, type TransformInstance } from "./Transform.js"
 
 /** How to run. */
 export interface RunOptions {
@@ -61,6 +62,8 @@ export interface SourceSummary {
   readonly name: string
   readonly use: string
   readonly counts: RunStats.SourceCounts
+  /** Records transforms dropped, per reason (when any were). */
+  readonly dropped?: RunStats.DropReasons
   readonly seconds: number
 }
 
@@ -126,7 +129,11 @@ export const run = (
       const fromCursor = resumed
         ? saved.run!.fromCursor === true
         : Object.values(startSources).some((s) => s.checkpoint?.kind === "cursor")
+      const historyLimit = pipeline.history ?? RunHistory.defaultLimit
+      // A new run that discards an unfinished one records it in the history as it ended.
+      const { history } = resumed || dryRun || trial ? saved : RunHistory.discard(saved, historyLimit)
       let state: PipelineState = {
+        ...(history !== undefined ? { history } : {}),
         run: resumed
           ? { ...saved.run!, status: "running" }
           : { id: runId, status: "running", startedAt: new Date(started).toISOString(), read: 0, fromCursor },
@@ -138,6 +145,21 @@ export const run = (
       const persist = !dryRun && !trial
       const save = (next: PipelineState) =>
         persist ? store.save(pipeline.name, next).pipe(Effect.tap(() => Effect.sync(() => (state = next)))) : Effect.sync(() => (state = next))
+      /** This attempt's entry in the run history, from its counters. */
+      const historyEntry = (status: RunHistory.RunRecord["status"], error?: string) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          return {
+            id: runId,
+            status,
+            startedAt: state.run!.startedAt,
+            ...(status === "interrupted" ? {} : { endedAt: new Date(now).toISOString() }),
+            seconds: (now - started) / 1000,
+            attempts: 1,
+            ...(error !== undefined ? { error } : {}),
+            sources: RunHistory.sourcesOf(yield* stats.snapshot, yield* stats.dropReasons, pipeline.sources.map((s) => s.name))
+          } satisfies RunHistory.RunRecord
+        })
       const runDir = path.join(path.dirname(path.resolve(pipeline.statePath)), "runs", safeSegment(pipeline.name), runId)
 
       if (dryRun) return yield* dryRunAll(pipeline, stats, started, runId, store.location)
@@ -156,10 +178,10 @@ export const run = (
       const incremental = anyIncremental(pipeline.sources)
 
       // Make transforms, sinks and the dead-letter output.
-      const transforms: Array<{ key: string; productScoped: boolean; instance: TransformInstance }> = []
+      const transforms: Array<{ key: string; use: string; productScoped: boolean; instance: TransformInstance }> = []
       for (const t of pipeline.transforms) {
         const instance = yield* t.plugin.make(t.config, { key: t.key, state: Option.fromNullable(state.transforms[t.key]) })
-        transforms.push({ key: t.key, productScoped: t.plugin.productScoped, instance })
+        transforms.push({ key: t.key, use: t.plugin.name, productScoped: t.plugin.productScoped, instance })
       }
       const sinks: Array<{ name: string; instance: SinkInstance }> = []
       for (const s of pipeline.sinks) {
@@ -221,7 +243,8 @@ export const run = (
                   )
                   productComplete = true
                 }
-                stream = stream.pipe(Stream.mapEffect(t.instance.apply))
+                // Records it loses without counting them are counted as dropped by it, "no reason given".
+                stream = stream.pipe(Stream.mapEffect(accounted(t.instance.apply, s.name, t.use)))
               }
               const complete = productComplete
               return stream.pipe(
@@ -324,18 +347,31 @@ export const run = (
           if (due && dirty.size === 0) yield* commit(false)
         })
 
-      const outcome = yield* Stream.mergeAll(sourceStreams, { concurrency: "unbounded" }).pipe(
-        Stream.runForEach(write),
-        Effect.exit
+      // The end of a failed or stopped run is recorded even when the run was interrupted (Ctrl-C).
+      const stopped = yield* Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const outcome = yield* Effect.exit(restore(Stream.mergeAll(sourceStreams, { concurrency: "unbounded" }).pipe(Stream.runForEach(write))))
+          if (Exit.isSuccess(outcome)) return Option.none()
+          if (persist && !Cause.isInterruptedOnly(outcome.cause)) {
+            const failure = Cause.failureOption(outcome.cause)
+            const message = Option.match(failure, { onNone: () => Cause.pretty(outcome.cause), onSome: (e) => e.message })
+            const failed = { ...state, run: { ...state.run!, status: "failed" as const, error: message } }
+            yield* save(RunHistory.record(failed, yield* historyEntry("failed", message), historyLimit)).pipe(Effect.ignore)
+          } else if (persist) {
+            // Stopped (Ctrl-C): the run stays unfinished (the next run resumes it); its history entry keeps
+            // what this attempt did. Added to the state as saved: a commit the stop cut short may have saved it.
+            yield* Effect.gen(function*() {
+              const entry = yield* historyEntry("interrupted")
+              const saved = yield* store.load(pipeline.name)
+              if (saved.run?.id === runId) yield* store.save(pipeline.name, RunHistory.record(saved, entry, historyLimit))
+            }).pipe(Effect.ignore)
+          }
+          return Option.some(outcome.cause)
+        })
       )
-      if (Exit.isFailure(outcome)) {
-        if (persist && !Cause.isInterruptedOnly(outcome.cause)) {
-          const failure = Cause.failureOption(outcome.cause)
-          const message = Option.match(failure, { onNone: () => Cause.pretty(outcome.cause), onSome: (e) => e.message })
-          yield* save({ ...state, run: { ...state.run!, status: "failed", error: message } }).pipe(Effect.ignore)
-        }
+      if (Option.isSome(stopped)) {
         reporter.close?.()
-        return yield* Effect.failCause(outcome.cause)
+        return yield* Effect.failCause(stopped.value)
       }
 
       // The end: final commit, publish, record the run as finished, clean up.
@@ -351,7 +387,9 @@ export const run = (
       }
       crashPoint("after-finish")
       const finishedAt = yield* Clock.currentTimeMillis
-      yield* save({ ...state, run: { ...state.run!, status: "finished", finishedAt: new Date(finishedAt).toISOString() } })
+      // The run's end and its history entry: one save.
+      const finished = { ...state, run: { ...state.run!, status: "finished" as const, finishedAt: new Date(finishedAt).toISOString() } }
+      yield* save(RunHistory.record(finished, yield* historyEntry("finished"), historyLimit))
       crashPoint("after-run-finished")
       yield* Effect.forEach(sinks, (s) => s.instance.cleanup, { discard: true })
       yield* deadLetters.cleanup
@@ -362,6 +400,7 @@ export const run = (
       reporter.close?.()
 
       const counts = yield* stats.snapshot
+      const reasons = yield* stats.dropReasons
       return {
         pipeline: pipeline.name,
         runId,
@@ -373,6 +412,7 @@ export const run = (
             name: s.name,
             use: s.plugin.name,
             counts: counts.get(s.name) ?? RunStats.emptyCounts(),
+            ...(reasons.has(s.name) ? { dropped: reasons.get(s.name)! } : {}),
             seconds: t ? ((t.end ?? finishedAt) - t.start) / 1000 : 0
           }
         }),
@@ -387,7 +427,7 @@ export const run = (
         seconds: (finishedAt - started) / 1000
       } satisfies RunSummary
     })
-  )
+  ).pipe(RunStats.reporting(options.reporter?.counted))
 
 /** The services a run needs on Node besides the state store: HTTP (undici), the file system, paths and counters. */
 export const platformLayer: Layer.Layer<PluginServices> = Layer.mergeAll(

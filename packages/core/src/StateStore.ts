@@ -1,6 +1,7 @@
 /**
  * Where a pipeline keeps what must survive a run: the current run, each source's checkpoint, each
- * sink's last commit token and what transforms remember (e.g. a global dedupe's seen hashes).
+ * sink's last commit token, what transforms remember (e.g. a global dedupe's seen hashes) and the
+ * history of past runs (`RunHistory`), which every store keeps because it is part of the state.
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
@@ -8,6 +9,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Checkpoint } from "./Batch.js"
 import type { ConfigError, StateError } from "./Errors.js"
+import { RunRecord } from "./RunHistory.js"
 import type { PluginServices } from "./Services.js"
 import type { SinkInstance } from "./Sink.js"
 
@@ -41,7 +43,9 @@ export const PipelineState = Schema.Struct({
   sources: Schema.Record({ key: Schema.String, value: SourceState }),
   sinks: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   transforms: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  deadLetter: Schema.optional(Schema.Unknown)
+  deadLetter: Schema.optional(Schema.Unknown),
+  /** Past runs, newest first, bounded (see `RunHistory`): written by the save that records a run's end. */
+  history: Schema.optional(Schema.Array(RunRecord))
 })
 export type PipelineState = typeof PipelineState.Type
 
@@ -71,6 +75,11 @@ export class StateStore extends Context.Tag("@effetl/core/StateStore")<
      * after the local lock file, so one run of a pipeline goes at a time wherever it runs.
      */
     readonly lock?: (pipeline: string) => Effect.Effect<void, StateError, Scope.Scope>
+    /**
+     * Offered by a store that holds runs' locks (`lock`): whether a run of the pipeline holds it now,
+     * wherever it runs. `effetl runs` lists an unfinished run as `running` then, else `interrupted`.
+     */
+    readonly running?: (pipeline: string) => Effect.Effect<boolean, StateError>
   }
 >() {}
 

@@ -6,7 +6,9 @@
  * It offers a `transaction` on its database, so a SQL sink writing to the same database commits in
  * the same transaction as the state save: data and state can never disagree, even on a crash
  * between the two writes. On Postgres it also holds each run's lock (an advisory lock), so one run of
- * a pipeline goes at a time even across machines.
+ * a pipeline goes at a time even across machines, and says whether a run holds it now (`running`).
+ * The run history (`effetl runs`) is part of the state, so it is kept in the same row and written by
+ * the same save that records a run's end.
  */
 import { StateError, StateStore } from "@effetl/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -110,7 +112,19 @@ export const make = (options: SqlStateStoreOptions): Effect.Effect<StateStore.St
               yield* Effect.addFinalizer(() =>
                 conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined).pipe(Effect.ignore)
               )
-            })
+            }),
+          // Whether a run holds the lock: taking it (and letting it go at once) fails only then.
+          running: (pipeline: string) =>
+            Effect.scoped(
+              Effect.gen(function*() {
+                const conn = yield* sql.reserve
+                const key = `effetl:${name}:${pipeline}`
+                const rows = yield* conn.execute("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked", [key], undefined)
+                if (rows[0]?.locked !== true) return true
+                yield* conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined)
+                return false
+              })
+            ).pipe(Effect.mapError(failWith(`cannot tell whether pipeline '${pipeline}' is running`)))
         }
         : {}),
       transaction: {

@@ -5,12 +5,13 @@
  * - resolves its path against the base URL (absolute URLs only on the same origin);
  * - carries the default headers and the auth header (a `Redacted` value, never printed);
  * - waits for the shared rate limiter (when one is configured) and feeds it the response headers; a
- *   wait the server's budget headers call for is logged as a warning when it starts, and one longer
- *   than `retry.maxWait` fails the request (`RateLimited`) rather than sleeping;
+ *   wait the server's budget headers call for is counted in `RunStats` (`waits`) and logged as a
+ *   warning when it starts, and one longer than `retry.maxWait` fails the request (`RateLimited`)
+ *   rather than sleeping;
  * - is cut after the timeout (default 30 s) with a `TransportError`;
  * - is retried by the {@link Retry} policy (5xx, 429, resets, timeouts, unparseable bodies), each
- *   retry counted in `RunStats` (`retries`) and logged as a warning (with the wait the server asked
- *   for, if any); a server asking for more than `retry.maxWait` (`Retry-After`, reset headers) is
+ *   retry counted in `RunStats` (`retries`, and `waits` too for a 429) and logged as one warning line
+ *   (with the wait the server asked for, if any; never the credential); a server asking for more than `retry.maxWait` (`Retry-After`, reset headers) is
  *   not obeyed: the request fails at once, saying what it asked and the cap;
  * - maps statuses to the tagged errors: 401/403 → `Unauthorized` (never retried), 429 →
  *   `RateLimited`, other statuses → `ApiError` with the vendor's message, code and request id.
@@ -321,6 +322,9 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
   }
 }
 
+/** A jittered delay to the millisecond, for messages (`297ms`, not `297ms 81787ns`). */
+const roundedMillis = (d: Duration.Duration): Duration.Duration => Duration.millis(Math.round(Duration.toMillis(d)))
+
 const replyInfo = (raw: Raw): ReplyInfo => ({
   status: raw.status,
   headers: raw.headers,
@@ -361,9 +365,9 @@ const exchange = <B>(
     const take = RateLimit.takeWithin(settings.limiter, {
       maxWait: settings.policy.maxWait,
       onServerWait: (wait, said) =>
-        Effect.logWarning(
+        Effect.zipRight(RunStats.add(source, "waits"), Effect.logWarning(
           `${ctx.prefix}: the API's rate budget is spent (${said}); waiting ${Duration.format(wait)} before ${method} ${ctx.url}`
-        ).pipe(Effect.annotateLogs({ source, url: ctx.url, waitMillis: Duration.toMillis(wait), said }))
+        ).pipe(Effect.annotateLogs({ source, url: ctx.url, waitMillis: Duration.toMillis(wait), said })))
     }).pipe(
       Effect.mapError((tooLong) =>
         Retry.fatal<HttpError>(
@@ -419,17 +423,20 @@ const exchange = <B>(
         })
         // Every retry is a warning (and counted in the run summary): a user sees trouble as it happens.
         return Effect.zipRight(
-          RunStats.add(source, "retries"),
+          Effect.zipRight(
+            RunStats.add(source, "retries"),
+            info.failure.error._tag === "RateLimited" ? RunStats.add(source, "waits") : Effect.void
+          ),
           Effect.logWarning(
             `${ctx.prefix}: ${method} ${ctx.url} failed (${info.failure.reason})${asked}; retry ${info.retry} of ${settings.policy.maxRetries} in ${
-              Duration.format(info.delay)
+              Duration.format(roundedMillis(info.delay))
             }${requestId === undefined ? "" : ` [request id ${requestId}]`}`
           ).pipe(
             Effect.annotateLogs({
               source,
               url: ctx.url,
               attempt: info.retry,
-              delay: Duration.format(info.delay),
+              delay: Duration.format(roundedMillis(info.delay)),
               delayMillis: Duration.toMillis(info.delay),
               reason: info.failure.reason,
               ...(Option.isSome(info.serverWait) ? { serverWaitMillis: Duration.toMillis(info.serverWait.value) } : {}),
