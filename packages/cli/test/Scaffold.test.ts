@@ -75,6 +75,17 @@ describe("effetl new source", () => {
         })
         sim.on("exit", (code) => reject(new Error(`the simulator exited (${code}): ${out}`)))
       })
+      const curl = /^\s*try: (curl .+)$/m.exec(printed)
+      expect(curl, printed).not.toBeNull()
+      const tried = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn("bash", ["-c", curl![1]!.replace(/^curl /, "curl -sS --fail ")], { stdio: ["ignore", "pipe", "pipe"] })
+        let out = ""
+        child.stdout.on("data", (d) => (out += d))
+        child.stderr.on("data", (d) => (out += d))
+        child.on("exit", (code) => resolve({ code, out }))
+      })
+      expect(tried.code, tried.out).toBe(0)
+      expect(JSON.parse(tried.out).images.length).toBe(2)
       const command = /^\s*((?:\w+=\S+ )+)npx effetl (run pipeline\.yaml)$/m.exec(printed)
       expect(command, printed).not.toBeNull()
       const env = Object.fromEntries(command![1]!.trim().split(" ").map((kv) => kv.split("=", 2) as [string, string]))
