@@ -6,6 +6,7 @@
  * reads on GitHub and diffs line by line, and it is deterministic: no source links (they would
  * carry line numbers and a git revision that change with every commit), no dates. A test
  * (packages/core/test/ApiDocs.test.ts) regenerates it into a temp dir and checks docs/api is current.
+ * Its front page is docs/api-intro.md.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -26,7 +27,7 @@ export default {
   tsconfig: path.join(core, "tsconfig.json"),
   out: path.join(root, "docs/api"),
   plugin: ["typedoc-plugin-markdown"],
-  readme: "none",
+  readme: path.join(root, "docs/api-intro.md"),
   // Deterministic output: no links into the sources (line numbers, git revisions), nothing dated.
   disableSources: true,
   disableGit: true,
