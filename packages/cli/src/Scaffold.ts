@@ -138,6 +138,7 @@ export const own = (): { readonly version: string; readonly effectVersions: Read
 
 /** What was made. */
 export interface Made {
+  readonly kind: Kind
   readonly dir: string
   readonly names: Names
   /** The files written, relative to `dir`, sorted. */
@@ -189,7 +190,7 @@ export const make = (options: Options): Effect.Effect<Made, ConfigError> =>
           fs.writeFileSync(path.join(dir, target), fill(fs.readFileSync(path.join(from, file), "utf8")), { flag: "wx" })
           written.push(target.split(path.sep).join("/"))
         }
-        return { dir, names, files: written.sort() }
+        return { kind: options.kind, dir, names, files: written.sort() }
       },
       catch: (e) => new ConfigError({ message: `cannot write '${shown}': ${e instanceof Error ? e.message : String(e)}` })
     })
@@ -199,12 +200,12 @@ export const make = (options: Options): Effect.Effect<Made, ConfigError> =>
 export const nextSteps = (made: Made, cwd: string): string => {
   const rel = path.relative(cwd, made.dir) || "."
   const lines = [
-    `made ${made.names.package}: an effetl ${made.files.includes("src/Simulator.ts") ? "source" : "sink"} plugin '${made.names.plugin}' in ${rel}/`,
+    `made ${made.names.package}: an effetl ${made.kind} plugin '${made.names.plugin}' in ${rel}/`,
     ...made.files.map((f) => `  ${f}`),
     "next:",
     `  cd ${rel.includes(" ") ? JSON.stringify(rel) : rel}`,
     "  npm install && npm run build && npm test",
-    made.files.includes("src/Simulator.ts")
+    made.kind === "source"
       ? "  npm run simulate     # serves the example API and prints how to run pipeline.yaml against it"
       : "  npx effetl simulate channel   # a source to feed it; then run pipeline.yaml with the variables it prints",
     "see README.md"
