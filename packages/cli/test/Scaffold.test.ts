@@ -62,7 +62,7 @@ describe("effetl new source", () => {
     expect(pkg.name).toBe("demo")
     expect(pkg.dependencies["@effetl/core"]).toBe("^0.1.0")
     expect(fs.readFileSync(path.join(dir, "src/Source.ts"), "utf8")).not.toMatch(/__[a-zA-Z]+__/)
-    await buildAndTest(dir, 6)
+    await buildAndTest(dir, 7)
 
     // `npm run simulate`: serve the simulator, then run exactly the command it prints.
     const sim = spawn(process.execPath, ["dist/serve.js"], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] })
@@ -108,7 +108,7 @@ describe("effetl new sink", () => {
   it("makes a package that builds, passes its own tests and runs its example fed by the channel simulator", { timeout: 600_000 }, async () => {
     const dir = await generate("sink", "effetl-sink-lines")
     expect(fs.readFileSync(path.join(dir, "pipeline.yaml"), "utf8")).toContain("lines:\n    use: ./dist/index.js")
-    await buildAndTest(dir, 4)
+    await buildAndTest(dir, 5)
     const sim = await startChannelSimulator({ port: 0 })
     try {
       const r = await effetl(["run", "pipeline.yaml"], { cwd: dir, env: { CHANNEL_BASE_URL: sim.url, CHANNEL_TOKEN: sim.token } })

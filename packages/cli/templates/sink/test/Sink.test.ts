@@ -5,7 +5,7 @@
  */
 import { ProductImage } from "@effetl/core"
 import type { Sink } from "@effetl/core"
-import { SourceHarness } from "@effetl/core/testing"
+import { ConfigDocs, SourceHarness } from "@effetl/core/testing"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -124,5 +124,10 @@ describe("__plugin__ sink", () => {
   it("refuses a config without a path", async () => {
     const decoded = Schema.decodeUnknownEither(__Ident__Config)({})
     expect(decoded._tag).toBe("Left")
+  })
+
+  it("every option is documented in the README, with its default", () => {
+    const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
+    expect(ConfigDocs.readmeGaps(readme, __Ident__Config, { path: "out/x.ndjson" }, "Config (`with:`)")).toEqual([])
   })
 })

@@ -2,11 +2,13 @@
  * The __plugin__ source over real HTTP against its simulator, run by core's `SourceHarness` exactly
  * as the runner runs it (the `with:` block decoded as a pipeline file's, checkpoints, `--limit`).
  */
-import { SourceHarness } from "@effetl/core/testing"
+import { ConfigDocs, SourceHarness } from "@effetl/core/testing"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { __ident__ } from "../src/index.js"
+import { __ident__, __Ident__Config } from "../src/index.js"
 import { start__Ident__Simulator, type __Ident__Simulator } from "../src/Simulator.js"
 
 let sim: __Ident__Simulator
@@ -71,5 +73,10 @@ describe("__plugin__ source", () => {
     const before = sim.requests().total
     await Effect.runPromise(SourceHarness.live(SourceHarness.check(__ident__, config())))
     expect(sim.requests().total).toBe(before + 1)
+  })
+
+  it("every option is documented in the README, with its default", () => {
+    const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
+    expect(ConfigDocs.readmeGaps(readme, __Ident__Config, { baseUrl: "https://api.example.com", token: "t" }, "Config (`with:`)")).toEqual([])
   })
 })
