@@ -42,10 +42,12 @@ const generate = async (kind: "source" | "sink", name: string): Promise<string> 
   return dir
 }
 
-/** Builds the package and runs its own tests. */
+/** Builds the package, typechecks its tests and runs them. */
 const buildAndTest = async (dir: string, tests: number) => {
   const built = await node([tsc, "-p", "tsconfig.json"], dir)
   expect(built.code, built.out).toBe(0)
+  const typed = await node([tsc, "-p", "tsconfig.test.json"], dir) // the tests too
+  expect(typed.code, typed.out).toBe(0)
   const tested = await node([vitest, "run"], dir)
   expect(tested.code, tested.out).toBe(0)
   expect(tested.out.replace(/\u001b\[[0-9;]*m/g, "")).toMatch(new RegExp(`Tests\\s+${tests} passed`))
@@ -57,7 +59,7 @@ const csvRows = (file: string) => fs.readFileSync(file, "utf8").trim().split("\n
 describe("effetl new source", () => {
   it("makes a package that builds, passes its own tests and runs its example against its simulator", { timeout: 600_000 }, async () => {
     const dir = await generate("source", "demo")
-    expect(fs.readdirSync(dir).sort()).toEqual([".gitignore", "README.md", "node_modules", "package.json", "pipeline.yaml", "src", "test", "tsconfig.json"])
+    expect(fs.readdirSync(dir).sort()).toEqual([".gitignore", "README.md", "node_modules", "package.json", "pipeline.yaml", "src", "test", "tsconfig.json", "tsconfig.test.json"])
     const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"))
     expect(pkg.name).toBe("demo")
     expect(pkg.dependencies["@effetl/core"]).toBe("^0.1.0")
