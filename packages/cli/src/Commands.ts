@@ -20,6 +20,7 @@ import { ExitCode, type Io } from "./main.js"
 import * as Plugins from "./Plugins.js"
 import * as Progress from "./Progress.js"
 import * as Runs from "./Runs.js"
+import * as Scaffold from "./Scaffold.js"
 import { simulators } from "./Simulators.js"
 import * as Summary from "./Summary.js"
 
@@ -262,6 +263,20 @@ export const simulate = async (
   })
   return ExitCode.ok
 }
+
+/** `effetl new source|sink <name>`: makes a plugin package (see `Scaffold`). */
+export const newPackage = (
+  a: Common & { readonly kind: Scaffold.Kind; readonly name: string; readonly dir?: string },
+  io: Io
+): Promise<number> =>
+  execute(
+    a,
+    io,
+    Effect.gen(function*() {
+      const made = yield* Scaffold.make({ kind: a.kind, name: a.name, cwd: process.cwd(), ...(a.dir !== undefined ? { dir: a.dir } : {}) })
+      io.stdout(Logging.escapeControl(Scaffold.nextSteps(made, process.cwd()), { keepNewlines: true }) + "\n")
+    })
+  )
 
 // ---------------------------------------------------------------------------------------------
 

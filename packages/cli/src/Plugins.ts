@@ -135,7 +135,7 @@ export const describe = (kind: string, plugin: AnyPlugin, width: number = textWi
       if (flat.default !== undefined) bits.push(`default ${JSON.stringify(flat.default)}`)
       out.push(`  ${prefix}${key}  (${bits.join(", ")})`)
       if (flat.description) out.push(...wrap(flat.description, width - 6).map((l) => `      ${l}`))
-      if (flat.examples && flat.examples.length > 0 && flat.properties === undefined) {
+      if (flat.examples && flat.examples.length > 0) {
         out.push(...wrap(`e.g. ${flat.examples.map((e) => JSON.stringify(e)).join(", ")}`, width - 6).map((l) => `      ${l}`))
       }
       if (flat.properties !== undefined) options(flat, `${prefix}${key}.`)

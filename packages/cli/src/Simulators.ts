@@ -18,7 +18,10 @@ export interface SimulatorEntry {
   }>
 }
 
-/** The built-in simulators, by API name. */
+/**
+ * The built-in simulators, by API name. Every command a simulator prints runs as printed against it,
+ * from the repository root (test/Simulators.test.ts runs each one).
+ */
 export const simulators: ReadonlyArray<SimulatorEntry> = [
   {
     api: "channel",
@@ -35,8 +38,9 @@ export const simulators: ReadonlyArray<SimulatorEntry> = [
           `channel simulator listening on ${sim.url}`,
           `  channel id: ${sim.channelId}   token: ${sim.token}   images: ${sim.catalogue.length}`,
           `  try: curl -H 'Authorization: Token ${sim.token}' '${sim.url}/api/v1/channel/${sim.channelId}/product_images/detailed/?limit=2'`,
-          `  run the demo pipeline against it:`,
-          `    CHANNEL_BASE_URL=${sim.url} CHANNEL_TOKEN=${sim.token} npx effetl run examples/demo.yaml`,
+          `  run the example pipeline against it:`,
+          `    CHANNEL_BASE_URL=${sim.url} CHANNEL_TOKEN=${sim.token}${sim.channelId === 5 ? "" : ` CHANNEL_ID=${sim.channelId}`} npx effetl run examples/channel.yaml`,
+          `  (examples/demo.yaml needs all four APIs: npm run demo starts their simulators and runs it)`,
           faults.length > 0 ? `  faults: ${faults.join(", ")} at rate ${faultRate}` : `  faults: none (use --faults 5xx,429,reset,truncate,latency)`
         ],
         close: () => sim.close()

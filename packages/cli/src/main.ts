@@ -48,11 +48,12 @@ const commands = {
   state: "state <action> <file>",
   runs: "runs <file> [id]",
   simulate: "simulate <api>",
-  worker: "worker <file>"
+  worker: "worker <file>",
+  new: "new <kind> <name>"
 } as const
 type Command = keyof typeof commands
 /** The positional arguments' names (the rest are options, shown as `--name`). */
-const positionals = new Set(["file", "name", "action", "api", "id"])
+const positionals = new Set(["file", "name", "action", "api", "id", "kind"])
 const commandNames = Object.keys(commands) as ReadonlyArray<Command>
 
 /** A usage problem: one line, exit 2. */
@@ -265,6 +266,24 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
             ...(a.host !== undefined ? { host: a.host } : {}),
             ...(a.port !== undefined ? { port: a.port } : {})
           },
+          io
+        )
+      }
+    )
+    .command(
+      commands.new,
+      "Make an npm package with a working source or sink plugin of your own: it builds, tests and runs as made.",
+      (y) =>
+        (scoped = y)
+          .positional("kind", { choices: ["source", "sink"] as const, demandOption: true, describe: "What the plugin is" })
+          .positional("name", { type: "string", demandOption: true, describe: "The npm package name (e.g. effetl-source-shop, @acme/effetl-sink-lake)" })
+          .option("dir", { type: "string", requiresArg: true, describe: "Where to make it (default: ./<name without its scope>); it must not exist or be empty" })
+          .check((a) => (a.dir === "" ? "--dir needs a directory" : true))
+          .example("$0 new source effetl-source-shop", "a source plugin in ./effetl-source-shop: API schemas, client, plugin, simulator, tests")
+          .example("$0 new sink @acme/effetl-sink-lake --dir lake", "a sink plugin following the commit protocol, in ./lake"),
+      async (a) => {
+        result.code = await (await load()).newPackage(
+          { kind: a.kind, name: a.name, logFormat: a["log-format"], verbose: a.verbose, ...(a.dir !== undefined ? { dir: a.dir } : {}) },
           io
         )
       }

@@ -50,7 +50,7 @@ describe("help and usage", () => {
   it("--help lists every command and the global options", async () => {
     const r = await effetl(["--help"], { cwd: tempDir("help") })
     expect(r.code).toBe(0)
-    for (const c of ["run <file>", "validate <file>", "plugins [name]", "schema", "state <action> <file>", "runs <file> [id]", "simulate <api>", "worker <file>"]) {
+    for (const c of ["run <file>", "validate <file>", "plugins [name]", "schema", "state <action> <file>", "runs <file> [id]", "simulate <api>", "worker <file>", "new <kind> <name>"]) {
       expect(r.stdout).toContain(`effetl ${c}`)
     }
     for (const o of ["--log-format", "--verbose", "--help", "--version"]) expect(r.stdout).toContain(o)
@@ -92,7 +92,7 @@ describe("help and usage", () => {
   it("no command: exit 2 and a message naming the commands", async () => {
     const r = await cli([], { cwd: tempDir("usage") })
     expect(r.code).toBe(2)
-    expect(r.stderr).toBe("error: give a command: run, validate, plugins, schema, state, runs, simulate, worker (see 'effetl --help')\n")
+    expect(r.stderr).toBe("error: give a command: run, validate, plugins, schema, state, runs, simulate, worker, new (see 'effetl --help')\n")
     expectNoStack(r)
   })
 

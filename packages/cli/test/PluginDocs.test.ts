@@ -39,5 +39,29 @@ describe("built-in plugin docs", () => {
       expect(gaps).toEqual([])
       expect(plugin.description.length).toBeGreaterThan(10)
     })
+
+    it(`${plugin.name}: an object option's fields are described and their defaults agree with the option's`, () => {
+      const schema = JSONSchema.make(plugin.config) as Node & { $defs?: Record<string, Node> }
+      const resolve = (n: Node): Node => {
+        const f = flat(n)
+        const def = f.$ref ? schema.$defs?.[f.$ref.replace("#/$defs/", "")] : undefined
+        return def ? { ...resolve(def), ...f } : f
+      }
+      const disagree: Array<string> = []
+      for (const [key, raw] of Object.entries(schema.properties ?? {})) {
+        const node = resolve(raw)
+        if (node.properties === undefined || typeof node.default !== "object" || node.default === null) continue
+        const whole = node.default as Record<string, unknown>
+        for (const [field, child] of Object.entries(node.properties)) {
+          if (!resolve(child).description) disagree.push(`${key}.${field}: no description`)
+          const own = resolve(child).default
+          // Leaving the option out and writing it with this field left out must mean the same value.
+          if (JSON.stringify(own) !== JSON.stringify(whole[field])) {
+            disagree.push(`${key}.${field}: default ${JSON.stringify(own)}, but ${key}'s default has ${JSON.stringify(whole[field])}`)
+          }
+        }
+      }
+      expect(disagree).toEqual([])
+    })
   }
 })

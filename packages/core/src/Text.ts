@@ -7,6 +7,8 @@
  * character into a visible escape (`\x1b`, `\r`, `\u202e`), so the text reads the same everywhere
  * and can never act on a terminal or split a log line. Every error message core builds from outside
  * text goes through it; a logger should pass every line through it too.
+ *
+ * @module @effetl/core/Text
  */
 
 /** Options of {@link escapeControl}. */

@@ -1,6 +1,8 @@
 /**
- * @effetl/core: the framework. The record, the batch stream, plugins, the HTTP toolkit, state,
+ * `@effetl/core`: the framework. The record, the batch stream, plugins, the HTTP toolkit, state,
  * transforms and the runner. It knows no vendor.
+ *
+ * @module @effetl/core
  */
 export * as Batch from "./Batch.js"
 export * as Config from "./Config.js"

@@ -35,7 +35,10 @@ const HeaderName = Schema.String.pipe(
 /** A header value template holding `{key}`. */
 const Template = Schema.String.pipe(
   Schema.filter((s) => (s.includes("{key}") ? true : "expected a template holding {key}, e.g. \"Bearer {key}\" or \"ApiKey {key}\"")),
-  Schema.filter((s) => (/[\r\n]/.test(s) ? "must not contain line breaks" : true))
+  Schema.filter((s) => (/[\r\n]/.test(s) ? "must not contain line breaks" : true), {
+    // Without it the JSON Schema (and so `effetl plugins acceo`) would drop the field's description and default.
+    jsonSchema: { pattern: "^[^\\r\\n]*\\{key\\}[^\\r\\n]*$" }
+  })
 )
 
 /** How the API key is sent (not public: the defaults are an assumption). */

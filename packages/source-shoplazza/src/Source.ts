@@ -46,7 +46,7 @@ const Version = Schema.String.pipe(
 export const defaultRateLimit: Http.HttpConfig.RateLimitSettings = { requestsPerSecond: 2, burst: 20 }
 
 /** The default retries: 500 ms (one leak of the bucket) doubling to 30 s, 8 times, for 429s that carry no Retry-After. */
-export const defaultRetry: Http.HttpConfig.RetrySettings = { maxRetries: 8, baseDelay: "500 millis", maxDelay: "30 seconds" }
+export const defaultRetry: Http.HttpConfig.RetryDefaults = { maxRetries: 8, baseDelay: "500 millis", maxDelay: "30 seconds" }
 
 /** The default page size of the product list. */
 export const defaultPageSize = 250
@@ -121,11 +121,10 @@ export const ShoplazzaConfig = Schema.Struct({
     examples: ["https", "http"]
   }),
   timeout: Http.HttpConfig.timeoutField,
-  retry: Config.withDefault(Http.HttpConfig.RetrySettings, defaultRetry, {
-    description:
-      "Retry policy for HTTP requests (5xx, 429, resets, timeouts, truncated bodies). Shoplazza's 429 has no Retry-After, so the backoff alone decides the wait.",
-    examples: [defaultRetry]
-  })
+  retry: Http.HttpConfig.retryFieldWith(
+    defaultRetry,
+    "Retry policy for HTTP requests (5xx, 429, resets, timeouts, truncated bodies). Shoplazza's 429 has no Retry-After, so the backoff alone decides the wait."
+  )
 })
 export type ShoplazzaConfig = typeof ShoplazzaConfig.Type
 

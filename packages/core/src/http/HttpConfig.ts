@@ -32,36 +32,56 @@ export const toDuration = (s: string): Duration.Duration => Duration.decode(s as
 /** The default of `retry.maxWait`: the longest wait a server may ask for. */
 export const defaultMaxWait = "60 seconds"
 
-/** Retry settings as written in a pipeline file. */
-export const RetrySettings = Schema.Struct({
-  maxRetries: Config.withDefault(Config.intRange(0, 20), 5, {
-    description: "How many times a failed request (5xx, 429, reset, timeout, truncated body) is tried again.",
-    examples: [5, 0]
-  }),
-  baseDelay: Config.withDefault(DurationString, "250 millis", {
-    description: "The first backoff delay; it doubles on each retry (with ±20% jitter). A server's Retry-After wins when longer.",
-    examples: ["250 millis", "1 seconds"]
-  }),
-  maxDelay: Config.withDefault(DurationString, "30 seconds", {
-    description: "The longest backoff delay.",
-    examples: ["30 seconds"]
-  }),
-  maxWait: Config.optional(DurationString, {
-    description:
-      `The longest wait a server may ask for (Retry-After, a rate-limit reset header); a longer ask fails the source with what the server asked, rather than sleeping. Default: "${defaultMaxWait}".`,
-    examples: ["60 seconds", "10 minutes"]
+/** The retry settings a plugin defaults to (`maxWait` is always `defaultMaxWait` unless written). */
+export interface RetryDefaults {
+  readonly maxRetries: number
+  readonly baseDelay: string
+  readonly maxDelay: string
+}
+
+/**
+ * Retry settings as written in a pipeline file, each field defaulting to `defaults`' value: leaving
+ * `retry` out and writing `retry: {}` mean the same, and `effetl plugins` shows one set of defaults.
+ */
+export const retrySettings = (defaults: RetryDefaults) =>
+  Schema.Struct({
+    maxRetries: Config.withDefault(Config.intRange(0, 20), defaults.maxRetries, {
+      description: "How many times a failed request (5xx, 429, reset, timeout, truncated body) is tried again.",
+      examples: [5, 0]
+    }),
+    baseDelay: Config.withDefault(DurationString, defaults.baseDelay, {
+      description: "The first backoff delay; it doubles on each retry (with ±20% jitter). A server's Retry-After wins when longer.",
+      examples: ["250 millis", "1 seconds"]
+    }),
+    maxDelay: Config.withDefault(DurationString, defaults.maxDelay, {
+      description: "The longest backoff delay.",
+      examples: ["30 seconds"]
+    }),
+    maxWait: Config.optional(DurationString, {
+      description:
+        `The longest wait a server may ask for (Retry-After, a rate-limit reset header); a longer ask fails the source with what the server asked, rather than sleeping. Default: "${defaultMaxWait}".`,
+      examples: ["60 seconds", "10 minutes"]
+    })
   })
-})
-export type RetrySettings = typeof RetrySettings.Type
 
 /** The default retry settings. */
-export const defaultRetry: RetrySettings = { maxRetries: 5, baseDelay: "250 millis", maxDelay: "30 seconds" }
+export const defaultRetry: RetryDefaults = { maxRetries: 5, baseDelay: "250 millis", maxDelay: "30 seconds" }
+
+/** Retry settings as written in a pipeline file, with the {@link defaultRetry} defaults. */
+export const RetrySettings = retrySettings(defaultRetry)
+export type RetrySettings = typeof RetrySettings.Type
+
+/**
+ * A `retry` config field whose defaults are `defaults`, for a plugin whose API needs others than
+ * {@link defaultRetry}: the object's default and each field's default are the same values.
+ */
+export const retryFieldWith = (defaults: RetryDefaults, description = "Retry policy for HTTP requests.") => {
+  const settings: RetrySettings = defaults
+  return Config.withDefault(retrySettings(defaults), settings, { description, examples: [defaults] })
+}
 
 /** The `retry` config field. */
-export const retryField = Config.withDefault(RetrySettings, defaultRetry, {
-  description: "Retry policy for HTTP requests.",
-  examples: [{ maxRetries: 5, baseDelay: "250 millis", maxDelay: "30 seconds" }]
-})
+export const retryField = retryFieldWith(defaultRetry)
 
 /** The `timeout` config field: how long one HTTP attempt may take. */
 export const timeoutField = Config.withDefault(DurationString, "30 seconds", {

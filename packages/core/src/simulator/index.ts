@@ -1,10 +1,12 @@
 /**
- * @effetl/core/simulator: what every API simulator shares, knowing no vendor. A simulator is a
+ * `@effetl/core/simulator`: what every API simulator shares, knowing no vendor. A simulator is a
  * faithful fake of a vendor API on 127.0.0.1 for tests, the demo and benchmarks (see ARCHITECTURE.md):
  * - `Server`: loopback-only HTTP serving of complete replies, request counters and seeded faults;
  * - `Faults`: the fault kinds (5xx, 429, reset, truncate, latency) and the seeded injector;
  * - `Prng`: a seeded PRNG, so catalogues and faults repeat for the same seed;
  * - `Images`: tiny real PNG and JPEG encoders for image bytes.
+ *
+ * @module @effetl/core/simulator
  */
 export * as Faults from "./Faults.js"
 export * as Images from "./Images.js"
