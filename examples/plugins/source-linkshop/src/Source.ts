@@ -60,13 +60,8 @@ export const linkshop = Source.define<LinkShopConfig>({
       const saved = yield* savedPosition(ctx)
       const resuming = ctx.resumed && Option.isSome(saved)
       // Where this run starts: the saved next page (a resume), the last run's mark, or everything.
-      const start: Position = resuming
-        ? saved.value
-        : {
-          next: null,
-          since: config.incremental ? Option.getOrNull(Option.flatMap(saved, (p) => Option.fromNullable(p.mark))) : null,
-          mark: config.incremental ? Option.getOrNull(Option.flatMap(saved, (p) => Option.fromNullable(p.mark))) : null
-        }
+      const lastMark = config.incremental ? Option.getOrNull(Option.flatMap(saved, (p) => Option.fromNullable(p.mark))) : null
+      const start: Position = resuming ? saved.value : { next: null, since: lastMark, mark: lastMark }
       const client = yield* Client.make({
         source: ctx.name,
         baseUrl: config.baseUrl,
