@@ -354,12 +354,23 @@ interface Planned {
   readonly said: string
 }
 
-/** What the policy's headers said in a response, for messages: `X-Rate-Limit-Requests-Left: 0, X-Rate-Limit-Time-Reset-Ms: 3000`. */
-const saidIn = (policy: HeaderDriven, headers: Headers.Headers): string =>
-  policy.said.flatMap((name) => {
+/**
+ * What the policy's headers said in a response, for messages: `X-Rate-Limit-Requests-Left: 0,
+ * X-Rate-Limit-Time-Reset-Ms: 3000`; for a policy that names no headers, what its reader read
+ * (`remaining 0, reset in 3000 ms`).
+ */
+const saidIn = (policy: HeaderDriven, headers: Headers.Headers, reading: BudgetReading): string => {
+  const quoted = policy.said.flatMap((name) => {
     const value = headers[name.toLowerCase()]
     return value === undefined ? [] : [`${name}: ${value.trim().slice(0, 40)}`]
-  }).join(", ")
+  })
+  if (quoted.length > 0) return quoted.join(", ")
+  return [
+    reading.remaining === undefined ? [] : [`remaining ${reading.remaining}`],
+    reading.resetMillis === undefined ? [] : [`reset in ${Math.ceil(reading.resetMillis)} ms`],
+    reading.quota === undefined ? [] : [`quota ${reading.quota}`]
+  ].flat().join(", ")
+}
 
 /** A request ended: it leaves the answered count if any, else the in-flight count. */
 const ended = (b: Budget): Budget =>
@@ -409,11 +420,11 @@ const learn = (policy: HeaderDriven, b: Budget, headers: Headers.Headers, now: n
       left: lower ? grown : left,
       readAt: now,
       resetAt: Option.none(),
-      said: lower ? b.said : saidIn(policy, headers)
+      said: lower ? b.said : saidIn(policy, headers, reading)
     }
   }
   if (Option.isNone(left) && Option.isNone(reset)) return counted
-  const said = saidIn(policy, headers)
+  const said = saidIn(policy, headers, reading)
   const resetAt = Option.map(reset, (r) => now + r)
   if (Option.isSome(resetAt) && Option.isSome(b.resetAt) && Option.isSome(b.left)) {
     // Answers arrive out of order: within one window keep the lowest `left` and the earliest reset;

@@ -7,6 +7,7 @@ import * as Headers from "@effect/platform/Headers"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
@@ -136,4 +137,33 @@ describe("RateLimit.shopifyCallLimit over real HTTP", () => {
       expect(unpaced.throttled).toBeGreaterThan(0)
       expect(unpaced.failed).toContain("RateLimited")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})
+
+describe("RateLimit.headerPolicy with any reader", () => {
+  it.scoped("a wait too long says what the reader read when the policy names no headers", () =>
+    Effect.gen(function*() {
+      const policy = RateLimit.headerPolicy({
+        name: "custom",
+        read: (headers) => ({ remaining: Number(headers["x-left"]), resetMillis: Number(headers["x-reset-ms"]) }),
+        reserve: 0
+      })
+      const limiter = yield* RateLimit.make(policy)
+      yield* limiter.observe(Headers.fromInput({ "X-Left": "0", "X-Reset-Ms": "90000" }))
+      const error = yield* Effect.flip(RateLimit.takeWithin(limiter, { maxWait: Duration.seconds(60) }))
+      expect(error.said).toBe("remaining 0, reset in 90000 ms")
+    }))
+
+  it.scoped("a reader that throws on odd headers reads nothing: requests go on", () =>
+    Effect.gen(function*() {
+      const limiter = yield* RateLimit.make(RateLimit.headerPolicy({
+        name: "throws",
+        read: () => {
+          throw new Error("odd header")
+        }
+      }))
+      yield* limiter.observe(Headers.fromInput({ "X-Anything": "?" }))
+      const fiber = yield* Effect.fork(limiter.take)
+      yield* TestClock.adjust(0)
+      yield* Fiber.join(fiber)
+    }))
 })
