@@ -21,7 +21,7 @@ import * as Plugins from "./Plugins.js"
 import * as Progress from "./Progress.js"
 import * as Runs from "./Runs.js"
 import * as Scaffold from "./Scaffold.js"
-import { simulators } from "./Simulators.js"
+import * as Simulators from "./Simulators.js"
 import * as Summary from "./Summary.js"
 
 /** The options every command takes. */
@@ -231,13 +231,19 @@ export const runs = (
   )
 }
 
-/** `effetl simulate <api>`: serves until SIGINT or SIGTERM. */
+/** `effetl simulate <api>`: serves a built-in or an outside simulator (module path or package) until SIGINT or SIGTERM. */
 export const simulate = async (
   a: Common & { readonly api: string; readonly port: number; readonly faults: string; readonly faultRate: number },
   io: Io
 ): Promise<number> => {
   // Not guarded: it prints the simulator's own made-up credentials on purpose.
-  const sim = simulators.find((s) => s.api === a.api)!
+  let sim: Simulators.SimulatorEntry
+  try {
+    sim = Simulators.simulators.find((s) => s.api === a.api) ?? (await Simulators.outside(a.api, process.cwd()))
+  } catch (e) {
+    io.stderr(Logging.errorLine(a.logFormat, e instanceof Error ? e.message : String(e)) + "\n")
+    return e instanceof Simulators.SimulatorNotFound ? ExitCode.usage : ExitCode.failed
+  }
   const faults = a.faults.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
   let running: Awaited<ReturnType<typeof sim.start>>
   try {

@@ -1,7 +1,13 @@
 /**
- * The API simulators `effetl simulate <api>` can serve. Each one's package is imported only when it
- * starts, so listing them (for `--help`) loads nothing.
+ * The API simulators `effetl simulate <api>` can serve: the built-ins, each one's package imported
+ * only when it starts (so listing them for `--help` loads nothing), and an outside one from a module
+ * path or package that exports a core `Simulator` (see {@link outside}).
  */
+import type { Faults, Simulator } from "@effetl/core/simulator"
+import { createRequire } from "node:module"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 
 /** The fault kinds `effetl simulate --faults` accepts. */
 export const faultKinds = ["5xx", "429", "reset", "truncate", "latency", "stall", "malformed"] as const
@@ -111,3 +117,73 @@ export const simulators: ReadonlyArray<SimulatorEntry> = [
     }
   }
 ]
+
+/** Why an outside simulator could not be loaded: a usage problem (exit 2), in one line. */
+export class SimulatorNotFound extends Error {}
+
+/**
+ * Loads an outside simulator: `spec` is a module path (`./sim.js`, `../x/sim.mjs`, absolute; relative
+ * to `cwd`, the working directory) or an npm package name resolved from `cwd`. The module exports a
+ * core `Simulator` as `simulator` or as its default export; a package whose main module has none is
+ * tried at `<package>/simulator`. Fails with {@link SimulatorNotFound} saying what is wrong.
+ */
+export const outside = async (spec: string, cwd: string): Promise<SimulatorEntry> => {
+  const builtins = simulators.map((s) => s.api).join(", ")
+  const isPath = spec.startsWith("./") || spec.startsWith("../") || path.isAbsolute(spec) || /\.[cm]?js$/.test(spec)
+  const isPackage = /^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/[\w./-]+)?$/i.test(spec)
+  const usage = `built-in simulators: ${builtins}; or a ./path/to/simulator.js (relative to the working directory) or an npm package whose module exports \`simulator\``
+  let candidates: ReadonlyArray<string>
+  if (isPath) {
+    const file = path.resolve(cwd, spec)
+    if (!fs.existsSync(file)) throw new SimulatorNotFound(`no simulator module at ${file} (a path is relative to the working directory, ${cwd})`)
+    candidates = [pathToFileURL(file).href]
+  } else if (isPackage) {
+    const require = createRequire(path.join(cwd, "noop.js"))
+    const found = [spec, `${spec}/simulator`].flatMap((name) => {
+      try {
+        return [pathToFileURL(require.resolve(name)).href]
+      } catch {
+        return []
+      }
+    })
+    if (found.length === 0) throw new SimulatorNotFound(`unknown simulator '${spec}': ${usage}`)
+    candidates = found
+  } else {
+    throw new SimulatorNotFound(`unknown simulator '${spec}': ${usage}`)
+  }
+  for (const url of candidates) {
+    let mod: { readonly simulator?: unknown; readonly default?: unknown }
+    try {
+      mod = (await import(url)) as typeof mod
+    } catch (e) {
+      throw new SimulatorNotFound(`could not load simulator module '${spec}': ${e instanceof Error ? e.message : String(e)}`)
+    }
+    const { Simulator } = await import("@effetl/core/simulator")
+    const sim = [mod.simulator, mod.default].find(Simulator.isSimulator)
+    if (sim !== undefined) return fromSimulator(sim)
+  }
+  throw new SimulatorNotFound(
+    `module '${spec}' exports no simulator: export one as \`simulator\` (or the default export), made with Simulator.define from @effetl/core/simulator`
+  )
+}
+
+/** The CLI's entry for a core `Simulator`: its lines under `<name> simulator listening on <url>`. */
+const fromSimulator = (sim: Simulator.Simulator): SimulatorEntry => ({
+  api: sim.name,
+  description: sim.description,
+  start: async ({ port, faults, faultRate }) => {
+    const running = await sim.start({
+      port,
+      ...(faults.length > 0 ? { faults: { kinds: faults as ReadonlyArray<Faults.FaultKind>, rate: faultRate } } : {})
+    })
+    return {
+      url: running.url,
+      lines: [
+        `${sim.name} simulator listening on ${running.url}`,
+        ...(running.lines ?? []),
+        faults.length > 0 ? `  faults: ${faults.join(", ")} at rate ${faultRate}` : `  faults: none (use --faults 5xx,429,reset,truncate,latency)`
+      ],
+      close: () => running.close()
+    }
+  }
+})

@@ -223,10 +223,14 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
     )
     .command(
       commands.simulate,
-      "Serve a built-in API simulator on 127.0.0.1 to try effetl without a real store. Ctrl-C stops it.",
+      "Serve an API simulator on 127.0.0.1 to try effetl without a real store: a built-in one, or a plugin's from a module path or package. Ctrl-C stops it.",
       (y) =>
         (scoped = y)
-          .positional("api", { choices: simulators.map((s) => s.api), demandOption: true, describe: "The API to simulate" })
+          .positional("api", {
+            type: "string",
+            demandOption: true,
+            describe: `The API to simulate: ${simulators.map((s) => s.api).join(", ")}; or a ./path/to/simulator.js (relative to the working directory) or an npm package whose module exports \`simulator\` (Simulator.define from @effetl/core/simulator)`
+          })
           .option("port", { type: "number", default: 0, requiresArg: true, describe: "Port on 127.0.0.1 (0 = any free port)" })
           .option("faults", { type: "string", default: "", requiresArg: true, describe: `Faults to inject, comma-separated: ${faultKinds.join(",")}` })
           .option("fault-rate", { type: "number", default: 0.2, requiresArg: true, describe: "Share of requests that get a fault (0..1)" })

@@ -537,7 +537,7 @@ describe("simulate", () => {
 
   it("simulate nosuch, --faults bogus, --fault-rate 2 and --port -1: exit 2 with a message", async () => {
     const cases: ReadonlyArray<[ReadonlyArray<string>, string]> = [
-      [["nosuch"], 'invalid value: api is "nosuch"; expected one of "channel", "acceo", "shoplazza", "bigcommerce"'],
+      [["nosuch"], "unknown simulator 'nosuch': built-in simulators: channel, acceo, shoplazza, bigcommerce"],
       [["channel", "--faults", "bogus"], "unknown fault(s) bogus; known: 5xx, 429, reset, truncate, latency"],
       [["channel", "--fault-rate", "2"], "--fault-rate must be from 0 to 1"],
       [["channel", "--port", "-1"], "--port must be an integer from 0 to 65535"]

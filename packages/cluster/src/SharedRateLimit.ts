@@ -80,8 +80,11 @@ export const make = (
     const learn = (headers: Headers.Headers) =>
       Effect.flatMap(
         Ref.modify(learned, (was) => {
-          const quota = Option.flatMap(policy.headers.quota, (h) => num(headers[h.toLowerCase()]))
-          const window = Option.flatMap(policy.headers.window, (h) => num(headers[h.toLowerCase()]))
+          // The policy's own reader says the quota and the window (a bucket's: its size over its refill rate).
+          const reading = readSafely(policy, headers)
+          const quota = positive(reading.quota)
+          const window = Option.orElse(positive(reading.windowMillis), () =>
+            Option.flatMap(Option.all([quota, positive(reading.refillPerSecond)]), ([q, r]) => Option.some((q / r) * 1000)))
           const now = Option.isSome(quota) && Option.isSome(window) && quota.value > 0 && window.value > 0
             ? Option.some({ quota: quota.value, windowMs: window.value })
             : was
@@ -156,8 +159,15 @@ export const redisOptions = (url: Redacted.Redacted<string>) => {
   }
 }
 
-const num = (v: string | undefined): Option.Option<number> => {
-  if (v === undefined || v.trim() === "") return Option.none()
-  const n = Number(v.trim())
-  return Number.isFinite(n) && n >= 0 ? Option.some(n) : Option.none()
+/** A reading's number when it is positive and finite. */
+const positive = (n: number | undefined): Option.Option<number> =>
+  n !== undefined && Number.isFinite(n) && n > 0 ? Option.some(n) : Option.none()
+
+/** The policy's reading of a response's headers; a reader that throws reads nothing. */
+const readSafely = (policy: Http.RateLimit.HeaderDriven, headers: Headers.Headers): Http.RateLimit.BudgetReading => {
+  try {
+    return policy.read(headers)
+  } catch {
+    return {}
+  }
 }

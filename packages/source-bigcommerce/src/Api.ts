@@ -18,7 +18,7 @@
  *   `-Time-Reset-Ms` (a fixed window per store, shared by every app). A 429 carries
  *   `X-Rate-Limit-Time-Reset-Ms` (milliseconds) and may carry `X-Retry-After` (seconds).
  */
-import { Batch, ProductImage } from "@effetl/core"
+import { Batch, type Http, ProductImage } from "@effetl/core"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 
@@ -48,6 +48,29 @@ export const rateHeaders = {
   /** Seconds to wait, sent on some 429s (the longer of it and the reset is waited). */
   retryAfter: "X-Retry-After"
 } as const
+
+/**
+ * Reads the store's quota from a response's `X-Rate-Limit-*` headers: the rate limiter's budget
+ * reader (a fixed window: requests left, milliseconds to the reset, quota, window length). A 429
+ * carries only the reset; a header that is not a number is not read.
+ */
+export const readQuota: Http.RateLimit.BudgetReader = (headers) => {
+  const get = (name: string): number | undefined => {
+    const raw = headers[name.toLowerCase()]?.trim()
+    const n = raw === undefined || raw === "" ? Number.NaN : Number(raw)
+    return Number.isFinite(n) && n >= 0 ? n : undefined
+  }
+  const remaining = get(rateHeaders.left)
+  const resetMillis = get(rateHeaders.reset)
+  const quota = get(rateHeaders.quota)
+  const windowMillis = get(rateHeaders.window)
+  return {
+    ...(remaining !== undefined ? { remaining } : {}),
+    ...(resetMillis !== undefined ? { resetMillis } : {}),
+    ...(quota !== undefined ? { quota } : {}),
+    ...(windowMillis !== undefined ? { windowMillis } : {})
+  }
+}
 
 /** The product fields a sync asks for (`include=`); the API always adds `name` and `primary_image`. */
 export const productFields = "id,date_modified" as const

@@ -14,7 +14,7 @@ import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { formatRfc2822, paths, productFields, rateHeaders, storePath, WireCount, WireProduct } from "./Api.js"
+import { formatRfc2822, paths, productFields, rateHeaders, readQuota, storePath, WireCount, WireProduct } from "./Api.js"
 
 /** How to pace requests under the store's quota. */
 export interface RateSettings {
@@ -98,12 +98,10 @@ export const make = (options: ClientOptions): Effect.Effect<BigCommerceClient, n
           { name: rateHeaders.retryAfter, unit: "seconds" }
         ]
       },
-      rateLimit: Http.RateLimit.fromHeaders({
-        left: rateHeaders.left,
-        reset: rateHeaders.reset,
-        resetUnit: "milliseconds",
-        quota: rateHeaders.quota,
-        window: rateHeaders.window,
+      rateLimit: Http.RateLimit.headerPolicy({
+        name: "bigcommerce-quota",
+        read: readQuota,
+        said: [rateHeaders.left, rateHeaders.reset],
         slowDownBelow: options.rate.slowDownBelow,
         reserve: options.rate.reserve
       }),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
-import { formatRfc2822, parseDate, parseIso8601, parseRfc2822, toProductImage } from "../src/Api.js"
+import * as Headers from "@effect/platform/Headers"
+import { formatRfc2822, parseDate, parseIso8601, parseRfc2822, readQuota, toProductImage } from "../src/Api.js"
 
 const item = (more: Record<string, unknown> = {}): Record<string, unknown> => ({
   id: 247,
@@ -143,5 +144,22 @@ describe("toProductImage", () => {
     const other = toProductImage("bc", "33", item(), "zoom")
     expect(Either.isLeft(other) && other.left.error).toBe("image 247 says it belongs to product 32, but was listed for product 33")
     expect(Either.isLeft(toProductImage("bc", "32", "nope", "zoom"))).toBe(true)
+  })
+})
+
+describe("readQuota (the rate limiter's budget reader)", () => {
+  it("reads the X-Rate-Limit-* headers as a fixed window's budget", () => {
+    const headers = Headers.fromInput({
+      "X-Rate-Limit-Requests-Quota": "150",
+      "X-Rate-Limit-Requests-Left": "37",
+      "X-Rate-Limit-Time-Window-Ms": "30000",
+      "X-Rate-Limit-Time-Reset-Ms": "12500"
+    })
+    expect(readQuota(headers)).toEqual({ remaining: 37, resetMillis: 12500, quota: 150, windowMillis: 30000 })
+  })
+
+  it("a 429 carries only the reset; a header that is not a number is not read", () => {
+    expect(readQuota(Headers.fromInput({ "X-Rate-Limit-Time-Reset-Ms": "800", "X-Rate-Limit-Requests-Left": "lots" }))).toEqual({ resetMillis: 800 })
+    expect(readQuota(Headers.empty)).toEqual({})
   })
 })

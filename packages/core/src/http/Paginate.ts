@@ -11,11 +11,16 @@
  * - {@link drf}: Django REST Framework `{count, next, previous, results}` over an
  *   {@link ApiClient.ApiClient}, following `next` (same origin only) or, with `concurrency > 1`,
  *   fetching the remaining page numbers in parallel once `count` is known, still emitted in order
- *   (resume: `page + 1`).
+ *   (resume: `page + 1`);
+ * - {@link linkHeader}: RFC 8288 `Link: <...>; rel="next"` headers over an {@link ApiClient.ApiClient}
+ *   (GitHub, Shopify REST, many others), following the next link on the client's origin only
+ *   (resume: the page's `next` URL).
  *
  * The generic strategies take a `fetch` function, so a source composes them with its own requests
  * and wire schemas and writes no loop of its own.
  */
+import type * as Headers from "@effect/platform/Headers"
+import LinkHeader from "http-link-header"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -24,7 +29,7 @@ import * as MutableHashSet from "effect/MutableHashSet"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { ApiError, type HttpError } from "../Errors.js"
+import { ApiError, DecodeError, type HttpError } from "../Errors.js"
 import * as Text from "../Text.js"
 import type * as ApiClient from "./ApiClient.js"
 import * as SafeUrl from "./SafeUrl.js"
@@ -329,6 +334,147 @@ export const drf = <A, I>(client: ApiClient.ApiClient, options: DrfOptions<A, I>
       return Stream.concat(Stream.fromChunk(toPage(start, body)), rest)
     })
   )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Link header (RFC 8288)
+// ---------------------------------------------------------------------------------------------
+
+/** One page of a list paginated by `Link` headers. */
+export interface LinkPage<A> {
+  /** The URL this page was read from (absolute; it may carry query parameters the API needs). */
+  readonly url: string
+  /** The next page's URL: the resume position after this page (none: this was the last page). */
+  readonly next: Option.Option<string>
+  /** The decoded body. */
+  readonly value: A
+  /** The response headers (a total such as `X-Total-Count`, say). */
+  readonly headers: Headers.Headers
+}
+
+/** Options of {@link linkHeader}. */
+export interface LinkHeaderOptions<A, I> {
+  /** The first page's path, relative to the client's base URL (e.g. `/products`). */
+  readonly path: string
+  /** The first page's query parameters (page size, filters); the next links carry their own. */
+  readonly params?: SafeUrl.Params
+  /** The schema of one page's body. */
+  readonly schema: Schema.Schema<A, I>
+  /** Where to resume: a `next` URL saved from an earlier page (checked like any link). None: the first page. */
+  readonly resume?: Option.Option<string>
+  /** The link relation to follow (default `next`; matched case-insensitively, as RFC 8288 says). */
+  readonly rel?: string
+  /** Statuses that end the list without a page (e.g. a 404 past the end); none by default. */
+  readonly endOfList?: ReadonlyArray<ApiClient.Answer>
+  /** Extra headers sent with every page request. */
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+/**
+ * A list paginated by RFC 8288 `Link` headers, as a stream of pages: GET `path`, then each
+ * response's `rel="next"` link until a response has none. Links are parsed with `http-link-header`
+ * (quoted parameters, several links in one header, several relations in one `rel`). A relative link
+ * is resolved against the URL of the page that sent it. Every next URL is checked like any URL from
+ * the vendor: only on the client's origin ({@link SafeUrl.resolve}; another origin, credentials in
+ * the URL or an unparseable header are a `DecodeError`), and a next URL already requested in this
+ * stream (query order and fragment aside) is an `ApiError`: a vendor loop ends at once.
+ */
+export const linkHeader = <A, I>(client: ApiClient.ApiClient, options: LinkHeaderOptions<A, I>): Stream.Stream<LinkPage<A>, HttpError> => {
+  const rel = options.rel ?? "next"
+  const answers = options.endOfList ?? []
+  const source = client.source
+  /** The key of a URL for loop detection: query sorted, no fragment. */
+  const keyOf = (url: URL): string => {
+    const copy = new URL(url.href)
+    copy.searchParams.sort()
+    copy.hash = ""
+    return copy.href
+  }
+  /** The first URL: the saved next URL on resume (checked again: state files can be edited), else path + params. */
+  const first: Effect.Effect<URL, DecodeError> = Option.match(options.resume ?? Option.none(), {
+    onNone: () => client.resolve(options.path, options.params),
+    onSome: (saved) => client.resolve(saved)
+  })
+  return Stream.unwrap(Effect.map(first, (start) =>
+    Stream.suspend(() => {
+      const requested = new Set([keyOf(start)])
+      return Stream.paginateChunkEffect(start, (url: URL) =>
+        Effect.flatMap(
+          client.requestJson({ path: url.href, answers, ...(options.headers ? { headers: options.headers } : {}) }, options.schema),
+          (reply): Effect.Effect<readonly [Chunk.Chunk<LinkPage<A>>, Option.Option<URL>], HttpError> => {
+            if (reply._tag === "Answer") return Effect.succeed([Chunk.empty(), Option.none()] as const)
+            return Effect.flatMap(nextLink(client, url, reply.headers, rel), (next) => {
+              if (Option.isSome(next)) {
+                const key = keyOf(next.value)
+                if (requested.has(key)) {
+                  return Effect.fail(
+                    new ApiError({
+                      source,
+                      status: reply.status,
+                      url: SafeUrl.printable(next.value),
+                      message: `source '${source}': the API's Link header on ${SafeUrl.printable(url)} points back to ${
+                        SafeUrl.printable(next.value)
+                      }, already requested in this list; stopping rather than reading the same pages forever`
+                    })
+                  )
+                }
+                requested.add(key)
+              }
+              const page: LinkPage<A> = {
+                url: url.href,
+                next: Option.map(next, (u) => u.href),
+                value: reply.value,
+                headers: reply.headers
+              }
+              return Effect.succeed([Chunk.of(page), next] as const)
+            })
+          }
+        ))
+    })))
+}
+
+/**
+ * The `rel` link of a response's `Link` header(s), resolved against the page's URL and checked to be
+ * on the client's origin; none when there is no such link.
+ */
+const nextLink = (
+  client: ApiClient.ApiClient,
+  page: URL,
+  headers: Headers.Headers,
+  rel: string
+): Effect.Effect<Option.Option<URL>, DecodeError> => {
+  const raw = headers["link"]
+  if (raw === undefined || raw.trim() === "") return Effect.succeed(Option.none())
+  let target: string | undefined
+  try {
+    target = LinkHeader.parse(raw).rel(rel)[0]?.uri
+  } catch (e) {
+    return Effect.fail(
+      new DecodeError({
+        source: client.source,
+        url: SafeUrl.printable(page),
+        snippet: Text.escapeControl(raw.length > 200 ? `${raw.slice(0, 197)}...` : raw),
+        message: `source '${client.source}': the Link header of ${SafeUrl.printable(page)} cannot be read (${
+          e instanceof Error ? e.message : String(e)
+        })`
+      })
+    )
+  }
+  if (target === undefined) return Effect.succeed(Option.none())
+  let absolute: string
+  try {
+    // RFC 8288: a relative reference is resolved against the URL of the response that carried it.
+    absolute = new URL(target, page).href
+  } catch {
+    return Effect.fail(
+      new DecodeError({
+        source: client.source,
+        url: SafeUrl.printable(page),
+        message: `source '${client.source}': the Link header of ${SafeUrl.printable(page)} gives ${SafeUrl.describe(target)} as rel="${rel}", which is not a URL`
+      })
+    )
+  }
+  return Effect.map(client.resolve(absolute), Option.some)
 }
 
 /** The page number in a `next` link, when it has one. */

@@ -5,16 +5,23 @@
  * - `TokenBucket` (`requestsPerSecond`, `burst`): a bucket of `burst` tokens refilled at
  *   `requestsPerSecond`; each request takes one. Built on `effect/RateLimiter`. A leaky bucket of
  *   capacity N leaking r/s (Shoplazza: 40, 2/s) is the same budget: `{ requestsPerSecond: r, burst: N }`.
- * - `Headers`: adaptive pacing driven by the server's budget headers (requests left, time until the
- *   window resets, quota, and optionally the window's length). While plenty is left requests go at
- *   once; below `slowDownBelow` of the quota the remaining requests are spread over the time left
- *   (never slower than the quota's own rate, window ÷ quota, when the window length is known),
- *   keeping `reserve` requests unused, so the budget never reaches 0 by our doing. Requests still
- *   in flight count as spent (the server may not have counted them in the last `left` it sent),
- *   and a late answer from an earlier window never raises the estimate. A wait the headers call for
- *   is bounded: through {@link Limiter.takeBounded} a wait longer than the caller's `maxWait` (a
- *   reset days away) fails with {@link WaitTooLong} instead of sleeping, and a wait for the window
- *   to reset is announced before it starts.
+ * - `Headers`: adaptive pacing driven by the server's budget headers. The policy is open: a
+ *   {@link BudgetReader} is a function from a response's headers to a {@link BudgetReading} (requests
+ *   remaining, time to the reset, quota, window length, or a refill rate for a budget regained
+ *   continuously), so any vendor's headers can drive it. Ready-made: {@link fromHeaders} (a fixed
+ *   window's headers by name, e.g. BigCommerce's `X-Rate-Limit-*`) and {@link shopifyCallLimit}
+ *   (`X-Shopify-Shop-Api-Call-Limit: 32/40`, a leaky bucket leaking 2/s).
+ *   For a fixed window: while plenty is left requests go at once; below `slowDownBelow` of the
+ *   quota the remaining requests are spread over the time left (never slower than the quota's own
+ *   rate, window ÷ quota, when the window length is known), keeping `reserve` requests unused, so
+ *   the budget never reaches 0 by our doing. Requests still in flight count as spent (the server
+ *   may not have counted them in the last figure it sent), and a late answer from an earlier
+ *   window never raises the estimate. For a budget regained continuously (a leaky bucket): at once
+ *   while plenty is left, then one request per refill interval, and at the reserve, as soon as one
+ *   more has leaked out. A wait the headers call for is bounded: through
+ *   {@link Limiter.takeBounded} a wait longer than the caller's `maxWait` (a reset days away) fails
+ *   with {@link WaitTooLong} instead of sleeping, and a wait for a window to reset is announced
+ *   before it starts.
  *
  * Limiters are shared through a process-wide registry keyed by {@link credentialKey} (a SHA-256 of
  * the credential, never the credential itself): two sources with the same token share one budget.
@@ -48,24 +55,42 @@ export interface TokenBucket {
   readonly burst: number
 }
 
-/** Names and units of the budget headers a server sends. */
-export interface BudgetHeaders {
-  /** Requests left in the current window, e.g. `X-Rate-Limit-Requests-Left`. */
-  readonly left: string
-  /** Time until the window resets, e.g. `X-Rate-Limit-Time-Reset-Ms`. */
-  readonly reset: string
-  /** Unit of the reset header. */
-  readonly resetUnit: "milliseconds" | "seconds"
-  /** The window's quota, e.g. `X-Rate-Limit-Requests-Quota` (optional). */
-  readonly quota: Option.Option<string>
-  /** The window's length in milliseconds, e.g. `X-Rate-Limit-Time-Window-Ms` (optional). */
-  readonly window: Option.Option<string>
+/**
+ * What one response's headers say about the request budget. Leave out what they do not say (a 429
+ * may carry only the reset).
+ */
+export interface BudgetReading {
+  /** Requests the server will still accept now (a window's `left`, a bucket's capacity less its level). */
+  readonly remaining?: number
+  /** Milliseconds until the whole budget is back (a fixed window's reset). */
+  readonly resetMillis?: number
+  /** The budget's size: a window's quota, a bucket's capacity. */
+  readonly quota?: number
+  /** A fixed window's length in milliseconds: with `quota`, pacing is never slower than quota per window. */
+  readonly windowMillis?: number
+  /**
+   * For a budget that comes back continuously (a leaky bucket), requests regained per second. With
+   * it the limiter counts the budget back between answers and paces at this rate when little is
+   * left; `resetMillis` is then not needed.
+   */
+  readonly refillPerSecond?: number
 }
 
-/** Adaptive pacing from the server's budget headers. */
+/**
+ * Reads the budget from a response's headers (`@effect/platform` headers: names in lower case).
+ * This is the open part of a header policy: any vendor's budget headers become a reader.
+ */
+export type BudgetReader = (headers: Headers.Headers) => BudgetReading
+
+/** Adaptive pacing from the server's budget headers, read by a {@link BudgetReader}. */
 export interface HeaderDriven {
   readonly _tag: "Headers"
-  readonly headers: BudgetHeaders
+  /** The reader's name (`bigcommerce-quota`, `shopify-call-limit`): limiters sharing a credential compare policies by it. */
+  readonly name: string
+  /** Reads the budget from each response's headers. */
+  readonly read: BudgetReader
+  /** The headers the reader reads, as messages quote them ("what the server said"). */
+  readonly said: ReadonlyArray<string>
   /** Below this fraction of the quota (or always, when no quota is known) requests are paced. */
   readonly slowDownBelow: number
   /** Requests never used by us, left for others sharing the quota. */
@@ -85,28 +110,102 @@ export const tokenBucket = (options: { readonly requestsPerSecond: number; reado
   }
 }
 
-/** Adaptive pacing from budget headers (names given by the source; no vendor is assumed). */
-export const fromHeaders = (options: {
-  readonly left: string
-  readonly reset: string
-  readonly resetUnit?: "milliseconds" | "seconds"
-  readonly quota?: string
-  /** The window length header (milliseconds); with it and the quota, pacing never drops below the quota's rate. */
-  readonly window?: string
+/** Adaptive pacing from any budget headers: a name, a {@link BudgetReader}, and how much room to leave. */
+export const headerPolicy = (options: {
+  readonly name: string
+  readonly read: BudgetReader
+  /** The headers the reader reads, quoted in messages (default: none quoted). */
+  readonly said?: ReadonlyArray<string>
+  /** Below this fraction of the quota requests are paced (default 0.5). */
   readonly slowDownBelow?: number
+  /** Requests left unused for others sharing the quota (default 1). */
   readonly reserve?: number
 }): HeaderDriven => ({
   _tag: "Headers",
-  headers: {
-    left: options.left,
-    reset: options.reset,
-    resetUnit: options.resetUnit ?? "milliseconds",
-    quota: Option.fromNullable(options.quota),
-    window: Option.fromNullable(options.window)
-  },
+  name: options.name,
+  read: options.read,
+  said: options.said ?? [],
   slowDownBelow: Math.min(1, Math.max(0, options.slowDownBelow ?? 0.5)),
   reserve: Math.max(0, Math.floor(options.reserve ?? 1))
 })
+
+/** Names and units of a fixed window's budget headers. */
+export interface WindowHeaders {
+  /** Requests left in the current window, e.g. `X-Rate-Limit-Requests-Left`. */
+  readonly left: string
+  /** Time until the window resets, e.g. `X-Rate-Limit-Time-Reset-Ms`. */
+  readonly reset: string
+  /** Unit of the reset header (default milliseconds). */
+  readonly resetUnit?: "milliseconds" | "seconds"
+  /** The window's quota, e.g. `X-Rate-Limit-Requests-Quota`. */
+  readonly quota?: string
+  /** The window's length in milliseconds, e.g. `X-Rate-Limit-Time-Window-Ms`. */
+  readonly window?: string
+}
+
+/** A reader of a fixed window's budget headers, by name (numbers only; anything else is not read). */
+export const windowHeaders = (names: WindowHeaders): BudgetReader => (headers) => {
+  const get = (name: string | undefined) => (name === undefined ? undefined : num(headers[name.toLowerCase()]))
+  const reset = get(names.reset)
+  return defined({
+    remaining: get(names.left),
+    resetMillis: reset === undefined ? undefined : names.resetUnit === "seconds" ? reset * 1000 : reset,
+    quota: get(names.quota),
+    windowMillis: get(names.window)
+  })
+}
+
+/** Adaptive pacing from a fixed window's budget headers, by name ({@link windowHeaders} in a {@link headerPolicy}). */
+export const fromHeaders = (options: WindowHeaders & {
+  readonly slowDownBelow?: number
+  readonly reserve?: number
+}): HeaderDriven =>
+  headerPolicy({
+    name: `window-headers:${[options.left, options.reset, options.resetUnit ?? "milliseconds", options.quota ?? "", options.window ?? ""].join(",")}`,
+    read: windowHeaders(options),
+    said: [options.left, options.reset],
+    ...(options.slowDownBelow !== undefined ? { slowDownBelow: options.slowDownBelow } : {}),
+    ...(options.reserve !== undefined ? { reserve: options.reserve } : {})
+  })
+
+/** Shopify's REST budget header: `X-Shopify-Shop-Api-Call-Limit: 32/40` (calls in the bucket / its size). */
+export const shopifyCallLimitHeader = "X-Shopify-Shop-Api-Call-Limit"
+
+/**
+ * Reads Shopify's leaky bucket from `X-Shopify-Shop-Api-Call-Limit: used/size`: `size - used`
+ * remaining, regained at `leakPerSecond` (2 on standard plans, 4 on Plus).
+ */
+export const readShopifyCallLimit = (leakPerSecond: number = 2): BudgetReader => (headers) => {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(headers[shopifyCallLimitHeader.toLowerCase()] ?? "")
+  if (m === null) return {}
+  const used = Number(m[1])
+  const size = Number(m[2])
+  return { remaining: Math.max(0, size - used), quota: size, refillPerSecond: leakPerSecond }
+}
+
+/**
+ * The ready-made policy for Shopify's REST Admin API: its leaky bucket read from
+ * `X-Shopify-Shop-Api-Call-Limit` (default leak 2 requests/s; 4 on Shopify Plus).
+ */
+export const shopifyCallLimit = (options: {
+  readonly leakPerSecond?: number
+  readonly slowDownBelow?: number
+  readonly reserve?: number
+} = {}): HeaderDriven => {
+  const leak = options.leakPerSecond ?? 2
+  if (!(leak > 0)) throw new RangeError("leakPerSecond must be > 0")
+  return headerPolicy({
+    name: `shopify-call-limit:${leak}`,
+    read: readShopifyCallLimit(leak),
+    said: [shopifyCallLimitHeader],
+    ...(options.slowDownBelow !== undefined ? { slowDownBelow: options.slowDownBelow } : {}),
+    ...(options.reserve !== undefined ? { reserve: options.reserve } : {})
+  })
+}
+
+/** A reading without its undefined fields. */
+const defined = (r: { [K in keyof BudgetReading]: BudgetReading[K] | undefined }): BudgetReading =>
+  Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as BudgetReading
 
 // ---------------------------------------------------------------------------------------------
 // Limiters
@@ -184,6 +283,12 @@ interface Budget {
   readonly window: Option.Option<number>
   /** When the window resets (clock millis). */
   readonly resetAt: Option.Option<number>
+  /** A budget regained continuously (a leaky bucket): requests per millisecond. */
+  readonly refill: Option.Option<number>
+  /** When `left` was read (clock millis), for a budget regained continuously. */
+  readonly readAt: number
+  /** The headers that gave `left` and `resetAt`, as messages quote them. */
+  readonly said: string
   /** The earliest time the next paced request may start (clock millis). */
   readonly nextSlot: number
   /** Requests let through and not answered yet: the server may not have counted them in `left`. */
@@ -200,6 +305,9 @@ export const makeHeaderDriven = (policy: HeaderDriven): Effect.Effect<Limiter> =
       quota: Option.none(),
       window: Option.none(),
       resetAt: Option.none(),
+      refill: Option.none(),
+      readAt: 0,
+      said: "",
       nextSlot: 0,
       inFlight: 0,
       answered: 0
@@ -213,9 +321,9 @@ export const makeHeaderDriven = (policy: HeaderDriven): Effect.Effect<Limiter> =
                 const [wait, next, reset] = plan(policy, b, now)
                 if (bounds !== undefined && wait > Duration.toMillis(bounds.maxWait)) {
                   // Not started: the state stays as it was.
-                  return [new WaitTooLong({ wait: Duration.millis(wait), maxWait: bounds.maxWait, said: saidBy(policy, b, now) }), b]
+                  return [new WaitTooLong({ wait: Duration.millis(wait), maxWait: bounds.maxWait, said: b.said }), b]
                 }
-                return [{ wait, reset, said: reset ? saidBy(policy, b, now) : "" }, next]
+                return [{ wait, reset, said: reset ? b.said : "" }, next]
               }),
               (planned) => {
                 if (planned instanceof WaitTooLong) return Effect.fail(planned)
@@ -249,42 +357,92 @@ interface Planned {
   readonly said: string
 }
 
-/** What the server's headers said, for messages: `X-Rate-Limit-Requests-Left: 0, X-Rate-Limit-Time-Reset-Ms: 999999999`. */
-const saidBy = (policy: HeaderDriven, b: Budget, now: number): string => {
-  const parts: Array<string> = []
-  if (Option.isSome(b.left)) parts.push(`${policy.headers.left}: ${b.left.value}`)
-  if (Option.isSome(b.resetAt)) {
-    const left = Math.max(0, b.resetAt.value - now)
-    parts.push(`${policy.headers.reset}: ${policy.headers.resetUnit === "seconds" ? Math.ceil(left / 1000) : Math.ceil(left)}`)
-  }
-  return parts.join(", ")
+/**
+ * What the policy's headers said in a response, for messages: `X-Rate-Limit-Requests-Left: 0,
+ * X-Rate-Limit-Time-Reset-Ms: 3000`; for a policy that names no headers, what its reader read
+ * (`remaining 0, reset in 3000 ms`).
+ */
+const saidIn = (policy: HeaderDriven, headers: Headers.Headers, reading: BudgetReading): string => {
+  const quoted = policy.said.flatMap((name) => {
+    const value = headers[name.toLowerCase()]
+    return value === undefined ? [] : [`${name}: ${value.trim().slice(0, 40)}`]
+  })
+  if (quoted.length > 0) return quoted.join(", ")
+  return [
+    reading.remaining === undefined ? [] : [`remaining ${reading.remaining}`],
+    reading.resetMillis === undefined ? [] : [`reset in ${Math.ceil(reading.resetMillis)} ms`],
+    reading.quota === undefined ? [] : [`quota ${reading.quota}`]
+  ].flat().join(", ")
 }
 
 /** A request ended: it leaves the answered count if any, else the in-flight count. */
 const ended = (b: Budget): Budget =>
   b.answered > 0 ? { ...b, answered: b.answered - 1 } : { ...b, inFlight: Math.max(0, b.inFlight - 1) }
 
+/** A reading's number, when it is one a budget can use (finite, not negative). */
+const usable = (n: number | undefined): Option.Option<number> =>
+  n !== undefined && Number.isFinite(n) && n >= 0 ? Option.some(n) : Option.none()
+
+/** What `left` has become by `now` for a budget regained continuously (capped at the quota). */
+const refilled = (b: Budget, now: number): Option.Option<number> =>
+  Option.map(b.left, (left) =>
+    Option.match(b.refill, {
+      onNone: () => left,
+      onSome: (rate) => {
+        const grown = left + Math.max(0, now - b.readAt) * rate
+        return Option.match(b.quota, { onNone: () => grown, onSome: (q) => Math.min(q, grown) })
+      }
+    }))
+
 /** Takes in the budget headers of a response (pure). */
 const learn = (policy: HeaderDriven, b: Budget, headers: Headers.Headers, now: number): Budget => {
   const counted: Budget = b.inFlight > 0 ? { ...b, inFlight: b.inFlight - 1, answered: b.answered + 1 } : b
-  const left = num(headers[policy.headers.left.toLowerCase()])
-  const reset = num(headers[policy.headers.reset.toLowerCase()])
-  const quota = Option.orElse(Option.flatMap(policy.headers.quota, (q) => num(headers[q.toLowerCase()])), () => b.quota)
-  const window = Option.orElse(Option.flatMap(policy.headers.window, (w) => num(headers[w.toLowerCase()])), () => b.window)
+  let reading: BudgetReading
+  try {
+    reading = policy.read(headers)
+  } catch {
+    // A reader that throws on odd headers reads nothing from them.
+    return counted
+  }
+  const left = usable(reading.remaining)
+  const reset = usable(reading.resetMillis)
+  const quota = Option.orElse(usable(reading.quota), () => b.quota)
+  const window = Option.orElse(usable(reading.windowMillis), () => b.window)
+  const refill = Option.map(Option.filter(usable(reading.refillPerSecond), (r) => r > 0), (r) => r / 1000)
+  if (Option.isSome(refill)) {
+    // A budget regained continuously: the latest figure, or what the last one has grown to by now
+    // when that is lower (an answer overtaken by later requests), wins.
+    if (Option.isNone(left)) return { ...counted, quota, window, refill }
+    const grown = refilled({ ...b, quota }, now)
+    const lower = Option.isSome(grown) && Option.isSome(b.refill) && grown.value < left.value
+    return {
+      ...counted,
+      quota,
+      window,
+      refill,
+      left: lower ? grown : left,
+      readAt: now,
+      resetAt: Option.none(),
+      said: lower ? b.said : saidIn(policy, headers, reading)
+    }
+  }
   if (Option.isNone(left) && Option.isNone(reset)) return counted
-  const resetAt = Option.map(reset, (r) => now + (policy.headers.resetUnit === "seconds" ? r * 1000 : r))
+  const said = saidIn(policy, headers, reading)
+  const resetAt = Option.map(reset, (r) => now + r)
   if (Option.isSome(resetAt) && Option.isSome(b.resetAt) && Option.isSome(b.left)) {
     // Answers arrive out of order: within one window keep the lowest `left` and the earliest reset;
     // a reset far later means a new window; far earlier, a late answer from a past window.
     const tolerance = Option.match(window, { onNone: () => 1000, onSome: (w) => w / 2 })
     if (resetAt.value < b.resetAt.value - tolerance) return { ...counted, quota, window }
     if (resetAt.value <= b.resetAt.value + tolerance) {
+      const lower = Option.isSome(left) && left.value <= b.left.value
       return {
         ...counted,
         quota,
         window,
         left: Option.isSome(left) ? Option.some(Math.min(left.value, b.left.value)) : b.left,
-        resetAt: Option.some(Math.min(resetAt.value, b.resetAt.value))
+        resetAt: Option.some(Math.min(resetAt.value, b.resetAt.value)),
+        said: lower ? said : b.said
       }
     }
   }
@@ -292,8 +450,10 @@ const learn = (policy: HeaderDriven, b: Budget, headers: Headers.Headers, now: n
     ...counted,
     quota,
     window,
+    refill: Option.none(),
     left: Option.orElse(left, () => b.left),
-    resetAt: Option.orElse(resetAt, () => b.resetAt)
+    resetAt: Option.orElse(resetAt, () => b.resetAt),
+    said
   }
 }
 
@@ -303,6 +463,7 @@ const learn = (policy: HeaderDriven, b: Budget, headers: Headers.Headers, now: n
  */
 const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget, boolean] => {
   const started: Budget = { ...b, inFlight: b.inFlight + 1 }
+  if (Option.isSome(b.refill) && Option.isSome(b.left)) return planRefill(policy, b, b.refill.value, now)
   if (Option.isNone(b.left) || Option.isNone(b.resetAt) || now >= b.resetAt.value) {
     // Nothing known, or the window has reset: go, and learn from the response.
     return [0, { ...started, left: Option.none(), resetAt: Option.none(), nextSlot: now }, false]
@@ -333,10 +494,26 @@ const plan = (policy: HeaderDriven, b: Budget, now: number): [number, Budget, bo
   return [start - now, { ...started, nextSlot: start + spacing }, false]
 }
 
-const num = (v: string | undefined): Option.Option<number> => {
-  if (v === undefined) return Option.none()
+/**
+ * {@link plan} for a budget regained continuously at `rate` per millisecond (a leaky bucket): at
+ * once while plenty is left, then one request per `1 / rate`, and when only the reserve is left, as
+ * soon as the bucket has leaked enough for one more.
+ */
+const planRefill = (policy: HeaderDriven, b: Budget, rate: number, now: number): [number, Budget, boolean] => {
+  const started: Budget = { ...b, inFlight: b.inFlight + 1 }
+  const left = Option.getOrElse(refilled(b, now), () => 0) - b.inFlight
+  const plenty = Option.match(b.quota, { onNone: () => false, onSome: (quota) => left > quota * policy.slowDownBelow })
+  const spare = left - policy.reserve
+  if (plenty && spare >= 1) return [0, started, false]
+  // Not before the budget has regained one request above the reserve, nor before this request's slot.
+  const start = Math.max(now + (spare >= 1 ? 0 : (1 - spare) / rate), b.nextSlot)
+  return [start - now, { ...started, nextSlot: start + 1 / rate }, false]
+}
+
+const num = (v: string | undefined): number | undefined => {
+  if (v === undefined) return undefined
   const n = Number(v.trim())
-  return v.trim() !== "" && Number.isFinite(n) && n >= 0 ? Option.some(n) : Option.none()
+  return v.trim() !== "" && Number.isFinite(n) && n >= 0 ? n : undefined
 }
 
 // ---------------------------------------------------------------------------------------------

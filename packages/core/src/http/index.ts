@@ -3,8 +3,9 @@
  * adds only its wire schemas and quirks.
  * - `ApiClient`: requests with auth, timeouts, retries, rate limits, status mapping and Schema decoding;
  * - `Retry`: the retry policy and schedule (honours `Retry-After` and vendor reset headers);
- * - `RateLimit`: token-bucket and header-driven limiters shared per credential;
- * - `Paginate`: token feed, page number, cursor and DRF pagination as streams of pages;
+ * - `RateLimit`: token-bucket and header-driven limiters shared per credential (an open header policy:
+ *   any budget headers through a reader function; ready-made fixed-window and Shopify call-limit ones);
+ * - `Paginate`: token feed, page number, cursor, DRF and RFC 8288 Link-header pagination as streams of pages;
  * - `ProductFanout`: enumerate products, then fetch each one's images, resumable per product;
  * - `Download`: fetching image bytes from vendor URLs safely (scheme checks, size cap, Content-Encoding);
  * - `ContentEncoding`: gzip/deflate/br bodies decoded as a stream, the size cap on the decoded bytes;

@@ -4,7 +4,9 @@
  * - `Server`: loopback-only HTTP serving of complete replies, request counters and seeded faults;
  * - `Faults`: the fault kinds (5xx, 429, reset, truncate, latency) and the seeded injector;
  * - `Prng`: a seeded PRNG, so catalogues and faults repeat for the same seed;
- * - `Images`: tiny real PNG and JPEG encoders for image bytes.
+ * - `Images`: tiny real PNG and JPEG encoders for image bytes;
+ * - `Simulator`: the shape a module exports (`export const simulator = Simulator.define(...)`) for
+ *   `effetl simulate <path-or-package>` to serve it.
  *
  * @module @effetl/core/simulator
  */
@@ -12,3 +14,4 @@ export * as Faults from "./Faults.js"
 export * as Images from "./Images.js"
 export { Prng } from "./Prng.js"
 export * as Server from "./Server.js"
+export * as Simulator from "./Simulator.js"

@@ -422,3 +422,109 @@ describe("Paginate.drf", () => {
       expect(rest.flatMap((p) => p.results.map((r) => r.pk))).toEqual([7, 8, 9, 10])
     })))
 })
+
+// ---------------------------------------------------------------------------------------------
+// Link header (RFC 8288)
+// ---------------------------------------------------------------------------------------------
+
+const Items = Schema.Array(Schema.Struct({ id: Schema.Number }))
+
+/**
+ * Items 1..total, `per_page` a page, under `/api/items`; each page's `Link` header gives `next`
+ * (and `prev`/`first`/`last`) as `style` says: absolute URLs, or references relative to the page.
+ */
+const linkServer = (total: number, style: "absolute" | "relative" = "absolute", link?: (page: number, origin: string) => string | undefined) =>
+  Effect.gen(function*() {
+    let origin = ""
+    const server = yield* start((req, res) => {
+      const q = query(req)
+      const page = Number(q.get("page") ?? "1")
+      const per = Number(q.get("per_page") ?? "2")
+      const last = Math.max(1, Math.ceil(total / per))
+      const ids = Array.from({ length: total }, (_, i) => i + 1).slice((page - 1) * per, page * per)
+      const at = (n: number) => (style === "absolute" ? `${origin}/api/items?per_page=${per}&page=${n}` : `items?page=${n}&per_page=${per}`)
+      const links = [
+        page > 1 ? `<${at(page - 1)}>; rel="prev"` : undefined,
+        page < last ? `<${at(page + 1)}>; rel="next"` : undefined,
+        `<${at(last)}>; rel="last"; title="the, last page"`
+      ].filter((l) => l !== undefined)
+      const header = link === undefined ? links.join(", ") : link(page, origin)
+      json(res, 200, ids.map((id) => ({ id })), { ...(header === undefined ? {} : { link: header }), "x-total-count": String(total) })
+    })
+    origin = server.url
+    return server
+  })
+
+describe("Paginate.linkHeader", () => {
+  it.effect("follows rel=\"next\" (absolute or relative to the page) until a page has none", () =>
+    live(Effect.gen(function*() {
+      for (const style of ["absolute", "relative"] as const) {
+        const server = yield* linkServer(5, style)
+        const client = yield* ApiClient.make({ source: "shop", baseUrl: `${server.url}/api` })
+        const pages = yield* collect(Paginate.linkHeader(client, { path: "/items", params: { per_page: 2 }, schema: Items }))
+        expect(pages.map((p) => p.value.map((i) => i.id))).toEqual([[1, 2], [3, 4], [5]])
+        expect(pages.map((p) => Option.isSome(p.next))).toEqual([true, true, false])
+        expect(pages[0]!.next).toEqual(Option.some(`${server.url}/api/items?${style === "absolute" ? "per_page=2&page=2" : "page=2&per_page=2"}`))
+        expect(pages[0]!.headers["x-total-count"]).toBe("5")
+        expect(server.requests.map((r) => new URL(r.url, server.url).searchParams.get("page"))).toEqual([null, "2", "3"])
+      }
+    })))
+
+  it.effect("resumes from a saved next URL", () =>
+    live(Effect.gen(function*() {
+      const server = yield* linkServer(5)
+      const client = yield* ApiClient.make({ source: "shop", baseUrl: `${server.url}/api` })
+      const all = yield* collect(Paginate.linkHeader(client, { path: "/items", params: { per_page: 2 }, schema: Items }))
+      const rest = yield* collect(Paginate.linkHeader(client, { path: "/items", schema: Items, resume: all[0]!.next }))
+      expect(rest.map((p) => p.value.map((i) => i.id))).toEqual([[3, 4], [5]])
+    })))
+
+  it.effect("finds next among several links and relations, case-insensitively", () =>
+    live(Effect.gen(function*() {
+      const server = yield* linkServer(4, "absolute", (page, origin) =>
+        page === 1 ? `<${origin}/api/items?page=1>; rel="first prev", <${origin}/api/items?page=2>; rel="NEXT last"` : undefined)
+      const client = yield* ApiClient.make({ source: "shop", baseUrl: `${server.url}/api` })
+      const pages = yield* collect(Paginate.linkHeader(client, { path: "/items", schema: Items }))
+      expect(pages.map((p) => p.value.map((i) => i.id))).toEqual([[1, 2], [3, 4]])
+    })))
+
+  it.effect("a next link on another origin is refused (DecodeError), never requested", () =>
+    live(Effect.gen(function*() {
+      const server = yield* linkServer(4, "absolute", () => `<http://169.254.169.254/latest/meta-data?page=2>; rel="next"`)
+      const client = yield* ApiClient.make({ source: "shop", baseUrl: `${server.url}/api` })
+      const error = yield* Effect.flip(collect(Paginate.linkHeader(client, { path: "/items", schema: Items })))
+      expect(error._tag).toBe("DecodeError")
+      expect(error.message).toContain("is not on http://127.0.0.1")
+      expect(server.requests).toHaveLength(1)
+    })))
+
+  it.effect("a next link already requested is an ApiError (a loop ends at once)", () =>
+    live(Effect.gen(function*() {
+      // Page 2 links back to page 1 with the query in another order.
+      const server = yield* linkServer(6, "absolute", (page, origin) =>
+        `<${origin}/api/items?${page === 1 ? "page=2&per_page=2" : "per_page=2&page=1"}>; rel="next"`)
+      const client = yield* ApiClient.make({ source: "shop", baseUrl: `${server.url}/api` })
+      const error = yield* Effect.flip(collect(Paginate.linkHeader(client, { path: "/items", params: { page: 1, per_page: 2 }, schema: Items })))
+      expect(error._tag).toBe("ApiError")
+      expect(error.message).toContain("already requested in this list")
+      expect(server.requests).toHaveLength(2)
+    })))
+
+  it.effect("an unreadable Link header is a DecodeError with a snippet", () =>
+    live(Effect.gen(function*() {
+      const server = yield* linkServer(4, "absolute", () => `page=2; rel=next`)
+      const client = yield* ApiClient.make({ source: "shop", baseUrl: `${server.url}/api` })
+      const error = yield* Effect.flip(collect(Paginate.linkHeader(client, { path: "/items", schema: Items })))
+      expect(error._tag).toBe("DecodeError")
+      expect(error.message).toContain("Link header")
+      expect(error._tag === "DecodeError" ? error.snippet : undefined).toBe("page=2; rel=next")
+    })))
+
+  it.effect("a declared end-of-list status ends the stream without a page", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((_req, res) => json(res, 404, { message: "Not Found" }))
+      const client = yield* ApiClient.make({ source: "shop", baseUrl: server.url })
+      const pages = yield* collect(Paginate.linkHeader(client, { path: "/items", schema: Items, endOfList: [404] }))
+      expect(pages).toEqual([])
+    })))
+})
