@@ -145,14 +145,19 @@ export const plugins = (a: Common & { readonly name?: string | undefined }, io: 
     })
   )
 
-/** `effetl schema` (loads every built-in). */
-export const schema = (a: Common, io: Io): Promise<number> =>
+/** `effetl schema [--plugin <name>]... [--for <file>]` (loads every built-in and the named outside plugins). */
+export const schema = (a: Common & { readonly plugins?: ReadonlyArray<string>; readonly for?: string }, io: Io): Promise<number> =>
   execute(
     a,
     io,
     Effect.gen(function*() {
       const all = yield* Registry.loadAll(registry)
-      io.stdout(JSON.stringify(PipelineFile.jsonSchema(all), null, 2) + "\n")
+      const kindOf = { source: "source", transform: "transform", sink: "sink", "state store": "state" } as const
+      const named = yield* Effect.forEach(a.plugins ?? [], (name) =>
+        Effect.map(Plugins.find(all, name), (found) =>
+          found.map((f) => ({ kind: kindOf[f.kind as keyof typeof kindOf], use: name, plugin: f.plugin }))))
+      const used = a.for === undefined ? [] : yield* Effect.zipRight(pipelineFile(a.for), PipelineFile.outsidePlugins(a.for, all))
+      io.stdout(JSON.stringify(PipelineFile.jsonSchema(all, [...named.flat(), ...used]), null, 2) + "\n")
     })
   )
 

@@ -171,13 +171,31 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
     )
     .command(
       commands.schema,
-      "Print the JSON Schema of pipeline files, for editor completion and checking.",
+      "Print the JSON Schema of pipeline files, for editor completion and checking: every built-in plugin with its options, " +
+        "and the outside plugins you name. A ${VAR} is accepted wherever a value is; a use: one typo away from a built-in is flagged.",
       (y) =>
         (scoped = y)
+          .option("plugin", {
+            type: "string",
+            array: true,
+            requiresArg: true,
+            describe: "Also include this outside plugin (an npm package or a ./module.js path, as pipeline files write it; resolved from the working directory). Repeatable"
+          })
+          .option("for", {
+            type: "string",
+            requiresArg: true,
+            describe: "Also include every outside plugin this pipeline file uses (its use: paths resolve from the file's directory)"
+          })
+          .check((a) => (a.for === "" ? "--for needs a pipeline file" : (a.plugin ?? []).some((p) => p === "") ? "--plugin needs a name" : true))
           .example("$0 schema > effetl.schema.json", "save it next to your pipelines, then start a pipeline file with")
-          .example("# yaml-language-server: $schema=./effetl.schema.json", ""),
+          .example("# yaml-language-server: $schema=./effetl.schema.json", "")
+          .example("$0 schema --for pipeline.yaml > effetl.schema.json", "with the options of the file's own plugins too")
+          .example("$0 schema --plugin effetl-source-shopify", "with an outside package's options"),
       async (a) => {
-        result.code = await (await load()).schema({ logFormat: a["log-format"], verbose: a.verbose }, io)
+        result.code = await (await load()).schema(
+          { logFormat: a["log-format"], verbose: a.verbose, plugins: a.plugin ?? [], ...(a.for !== undefined ? { for: a.for } : {}) },
+          io
+        )
       }
     )
     .command(

@@ -24,6 +24,7 @@ import {
   type PipelineTransform,
   scrubSecrets
 } from "./Pipeline.js"
+import * as PipelineSchema from "./PipelineSchema.js"
 import * as Registry from "./Registry.js"
 import { jsonStateStore } from "./StateStores.js"
 import * as Text from "./Text.js"
@@ -469,55 +470,109 @@ const configPath = (ancestors: ReadonlyArray<unknown>, node: unknown): string | 
   return out.join(".")
 }
 
-/** The JSON Schema of pipeline files for the given plugins (for `# yaml-language-server: $schema=...`). */
-export const jsonSchema = (registry: Registry.Registry): unknown => {
-  const refOf = (plugins: ReadonlyArray<{ readonly name: string; readonly description: string; readonly config: Schema.Schema<any, any> }>) =>
-    Schema.Union(
-      ...plugins.map((p) =>
-        Schema.Struct({
-          use: Schema.Literal(p.name).annotations({ description: p.description }),
-          with: Schema.optional(p.config)
-        }).annotations({ title: p.name, description: p.description })
-      ),
-      Schema.Struct({
-        // Not a built-in name: otherwise a typo in a built-in's options would fit this branch.
-        use: Schema.String.pipe(
-          Schema.filter((s) => !plugins.some((p) => p.name === s), { jsonSchema: { not: { enum: plugins.map((p) => p.name) } } })
-        ).annotations({ description: "An npm package name or a relative module path whose default export is a plugin." }),
-        with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
-      }).annotations({ title: "external plugin" })
-    )
-  const stores = Registry.builtinsOf(registry, "state")
-  const statePath = Schema.optional(
-    Schema.String.annotations({
-      description: "The JSON state file; with another store (`use:`), the local file next to which the run lock and spill files go.",
-      default: defaults.statePath
-    })
-  )
-  const state = Schema.Union(
-    Schema.Struct({ path: statePath }).annotations({ title: "json file", description: "The JSON state file at `path` (the default)." }),
-    ...stores.map((p) =>
-      Schema.Struct({
-        use: Schema.Literal(p.name).annotations({ description: p.description }),
-        with: Schema.optional(p.config),
-        path: statePath
-      }).annotations({ title: p.name, description: p.description })
-    ),
-    Schema.Struct({
-      use: Schema.String.pipe(
-        Schema.filter((s) => !stores.some((p) => p.name === s), { jsonSchema: { not: { enum: stores.map((p) => p.name) } } })
-      ).annotations({ description: "An npm package name or a relative module path whose default export is a state store plugin." }),
-      with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
-      path: statePath
-    }).annotations({ title: "external state store" })
-  ).annotations({ description: "Where checkpoints and run state are kept." })
-  const file = Schema.Struct({
-    ...FileSchema.fields,
-    state: Schema.optional(state),
-    sources: Schema.Record({ key: Schema.String, value: refOf(registry.sources) }),
-    transforms: Schema.optional(Schema.Array(refOf(registry.transforms))),
-    sinks: Schema.Record({ key: Schema.String, value: refOf(registry.sinks) })
-  }).annotations({ title: "effetl pipeline", description: "An effetl pipeline file (version 1)." })
-  // 2019-09, where keywords beside a $ref (minimum, description, ...) count; in draft-07 they are ignored.
-  return JSONSchema.make(file, { target: "jsonSchema2019-09" })
+/** An outside plugin (not a built-in) to include in the JSON Schema, under the `use:` a pipeline file gives it. */
+export interface OutsidePlugin {
+  readonly kind: Registry.Kind
+  readonly use: string
+  readonly plugin: PipelineSchema.PluginInfo
 }
+
+/**
+ * The JSON Schema of pipeline files for the given plugins (for `# yaml-language-server: $schema=...`):
+ * every built-in of `registry` and the `outside` plugins, each with its options (see PipelineSchema).
+ */
+export const jsonSchema = (registry: Registry.Registry, outside: ReadonlyArray<OutsidePlugin> = []): unknown => {
+  const kinds = ["source", "transform", "sink", "state"] as const
+  const reserved = [...new Set(kinds.flatMap((k) => Registry.names(registry, k)))]
+  const section = (kind: Registry.Kind, what: string): PipelineSchema.Section => ({
+    plugins: [
+      ...Registry.builtinsOf(registry, kind).map((plugin) => ({ use: plugin.name, plugin })),
+      ...outside.filter((o) => o.kind === kind && !reserved.includes(o.use)).map((o) => ({ use: o.use, plugin: o.plugin }))
+    ],
+    reserved,
+    outside: `An outside ${what} plugin: a module path or an npm package.`
+  })
+  const top = PipelineSchema.of(FileSchema)
+  const properties = top.properties as Record<string, PipelineSchema.Json>
+  const statePath: PipelineSchema.Json = {
+    type: "string",
+    description: "The JSON state file; with another store (`use:`), the local file next to which the run lock and spill files go.",
+    default: defaults.statePath
+  }
+  const stores = PipelineSchema.pluginRef(section("state", "state store")).anyOf as Array<PipelineSchema.Json>
+  properties.state = {
+    description: "Where checkpoints and run state are kept.",
+    default: { path: defaults.statePath },
+    anyOf: [
+      {
+        type: "object",
+        title: "json file",
+        description: "The JSON state file at `path` (the default).",
+        properties: { path: statePath },
+        additionalProperties: false
+      },
+      ...stores.map((s) => ({ ...s, properties: { ...(s.properties as PipelineSchema.Json), path: statePath } }))
+    ]
+  }
+  const names = { pattern: (JSONSchema.make(Name) as { pattern: string }).pattern }
+  properties.sources = {
+    type: "object",
+    description: "Source instances by name.",
+    propertyNames: names,
+    additionalProperties: PipelineSchema.pluginRef(section("source", "source"))
+  }
+  properties.transforms = {
+    type: "array",
+    description: "Transforms, applied in order.",
+    default: [],
+    items: PipelineSchema.pluginRef(section("transform", "transform"))
+  }
+  properties.sinks = {
+    type: "object",
+    description: "Sink instances by name.",
+    propertyNames: names,
+    additionalProperties: PipelineSchema.pluginRef(section("sink", "sink"))
+  }
+  return {
+    $schema: "https://json-schema.org/draft/2019-09/schema",
+    title: "effetl pipeline",
+    description: "An effetl pipeline file (version 1).",
+    ...top
+  }
+}
+
+/**
+ * The outside plugins a pipeline file uses (every `use:` that is no built-in of its section), loaded
+ * from the file's directory, for `effetl schema --for <file>`. Reads no environment variable: a
+ * `use:` written with `${VAR}` is left out.
+ */
+export const outsidePlugins = (file: string, registry: Registry.Registry): Effect.Effect<Array<OutsidePlugin>, ConfigError> =>
+  Effect.gen(function*() {
+    const text = yield* readText(file)
+    const label = Text.printablePath(file)
+    const { doc, locate } = yield* parseYaml(text, label)
+    const raw = yield* toPlain(doc, label)
+    const baseDir = path.dirname(path.resolve(file))
+    const uses: Array<{ kind: Registry.Kind; use: string; where: string }> = []
+    const record = (o: unknown) => (typeof o === "object" && o !== null ? o as Record<string, unknown> : {})
+    const add = (kind: Registry.Kind, where: string, ref: unknown) => {
+      const use = record(ref).use
+      if (typeof use === "string" && !use.includes("${") && !Registry.names(registry, kind).includes(use)) uses.push({ kind, use, where })
+    }
+    const top = record(raw)
+    for (const [name, ref] of Object.entries(record(top.sources))) add("source", `sources.${name}`, ref)
+    if (Array.isArray(top.transforms)) top.transforms.forEach((ref, i) => add("transform", `transforms.${i}`, ref))
+    for (const [name, ref] of Object.entries(record(top.sinks))) add("sink", `sinks.${name}`, ref)
+    add("state", "state", top.state)
+    const seen = new Set<string>()
+    const out: Array<OutsidePlugin> = []
+    for (const u of uses) {
+      if (seen.has(`${u.kind}:${u.use}`)) continue
+      seen.add(`${u.kind}:${u.use}`)
+      const plugin = yield* Registry.resolve(registry, u.kind, u.use, baseDir, `${u.where}.use`).pipe(
+        Effect.mapError((e) => prefixFile(label)(withLine(e, locate([...u.where.split("."), "use"]))))
+      )
+      out.push({ kind: u.kind, use: u.use, plugin })
+    }
+    return out
+  })
