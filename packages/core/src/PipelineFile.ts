@@ -3,14 +3,16 @@
  * schemas (errors name the path and line), and the file's JSON Schema for editor completion.
  */
 import * as Effect from "effect/Effect"
+import * as Arr from "effect/Array"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as YAML from "yaml"
 import * as Config from "./Config.js"
-import { ConfigError } from "./Errors.js"
+import { ConfigError, type ConfigProblem } from "./Errors.js"
 import * as ErrorBody from "./http/ErrorBody.js"
 import {
   decodeConfig,
@@ -26,6 +28,7 @@ import {
 } from "./Pipeline.js"
 import * as PipelineSchema from "./PipelineSchema.js"
 import * as Registry from "./Registry.js"
+import * as Suggest from "./Suggest.js"
 import { jsonStateStore } from "./StateStores.js"
 import * as Text from "./Text.js"
 
@@ -103,16 +106,38 @@ export interface LoadOptions {
   readonly env?: Record<string, string | undefined>
   /** Overrides the state path (`--state`). */
   readonly statePath?: string
+  /**
+   * Schemas of top-level sections that another package decodes (e.g. `cluster` from @effetl/cluster),
+   * loaded only when the file has that section, to check it with the rest (`effetl validate`).
+   */
+  readonly sections?: Readonly<Record<string, () => Promise<Schema.Schema<any, any>>>>
 }
 
-/** Reads, interpolates and decodes a pipeline file. Every problem is a `ConfigError` naming path and line. */
+/**
+ * Reads, interpolates and decodes a pipeline file. A problem is a `ConfigError` naming path and
+ * line; a file with several has them all in `problems`, sorted by line (see `parse`).
+ */
 export const load = (file: string, options: LoadOptions): Effect.Effect<Pipeline, ConfigError> =>
   Effect.gen(function*() {
     const text = yield* readText(file)
     return yield* parse(text, { ...options, file })
   })
 
-/** Parses pipeline YAML text (see `load`). `file` names it in messages and anchors relative plugin paths. */
+/** The file's top level as decoded before the plugins are: each plugin entry is checked on its own. */
+const TopSchema = Schema.Struct({
+  ...FileSchema.fields,
+  sources: Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({ description: "Source instances by name." }),
+  transforms: Config.withDefault(Schema.Array(Schema.Unknown), [], { description: "Transforms, applied in order." }),
+  sinks: Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({ description: "Sink instances by name." })
+})
+
+/**
+ * Parses pipeline YAML text (see `load`). `file` names it in messages and anchors relative plugin paths.
+ * Every section is checked (top level, each source, transform and sink with its plugin's options,
+ * the state store, `options.sections`), so one run finds every problem: a file that cannot be read
+ * as YAML stops at once, anything else is collected. A variable that is not set is named once, and
+ * nothing more is said of the values that used it.
+ */
 export const parse = (
   text: string,
   options: LoadOptions & { readonly file?: string }
@@ -124,51 +149,126 @@ export const parse = (
     // The file's name as messages show it (control characters escaped).
     const label = Text.printablePath(file)
     const { doc, lineCounter, locate } = yield* parseYaml(text, label)
-    hidden = yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
+    const vars = interpolate(doc, options.env ?? process.env, label, lineCounter)
+    hidden = vars.hidden
     const raw: unknown = yield* toPlain(doc, label)
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       return yield* new ConfigError({ message: `${label}: expected a YAML mapping with version, name, sources and sinks` })
     }
-    const top = yield* decodeConfig(FileSchema, raw, "", locate, hidden).pipe(Effect.mapError(prefixFile(label)))
+    const input = raw as Record<string, unknown>
+    const problems: Array<ConfigProblem> = []
+    /** Runs a check, keeping its problems: `None` when it failed. */
+    const check = <A>(effect: Effect.Effect<A, ConfigError>): Effect.Effect<Option.Option<A>> =>
+      effect.pipe(
+        Effect.map(Option.some),
+        Effect.catchAll((e) => Effect.sync(() => (problems.push(...problemsOf(e, label)), Option.none())))
+      )
+
+    // The top level, one key at a time.
+    const top: { -readonly [K in keyof typeof TopSchema.Type]?: typeof TopSchema.Type[K] } = {}
+    for (const [key, field] of Object.entries(TopSchema.fields)) {
+      const one = Schema.Struct({ [key]: field }) as unknown as Schema.Schema<Record<string, unknown>, unknown>
+      const decoded = yield* check(decodeConfig(one, key in input ? { [key]: input[key] } : {}, "", locate, hidden))
+      if (Option.isSome(decoded)) (top as Record<string, unknown>)[key] = decoded.value[key]
+    }
+    for (const key of Object.keys(input).filter((k) => !(k in TopSchema.fields))) {
+      const line = locate([key])
+      problems.push({
+        message: `${label}: ${Text.escapeControl(key)}: unknown option ${Suggest.didYouMean(key, Object.keys(TopSchema.fields)).trim() || "(check the spelling; see 'effetl plugins <name>')"}${line !== undefined ? ` (line ${line})` : ""}`,
+        path: key,
+        ...(line !== undefined ? { line } : {})
+      })
+    }
+
     const baseDir = path.dirname(path.resolve(file))
-    const fail = Effect.mapError(prefixFile(label))
-    /** Resolves one `use:` and decodes its `with:` with the plugin's own schema. */
-    const entry = <K extends Registry.Kind>(kind: K, where: string, ref: typeof PluginRef.Type) =>
+    /** Checks one `use:` + `with:` entry: its shape, its plugin, and its options with the plugin's own schema. */
+    const entry = <K extends Registry.Kind>(kind: K, where: string, value: unknown) =>
       Effect.gen(function*() {
-        const plugin = yield* fail(
-          Registry.resolve(options.registry, kind, ref.use, baseDir, `${where}.use`).pipe(
+        const ref = yield* check(decodeConfig(PluginRef, value, where, locate, hidden))
+        if (Option.isNone(ref)) return Option.none()
+        const plugin = yield* check(
+          Registry.resolve(options.registry, kind, ref.value.use, baseDir, `${where}.use`).pipe(
             Effect.mapError((e) => withLine(e, locate([...where.split("."), "use"])))
           )
         )
-        const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, ref.with, `${where}.with`, locate, hidden))
-        return { plugin, config }
+        if (Option.isNone(plugin)) return Option.none()
+        const config = yield* check(decodeConfig(plugin.value.config as Schema.Schema<unknown, unknown>, ref.value.with, `${where}.with`, locate, hidden))
+        return Option.map(config, (config) => ({ plugin: plugin.value, config }))
       })
-    const named = <K extends "source" | "sink">(kind: K, group: string, refs: Record<string, typeof PluginRef.Type>) =>
+    const named = <K extends "source" | "sink">(kind: K, group: string, refs: Record<string, unknown>) =>
       Effect.forEach(Object.entries(refs), ([name, ref]) =>
-        Effect.zipRight(
-          fail(decodeConfig(Name, name, `${group}.${name}`, locate, hidden)),
-          Effect.map(entry(kind, `${group}.${name}`, ref), (e) => ({ name, ...e }))
-        ))
-    const sources: Array<PipelineSource> = yield* named("source", "sources", top.sources)
-    const transforms: Array<PipelineTransform> = yield* Effect.forEach(top.transforms, (ref, i) =>
-      Effect.map(entry("transform", `transforms.${i}`, ref), (e) => ({ key: `${i}:${e.plugin.name}`, ...e })))
-    const sinks: Array<PipelineSink> = yield* named("sink", "sinks", top.sinks)
-    if (sources.length === 0) return yield* new ConfigError({ message: `${label}: sources: a pipeline needs at least one source`, path: "sources" })
-    if (sinks.length === 0) return yield* new ConfigError({ message: `${label}: sinks: a pipeline needs at least one sink`, path: "sinks" })
-    const state = yield* stateOf(top.state, options, label, baseDir, locate, hidden)
+        Effect.gen(function*() {
+          const ok = yield* check(decodeConfig(Name, name, `${group}.${name}`, locate, hidden))
+          const e = yield* entry(kind, `${group}.${name}`, ref)
+          return Option.isSome(ok) ? Option.map(e, (e) => ({ name, ...e })) : Option.none()
+        }))
+    const sources: Array<PipelineSource> = Arr.getSomes(yield* named("source", "sources", top.sources ?? {}))
+    const transforms: Array<PipelineTransform> = Arr.getSomes(
+      yield* Effect.forEach(top.transforms ?? [], (ref, i) =>
+        Effect.map(entry("transform", `transforms.${i}`, ref), Option.map((e) => ({ key: `${i}:${e.plugin.name}`, ...e }))))
+    )
+    const sinks: Array<PipelineSink> = Arr.getSomes(yield* named("sink", "sinks", top.sinks ?? {}))
+    const empty = (section: "sources" | "sinks", what: string) => {
+      const line = locate([section])
+      problems.push({
+        message: `${label}: ${section}: a pipeline needs at least one ${what}${line !== undefined ? ` (line ${line})` : ""}`,
+        path: section,
+        ...(line !== undefined ? { line } : {})
+      })
+    }
+    if (top.sources !== undefined && Object.keys(top.sources).length === 0) empty("sources", "source")
+    if (top.sinks !== undefined && Object.keys(top.sinks).length === 0) empty("sinks", "sink")
+    const state = top.state === undefined ? Option.none() : yield* check(stateOf(top.state, options, label, baseDir, locate, hidden))
+    for (const [key, load] of Object.entries(options.sections ?? {})) {
+      if (input[key] === undefined || input[key] === null) continue
+      const schema = yield* check(
+        Effect.tryPromise({ try: load, catch: (e) => new ConfigError({ message: `${key}: cannot load the schema of this section: ${String(e)}`, path: key }) })
+      )
+      if (Option.isSome(schema)) yield* check(decodeConfig(schema.value, input[key], key, locate, hidden))
+    }
+
+    // A value whose variable is not set is only reported as that.
+    const under = (p: string | undefined) => p !== undefined && vars.unsetPaths.some((u) => p === u || p.startsWith(`${u}.`))
+    const found = [...vars.missing, ...problems.filter((p) => !under(p.path))]
+    if (found.length > 0) return yield* failWith(found, label)
     return {
-      name: top.name,
-      ...state,
-      everyRecords: top.checkpoint.everyRecords,
-      everySeconds: top.checkpoint.everySeconds,
-      maxBuffered: top.grouping.maxBuffered,
-      deadLetterPath: top.deadLetter.path,
+      name: top.name!,
+      ...Option.getOrThrow(state),
+      everyRecords: top.checkpoint!.everyRecords,
+      everySeconds: top.checkpoint!.everySeconds,
+      maxBuffered: top.grouping!.maxBuffered,
+      deadLetterPath: top.deadLetter!.path,
       sources,
       transforms,
       sinks,
       ...(top.cluster !== undefined ? { cluster: top.cluster } : {})
     }
   }).pipe(Effect.mapError((e) => scrubError(e, hidden)))
+}
+
+/** A failure's problems, each naming the file (its own `problems`, or itself). */
+const problemsOf = (e: ConfigError, file: string): ReadonlyArray<ConfigProblem> =>
+  (e.problems ?? [{ message: e.message, ...(e.path !== undefined ? { path: e.path } : {}), ...(e.line !== undefined ? { line: e.line } : {}) }])
+    .map((p) => ({ ...p, message: p.message.startsWith(file) ? p.message : `${file}: ${p.message}` }))
+
+/**
+ * One error for every problem of a file, sorted by line (those with no line last): the problem
+ * itself when there is one, else a heading (`p.yaml: 3 problems`) and their messages, one a line.
+ */
+const failWith = (problems: ReadonlyArray<ConfigProblem>, file: string): Effect.Effect<never, ConfigError> => {
+  const sorted = problems.map((p, i) => [p, i] as const)
+    .sort(([a, i], [b, j]) => (a.line ?? Infinity) - (b.line ?? Infinity) || i - j)
+    .map(([p]) => p)
+  const first = sorted[0]!
+  if (sorted.length === 1) return Effect.fail(new ConfigError(first))
+  return Effect.fail(
+    new ConfigError({
+      message: [`${file}: ${sorted.length} problems`, ...sorted.map((p) => p.message)].join("\n"),
+      ...(first.path !== undefined ? { path: first.path } : {}),
+      ...(first.line !== undefined ? { line: first.line } : {}),
+      problems: sorted
+    })
+  )
 }
 
 /** A pipeline's name and where its state lives: what `effetl state` needs. */
@@ -200,7 +300,9 @@ export const peek = (
     }
     const kept = new Set(["version", "name", "state"])
     doc.contents.items = doc.contents.items.filter((pair) => kept.has(String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)))
-    const hidden = yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
+    const vars = interpolate(doc, options.env ?? process.env, label, lineCounter)
+    if (vars.missing.length > 0) return yield* failWith(vars.missing, label)
+    const hidden = vars.hidden
     const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
     const top = yield* decodeConfig(head, yield* toPlain(doc, label), "", locate, hidden).pipe(
       Effect.mapError((e) => scrubError(prefixFile(label)(e), hidden))
@@ -370,7 +472,8 @@ const scrubError = (e: ConfigError, hidden: Hidden): ConfigError =>
   new ConfigError({
     message: scrubSecrets(e.message, hidden.values ?? []),
     ...(e.path !== undefined ? { path: e.path } : {}),
-    ...(e.line !== undefined ? { line: e.line } : {})
+    ...(e.line !== undefined ? { line: e.line } : {}),
+    ...(e.problems !== undefined ? { problems: e.problems.map((p) => ({ ...p, message: scrubSecrets(p.message, hidden.values ?? []) })) } : {})
   })
 
 /** Adds the line to an error that lacks one. */
@@ -391,56 +494,54 @@ const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 /**
  * Replaces `${VAR}` (and `${VAR:-default}`) in every string scalar; `$${` is a literal `${`.
  * A scalar that is exactly one `${VAR}` is re-read as YAML, so `channelId: ${ID}` gives a number.
- * Returns what error messages must never quote: the config paths whose values came from the
- * environment (with the variables' names) and the variables' values.
+ * Returns what error messages must never quote (the config paths whose values came from the
+ * environment, with the variables' names, and the variables' values); each variable that is not
+ * set, as a problem where it is first used; and the config paths of every use of those (left as written).
  */
 const interpolate = (
   doc: YAML.Document,
   env: Record<string, string | undefined>,
   file: string,
   lineCounter: YAML.LineCounter
-): Effect.Effect<Hidden, ConfigError> =>
-  Effect.suspend(() => {
-    let missing: { name: string; line: number | undefined } | undefined
-    const fromEnv = new Map<string, Array<string>>()
-    const values = new Set<string>()
-    YAML.visit(doc, {
-      Scalar(_key, node, ancestors) {
-        if (typeof node.value !== "string" || !node.value.includes("${") || missing) return
-        const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/.exec(node.value)
-        const used: Array<string> = []
-        const replaced = node.value.replace(VAR, (m, name: string | undefined, def: string | undefined) => {
-          if (m === "$${") return "${"
-          const v = env[name!]
-          used.push(name!)
-          if (v !== undefined && v !== "") {
-            values.add(v)
-            return v
-          }
-          if (def !== undefined) return def
-          missing ??= { name: name!, line: node.range ? lineCounter.linePos(node.range[0]).line : undefined }
-          return m
-        })
-        if (used.length > 0) {
-          const at = configPath(ancestors, node)
-          if (at !== undefined) fromEnv.set(at, [...(fromEnv.get(at) ?? []), ...used])
+): { readonly hidden: Hidden; readonly missing: ReadonlyArray<ConfigProblem>; readonly unsetPaths: ReadonlyArray<string> } => {
+  const missing = new Map<string, ConfigProblem>()
+  const unsetPaths: Array<string> = []
+  const fromEnv = new Map<string, Array<string>>()
+  const values = new Set<string>()
+  YAML.visit(doc, {
+    Scalar(_key, node, ancestors) {
+      if (typeof node.value !== "string" || !node.value.includes("${")) return
+      const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/.exec(node.value)
+      const used: Array<string> = []
+      let unset = false
+      const at = configPath(ancestors, node)
+      const replaced = node.value.replace(VAR, (m, name: string | undefined, def: string | undefined) => {
+        if (m === "$${") return "${"
+        const v = env[name!]
+        used.push(name!)
+        if (v !== undefined && v !== "") {
+          values.add(v)
+          return v
         }
-        if (whole && !missing) {
-          node.value = scalarOf(replaced)
-        } else {
-          node.value = replaced
-        }
-      }
-    })
-    return missing
-      ? Effect.fail(
-          new ConfigError({
-            message: `${file}${missing.line ? `:${missing.line}` : ""}: environment variable ${missing.name} is not set (used as \${${missing.name}})`,
-            ...(missing.line ? { line: missing.line } : {})
+        if (def !== undefined) return def
+        unset = true
+        if (!missing.has(name!)) {
+          const line = node.range ? lineCounter.linePos(node.range[0]).line : undefined
+          missing.set(name!, {
+            message: `${file}${line ? `:${line}` : ""}: environment variable ${name} is not set (used as \${${name}})`,
+            ...(at !== undefined ? { path: at } : {}),
+            ...(line ? { line } : {})
           })
-        )
-      : Effect.succeed<Hidden>({ fromEnv, values: [...values] })
+        }
+        return m
+      })
+      if (used.length > 0 && at !== undefined) fromEnv.set(at, [...(fromEnv.get(at) ?? []), ...used])
+      if (unset && at !== undefined) unsetPaths.push(at)
+      node.value = whole && !unset ? scalarOf(replaced) : replaced
+    }
   })
+  return { hidden: { fromEnv, values: [...values] }, missing: [...missing.values()], unsetPaths }
+}
 
 /** An interpolated value as YAML would read it when it is a number or a boolean; otherwise the text itself. */
 const scalarOf = (text: string): string | number | boolean => {
