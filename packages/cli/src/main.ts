@@ -155,7 +155,8 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
     )
     .command(
       commands.validate,
-      "Check a pipeline file: YAML, environment variables, plugins, every option and that no two outputs share a path. Reaches no API.",
+      "Check a pipeline file: YAML, environment variables, plugins, every option, the cluster: section and that no two outputs share a path. " +
+        "Reports every problem at once, sorted by line, with a did-you-mean for misspelt option and plugin names. Reaches no API.",
       (y) => (scoped = y).positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" }),
       async (a) => {
         result.code = await (await load()).validate({ file: a.file, logFormat: a["log-format"], verbose: a.verbose }, io)
@@ -179,7 +180,7 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
             type: "string",
             array: true,
             requiresArg: true,
-            describe: "Also include this outside plugin (an npm package or a ./module.js path, as pipeline files write it; resolved from the working directory). Repeatable"
+            describe: "Also include this outside plugin, repeatable: an npm package or a ./module.js path, as pipeline files write it (resolved from the working directory)"
           })
           .option("for", {
             type: "string",
