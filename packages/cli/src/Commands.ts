@@ -157,7 +157,8 @@ export const schema = (a: Common & { readonly plugins?: ReadonlyArray<string>; r
         Effect.map(Plugins.find(all, name), (found) =>
           found.map((f) => ({ kind: kindOf[f.kind as keyof typeof kindOf], use: name, plugin: f.plugin }))))
       const used = a.for === undefined ? [] : yield* Effect.zipRight(pipelineFile(a.for), PipelineFile.outsidePlugins(a.for, all))
-      io.stdout(JSON.stringify(PipelineFile.jsonSchema(all, [...named.flat(), ...used]), null, 2) + "\n")
+      const { ClusterConfig } = yield* Effect.promise(() => import("@effetl/cluster"))
+      io.stdout(JSON.stringify(PipelineFile.jsonSchema(all, [...named.flat(), ...used], { cluster: ClusterConfig.ClusterConfig }), null, 2) + "\n")
     })
   )
 

@@ -55,7 +55,7 @@ describe("the schema in Ajv (strict, draft 2019-09)", () => {
     }
   })
 
-  it("refuses a use: one typo from a built-in or naming another section's built-in, and takes module paths and packages", async () => {
+  it("refuses a use: one typo from a built-in or naming another section's built-in, and takes module paths and packages; knows the cluster: section", async () => {
     const validate = compile(await schemaOf())
     const withUse = (use: string) => {
       const doc = channelExample()
@@ -66,6 +66,11 @@ describe("the schema in Ajv (strict, draft 2019-09)", () => {
     for (const outside of ["./plugins/x.mjs", "../x.js", "@acme/effetl-source-shopify", "effetl-source-shopify"]) {
       expect(withUse(outside), outside).toBe(true)
     }
+    const cluster = channelExample()
+    cluster.cluster = { postgres: "${PG_URL}", shardsPerGroup: "${SHARDS:-300}" }
+    expect(validate(cluster), JSON.stringify(validate.errors)).toBe(true)
+    cluster.cluster = { postgress: "${PG_URL}" }
+    expect(validate(cluster)).toBe(false)
     const transformTypo = channelExample()
     transformTypo.transforms[0].use = "validat"
     expect(validate(transformTypo)).toBe(false)
@@ -158,6 +163,8 @@ describe("the schema in yaml-language-server", () => {
   const text = [
     "version: 1",
     "name: editor",
+    "checkpoint:",
+    "  everyRecords: 100",
     "sources:",
     "  typo:",
     "    use: chanel",
@@ -210,6 +217,7 @@ describe("the schema in yaml-language-server", () => {
       return r.contents.value.replace(/\\(.)/g, "$1")
     }
     expect(await hover("pageSize")).toContain("Images per page (`limit`).")
+    expect(await hover("everyRecords")).toContain("Commit every sink and save checkpoints after this many records.")
     expect(await hover("channelId: ${")).toContain("The sales channel id.")
     expect(await hover("mode: ${")).toContain("What to read: `detailed`")
   })

@@ -581,8 +581,13 @@ export interface OutsidePlugin {
 /**
  * The JSON Schema of pipeline files for the given plugins (for `# yaml-language-server: $schema=...`):
  * every built-in of `registry` and the `outside` plugins, each with its options (see PipelineSchema).
+ * `sections` gives the schemas of top-level sections another package decodes (e.g. `cluster`).
  */
-export const jsonSchema = (registry: Registry.Registry, outside: ReadonlyArray<OutsidePlugin> = []): unknown => {
+export const jsonSchema = (
+  registry: Registry.Registry,
+  outside: ReadonlyArray<OutsidePlugin> = [],
+  sections: Readonly<Record<string, Schema.Schema<any, any>>> = {}
+): unknown => {
   const kinds = ["source", "transform", "sink", "state"] as const
   const reserved = [...new Set(kinds.flatMap((k) => Registry.names(registry, k)))]
   const section = (kind: Registry.Kind, what: string): PipelineSchema.Section => ({
@@ -633,6 +638,9 @@ export const jsonSchema = (registry: Registry.Registry, outside: ReadonlyArray<O
     description: "Sink instances by name.",
     propertyNames: names,
     additionalProperties: PipelineSchema.pluginRef(section("sink", "sink"))
+  }
+  for (const [key, schema] of Object.entries(sections)) {
+    properties[key] = { ...PipelineSchema.of(schema), ...(properties[key]?.description !== undefined ? { description: properties[key].description } : {}) }
   }
   return {
     $schema: "https://json-schema.org/draft/2019-09/schema",
