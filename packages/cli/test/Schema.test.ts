@@ -128,7 +128,8 @@ class LanguageServer {
     connection.onRequest("window/workDoneProgress/create", () => null)
     connection.onNotification("textDocument/publishDiagnostics", (p: { uri: string; diagnostics: Array<any> }) => {
       server.diagnostics.set(p.uri, p.diagnostics)
-      server.waiting.get(p.uri)?.()
+      // The first publication may come before the schema is applied: wait for one with findings.
+      if (p.diagnostics.length > 0) server.waiting.get(p.uri)?.()
     })
     connection.listen()
     await connection.sendRequest("initialize", {
@@ -141,7 +142,7 @@ class LanguageServer {
     return server
   }
 
-  /** Opens a document and waits for its first diagnostics. */
+  /** Opens a document and waits for its diagnostics (the document must have some). */
   async open(uri: string, text: string) {
     const published = new Promise<void>((resolve) => this.waiting.set(uri, resolve))
     await this.connection.sendNotification("textDocument/didOpen", { textDocument: { uri, languageId: "yaml", version: 1, text } })
