@@ -95,6 +95,16 @@ describe("the schema in Ajv (strict, draft 2019-09)", () => {
     expect(generic(doc)).toBe(true)
   })
 
+  it("an outside plugin with a recursive config: a reference to an $anchor that Ajv resolves", async () => {
+    const schema = await schemaOf(["--plugin", "./tree-sink.mjs"], path.join(import.meta.dirname, "fixtures"))
+    const validate = compile(schema)
+    const doc = channelExample()
+    doc.sinks.tree = { use: "./tree-sink.mjs", with: { root: { name: "a", children: [{ name: "b", children: [{ name: "c", children: [] }] }] } } }
+    expect(validate(doc), JSON.stringify(validate.errors)).toBe(true)
+    doc.sinks.tree.with.root.children[0].children[0].nmae = "typo"
+    expect(validate(doc)).toBe(false)
+  })
+
   it("--plugin and --for name what they cannot load: exit 2, one line", async () => {
     const dir = tempDir("schema")
     const missing = await cli(["schema", "--plugin", "./nope.mjs"], { cwd: dir })

@@ -598,14 +598,15 @@ export const jsonSchema = (
     reserved,
     outside: `An outside ${what} plugin: a module path or an npm package.`
   })
-  const top = PipelineSchema.of(FileSchema)
+  const defs: Record<string, PipelineSchema.Json> = {}
+  const top = PipelineSchema.of(FileSchema, defs)
   const properties = top.properties as Record<string, PipelineSchema.Json>
   const statePath: PipelineSchema.Json = {
     type: "string",
     description: "The JSON state file; with another store (`use:`), the local file next to which the run lock and spill files go.",
     default: defaults.statePath
   }
-  const stores = PipelineSchema.pluginRef(section("state", "state store")).anyOf as Array<PipelineSchema.Json>
+  const stores = PipelineSchema.pluginRef(section("state", "state store"), defs).anyOf as Array<PipelineSchema.Json>
   properties.state = {
     description: "Where checkpoints and run state are kept.",
     default: { path: defaults.statePath },
@@ -625,28 +626,29 @@ export const jsonSchema = (
     type: "object",
     description: "Source instances by name.",
     propertyNames: names,
-    additionalProperties: PipelineSchema.pluginRef(section("source", "source"))
+    additionalProperties: PipelineSchema.pluginRef(section("source", "source"), defs)
   }
   properties.transforms = {
     type: "array",
     description: "Transforms, applied in order.",
     default: [],
-    items: PipelineSchema.pluginRef(section("transform", "transform"))
+    items: PipelineSchema.pluginRef(section("transform", "transform"), defs)
   }
   properties.sinks = {
     type: "object",
     description: "Sink instances by name.",
     propertyNames: names,
-    additionalProperties: PipelineSchema.pluginRef(section("sink", "sink"))
+    additionalProperties: PipelineSchema.pluginRef(section("sink", "sink"), defs)
   }
   for (const [key, schema] of Object.entries(sections)) {
-    properties[key] = { ...PipelineSchema.of(schema), ...(properties[key]?.description !== undefined ? { description: properties[key].description } : {}) }
+    properties[key] = { ...PipelineSchema.of(schema, defs), ...(properties[key]?.description !== undefined ? { description: properties[key].description } : {}) }
   }
   return {
     $schema: "https://json-schema.org/draft/2019-09/schema",
     title: "effetl pipeline",
     description: "An effetl pipeline file (version 1).",
-    ...top
+    ...top,
+    ...(Object.keys(defs).length > 0 ? { $defs: defs } : {})
   }
 }
 

@@ -2,9 +2,9 @@
  * The JSON Schema of pipeline files, for editors (yaml-language-server) and validators (Ajv, strict,
  * draft 2019-09). Built from the file's own Effect Schema and every plugin's config schema, then made
  * fit for what those clients do with it:
- * - one schema per option, with its description beside its type (no `$ref`, no one-item `allOf`:
- *   yaml-language-server's hover shows the first description it meets, which was the referenced
- *   type's "an integer");
+ * - one schema per option, with its description beside its type (no `$ref` but to a recursive type
+ *   in the root's `$defs`, no one-item `allOf`: yaml-language-server's hover shows the first description it meets, which
+ *   was the referenced type's "an integer");
  * - no `$id` (Effect names every `Unknown` `/schemas/unknown`, which Ajv refuses as duplicates) and
  *   no `format` (Ajv strict refuses a format it has not been given);
  * - `${VAR}` and `${VAR:-default}` strings accepted wherever a typed value is (integers, enums,
@@ -43,16 +43,32 @@ export const envPattern = "\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}"
 /** The alternative that accepts an interpolated value in place of a typed one. */
 const envAlternative: Json = { type: "string", title: "${VAR} (interpolated)", pattern: envPattern }
 
-/** The JSON Schema of an Effect Schema, tidied for editors and strict validators (see the module doc). */
-export const of = (schema: Schema.Schema<any, any>): Json => {
+/**
+ * The JSON Schema of an Effect Schema, tidied for editors and strict validators (see the module doc).
+ * A recursive type stays a reference, to a definition added to `defs` under a name of its own: the
+ * caller puts `defs` under the document's root `$defs`.
+ */
+export const of = (schema: Schema.Schema<any, any>, defs: Record<string, Json>): Json => {
   const made = JSONSchema.make(schema, { target }) as unknown as Json
-  const defs = (made.$defs ?? {}) as Record<string, Json>
   const { $defs: _, $schema: __, ...root } = made
-  return withEnv(tidy(root, defs, []))
+  const found: Defs = { schemas: (made.$defs ?? {}) as Record<string, Json>, names: new Map(), taken: defs }
+  const out = withEnv(tidy(root, found, []))
+  for (let done = 0; done < found.names.size; done++) {
+    const [name, unique] = [...found.names][done]!
+    defs[unique] = withEnv(tidy(found.schemas[name], found, [name]))
+  }
+  return out
 }
 
-/** The alternatives of one plugin section: each plugin with its options, then any outside plugin. */
-export const pluginRef = (section: Section): Json => ({
+/** The `$defs` of a generated schema, the names given to its recursive ones, and the names taken in the document. */
+interface Defs {
+  readonly schemas: Record<string, Json>
+  readonly names: Map<string, string>
+  readonly taken: Record<string, Json>
+}
+
+/** The alternatives of one plugin section: each plugin with its options, then any outside plugin (see `of` for `defs`). */
+export const pluginRef = (section: Section, defs: Record<string, Json>): Json => ({
   anyOf: [
     ...section.plugins.map(({ plugin, use }) => ({
       type: "object",
@@ -61,7 +77,7 @@ export const pluginRef = (section: Section): Json => ({
       required: ["use"],
       properties: {
         use: { type: "string", enum: [use], description: plugin.description },
-        with: { ...withOptions(plugin), description: `The options of ${use} (see \`effetl plugins ${use}\`).` }
+        with: { ...withOptions(plugin, defs), description: `The options of ${use} (see \`effetl plugins ${use}\`).` }
       },
       additionalProperties: false
     })),
@@ -70,8 +86,8 @@ export const pluginRef = (section: Section): Json => ({
 })
 
 /** The schema of a plugin's `with:`: its config, an object with no other keys when it takes no options. */
-const withOptions = (plugin: PluginInfo): Json => {
-  const schema = of(plugin.config)
+const withOptions = (plugin: PluginInfo, defs: Record<string, Json>): Json => {
+  const schema = of(plugin.config, defs)
   if (schema.anyOf !== undefined && Array.isArray(schema.anyOf) && schema.anyOf.every((a) => (a as Json).type === "object" || (a as Json).type === "array")) {
     // Effect writes `Schema.Struct({})` as "any object or array"; such a plugin takes no options.
     return { type: "object", properties: {}, additionalProperties: false }
@@ -130,7 +146,7 @@ const annotations = new Set(["description", "title", "default", "examples"])
  * Inlines `$ref`s (a recursive one stays a `$ref`, whose target is then kept under `$defs`), merges
  * one-item `allOf`s into their parent, and drops `$id`, `format` and Effect's generated titles.
  */
-const tidy = (node: unknown, defs: Record<string, Json>, stack: ReadonlyArray<string>): Json => {
+const tidy = (node: unknown, defs: Defs, stack: ReadonlyArray<string>): Json => {
   if (typeof node !== "object" || node === null || Array.isArray(node)) return node as Json
   let out: Json = {}
   for (const [key, value] of Object.entries(node as Json)) {
@@ -145,10 +161,19 @@ const tidy = (node: unknown, defs: Record<string, Json>, stack: ReadonlyArray<st
   }
   if (typeof out.$ref === "string" && out.$ref.startsWith("#/$defs/")) {
     const name = decodeURIComponent(out.$ref.slice("#/$defs/".length))
-    const def = defs[name]
+    const def = defs.schemas[name]
     if (def !== undefined && !stack.includes(name)) {
       const { $ref: _, ...own } = out
       out = merge(tidy(def, defs, [...stack, name]), own) ?? { allOf: [tidy(def, defs, [...stack, name])], ...own }
+    } else if (def !== undefined) {
+      if (!defs.names.has(name)) {
+        const base = name.replace(/[^A-Za-z0-9_.-]/g, "_")
+        let unique = base
+        for (let i = 2; unique in defs.taken || [...defs.names.values()].includes(unique); i++) unique = `${base}_${i}`
+        defs.names.set(name, unique)
+        defs.taken[unique] = {}
+      }
+      out.$ref = `#/$defs/${defs.names.get(name)}`
     }
   }
   const allOf = out.allOf
