@@ -42,6 +42,22 @@ describe("the schema in Ajv (strict, draft 2019-09)", () => {
     }
   })
 
+  it("every option of the file and of every plugin has its description beside it (what an editor's hover shows)", async () => {
+    const undocumented: Array<string> = []
+    const walk = (node: unknown, at: string): void => {
+      if (typeof node !== "object" || node === null) return
+      const n = node as Record<string, unknown>
+      for (const [key, child] of Object.entries((n.properties ?? {}) as Record<string, Record<string, unknown>>)) {
+        if (typeof child.description !== "string" || child.description.length === 0) undocumented.push(`${at}.${key}`)
+        walk(child, `${at}.${key}`)
+      }
+      for (const key of ["anyOf", "allOf"]) (n[key] as Array<unknown> | undefined)?.forEach((c, i) => walk(c, `${at}[${i}]`))
+      for (const key of ["items", "additionalProperties"]) walk(n[key], `${at}.${key}`)
+    }
+    walk(await schemaOf(), "$")
+    expect(undocumented).toEqual([])
+  })
+
   it("takes ${VAR} and ${VAR:-default} in typed, enum and patterned options, and still refuses what is wrong", async () => {
     const validate = compile(await schemaOf())
     const env = channelExample()
