@@ -1,6 +1,7 @@
 /**
  * The `effetl` command line. Exit codes: 0 ok, 1 the run failed, 2 bad config or usage, 130 stopped
- * by Ctrl-C (SIGINT) or SIGTERM. A user error prints one line, never a stack trace.
+ * by Ctrl-C (SIGINT) or SIGTERM. A user error prints one line (a pipeline file with several problems:
+ * a heading and one line each), never a stack trace.
  *
  * This module parses the arguments (yargs) and loads nothing else up front: a command's code, core
  * and the plugins load when the command runs (`Commands.ts`), so `--version` and `--help` are quick.
