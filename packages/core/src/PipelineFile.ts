@@ -2,11 +2,11 @@
  * The pipeline YAML file: parsing, `${ENV_VAR}` interpolation, decoding with the plugins' config
  * schemas (errors name the path and line), and the file's JSON Schema for editor completion.
  */
-import * as Effect from "effect/Effect"
 import * as Arr from "effect/Array"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import * as JSONSchema from "effect/JSONSchema"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -28,8 +28,8 @@ import {
 } from "./Pipeline.js"
 import * as PipelineSchema from "./PipelineSchema.js"
 import * as Registry from "./Registry.js"
-import * as Suggest from "./Suggest.js"
 import { jsonStateStore } from "./StateStores.js"
+import * as Suggest from "./Suggest.js"
 import * as Text from "./Text.js"
 
 /** A `use:` + `with:` entry. */

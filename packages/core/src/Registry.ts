@@ -15,8 +15,8 @@ import { ConfigError } from "./Errors.js"
 import { isSinkPlugin, type SinkPlugin } from "./Sink.js"
 import { isSourcePlugin, type SourcePlugin } from "./Source.js"
 import { isStateStorePlugin, type StateStorePlugin } from "./StateStore.js"
-import * as Suggest from "./Suggest.js"
 import { jsonStateStore } from "./StateStores.js"
+import * as Suggest from "./Suggest.js"
 import { isTransformPlugin, type TransformPlugin } from "./Transform.js"
 
 /** The plugin kinds. */
