@@ -77,7 +77,7 @@ export const run = (
     },
     io,
     Effect.gen(function*() {
-      const pipeline = yield* loadPipeline(a.file, io, a.state)
+      const pipeline = yield* loadPipeline(a.file, io, a.state, a.distributed === true)
       yield* PathConflicts.check(pipeline).pipe(Effect.mapError(prefix(a.file)))
       const options = {
         dryRun: a.dryRun,
@@ -105,7 +105,7 @@ export const worker = (
     { ...a, interrupted: "worker stopped: its unfinished partitions move to the other workers" },
     io,
     Effect.gen(function*() {
-      const pipeline = yield* loadPipeline(a.file, io)
+      const pipeline = yield* loadPipeline(a.file, io, undefined, true)
       yield* PathConflicts.check(pipeline).pipe(Effect.mapError(prefix(a.file)))
       const cluster = yield* Effect.promise(() => import("@effetl/cluster"))
       return yield* cluster.Distributed.worker(pipeline, { host: a.host, port: a.port })
@@ -120,7 +120,7 @@ export const validate = (a: Common & { readonly file: string }, unsafeIo: Io): P
     a,
     io,
     Effect.gen(function*() {
-      const p = yield* loadPipeline(a.file, io)
+      const p = yield* loadPipeline(a.file, io, undefined, true)
       yield* PathConflicts.check(p).pipe(Effect.mapError(prefix(a.file)))
       const list = (xs: ReadonlyArray<{ name: string; plugin: { name: string } }>) => xs.map((s) => `${s.name}:${s.plugin.name}`).join(", ")
       io.stdout(
@@ -147,14 +147,20 @@ export const plugins = (a: Common & { readonly name?: string | undefined }, io: 
     })
   )
 
-/** `effetl schema` (loads every built-in). */
-export const schema = (a: Common, io: Io): Promise<number> =>
+/** `effetl schema [--plugin <name>]... [--for <file>]` (loads every built-in and the named outside plugins). */
+export const schema = (a: Common & { readonly plugins?: ReadonlyArray<string>; readonly for?: string }, io: Io): Promise<number> =>
   execute(
     a,
     io,
     Effect.gen(function*() {
       const all = yield* Registry.loadAll(registry)
-      io.stdout(JSON.stringify(PipelineFile.jsonSchema(all), null, 2) + "\n")
+      const kindOf = { source: "source", transform: "transform", sink: "sink", "state store": "state" } as const
+      const named = yield* Effect.forEach(a.plugins ?? [], (name) =>
+        Effect.map(Plugins.find(all, name), (found) =>
+          found.map((f) => ({ kind: kindOf[f.kind as keyof typeof kindOf], use: name, plugin: f.plugin }))))
+      const used = a.for === undefined ? [] : yield* Effect.zipRight(pipelineFile(a.for), PipelineFile.outsidePlugins(a.for, all))
+      const { ClusterConfig } = yield* Effect.promise(() => import("@effetl/cluster"))
+      io.stdout(JSON.stringify(PipelineFile.jsonSchema(all, [...named.flat(), ...used], { cluster: ClusterConfig.ClusterConfig }), null, 2) + "\n")
     })
   )
 
@@ -330,6 +336,10 @@ const execute = <A>(common: Execution, io: Io, program: Effect.Effect<A, unknown
       const failure = Cause.failureOption(exit.cause)
       if (Option.isSome(failure)) {
         const e = failure.value
+        if (e instanceof ConfigError && e.problems !== undefined && e.problems.length > 1) {
+          for (const l of problemLines(common.logFormat, e, e.problems)) write(l)
+          return resolve(ExitCode.usage)
+        }
         write(Logging.errorLine(common.logFormat, messageOf(e), tagOf(e)))
         return resolve(e instanceof ConfigError ? ExitCode.usage : ExitCode.failed)
       }
@@ -348,6 +358,16 @@ const logger = (format: Logging.LogFormat, write: (line: string) => void): Logge
     for (const [k, v] of HashMap.toEntries(annotations)) fields[k] = v
     write(Logging.line(format, Logging.levelOf(logLevel.label), Logging.messageText(message, Inspectable.toStringUnknown), fields, date))
   })
+
+/**
+ * A config error with several problems (sorted by line): `error: <file>: N problems` and one
+ * indented line each; in JSON one error line with the problems (message, path, line) in `problems`.
+ */
+const problemLines = (format: Logging.LogFormat, e: ConfigError, problems: NonNullable<ConfigError["problems"]>): Array<string> => {
+  const heading = e.message.split("\n")[0]!
+  if (format === "json") return [Logging.line("json", "error", heading, { error: e._tag, problems })]
+  return [Logging.errorLine("pretty", heading), ...problems.map((p) => `  ${Logging.escapeControl(p.message)}`)]
+}
 
 /** A failure's message for the user; a config error also names its line when the message does not. */
 const messageOf = (e: unknown): string => {
@@ -413,8 +433,20 @@ const fsReason = (e: unknown): string => {
   }
 }
 
-const loadPipeline = (file: string, io: Io, statePath?: string) =>
-  Effect.zipRight(pipelineFile(file), PipelineFile.load(file, { registry, env: io.env, ...(statePath ? { statePath } : {}) }))
+/**
+ * Loads a pipeline file with every problem reported at once. With `cluster`, its `cluster:` section
+ * is checked too (by @effetl/cluster, loaded only when the file has one); a local run ignores it.
+ */
+const loadPipeline = (file: string, io: Io, statePath?: string, cluster = false) =>
+  Effect.zipRight(
+    pipelineFile(file),
+    PipelineFile.load(file, {
+      registry,
+      env: io.env,
+      ...(statePath ? { statePath } : {}),
+      ...(cluster ? { sections: { cluster: () => import("@effetl/cluster").then((m) => m.ClusterConfig.ClusterConfig) } } : {})
+    })
+  )
 
 /** Names the pipeline file at the front of a config error that does not name it yet. */
 const prefix = (file: string) => (e: ConfigError): ConfigError =>

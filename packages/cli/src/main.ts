@@ -1,6 +1,7 @@
 /**
  * The `effetl` command line. Exit codes: 0 ok, 1 the run failed, 2 bad config or usage, 130 stopped
- * by Ctrl-C (SIGINT) or SIGTERM. A user error prints one line, never a stack trace.
+ * by Ctrl-C (SIGINT) or SIGTERM. A user error prints one line (a pipeline file with several problems:
+ * a heading and one line each), never a stack trace.
  *
  * This module parses the arguments (yargs) and loads nothing else up front: a command's code, core
  * and the plugins load when the command runs (`Commands.ts`), so `--version` and `--help` are quick.
@@ -157,7 +158,8 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
     )
     .command(
       commands.validate,
-      "Check a pipeline file: YAML, environment variables, plugins, every option and that no two outputs share a path. Reaches no API.",
+      "Check a pipeline file: YAML, environment variables, plugins, every option, the cluster: section and that no two outputs share a path. " +
+        "Reports every problem at once, sorted by line, with a did-you-mean for misspelt option and plugin names. Reaches no API.",
       (y) => (scoped = y).positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" }),
       async (a) => {
         result.code = await (await load()).validate({ file: a.file, logFormat: a["log-format"], verbose: a.verbose }, io)
@@ -173,13 +175,31 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
     )
     .command(
       commands.schema,
-      "Print the JSON Schema of pipeline files, for editor completion and checking.",
+      "Print the JSON Schema of pipeline files, for editor completion and checking: every built-in plugin with its options, " +
+        "and the outside plugins you name. A ${VAR} is accepted wherever a value is; a use: one typo away from a built-in is flagged.",
       (y) =>
         (scoped = y)
+          .option("plugin", {
+            type: "string",
+            array: true,
+            requiresArg: true,
+            describe: "Also include this outside plugin, repeatable: an npm package or a ./module.js path, as pipeline files write it (resolved from the working directory)"
+          })
+          .option("for", {
+            type: "string",
+            requiresArg: true,
+            describe: "Also include every outside plugin this pipeline file uses (its use: paths resolve from the file's directory)"
+          })
+          .check((a) => (a.for === "" ? "--for needs a pipeline file" : (a.plugin ?? []).some((p) => p === "") ? "--plugin needs a name" : true))
           .example("$0 schema > effetl.schema.json", "save it next to your pipelines, then start a pipeline file with")
-          .example("# yaml-language-server: $schema=./effetl.schema.json", ""),
+          .example("# yaml-language-server: $schema=./effetl.schema.json", "")
+          .example("$0 schema --for pipeline.yaml > effetl.schema.json", "with the options of the file's own plugins too")
+          .example("$0 schema --plugin effetl-source-shopify", "with an outside package's options"),
       async (a) => {
-        result.code = await (await load()).schema({ logFormat: a["log-format"], verbose: a.verbose }, io)
+        result.code = await (await load()).schema(
+          { logFormat: a["log-format"], verbose: a.verbose, plugins: a.plugin ?? [], ...(a.for !== undefined ? { for: a.for } : {}) },
+          io
+        )
       }
     )
     .command(

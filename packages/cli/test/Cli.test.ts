@@ -321,11 +321,13 @@ interface Node {
   $ref?: string
   minimum?: number
   maximum?: number
+  pattern?: string
 }
 
 /**
  * The problems of `value` against `node`: a small structural check (types, enums, required,
- * properties, additionalProperties, anyOf, allOf, not, $ref, items, minimum/maximum) written for this test.
+ * properties, additionalProperties, anyOf, allOf, not, $ref, items, minimum/maximum, pattern) written for this test.
+ * (Schema.test.ts checks the schema with Ajv and yaml-language-server.)
  */
 const problems = (node: Node, value: unknown, defs: Record<string, Node>, at = "$"): Array<string> => {
   if (node.$ref !== undefined) {
@@ -349,6 +351,7 @@ const problems = (node: Node, value: unknown, defs: Record<string, Node>, at = "
     if (node.minimum !== undefined && value < node.minimum) out.push(`${at}: below ${node.minimum}`)
     if (node.maximum !== undefined && value > node.maximum) out.push(`${at}: above ${node.maximum}`)
   }
+  if (typeof value === "string" && node.pattern !== undefined && !new RegExp(node.pattern, "u").test(value)) out.push(`${at}: does not match ${node.pattern}`)
   if (Array.isArray(value) && node.items) value.forEach((v, i) => out.push(...problems(node.items!, v, defs, `${at}[${i}]`)))
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
     const obj = value as Record<string, unknown>

@@ -138,7 +138,8 @@ describe("effetl run --distributed", () => {
     const bad = pipeline(dir, "cluster: { postgres: \"${PG_URL}\", shardLockExpiration: soon }")
     const worker = await cli(["worker", bad.file], { cwd: dir, env: { PG_URL: pgUrl } })
     expect(worker.code).toBe(2)
-    expect(worker.stderr).toMatch(/^error: cluster\.shardLockExpiration: expected a duration like "500 millis", "30 seconds" or "2 minutes", got "soon"\n$/)
+    // Checked with the rest of the file, so it names the file and the line too.
+    expect(worker.stderr).toMatch(/^error: \S*pipeline\.yaml: cluster\.shardLockExpiration: expected a duration like "500 millis", "30 seconds" or "2 minutes", got "soon" \(line \d+\)\n$/)
     const port = await cli(["worker", bad.file, "--port", "70000"], { cwd: dir, env: { PG_URL: pgUrl } })
     expect(port.code).toBe(2)
     expect(port.stderr).toContain("--port must be an integer from 1 to 65535")

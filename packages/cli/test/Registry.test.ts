@@ -82,7 +82,7 @@ describe("lazy built-ins", () => {
     Effect.gen(function*() {
       const e = yield* Registry.resolve(registry, "sink", "cvs", root, "sinks.out.use").pipe(Effect.flip)
       expect(e.message).toBe(
-        "sinks.out.use: unknown sink plugin 'cvs'. Built-in sinks: csv, jsonl, parquet, images, sqlite, postgres; or give an npm package name or a relative path like ./my-plugin.js"
+        "sinks.out.use: unknown sink plugin 'cvs'. Built-in sinks: csv, jsonl, parquet, images, sqlite, postgres; or give an npm package name or a relative path like ./my-plugin.js. Did you mean 'csv'?"
       )
     }))
 

@@ -2,7 +2,9 @@
  * Helpers for plugin config schemas. Each field carries a description, a default and examples: the
  * one source for validation errors, the pipeline JSON Schema and `effetl plugins <name>` docs.
  */
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 
 /** Field documentation. */
 export interface FieldDoc<A> {
@@ -10,9 +12,21 @@ export interface FieldDoc<A> {
   readonly examples?: ReadonlyArray<NoInfer<A>>
 }
 
+/**
+ * A field's documentation as annotations. A filter with no JSON Schema of its own (`Schema.filter`)
+ * is left out of the JSON Schema with its annotations, so it gets an empty one: its description,
+ * default and examples then reach the JSON Schema and `effetl plugins`.
+ */
+const documented = <A, I>(schema: Schema.Schema<A, I>, annotations: Schema.Annotations.Schema<A>) =>
+  schema.annotations(
+    SchemaAST.isRefinement(schema.ast) && Option.isNone(SchemaAST.getJSONSchemaAnnotation(schema.ast))
+      ? { ...annotations, jsonSchema: {} }
+      : annotations
+  )
+
 /** A required field. */
 export const required = <A, I>(schema: Schema.Schema<A, I>, doc: FieldDoc<I>) =>
-  schema.annotations({
+  documented(schema, {
     description: doc.description,
     ...(doc.examples ? { examples: doc.examples as any } : {})
   })
@@ -20,7 +34,7 @@ export const required = <A, I>(schema: Schema.Schema<A, I>, doc: FieldDoc<I>) =>
 /** An optional field with a default, applied when the key is missing. */
 export const withDefault = <A, I>(schema: Schema.Schema<A, I>, defaultValue: A, doc: FieldDoc<I>) =>
   Schema.optionalWith(
-    schema.annotations({
+    documented(schema, {
       description: doc.description,
       default: defaultValue as any,
       ...(doc.examples ? { examples: doc.examples as any } : {})
@@ -31,7 +45,7 @@ export const withDefault = <A, I>(schema: Schema.Schema<A, I>, defaultValue: A, 
 /** An optional field with no default. */
 export const optional = <A, I>(schema: Schema.Schema<A, I>, doc: FieldDoc<I>) =>
   Schema.optional(
-    schema.annotations({
+    documented(schema, {
       description: doc.description,
       ...(doc.examples ? { examples: doc.examples as any } : {})
     })

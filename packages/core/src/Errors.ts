@@ -4,11 +4,24 @@
  */
 import * as Schema from "effect/Schema"
 
-/** Bad pipeline configuration or usage (exit code 2). `path` is the config path, `line` the YAML line. */
-export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+/** One problem of a configuration: its message (naming the config path, and the line when known), path and line. */
+export const ConfigProblem = Schema.Struct({
   message: Schema.String,
   path: Schema.optional(Schema.String),
   line: Schema.optional(Schema.Number)
+})
+export type ConfigProblem = typeof ConfigProblem.Type
+
+/**
+ * Bad pipeline configuration or usage (exit code 2). `path` is the config path, `line` the YAML line.
+ * When a file has several problems, `problems` lists each (sorted by line) and `message` is a
+ * heading followed by their messages, one a line.
+ */
+export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+  message: Schema.String,
+  path: Schema.optional(Schema.String),
+  line: Schema.optional(Schema.Number),
+  problems: Schema.optional(Schema.Array(ConfigProblem))
 }) {}
 
 /** The API refused the credentials (401/403). Never retried: the run fails at once. */

@@ -11,6 +11,7 @@ import { ConfigError } from "./Errors.js"
 import type { SinkPlugin } from "./Sink.js"
 import type { SourcePlugin } from "./Source.js"
 import type { StateStorePlugin } from "./StateStore.js"
+import * as Suggest from "./Suggest.js"
 import * as Text from "./Text.js"
 import type { TransformPlugin } from "./Transform.js"
 
@@ -215,17 +216,23 @@ export const decodeConfig = <A, I>(
         fromEnv: hidden.fromEnv ?? new Map<string, ReadonlyArray<string>>(),
         values: [...secrets.flatMap((s) => s.values), ...(hidden.values ?? [])]
       }
-      const lines = issues.map((issue) => {
-        const at = locate?.([...prefixPath, ...issue.path])
-        return describeIssue(issue, input, prefixPath, secret) + (at !== undefined ? ` (line ${at})` : "")
+      const problems = issues.map((issue) => {
+        const full = [...prefixPath, ...issue.path]
+        const at = locate?.(full)
+        return {
+          message: scrubSecrets(describeIssue(issue, input, prefixPath, secret, ast) + (at !== undefined ? ` (line ${at})` : ""), secret.values),
+          path: full.map(String).join("."),
+          ...(at !== undefined ? { line: at } : {})
+        }
       })
       const first = issues[0]
       const fullPath = first ? [...prefixPath, ...first.path] : prefixPath
       const line = locate?.(fullPath)
       return new ConfigError({
-        message: scrubSecrets(lines.join("\n"), secret.values),
+        message: problems.map((p) => p.message).join("\n"),
         path: fullPath.map(String).join("."),
-        ...(line !== undefined ? { line } : {})
+        ...(line !== undefined ? { line } : {}),
+        ...(problems.length > 1 ? { problems } : {})
       })
     })
   )
@@ -288,11 +295,16 @@ const describeIssue = (
   issue: ParseResult.ArrayFormatterIssue,
   input: unknown,
   prefixPath: ReadonlyArray<string>,
-  secret: Secret
+  secret: Secret,
+  ast: SchemaAST.AST
 ): string => {
   const full = [...prefixPath, ...issue.path.map(String)]
   const where = full.join(".") || "(top)"
-  if (issue._tag === "Unexpected") return `${where}: unknown option (check the spelling; see 'effetl plugins <name>')`
+  if (issue._tag === "Unexpected") {
+    const key = String(issue.path[issue.path.length - 1] ?? "")
+    const near = Suggest.closest(key, keysAt(ast, issue.path.slice(0, -1)))
+    return `${where}: unknown option ${near !== undefined ? `(did you mean ${near}?)` : "(check the spelling; see 'effetl plugins <name>')"}`
+  }
   if (issue._tag === "Missing") return `${where}: is required`
   const value = valueAt(input, issue.path)
   // Effect's own messages read "Expected X, actual Y" and filters' "expected X, got Y"; ours read
@@ -302,6 +314,33 @@ const describeIssue = (
     .replace(/,\s*got\s[\s\S]*$/, "")
     .replace(/^Expected /, "expected ")
   return `${where}: ${message}, got ${shownValue(full, value, secret)}`
+}
+
+/** The option names a schema takes at a path of its input (the encoded side), for "did you mean". */
+const keysAt = (ast: SchemaAST.AST, path: ReadonlyArray<PropertyKey>, depth = 0): Array<string> => {
+  if (depth > 50) return []
+  switch (ast._tag) {
+    case "Transformation":
+    case "Refinement":
+      return keysAt(ast.from, path, depth + 1)
+    case "Suspend":
+      return keysAt(ast.f(), path, depth + 1)
+    case "Union":
+      return ast.types.flatMap((t) => keysAt(t, path, depth + 1))
+    case "TypeLiteral": {
+      if (path.length === 0) return ast.propertySignatures.map((p) => String(p.name))
+      const field = ast.propertySignatures.find((p) => p.name === path[0])
+      return field !== undefined
+        ? keysAt(field.type, path.slice(1), depth + 1)
+        : ast.indexSignatures.flatMap((sig) => keysAt(sig.type, path.slice(1), depth + 1))
+    }
+    case "TupleType": {
+      const element = path.length === 0 ? undefined : ast.elements[Number(path[0])]?.type ?? ast.rest[0]?.type
+      return element === undefined ? [] : keysAt(element, path.slice(1), depth + 1)
+    }
+    default:
+      return []
+  }
 }
 
 /** What a message may say of a value: a preview, or why it is not shown. */

@@ -2,15 +2,17 @@
  * The pipeline YAML file: parsing, `${ENV_VAR}` interpolation, decoding with the plugins' config
  * schemas (errors name the path and line), and the file's JSON Schema for editor completion.
  */
+import * as Arr from "effect/Array"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as JSONSchema from "effect/JSONSchema"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as YAML from "yaml"
 import * as Config from "./Config.js"
-import { ConfigError } from "./Errors.js"
+import { ConfigError, type ConfigProblem } from "./Errors.js"
 import * as ErrorBody from "./http/ErrorBody.js"
 import {
   decodeConfig,
@@ -25,9 +27,11 @@ import {
   type PipelineTransform,
   scrubSecrets
 } from "./Pipeline.js"
+import * as PipelineSchema from "./PipelineSchema.js"
 import * as Registry from "./Registry.js"
 import * as RunHistory from "./RunHistory.js"
 import { jsonStateStore } from "./StateStores.js"
+import * as Suggest from "./Suggest.js"
 import * as Text from "./Text.js"
 
 const historyDescription =
@@ -108,16 +112,38 @@ export interface LoadOptions {
   readonly env?: Record<string, string | undefined>
   /** Overrides the state path (`--state`). */
   readonly statePath?: string
+  /**
+   * Schemas of top-level sections that another package decodes (e.g. `cluster` from @effetl/cluster),
+   * loaded only when the file has that section, to check it with the rest (`effetl validate`).
+   */
+  readonly sections?: Readonly<Record<string, () => Promise<Schema.Schema<any, any>>>>
 }
 
-/** Reads, interpolates and decodes a pipeline file. Every problem is a `ConfigError` naming path and line. */
+/**
+ * Reads, interpolates and decodes a pipeline file. A problem is a `ConfigError` naming path and
+ * line; a file with several has them all in `problems`, sorted by line (see `parse`).
+ */
 export const load = (file: string, options: LoadOptions): Effect.Effect<Pipeline, ConfigError> =>
   Effect.gen(function*() {
     const text = yield* readText(file)
     return yield* parse(text, { ...options, file })
   })
 
-/** Parses pipeline YAML text (see `load`). `file` names it in messages and anchors relative plugin paths. */
+/** The file's top level as decoded before the plugins are: each plugin entry is checked on its own. */
+const TopSchema = Schema.Struct({
+  ...FileSchema.fields,
+  sources: Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({ description: "Source instances by name." }),
+  transforms: Config.withDefault(Schema.Array(Schema.Unknown), [], { description: "Transforms, applied in order." }),
+  sinks: Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({ description: "Sink instances by name." })
+})
+
+/**
+ * Parses pipeline YAML text (see `load`). `file` names it in messages and anchors relative plugin paths.
+ * Every section is checked (top level, each source, transform and sink with its plugin's options,
+ * the state store, `options.sections`), so one run finds every problem: a file that cannot be read
+ * as YAML stops at once, anything else is collected. A variable that is not set is named once, and
+ * nothing more is said of the values that used it.
+ */
 export const parse = (
   text: string,
   options: LoadOptions & { readonly file?: string }
@@ -129,52 +155,127 @@ export const parse = (
     // The file's name as messages show it (control characters escaped).
     const label = Text.printablePath(file)
     const { doc, lineCounter, locate } = yield* parseYaml(text, label)
-    hidden = yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
+    const vars = interpolate(doc, options.env ?? process.env, label, lineCounter)
+    hidden = vars.hidden
     const raw: unknown = yield* toPlain(doc, label)
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       return yield* new ConfigError({ message: `${label}: expected a YAML mapping with version, name, sources and sinks` })
     }
-    const top = yield* decodeConfig(FileSchema, raw, "", locate, hidden).pipe(Effect.mapError(prefixFile(label)))
+    const input = raw as Record<string, unknown>
+    const problems: Array<ConfigProblem> = []
+    /** Runs a check, keeping its problems: `None` when it failed. */
+    const check = <A>(effect: Effect.Effect<A, ConfigError>): Effect.Effect<Option.Option<A>> =>
+      effect.pipe(
+        Effect.map(Option.some),
+        Effect.catchAll((e) => Effect.sync(() => (problems.push(...problemsOf(e, label)), Option.none())))
+      )
+
+    // The top level, one key at a time.
+    const top: { -readonly [K in keyof typeof TopSchema.Type]?: typeof TopSchema.Type[K] } = {}
+    for (const [key, field] of Object.entries(TopSchema.fields)) {
+      const one = Schema.Struct({ [key]: field }) as unknown as Schema.Schema<Record<string, unknown>, unknown>
+      const decoded = yield* check(decodeConfig(one, key in input ? { [key]: input[key] } : {}, "", locate, hidden))
+      if (Option.isSome(decoded)) (top as Record<string, unknown>)[key] = decoded.value[key]
+    }
+    for (const key of Object.keys(input).filter((k) => !(k in TopSchema.fields))) {
+      const line = locate([key])
+      problems.push({
+        message: `${label}: ${Text.escapeControl(key)}: unknown option ${Suggest.didYouMean(key, Object.keys(TopSchema.fields)).trim() || "(check the spelling; see 'effetl plugins <name>')"}${line !== undefined ? ` (line ${line})` : ""}`,
+        path: key,
+        ...(line !== undefined ? { line } : {})
+      })
+    }
+
     const baseDir = path.dirname(path.resolve(file))
-    const fail = Effect.mapError(prefixFile(label))
-    /** Resolves one `use:` and decodes its `with:` with the plugin's own schema. */
-    const entry = <K extends Registry.Kind>(kind: K, where: string, ref: typeof PluginRef.Type) =>
+    /** Checks one `use:` + `with:` entry: its shape, its plugin, and its options with the plugin's own schema. */
+    const entry = <K extends Registry.Kind>(kind: K, where: string, value: unknown) =>
       Effect.gen(function*() {
-        const plugin = yield* fail(
-          Registry.resolve(options.registry, kind, ref.use, baseDir, `${where}.use`).pipe(
+        const ref = yield* check(decodeConfig(PluginRef, value, where, locate, hidden))
+        if (Option.isNone(ref)) return Option.none()
+        const plugin = yield* check(
+          Registry.resolve(options.registry, kind, ref.value.use, baseDir, `${where}.use`).pipe(
             Effect.mapError((e) => withLine(e, locate([...where.split("."), "use"])))
           )
         )
-        const config = yield* fail(decodeConfig(plugin.config as Schema.Schema<unknown, unknown>, ref.with, `${where}.with`, locate, hidden))
-        return { plugin, config }
+        if (Option.isNone(plugin)) return Option.none()
+        const config = yield* check(decodeConfig(plugin.value.config as Schema.Schema<unknown, unknown>, ref.value.with, `${where}.with`, locate, hidden))
+        return Option.map(config, (config) => ({ plugin: plugin.value, config }))
       })
-    const named = <K extends "source" | "sink">(kind: K, group: string, refs: Record<string, typeof PluginRef.Type>) =>
+    const named = <K extends "source" | "sink">(kind: K, group: string, refs: Record<string, unknown>) =>
       Effect.forEach(Object.entries(refs), ([name, ref]) =>
-        Effect.zipRight(
-          fail(decodeConfig(Name, name, `${group}.${name}`, locate, hidden)),
-          Effect.map(entry(kind, `${group}.${name}`, ref), (e) => ({ name, ...e }))
-        ))
-    const sources: Array<PipelineSource> = yield* named("source", "sources", top.sources)
-    const transforms: Array<PipelineTransform> = yield* Effect.forEach(top.transforms, (ref, i) =>
-      Effect.map(entry("transform", `transforms.${i}`, ref), (e) => ({ key: `${i}:${e.plugin.name}`, ...e })))
-    const sinks: Array<PipelineSink> = yield* named("sink", "sinks", top.sinks)
-    if (sources.length === 0) return yield* new ConfigError({ message: `${label}: sources: a pipeline needs at least one source`, path: "sources" })
-    if (sinks.length === 0) return yield* new ConfigError({ message: `${label}: sinks: a pipeline needs at least one sink`, path: "sinks" })
-    const state = yield* stateOf(top.state, options, label, baseDir, locate, hidden)
+        Effect.gen(function*() {
+          const ok = yield* check(decodeConfig(Name, name, `${group}.${name}`, locate, hidden))
+          const e = yield* entry(kind, `${group}.${name}`, ref)
+          return Option.isSome(ok) ? Option.map(e, (e) => ({ name, ...e })) : Option.none()
+        }))
+    const sources: Array<PipelineSource> = Arr.getSomes(yield* named("source", "sources", top.sources ?? {}))
+    const transforms: Array<PipelineTransform> = Arr.getSomes(
+      yield* Effect.forEach(top.transforms ?? [], (ref, i) =>
+        Effect.map(entry("transform", `transforms.${i}`, ref), Option.map((e) => ({ key: `${i}:${e.plugin.name}`, ...e }))))
+    )
+    const sinks: Array<PipelineSink> = Arr.getSomes(yield* named("sink", "sinks", top.sinks ?? {}))
+    const empty = (section: "sources" | "sinks", what: string) => {
+      const line = locate([section])
+      problems.push({
+        message: `${label}: ${section}: a pipeline needs at least one ${what}${line !== undefined ? ` (line ${line})` : ""}`,
+        path: section,
+        ...(line !== undefined ? { line } : {})
+      })
+    }
+    if (top.sources !== undefined && Object.keys(top.sources).length === 0) empty("sources", "source")
+    if (top.sinks !== undefined && Object.keys(top.sinks).length === 0) empty("sinks", "sink")
+    const state = top.state === undefined ? Option.none() : yield* check(stateOf(top.state, options, label, baseDir, locate, hidden))
+    for (const [key, load] of Object.entries(options.sections ?? {})) {
+      if (input[key] === undefined || input[key] === null) continue
+      const schema = yield* check(
+        Effect.tryPromise({ try: load, catch: (e) => new ConfigError({ message: `${key}: cannot load the schema of this section: ${String(e)}`, path: key }) })
+      )
+      if (Option.isSome(schema)) yield* check(decodeConfig(schema.value, input[key], key, locate, hidden))
+    }
+
+    // A value whose variable is not set is only reported as that.
+    const under = (p: string | undefined) => p !== undefined && vars.unsetPaths.some((u) => p === u || p.startsWith(`${u}.`))
+    const found = [...vars.missing, ...problems.filter((p) => !under(p.path))]
+    if (found.length > 0) return yield* failWith(found, label)
     return {
-      name: top.name,
-      ...state,
-      ...(top.state.history !== undefined ? { history: top.state.history } : {}),
-      everyRecords: top.checkpoint.everyRecords,
-      everySeconds: top.checkpoint.everySeconds,
-      maxBuffered: top.grouping.maxBuffered,
-      deadLetterPath: top.deadLetter.path,
+      name: top.name!,
+      ...Option.getOrThrow(state),
+      ...(top.state?.history !== undefined ? { history: top.state.history } : {}),
+      everyRecords: top.checkpoint!.everyRecords,
+      everySeconds: top.checkpoint!.everySeconds,
+      maxBuffered: top.grouping!.maxBuffered,
+      deadLetterPath: top.deadLetter!.path,
       sources,
       transforms,
       sinks,
       ...(top.cluster !== undefined ? { cluster: top.cluster } : {})
     }
   }).pipe(Effect.mapError((e) => scrubError(e, hidden)))
+}
+
+/** A failure's problems, each naming the file (its own `problems`, or itself). */
+const problemsOf = (e: ConfigError, file: string): ReadonlyArray<ConfigProblem> =>
+  (e.problems ?? [{ message: e.message, ...(e.path !== undefined ? { path: e.path } : {}), ...(e.line !== undefined ? { line: e.line } : {}) }])
+    .map((p) => ({ ...p, message: p.message.startsWith(file) ? p.message : `${file}: ${p.message}` }))
+
+/**
+ * One error for every problem of a file, sorted by line (those with no line last): the problem
+ * itself when there is one, else a heading (`p.yaml: 3 problems`) and their messages, one a line.
+ */
+const failWith = (problems: ReadonlyArray<ConfigProblem>, file: string): Effect.Effect<never, ConfigError> => {
+  const sorted = problems.map((p, i) => [p, i] as const)
+    .sort(([a, i], [b, j]) => (a.line ?? Infinity) - (b.line ?? Infinity) || i - j)
+    .map(([p]) => p)
+  const first = sorted[0]!
+  if (sorted.length === 1) return Effect.fail(new ConfigError(first))
+  return Effect.fail(
+    new ConfigError({
+      message: [`${file}: ${sorted.length} problems`, ...sorted.map((p) => p.message)].join("\n"),
+      ...(first.path !== undefined ? { path: first.path } : {}),
+      ...(first.line !== undefined ? { line: first.line } : {}),
+      problems: sorted
+    })
+  )
 }
 
 /** A pipeline's name and where its state lives: what `effetl state` needs. */
@@ -208,7 +309,9 @@ export const peek = (
     }
     const kept = new Set(["version", "name", "state"])
     doc.contents.items = doc.contents.items.filter((pair) => kept.has(String(YAML.isScalar(pair.key) ? pair.key.value : pair.key)))
-    const hidden = yield* interpolate(doc, options.env ?? process.env, label, lineCounter)
+    const vars = interpolate(doc, options.env ?? process.env, label, lineCounter)
+    if (vars.missing.length > 0) return yield* failWith(vars.missing, label)
+    const hidden = vars.hidden
     const head = Schema.Struct({ version: FileSchema.fields.version, name: FileSchema.fields.name, state: FileSchema.fields.state })
     const top = yield* decodeConfig(head, yield* toPlain(doc, label), "", locate, hidden).pipe(
       Effect.mapError((e) => scrubError(prefixFile(label)(e), hidden))
@@ -378,7 +481,8 @@ const scrubError = (e: ConfigError, hidden: Hidden): ConfigError =>
   new ConfigError({
     message: scrubSecrets(e.message, hidden.values ?? []),
     ...(e.path !== undefined ? { path: e.path } : {}),
-    ...(e.line !== undefined ? { line: e.line } : {})
+    ...(e.line !== undefined ? { line: e.line } : {}),
+    ...(e.problems !== undefined ? { problems: e.problems.map((p) => ({ ...p, message: scrubSecrets(p.message, hidden.values ?? []) })) } : {})
   })
 
 /** Adds the line to an error that lacks one. */
@@ -399,56 +503,54 @@ const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 /**
  * Replaces `${VAR}` (and `${VAR:-default}`) in every string scalar; `$${` is a literal `${`.
  * A scalar that is exactly one `${VAR}` is re-read as YAML, so `channelId: ${ID}` gives a number.
- * Returns what error messages must never quote: the config paths whose values came from the
- * environment (with the variables' names) and the variables' values.
+ * Returns what error messages must never quote (the config paths whose values came from the
+ * environment, with the variables' names, and the variables' values); each variable that is not
+ * set, as a problem where it is first used; and the config paths of every use of those (left as written).
  */
 const interpolate = (
   doc: YAML.Document,
   env: Record<string, string | undefined>,
   file: string,
   lineCounter: YAML.LineCounter
-): Effect.Effect<Hidden, ConfigError> =>
-  Effect.suspend(() => {
-    let missing: { name: string; line: number | undefined } | undefined
-    const fromEnv = new Map<string, Array<string>>()
-    const values = new Set<string>()
-    YAML.visit(doc, {
-      Scalar(_key, node, ancestors) {
-        if (typeof node.value !== "string" || !node.value.includes("${") || missing) return
-        const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/.exec(node.value)
-        const used: Array<string> = []
-        const replaced = node.value.replace(VAR, (m, name: string | undefined, def: string | undefined) => {
-          if (m === "$${") return "${"
-          const v = env[name!]
-          used.push(name!)
-          if (v !== undefined && v !== "") {
-            values.add(v)
-            return v
-          }
-          if (def !== undefined) return def
-          missing ??= { name: name!, line: node.range ? lineCounter.linePos(node.range[0]).line : undefined }
-          return m
-        })
-        if (used.length > 0) {
-          const at = configPath(ancestors, node)
-          if (at !== undefined) fromEnv.set(at, [...(fromEnv.get(at) ?? []), ...used])
+): { readonly hidden: Hidden; readonly missing: ReadonlyArray<ConfigProblem>; readonly unsetPaths: ReadonlyArray<string> } => {
+  const missing = new Map<string, ConfigProblem>()
+  const unsetPaths: Array<string> = []
+  const fromEnv = new Map<string, Array<string>>()
+  const values = new Set<string>()
+  YAML.visit(doc, {
+    Scalar(_key, node, ancestors) {
+      if (typeof node.value !== "string" || !node.value.includes("${")) return
+      const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/.exec(node.value)
+      const used: Array<string> = []
+      let unset = false
+      const at = configPath(ancestors, node)
+      const replaced = node.value.replace(VAR, (m, name: string | undefined, def: string | undefined) => {
+        if (m === "$${") return "${"
+        const v = env[name!]
+        used.push(name!)
+        if (v !== undefined && v !== "") {
+          values.add(v)
+          return v
         }
-        if (whole && !missing) {
-          node.value = scalarOf(replaced)
-        } else {
-          node.value = replaced
-        }
-      }
-    })
-    return missing
-      ? Effect.fail(
-          new ConfigError({
-            message: `${file}${missing.line ? `:${missing.line}` : ""}: environment variable ${missing.name} is not set (used as \${${missing.name}})`,
-            ...(missing.line ? { line: missing.line } : {})
+        if (def !== undefined) return def
+        unset = true
+        if (!missing.has(name!)) {
+          const line = node.range ? lineCounter.linePos(node.range[0]).line : undefined
+          missing.set(name!, {
+            message: `${file}${line ? `:${line}` : ""}: environment variable ${name} is not set (used as \${${name}})`,
+            ...(at !== undefined ? { path: at } : {}),
+            ...(line ? { line } : {})
           })
-        )
-      : Effect.succeed<Hidden>({ fromEnv, values: [...values] })
+        }
+        return m
+      })
+      if (used.length > 0 && at !== undefined) fromEnv.set(at, [...(fromEnv.get(at) ?? []), ...used])
+      if (unset && at !== undefined) unsetPaths.push(at)
+      node.value = whole && !unset ? scalarOf(replaced) : replaced
+    }
   })
+  return { hidden: { fromEnv, values: [...values] }, missing: [...missing.values()], unsetPaths }
+}
 
 /** An interpolated value as YAML would read it when it is a number or a boolean; otherwise the text itself. */
 const scalarOf = (text: string): string | number | boolean => {
@@ -478,58 +580,122 @@ const configPath = (ancestors: ReadonlyArray<unknown>, node: unknown): string | 
   return out.join(".")
 }
 
-/** The JSON Schema of pipeline files for the given plugins (for `# yaml-language-server: $schema=...`). */
-export const jsonSchema = (registry: Registry.Registry): unknown => {
-  const refOf = (plugins: ReadonlyArray<{ readonly name: string; readonly description: string; readonly config: Schema.Schema<any, any> }>) =>
-    Schema.Union(
-      ...plugins.map((p) =>
-        Schema.Struct({
-          use: Schema.Literal(p.name).annotations({ description: p.description }),
-          with: Schema.optional(p.config)
-        }).annotations({ title: p.name, description: p.description })
-      ),
-      Schema.Struct({
-        // Not a built-in name: otherwise a typo in a built-in's options would fit this branch.
-        use: Schema.String.pipe(
-          Schema.filter((s) => !plugins.some((p) => p.name === s), { jsonSchema: { not: { enum: plugins.map((p) => p.name) } } })
-        ).annotations({ description: "An npm package name or a relative module path whose default export is a plugin." }),
-        with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
-      }).annotations({ title: "external plugin" })
-    )
-  const stores = Registry.builtinsOf(registry, "state")
-  const statePath = Schema.optional(
-    Schema.String.annotations({
-      description: "The JSON state file; with another store (`use:`), the local file next to which the run lock and spill files go.",
-      default: defaults.statePath
-    })
-  )
-  const history = Schema.optional(HistoryLimit.annotations({ description: historyDescription, default: RunHistory.defaultLimit }))
-  const state = Schema.Union(
-    Schema.Struct({ path: statePath, history }).annotations({ title: "json file", description: "The JSON state file at `path` (the default)." }),
-    ...stores.map((p) =>
-      Schema.Struct({
-        use: Schema.Literal(p.name).annotations({ description: p.description }),
-        with: Schema.optional(p.config),
-        path: statePath,
-        history
-      }).annotations({ title: p.name, description: p.description })
-    ),
-    Schema.Struct({
-      use: Schema.String.pipe(
-        Schema.filter((s) => !stores.some((p) => p.name === s), { jsonSchema: { not: { enum: stores.map((p) => p.name) } } })
-      ).annotations({ description: "An npm package name or a relative module path whose default export is a state store plugin." }),
-      with: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
-      path: statePath,
-      history
-    }).annotations({ title: "external state store" })
-  ).annotations({ description: "Where checkpoints and run state are kept." })
-  const file = Schema.Struct({
-    ...FileSchema.fields,
-    state: Schema.optional(state),
-    sources: Schema.Record({ key: Schema.String, value: refOf(registry.sources) }),
-    transforms: Schema.optional(Schema.Array(refOf(registry.transforms))),
-    sinks: Schema.Record({ key: Schema.String, value: refOf(registry.sinks) })
-  }).annotations({ title: "effetl pipeline", description: "An effetl pipeline file (version 1)." })
-  // 2019-09, where keywords beside a $ref (minimum, description, ...) count; in draft-07 they are ignored.
-  return JSONSchema.make(file, { target: "jsonSchema2019-09" })
+/** An outside plugin (not a built-in) to include in the JSON Schema, under the `use:` a pipeline file gives it. */
+export interface OutsidePlugin {
+  readonly kind: Registry.Kind
+  readonly use: string
+  readonly plugin: PipelineSchema.PluginInfo
 }
+
+/**
+ * The JSON Schema of pipeline files for the given plugins (for `# yaml-language-server: $schema=...`):
+ * every built-in of `registry` and the `outside` plugins, each with its options (see PipelineSchema).
+ * `sections` gives the schemas of top-level sections another package decodes (e.g. `cluster`).
+ */
+export const jsonSchema = (
+  registry: Registry.Registry,
+  outside: ReadonlyArray<OutsidePlugin> = [],
+  sections: Readonly<Record<string, Schema.Schema<any, any>>> = {}
+): unknown => {
+  const kinds = ["source", "transform", "sink", "state"] as const
+  const reserved = [...new Set(kinds.flatMap((k) => Registry.names(registry, k)))]
+  const section = (kind: Registry.Kind, what: string): PipelineSchema.Section => ({
+    plugins: [
+      ...Registry.builtinsOf(registry, kind).map((plugin) => ({ use: plugin.name, plugin })),
+      ...outside.filter((o) => o.kind === kind && !reserved.includes(o.use)).map((o) => ({ use: o.use, plugin: o.plugin }))
+    ],
+    reserved,
+    outside: `An outside ${what} plugin: a module path or an npm package.`
+  })
+  const defs: Record<string, PipelineSchema.Json> = {}
+  const top = PipelineSchema.of(FileSchema, defs)
+  const properties = top.properties as Record<string, PipelineSchema.Json>
+  const statePath: PipelineSchema.Json = {
+    type: "string",
+    description: "The JSON state file; with another store (`use:`), the local file next to which the run lock and spill files go.",
+    default: defaults.statePath
+  }
+  const stores = PipelineSchema.pluginRef(section("state", "state store"), defs).anyOf as Array<PipelineSchema.Json>
+  // `history` as FileSchema gives it (its description and the ${VAR} form), in every variant.
+  const history = ((properties.state as PipelineSchema.Json | undefined)?.properties as Record<string, PipelineSchema.Json> | undefined)?.history
+  const extra = history !== undefined ? { path: statePath, history } : { path: statePath }
+  properties.state = {
+    description: "Where checkpoints and run state are kept.",
+    default: { path: defaults.statePath },
+    anyOf: [
+      {
+        type: "object",
+        title: "json file",
+        description: "The JSON state file at `path` (the default).",
+        properties: extra,
+        additionalProperties: false
+      },
+      ...stores.map((s) => ({ ...s, properties: { ...(s.properties as PipelineSchema.Json), ...extra } }))
+    ]
+  }
+  const names = { pattern: (JSONSchema.make(Name) as { pattern: string }).pattern }
+  properties.sources = {
+    type: "object",
+    description: "Source instances by name.",
+    propertyNames: names,
+    additionalProperties: PipelineSchema.pluginRef(section("source", "source"), defs)
+  }
+  properties.transforms = {
+    type: "array",
+    description: "Transforms, applied in order.",
+    default: [],
+    items: PipelineSchema.pluginRef(section("transform", "transform"), defs)
+  }
+  properties.sinks = {
+    type: "object",
+    description: "Sink instances by name.",
+    propertyNames: names,
+    additionalProperties: PipelineSchema.pluginRef(section("sink", "sink"), defs)
+  }
+  for (const [key, schema] of Object.entries(sections)) {
+    properties[key] = { ...PipelineSchema.of(schema, defs), ...(properties[key]?.description !== undefined ? { description: properties[key].description } : {}) }
+  }
+  return {
+    $schema: "https://json-schema.org/draft/2019-09/schema",
+    title: "effetl pipeline",
+    description: "An effetl pipeline file (version 1).",
+    ...top,
+    ...(Object.keys(defs).length > 0 ? { $defs: defs } : {})
+  }
+}
+
+/**
+ * The outside plugins a pipeline file uses (every `use:` that is no built-in of its section), loaded
+ * from the file's directory, for `effetl schema --for <file>`. Reads no environment variable: a
+ * `use:` written with `${VAR}` is left out.
+ */
+export const outsidePlugins = (file: string, registry: Registry.Registry): Effect.Effect<Array<OutsidePlugin>, ConfigError> =>
+  Effect.gen(function*() {
+    const text = yield* readText(file)
+    const label = Text.printablePath(file)
+    const { doc, locate } = yield* parseYaml(text, label)
+    const raw = yield* toPlain(doc, label)
+    const baseDir = path.dirname(path.resolve(file))
+    const uses: Array<{ kind: Registry.Kind; use: string; where: string }> = []
+    const record = (o: unknown) => (typeof o === "object" && o !== null ? o as Record<string, unknown> : {})
+    const add = (kind: Registry.Kind, where: string, ref: unknown) => {
+      const use = record(ref).use
+      if (typeof use === "string" && !use.includes("${") && !Registry.names(registry, kind).includes(use)) uses.push({ kind, use, where })
+    }
+    const top = record(raw)
+    for (const [name, ref] of Object.entries(record(top.sources))) add("source", `sources.${name}`, ref)
+    if (Array.isArray(top.transforms)) top.transforms.forEach((ref, i) => add("transform", `transforms.${i}`, ref))
+    for (const [name, ref] of Object.entries(record(top.sinks))) add("sink", `sinks.${name}`, ref)
+    add("state", "state", top.state)
+    const seen = new Set<string>()
+    const out: Array<OutsidePlugin> = []
+    for (const u of uses) {
+      if (seen.has(`${u.kind}:${u.use}`)) continue
+      seen.add(`${u.kind}:${u.use}`)
+      const plugin = yield* Registry.resolve(registry, u.kind, u.use, baseDir, `${u.where}.use`).pipe(
+        Effect.mapError((e) => prefixFile(label)(withLine(e, locate([...u.where.split("."), "use"]))))
+      )
+      out.push({ kind: u.kind, use: u.use, plugin })
+    }
+    return out
+  })

@@ -16,6 +16,7 @@ import { isSinkPlugin, type SinkPlugin } from "./Sink.js"
 import { isSourcePlugin, type SourcePlugin } from "./Source.js"
 import { isStateStorePlugin, type StateStorePlugin } from "./StateStore.js"
 import { jsonStateStore } from "./StateStores.js"
+import * as Suggest from "./Suggest.js"
 import { isTransformPlugin, type TransformPlugin } from "./Transform.js"
 
 /** The plugin kinds. */
@@ -215,8 +216,20 @@ const thrown = (e: unknown): string => {
   }
 }
 
-const unknownPlugin = (registry: Registry, kind: Kind, use: string, where: string) =>
-  new ConfigError({
-    message: `${where}: unknown ${kindName[kind]} plugin '${use}'. Built-in ${kindName[kind]}s: ${names(registry, kind).join(", ") || "none"}; or give an npm package name or a relative path like ./my-plugin.js`,
+/**
+ * An unknown plugin name: the built-ins of its kind, the closest of them when it looks like a typo,
+ * or the kind it is a built-in of when it is one of another section.
+ */
+const unknownPlugin = (registry: Registry, kind: Kind, use: string, where: string) => {
+  const elsewhere = (["source", "transform", "sink", "state"] as const).filter((k) => k !== kind && names(registry, k).includes(use))
+  const near = Suggest.closest(use, names(registry, kind))
+  const hint = near !== undefined
+    ? ` Did you mean '${near}'?`
+    : elsewhere.length > 0
+    ? ` ('${use}' is a built-in ${elsewhere.map((k) => kindName[k]).join(" and ")}, not a ${kindName[kind]}.)`
+    : ""
+  return new ConfigError({
+    message: `${where}: unknown ${kindName[kind]} plugin '${use}'. Built-in ${kindName[kind]}s: ${names(registry, kind).join(", ") || "none"}; or give an npm package name or a relative path like ./my-plugin.js${hint !== "" ? `.${hint}` : ""}`,
     path: where
   })
+}

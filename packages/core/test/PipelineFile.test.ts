@@ -181,9 +181,11 @@ describe("PipelineFile: error messages read as one answer per field", () => {
     Effect.gen(function*() {
       const e = yield* PipelineFile.parse(text("      mode: x\n      retry:\n        maxRetries: -1"), { registry: reg, env: {}, file }).pipe(Effect.flip)
       expect(e.message.split("\n")).toEqual([
+        `${file}: 2 problems`,
         `${file}: sources.s1.with.mode: expected one of "list", "detailed", got "x" (line 7)`,
-        `sources.s1.with.retry.maxRetries: expected an integer from 0 to 20, got -1 (line 9)`
+        `${file}: sources.s1.with.retry.maxRetries: expected an integer from 0 to 20, got -1 (line 9)`
       ])
+      expect(e.problems?.map((p) => [p.path, p.line])).toEqual([["sources.s1.with.mode", 7], ["sources.s1.with.retry.maxRetries", 9]])
     }))
 
   it.effect("a wrong file version says what is expected", () =>

@@ -138,9 +138,13 @@ sinks:
       for (const text of cases) {
         const e = yield* parseErr(text)
         expect(e._tag, text).toBe("ConfigError")
-        expect(e.message, text).not.toContain("\n")
-        expect(e.message, text).not.toMatch(/[\u0000-\u001f]/)
-        expect(e.message.startsWith(file), text).toBe(true)
+        // One line, or with several problems (each collected) a heading and one line each.
+        const lines = e.message.split("\n")
+        expect(lines.length, text).toBe(e.problems === undefined ? 1 : e.problems.length + 1)
+        for (const line of lines) {
+          expect(line, text).not.toMatch(/[\u0000-\u001f]/)
+          expect(line.startsWith(file), text).toBe(true)
+        }
       }
     }))
 
