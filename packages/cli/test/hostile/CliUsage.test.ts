@@ -86,9 +86,9 @@ describe("usage errors: one line naming the argument, exit 2, nothing run", () =
     ["runs without its file", ["runs"], ["missing argument: effetl runs <file> [id]"]],
     ["simulate --port with no value", ["simulate", "channel", "--port"], ["--port needs a value"]],
     ["simulate --port 70000", ["simulate", "channel", "--port", "70000"], ["--port must be an integer from 0 to 65535"]],
-    ["an unknown command", ["nosuch", "p.yaml"], ["unknown command 'nosuch'; the commands are run, validate, plugins, schema, state, runs, simulate, worker"]],
+    ["an unknown command", ["nosuch", "p.yaml"], ["unknown command 'nosuch'; the commands are run, validate, plugins, schema, state, runs, simulate, worker, new"]],
     ["a typo of a command", ["rn", "p.yaml"], ["unknown command 'rn' (did you mean run?)"]],
-    ["no command", [], ["error: give a command: run, validate, plugins, schema, state, runs, simulate, worker (see 'effetl --help')"]]
+    ["no command", [], ["error: give a command: run, validate, plugins, schema, state, runs, simulate, worker, new (see 'effetl --help')"]]
   ]
   for (const [what, args, names] of cases) {
     it(`${what}: ${args.join(" ") || "(nothing)"}`, async () => {
