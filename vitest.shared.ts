@@ -4,6 +4,7 @@
  * (Tests that spawn the real CLI use the built `dist/`; the `test` target depends on `build`.)
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import type { UserConfig } from "vitest/config"
 
@@ -38,6 +39,10 @@ export const shared = (packageDir: string): UserConfig => ({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Two test files at once even on 2 cores (vitest's default there is one): most of the slow
+    // files wait on child processes, servers and timers, not on the CPU. Timeouts stay generous.
+    maxWorkers: Math.max(2, os.availableParallelism()),
+    minWorkers: 1,
     sequence: { concurrent: false }
   }
 })
