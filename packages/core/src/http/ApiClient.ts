@@ -32,6 +32,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
@@ -413,7 +414,8 @@ const exchange = <B>(
             `timed out after ${Duration.format(timeout)}`
           )
       ).pipe(
-        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
+        // The auth header's value is redacted wherever the platform prints the request's headers.
+        redactedNames.length === 0 ? identity : Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
       )).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void))
     )).pipe(
       Effect.mapError((f) => (idempotent || f.error._tag === "RateLimited" ? f : { ...f, retryable: false }))
