@@ -39,6 +39,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Batch from "../Batch.js"
 import { ApiError, DecodeError, type HttpError, RateLimited, TransportError, Unauthorized } from "../Errors.js"
 import * as RunStats from "../RunStats.js"
 import * as Text from "../Text.js"
@@ -257,6 +258,9 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
 
   const requestJson = <A, I>(request: Request, schema: Schema.Schema<A, I>): Effect.Effect<JsonReply<A>, HttpError> => {
     const decode = Schema.decodeUnknownEither(schema, { errors: "all" })
+    // A body the plain decoder accepts needs no Schema parser (a page of 1,000 raw items is 1,000
+    // of its steps); anything it leaves goes through Schema, which then decides and says why.
+    const plain = Batch.plainDecoder(schema)
     return exchange(source, settings, resolve, request, (raw, ctx) => {
       const info = replyInfo(raw)
       if (raw._tag === "Answer") {
@@ -286,6 +290,8 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
         ))
       }
       const json = parsed.right
+      const fast = plain === undefined ? Option.none() : plain(json)
+      if (Option.isSome(fast)) return Effect.succeed<JsonReply<A>>({ _tag: "Ok", ...info, value: fast.value })
       return Either.match(decode(json), {
         onRight: (value) => Effect.succeed<JsonReply<A>>({ _tag: "Ok", ...info, value }),
         onLeft: (error) => {
