@@ -391,41 +391,45 @@ const exchange = <B>(
         )
       )
     )
-    const attempt: Effect.Effect<B, Retry.Failure<HttpError>> = Effect.uninterruptibleMask((restore) => Effect.zipRight(
-      restore(take),
-      restore(withDeadline(
-        timeout,
-        (scope, readInFull) =>
-          Effect.flatMap(
-            settings.http.execute(httpRequest).pipe(
-              Scope.extend(scope),
-              Effect.mapError((e) => transportFailure(ctx, e))
-            ),
-            (response) => {
-              // Read once: the platform builds a new Headers object on every read of `headers`.
-              const headers = response.headers
-              return Effect.zipRight(
-                settings.limiter.observe(headers),
-                Effect.flatMap(classify(ctx, request, response, headers, readInFull), (raw) => finish(raw, ctx))
-              )
-            }
+    const once: Effect.Effect<B, Retry.Failure<HttpError>> = withDeadline(
+      timeout,
+      (scope, readInFull) =>
+        Effect.flatMap(
+          settings.http.execute(httpRequest).pipe(
+            Scope.extend(scope),
+            Effect.mapError((e) => transportFailure(ctx, e))
           ),
-        () =>
-          Retry.transient<HttpError>(
-            new TransportError({
-              source,
-              message: `${ctx.prefix}: ${method} ${ctx.url} timed out after ${Duration.format(timeout)}`,
-              url: ctx.url
-            }),
-            `timed out after ${Duration.format(timeout)}`
-          )
-      ).pipe(
-        // The auth header's value is redacted wherever the platform prints the request's headers.
-        redactedNames.length === 0 ? identity : Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
-      )).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void))
-    )).pipe(
-      Effect.mapError((f) => (idempotent || f.error._tag === "RateLimited" ? f : { ...f, retryable: false }))
+          (response) => {
+            // Read once: the platform builds a new Headers object on every read of `headers`.
+            const headers = response.headers
+            return Effect.zipRight(
+              settings.limiter.observe(headers),
+              Effect.flatMap(classify(ctx, request, response, headers, readInFull), (raw) => finish(raw, ctx))
+            )
+          }
+        ),
+      () =>
+        Retry.transient<HttpError>(
+          new TransportError({
+            source,
+            message: `${ctx.prefix}: ${method} ${ctx.url} timed out after ${Duration.format(timeout)}`,
+            url: ctx.url
+          }),
+          `timed out after ${Duration.format(timeout)}`
+        )
+    ).pipe(
+      // The auth header's value is redacted wherever the platform prints the request's headers.
+      redactedNames.length === 0 ? identity : Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
     )
+    // Without a limiter there is nothing to take before the attempt or to release after it.
+    const limited: Effect.Effect<B, Retry.Failure<HttpError>> = settings.limiter === RateLimit.unlimited
+      ? once
+      : Effect.uninterruptibleMask((restore) =>
+        Effect.zipRight(restore(take), restore(once).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void)))
+      )
+    const attempt = idempotent
+      ? limited
+      : Effect.mapError(limited, (f) => (f.error._tag === "RateLimited" ? f : { ...f, retryable: false }))
 
     return Retry.retry(attempt, {
       policy: settings.policy,
@@ -694,18 +698,17 @@ const readBody = (
     return Effect.fail(tooLarge(`Content-Length ${declared}`))
   }
   if (declared !== undefined && declared <= limit && headers["transfer-encoding"] === undefined) {
-    return response.arrayBuffer.pipe(
-      Effect.mapError(cut),
-      Effect.flatMap((buffer) => {
+    return Effect.matchEffect(response.arrayBuffer, {
+      onFailure: (e) => Effect.fail(cut(e)),
+      onSuccess: (buffer) => {
         if (buffer.byteLength > limit) {
           if (onOver === "fail") return Effect.fail(tooLarge(`read ${buffer.byteLength} bytes`))
-          return Effect.succeed(new Uint8Array(buffer, 0, limit))
+          return decodeBody(ctx, response, headers, new Uint8Array(buffer, 0, limit), limit, onOver)
         }
         readInFull()
-        return Effect.succeed(new Uint8Array(buffer))
-      }),
-      Effect.flatMap((bytes) => decodeBody(ctx, response, headers, bytes, limit, onOver))
-    )
+        return decodeBody(ctx, response, headers, new Uint8Array(buffer), limit, onOver)
+      }
+    })
   }
   return response.stream.pipe(
     Stream.runFoldWhile(
