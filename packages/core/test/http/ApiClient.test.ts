@@ -5,6 +5,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
@@ -310,6 +311,20 @@ describe("ApiClient", () => {
         }
         // Cut means cut: the server sees both requests end.
         yield* waitFor(() => server.requests.length === 2 && server.load.inFlight === 0, "both cut requests closed")
+      })
+    ))
+
+  it.live("an interrupted request is aborted: the server sees it end", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start(() => {
+          // never answers
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        const fiber = yield* Effect.fork(client.getJson("/hang", {}, Page))
+        yield* waitFor(() => server.load.inFlight === 1, "the request reached the server")
+        yield* Fiber.interrupt(fiber)
+        yield* waitFor(() => server.load.inFlight === 0, "the interrupted request closed")
       })
     ))
 
