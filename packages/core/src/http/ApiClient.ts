@@ -482,7 +482,8 @@ const exchange = <B>(
  * Runs one attempt under a deadline. The attempt's request runs in `scope`: closing it aborts the
  * request (the platform's `HttpClient.withScope`). When `timeout` passes first, the scope is closed,
  * which cuts the request wherever it waits (connecting, headers, body), and the attempt fails with
- * `onTimeout()`. An attempt that ends any other way is aborted too, unless it called `readInFull`
+ * `onTimeout()` (a failure after its body was read in full, such as a schema mismatch, stays its
+ * own). An attempt that ends any other way is aborted too, unless it called `readInFull`
  * (its body was read to the end, so there is nothing left to cut) and succeeded.
  *
  * This is `Effect.timeoutFail` without its two fibers per attempt: on the live clock the deadline is
@@ -503,7 +504,8 @@ const withDeadline = <A, E>(
       })
       return Effect.flatMap(startTimer(clock, timeout, expire), (cancel) =>
         use(scope, () => (complete = true)).pipe(
-          Effect.catchAll((e) => Effect.fail(expired ? onTimeout() : e)),
+          // A failure after the body was read in full (the schema refused it, ...) is its own.
+          Effect.catchAll((e) => Effect.fail(expired && !complete ? onTimeout() : e)),
           Effect.onExit((exit) => {
             cancel()
             return Exit.isSuccess(exit) && complete && !expired ? Effect.void : Scope.close(scope, exit)
