@@ -87,7 +87,7 @@ export const describeIssues = (error: ParseResult.ParseError): string =>
  */
 export const decodeItem = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
   const decode = Schema.decodeUnknownEither(schema, { errors: "all" })
-  const fast = compile(schema.ast)
+  const fast = compiled(schema.ast)
   return (item: unknown): Either.Either<A, Rejection> => {
     if (fast !== undefined) {
       const out = fast(item)
@@ -122,12 +122,20 @@ const filterOptions: AST.ParseOptions = { errors: "all" }
  * whose decode may do more than check and copy.
  */
 export const plainDecoder = <A, I>(schema: Schema.Schema<A, I>): ((u: unknown) => Option.Option<A>) | undefined => {
-  const plain = compile(schema.ast)
+  const plain = compiled(schema.ast)
   if (plain === undefined) return undefined
   return (u) => {
     const out = plain(u)
     return out === miss ? Option.none() : Option.some(out as A)
   }
+}
+
+/** Each AST is compiled once (a client decodes every page of a list with the same schema). */
+const cache = new WeakMap<AST.AST, Plain | null>()
+const compiled = (ast: AST.AST): Plain | undefined => {
+  let plain = cache.get(ast)
+  if (plain === undefined) cache.set(ast, plain = compile(ast) ?? null)
+  return plain ?? undefined
 }
 
 const compile = (ast: AST.AST): Plain | undefined => {
@@ -182,8 +190,11 @@ const compile = (ast: AST.AST): Plain | undefined => {
     case "TupleType": {
       // Arrays (`Schema.Array(x)`): a copy with each element decoded.
       if (ast.elements.length > 0 || ast.rest.length !== 1) return undefined
-      const element = compile(ast.rest[0]!.type)
+      const rest = ast.rest[0]!.type
+      const element = compile(rest)
       if (element === undefined) return undefined
+      // Elements of any value (a page of raw items, decoded one by one later): a copy.
+      if (rest._tag === "UnknownKeyword" || rest._tag === "AnyKeyword") return (u) => (Array.isArray(u) ? u.slice() : miss)
       return (u) => {
         if (!Array.isArray(u)) return miss
         const out: Array<unknown> = new Array(u.length)

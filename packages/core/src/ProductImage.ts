@@ -121,6 +121,9 @@ export const toJson = (r: ProductImage, options?: { readonly includeBytes?: bool
 
 const isoOrNull = (d: Date): string | null => (Number.isNaN(d.getTime()) ? null : d.toISOString())
 
+/** A record's date as its JSON form writes it: ISO-8601 UTC, or null (none, or an invalid date). */
+export const isoDate = (d: Date | null): string | null => (d === null ? null : isoOrNull(d))
+
 /** Decodes the JSON form back into a record (no validation; the form came from `toJson`). */
 export const fromJson = (j: ProductImageJson): ProductImage =>
   ProductImage.unchecked({

@@ -5,6 +5,7 @@ import * as FastCheck from "effect/FastCheck"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Batch from "../src/Batch.js"
+import { drfEnvelope } from "../src/http/Paginate.js"
 
 describe("Batch.decodeItem", () => {
   const decode = Batch.decodeItem(Schema.Struct({ id: Schema.Int, tags: Schema.Array(Schema.String) }), "product image")
@@ -45,7 +46,9 @@ describe("Batch.plainDecoder", () => {
     extra: Schema.Unknown,
     either: Schema.Union(Schema.Struct({ x: Schema.Int }), Schema.Null, Schema.Literal(0))
   })
-  const schemas = [channelLike, listed, nested] as const
+  /** A page as ApiClient.requestJson decodes it (its plain decoder is tried first there too). */
+  const page = drfEnvelope(Schema.Unknown)
+  const schemas = [channelLike, listed, nested, page] as const
 
   it("decodes the plain wire shapes without Schema's parser, and leaves other shapes to it", () => {
     for (const schema of schemas) expect(Batch.plainDecoder(schema as Schema.Schema<unknown, unknown>)).toBeDefined()

@@ -1,7 +1,7 @@
 /**
  * The `csv` sink: one row per image, in a fixed column order, quoted per RFC 4180 by `csv-stringify`.
  */
-import { Config, type ProductImage, Sink, toJson } from "@effetl/core"
+import { Config, isoDate, type ProductImage, Sink } from "@effetl/core"
 import { stringify } from "csv-stringify/sync"
 import type * as Chunk from "effect/Chunk"
 import * as Schema from "effect/Schema"
@@ -44,11 +44,21 @@ export const CsvConfig = Schema.Struct({
 })
 export type CsvConfig = typeof CsvConfig.Type
 
-/** One record's row: strings and numbers, null for an empty field; dates ISO-8601 UTC. */
-export const row = (r: ProductImage): Array<string | number | null> => {
-  const j = toJson(r)
-  return [j.source, j.productId, j.imageId, j.position, j.url, j.filename, j.width, j.height, j.contentHash, j.alt, j.createdAt, j.updatedAt]
-}
+/** One record's row: strings and numbers, null for an empty field; dates ISO-8601 UTC (as in its JSON form). */
+export const row = (r: ProductImage): Array<string | number | null> => [
+  r.source,
+  r.productId,
+  r.imageId,
+  r.position,
+  r.url,
+  r.filename,
+  r.width,
+  r.height,
+  r.contentHash,
+  r.alt,
+  isoDate(r.createdAt),
+  isoDate(r.updatedAt)
+]
 
 /** Writes product images as CSV. */
 export const csv = Sink.define<CsvConfig>({

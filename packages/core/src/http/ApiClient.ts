@@ -31,12 +31,16 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Batch from "../Batch.js"
 import { ApiError, DecodeError, type HttpError, RateLimited, TransportError, Unauthorized } from "../Errors.js"
 import * as RunStats from "../RunStats.js"
 import * as Text from "../Text.js"
@@ -198,6 +202,10 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
         options.rateLimit
       )
     const redirects = options.followRedirects === true && options.auth === undefined
+    const followed = redirects ? HttpClient.followRedirects(httpClient, 10) : httpClient
+    // Effect's own tracer records spans nowhere: without a real one (OpenTelemetry, ...) installed,
+    // a span per request (its attributes, header redaction and trace headers) is pure cost.
+    const traced = (yield* Effect.tracer) !== defaultTracer
     const settings: Settings = {
       base,
       headers: { accept: "application/json", "user-agent": "effetl", ...lowerKeys(options.headers ?? {}) },
@@ -207,7 +215,7 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
       limiter,
       requestIdHeaders: (options.requestIdHeaders ?? defaultRequestIdHeaders).map((h) => h.toLowerCase()),
       secretParams: [...SafeUrl.defaultSecretParams, ...(options.secretParams ?? [])],
-      http: HttpClient.withScope(redirects ? HttpClient.followRedirects(httpClient, 10) : httpClient),
+      http: HttpClient.withScope(traced ? followed : HttpClient.withTracerDisabledWhen(followed, () => true)),
       scrub: scrubber(options.auth)
     }
     return makeClient(options.source, settings)
@@ -251,6 +259,9 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
 
   const requestJson = <A, I>(request: Request, schema: Schema.Schema<A, I>): Effect.Effect<JsonReply<A>, HttpError> => {
     const decode = Schema.decodeUnknownEither(schema, { errors: "all" })
+    // A body the plain decoder accepts needs no Schema parser (a page of 1,000 raw items is 1,000
+    // of its steps); anything it leaves goes through Schema, which then decides and says why.
+    const plain = Batch.plainDecoder(schema)
     return exchange(source, settings, resolve, request, (raw, ctx) => {
       const info = replyInfo(raw)
       if (raw._tag === "Answer") {
@@ -280,6 +291,8 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
         ))
       }
       const json = parsed.right
+      const fast = plain === undefined ? Option.none() : plain(json)
+      if (Option.isSome(fast)) return Effect.succeed<JsonReply<A>>({ _tag: "Ok", ...info, value: fast.value })
       return Either.match(decode(json), {
         onRight: (value) => Effect.succeed<JsonReply<A>>({ _tag: "Ok", ...info, value }),
         onLeft: (error) => {
@@ -382,35 +395,45 @@ const exchange = <B>(
         )
       )
     )
-    const attempt: Effect.Effect<B, Retry.Failure<HttpError>> = Effect.uninterruptibleMask((restore) => Effect.zipRight(
-      restore(take),
-      restore(Effect.scoped(
-        Effect.gen(function*() {
-          const response = yield* settings.http.execute(httpRequest).pipe(
+    const once: Effect.Effect<B, Retry.Failure<HttpError>> = withDeadline(
+      timeout,
+      (scope, readInFull) =>
+        Effect.flatMap(
+          settings.http.execute(httpRequest).pipe(
+            Scope.extend(scope),
             Effect.mapError((e) => transportFailure(ctx, e))
-          )
-          yield* settings.limiter.observe(response.headers)
-          const raw = yield* classify(ctx, request, response)
-          return yield* finish(raw, ctx)
-        })
-      ).pipe(
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            Retry.transient<HttpError>(
-              new TransportError({
-                source,
-                message: `${ctx.prefix}: ${method} ${ctx.url} timed out after ${Duration.format(timeout)}`,
-                url: ctx.url
-              }),
-              `timed out after ${Duration.format(timeout)}`
+          ),
+          (response) => {
+            // Read once: the platform builds a new Headers object on every read of `headers`.
+            const headers = response.headers
+            return Effect.zipRight(
+              settings.limiter.observe(headers),
+              Effect.flatMap(classify(ctx, request, response, headers, readInFull), (raw) => finish(raw, ctx))
             )
-        }),
-        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
-      )).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void))
-    )).pipe(
-      Effect.mapError((f) => (idempotent || f.error._tag === "RateLimited" ? f : { ...f, retryable: false }))
+          }
+        ),
+      () =>
+        Retry.transient<HttpError>(
+          new TransportError({
+            source,
+            message: `${ctx.prefix}: ${method} ${ctx.url} timed out after ${Duration.format(timeout)}`,
+            url: ctx.url
+          }),
+          `timed out after ${Duration.format(timeout)}`
+        )
+    ).pipe(
+      // The auth header's value is redacted wherever the platform prints the request's headers.
+      redactedNames.length === 0 ? identity : Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
     )
+    // Without a limiter there is nothing to take before the attempt or to release after it.
+    const limited: Effect.Effect<B, Retry.Failure<HttpError>> = settings.limiter === RateLimit.unlimited
+      ? once
+      : Effect.uninterruptibleMask((restore) =>
+        Effect.zipRight(restore(take), restore(once).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void)))
+      )
+    const attempt = idempotent
+      ? limited
+      : Effect.mapError(limited, (f) => (f.error._tag === "RateLimited" ? f : { ...f, retryable: false }))
 
     return Retry.retry(attempt, {
       policy: settings.policy,
@@ -462,27 +485,106 @@ const exchange = <B>(
     })
   })
 
+/**
+ * Runs one attempt under a deadline. The attempt's request runs in `scope`: closing it aborts the
+ * request (the platform's `HttpClient.withScope`). When `timeout` passes first, the scope is closed,
+ * which cuts the request wherever it waits (connecting, headers, body), and the attempt fails with
+ * `onTimeout()` (a failure after its body was read in full, such as a schema mismatch, stays its
+ * own). An attempt that ends any other way is aborted too, unless it called `readInFull`
+ * (its body was read to the end, so there is nothing left to cut) and succeeded.
+ *
+ * This is `Effect.timeoutFail` without its two fibers per attempt: on the live clock the deadline is
+ * one timer; on another clock (`TestClock`) it is a fiber sleeping on that clock.
+ */
+const withDeadline = <A, E>(
+  timeout: Duration.Duration,
+  use: (scope: Scope.Scope, readInFull: () => void) => Effect.Effect<A, E>,
+  onTimeout: () => E
+): Effect.Effect<A, E> =>
+  Effect.clockWith((clock) =>
+    Effect.flatMap(Scope.make(), (scope) => {
+      let expired = false
+      let complete = false
+      const expire = Effect.suspend(() => {
+        expired = true
+        return Scope.close(scope, Exit.void)
+      })
+      return Effect.flatMap(startTimer(clock, timeout, expire), (cancel) =>
+        use(scope, () => (complete = true)).pipe(
+          // A failure after the body was read in full (the schema refused it, ...) is its own.
+          Effect.catchAll((e) => Effect.fail(expired && !complete ? onTimeout() : e)),
+          Effect.onExit((exit) => {
+            cancel()
+            return Exit.isSuccess(exit) && complete && !expired ? Effect.void : Scope.close(scope, exit)
+          })
+        ))
+    })
+  )
+
+/** The clock and tracer Effect runs with when none is installed. */
+const liveClock = Effect.runSync(Effect.clock)
+const defaultTracer = Effect.runSync(Effect.tracer)
+
+/** Runs `fire` once `duration` has passed on `clock`; the function returned cancels it. */
+const startTimer = (clock: Clock.Clock, duration: Duration.Duration, fire: Effect.Effect<void>): Effect.Effect<() => void> => {
+  const millis = Duration.toMillis(duration)
+  // Beyond what a JS timer holds, a duration is as good as infinite (as Effect's own clock treats it).
+  if (!Number.isFinite(millis) || millis > 2 ** 31 - 1) return Effect.succeed(() => {})
+  if (clock === liveClock) {
+    return Effect.sync(() => {
+      const handle = setTimeout(() => Effect.runFork(fire), millis)
+      return () => clearTimeout(handle)
+    })
+  }
+  return Effect.map(
+    Effect.forkDaemon(Effect.zipRight(clock.sleep(duration), fire)),
+    (fiber) => () => fiber.unsafeInterruptAsFork(FiberId.none)
+  )
+}
+
 /** Maps a response to a raw reply (2xx or a declared answer) or a classified failure. */
 const classify = (
   ctx: Context,
   request: Request,
-  response: HttpClientResponse.HttpClientResponse
+  response: HttpClientResponse.HttpClientResponse,
+  headers: Headers.Headers,
+  readInFull: () => void
+): Effect.Effect<Raw, Retry.Failure<HttpError>> => {
+  const status = response.status
+  const answered = request.answers !== undefined && request.answers.some((a) => (typeof a === "number" ? a : a.status) === status)
+  if (status >= 200 && status < 300 && !answered) {
+    // The common case, kept free of generators: a 2xx body read whole (within the cap).
+    return Effect.map(readBody(ctx, response, headers, Option.fromNullable(request.maxBytes), "fail", readInFull), (bytes): Raw => ({
+      _tag: "Ok",
+      status,
+      headers,
+      requestId: findRequestId(ctx.settings, headers),
+      url: ctx.url,
+      bytes,
+      vendorMessage: Option.none()
+    }))
+  }
+  return classifyOther(ctx, request, response, headers, readInFull)
+}
+
+/** {@link classify} for a status that is not a plain 2xx: a declared answer, or an error to classify. */
+const classifyOther = (
+  ctx: Context,
+  request: Request,
+  response: HttpClientResponse.HttpClientResponse,
+  headers: Headers.Headers,
+  readInFull: () => void
 ): Effect.Effect<Raw, Retry.Failure<HttpError>> =>
   Effect.gen(function*() {
     const { settings } = ctx
     const status = response.status
-    const requestId = findRequestId(settings, response.headers)
-    const base = { status, headers: response.headers, requestId, url: ctx.url }
+    const requestId = findRequestId(settings, headers)
+    const base = { status, headers, requestId, url: ctx.url }
     const rules = (request.answers ?? []).map((a) => (typeof a === "number" ? { status: a } : a))
     const matching = rules.filter((r) => r.status === status)
 
-    if (status >= 200 && status < 300 && matching.length === 0) {
-      const bytes = yield* readBody(ctx, response, Option.fromNullable(request.maxBytes), "fail")
-      return { _tag: "Ok", ...base, bytes, vendorMessage: Option.none() } satisfies Raw
-    }
-
-    // Anything else: read (a bounded part of) the body for the vendor's message.
-    const bytes = yield* readBody(ctx, response, Option.some(errorBodyCap), "truncate")
+    // Read (a bounded part of) the body: the answer's, or the vendor's message.
+    const bytes = yield* readBody(ctx, response, headers, Option.some(errorBodyCap), "truncate", readInFull)
     const text = settings.scrub(new TextDecoder().decode(bytes))
     const vendor = ErrorBody.parse(text)
     const answer = matching.find((r) =>
@@ -501,7 +603,7 @@ const classify = (
       requestId: Option.getOrUndefined(requestId)
     }
     const now = yield* Clock.currentTimeMillis
-    const asked = Retry.serverWaitFrom(settings.policy, response.headers, now)
+    const asked = Retry.serverWaitFrom(settings.policy, headers, now)
     const wait = Option.map(asked, (a) => a.wait)
 
     if ((status === 401 || status === 403) && Option.isSome(settings.auth)) {
@@ -543,7 +645,7 @@ const classify = (
       ))
     }
     if (status >= 300 && status < 400) {
-      const location = response.headers["location"]
+      const location = headers["location"]
       const to = location === undefined ? "" : ` to ${SafeUrl.printable(location, settings.secretParams)}`
       return yield* Effect.fail(Retry.fatal<HttpError>(
         apiError(`the API redirected ${ctx.method} ${ctx.url}${to} (HTTP ${status}); redirects are not followed`),
@@ -562,12 +664,20 @@ const errorBodyCap = 64 * 1024
 /**
  * Reads a body. With a cap and `"fail"`, a body over the cap fails at once (not retried); with
  * `"truncate"`, reading stops at the cap. A body cut by the peer is a retryable `TransportError`.
+ * `readInFull` is called once the body has been read to its end.
+ *
+ * A body whose length the response declares (`Content-Length`, no `Transfer-Encoding`) within the
+ * cap is read in one piece: HTTP/1.1 framing ends the body at the declared length, so it cannot
+ * pass the cap (and the length is checked again). Any other body is read as a stream, chunk by
+ * chunk, and reading stops as soon as it passes the cap.
  */
 const readBody = (
   ctx: Context,
   response: HttpClientResponse.HttpClientResponse,
+  headers: Headers.Headers,
   cap: Option.Option<number>,
-  onOver: "fail" | "truncate"
+  onOver: "fail" | "truncate",
+  readInFull: () => void
 ): Effect.Effect<Uint8Array, Retry.Failure<HttpError>> => {
   const limit = Option.getOrElse(cap, () => Number.POSITIVE_INFINITY)
   const tooLarge = (got: string) =>
@@ -580,9 +690,34 @@ const readBody = (
       }),
       "body over the cap"
     )
-  const declared = Number(response.headers["content-length"])
-  if (onOver === "fail" && Number.isFinite(declared) && declared > limit) {
+  const cut = (e: HttpClientError.ResponseError) =>
+    Retry.transient<HttpError>(
+      new TransportError({
+        source: ctx.source,
+        url: ctx.url,
+        message: `${ctx.prefix}: the connection closed before the whole response to ${ctx.method} ${ctx.url} arrived${
+          e.reason === "Decode" ? "" : ` (${e.reason})`
+        }`
+      }),
+      "truncated body"
+    )
+  const length = headers["content-length"]
+  const declared = length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : undefined
+  if (onOver === "fail" && declared !== undefined && declared > limit) {
     return Effect.fail(tooLarge(`Content-Length ${declared}`))
+  }
+  if (declared !== undefined && declared <= limit && headers["transfer-encoding"] === undefined) {
+    return Effect.matchEffect(response.arrayBuffer, {
+      onFailure: (e) => Effect.fail(cut(e)),
+      onSuccess: (buffer) => {
+        if (buffer.byteLength > limit) {
+          if (onOver === "fail") return Effect.fail(tooLarge(`read ${buffer.byteLength} bytes`))
+          return decodeBody(ctx, response, headers, new Uint8Array(buffer, 0, limit), limit, onOver)
+        }
+        readInFull()
+        return decodeBody(ctx, response, headers, new Uint8Array(buffer), limit, onOver)
+      }
+    })
   }
   return response.stream.pipe(
     Stream.runFoldWhile(
@@ -593,26 +728,16 @@ const readBody = (
         return { chunks: s.chunks, size: s.size + chunk.length }
       }
     ),
-    Effect.mapError((e) =>
-      Retry.transient<HttpError>(
-        new TransportError({
-          source: ctx.source,
-          url: ctx.url,
-          message: `${ctx.prefix}: the connection closed before the whole response to ${ctx.method} ${ctx.url} arrived${
-            e.reason === "Decode" ? "" : ` (${e.reason})`
-          }`
-        }),
-        "truncated body"
-      )
-    ),
+    Effect.mapError(cut),
     Effect.flatMap((s) => {
       if (s.size > limit) {
         if (onOver === "fail") return Effect.fail(tooLarge(`stopped reading after ${s.size} bytes`))
         return Effect.succeed(concat(s.chunks, limit))
       }
+      readInFull()
       return Effect.succeed(concat(s.chunks, s.size))
     }),
-    Effect.flatMap((bytes) => decodeBody(ctx, response, bytes, limit, onOver))
+    Effect.flatMap((bytes) => decodeBody(ctx, response, headers, bytes, limit, onOver))
   )
 }
 
@@ -625,11 +750,12 @@ const readBody = (
 const decodeBody = (
   ctx: Context,
   response: HttpClientResponse.HttpClientResponse,
+  headers: Headers.Headers,
   bytes: Uint8Array,
   limit: number,
   onOver: "fail" | "truncate"
 ): Effect.Effect<Uint8Array, Retry.Failure<HttpError>> => {
-  const header = response.headers["content-encoding"]
+  const header = headers["content-encoding"]
   if (bytes.length === 0 || ContentEncoding.codings(header).length === 0) return Effect.succeed(bytes)
   const coding = Text.escapeControl(header!.trim().slice(0, 40))
   return Effect.catchAll(ContentEncoding.decode(header, bytes, limit), (failure) => {

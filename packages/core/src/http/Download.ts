@@ -95,9 +95,16 @@ export const make = (options: Options): Effect.Effect<Downloader, never, HttpCli
               ? Either.right(target)
               : Either.left(refuse(source, url, `${target.hostname} is not in allowedHosts`))
         )
+      // One client per source name (fetches name the source of their record).
+      const clients = new Map<string, ApiClient.ApiClient>([[options.source, client]])
+      const clientOf = (source: string): ApiClient.ApiClient => {
+        let c = clients.get(source)
+        if (c === undefined) clients.set(source, c = client.withSource(source))
+        return c
+      }
       const hop = (source: string, target: URL, redirects: number): Effect.Effect<Uint8Array, HttpError> =>
         Effect.flatMap(
-          client.withSource(source).requestBytes({ path: target.href, maxBytes, answers: redirectStatuses }),
+          clientOf(source).requestBytes({ path: target.href, maxBytes, answers: redirectStatuses }),
           (reply) => {
             if (reply._tag === "Ok") return Effect.succeed(reply.bytes)
             const location = reply.headers["location"]

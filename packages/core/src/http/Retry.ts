@@ -210,6 +210,23 @@ export const retry = <A, E, R, R2 = never>(
   attempt: Effect.Effect<A, Failure<E>, R>,
   options: RetryOptions<E, R2>
 ): Effect.Effect<A, E, R | R2> =>
+  // Most attempts succeed the first time: the schedule is only built once one has failed. That
+  // failure is then replayed as the schedule's first input, so what follows is exactly the retry
+  // of the whole attempt.
+  Effect.catchAll(attempt, (first) => {
+    let replayed = false
+    const again = Effect.suspend(() => {
+      if (replayed) return attempt
+      replayed = true
+      return Effect.fail(first)
+    })
+    return retryScheduled(again, options)
+  })
+
+const retryScheduled = <A, E, R, R2 = never>(
+  attempt: Effect.Effect<A, Failure<E>, R>,
+  options: RetryOptions<E, R2>
+): Effect.Effect<A, E, R | R2> =>
   Effect.flatMap(Ref.make(0), (retries) =>
     attempt.pipe(
       Effect.retry(

@@ -93,6 +93,10 @@ export const fetchable = (raw: string): Either.Either<URL, Refusal> => {
 
 /** The URL as it may be printed: no user info, secret query parameters as `***`, no fragment. */
 export const printable = (url: URL | string, secretParams: ReadonlyArray<string> = defaultSecretParams): string => {
+  // Nothing to hide (an image URL, most often): the URL as it is, without parsing it again.
+  if (typeof url !== "string" && url.search === "" && url.hash === "" && url.username === "" && url.password === "" && !url.href.endsWith("#")) {
+    return url.href
+  }
   const parsed = typeof url === "string" ? parse(url) : new URL(url.href)
   if (parsed === undefined) return describe(typeof url === "string" ? url : url.href)
   parsed.username = ""

@@ -78,14 +78,11 @@ export const HashContent = Transform.define<HashContentConfig>({
       const permits = yield* Effect.makeSemaphore(config.concurrency)
 
       const download = (record: ProductImage & { readonly url: string }): Effect.Effect<Either.Either<ProductImage, DeadLetter>> =>
-        permits.withPermits(1)(downloader.fetch(record.url, { source: record.source })).pipe(
-          Effect.map((bytes) =>
-            Either.right(record.with({ contentHash: sha256(bytes), ...(config.keepBytes ? { bytes } : {}) }))
-          ),
-          Effect.catchAll((error) =>
-            Effect.succeed(Either.left<DeadLetter>({ source: record.source, stage, error: error.message, record }))
-          )
-        )
+        Effect.match(permits.withPermits(1)(downloader.fetch(record.url, { source: record.source })), {
+          onSuccess: (bytes) =>
+            Either.right(record.with(config.keepBytes ? { contentHash: sha256(bytes), bytes } : { contentHash: sha256(bytes) })),
+          onFailure: (error) => Either.left<DeadLetter>({ source: record.source, stage, error: error.message, record })
+        })
 
       return {
         // One pass over the batch: records with bytes are hashed in place (no Effect per record),

@@ -5,16 +5,18 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
+import * as Tracer from "effect/Tracer"
 import * as zlib from "node:zlib"
 import * as ApiClient from "../../src/http/ApiClient.js"
 import * as LosslessJson from "../../src/http/LosslessJson.js"
 import * as RunStats from "../../src/RunStats.js"
-import { captureLogs, closedPort, drive, json, type Logged, retries, start, waitFor } from "./TestServer.js"
+import { captureLogs, closedPort, drive, json, type Logged, retries, settle, start, waitFor } from "./TestServer.js"
 
 const withEnv = <A, E>(
   body: (logs: Array<Logged>) => Effect.Effect<A, E, HttpClient.HttpClient | RunStats.RunStats | Scope.Scope>
@@ -287,6 +289,86 @@ describe("ApiClient", () => {
         expect(error.message).toBe(
           `source 'channel': GET ${server.url}/slow timed out after 30s (gave up after 1 retry)`
         )
+      })
+    ))
+
+  it.live("on the live clock, an attempt is cut at its timeout while it waits for the headers or for the rest of the body", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((req, res) => {
+          if (req.url === "/body") {
+            // The headers and a tenth of the declared body, then nothing more.
+            res.writeHead(200, { "content-type": "application/json", "content-length": 100 })
+            res.write(`{"count": 1,`)
+          }
+          // "/headers": never answers
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url, timeout: "200 millis", retry: { maxRetries: 0 } })
+        for (const path of ["/headers", "/body"]) {
+          const error = yield* Effect.flip(client.getJson(path, {}, Page))
+          expect(error._tag).toBe("TransportError")
+          expect(error.message).toBe(`source 's': GET ${server.url}${path} timed out after 200ms`)
+        }
+        // Cut means cut: the server sees both requests end.
+        yield* waitFor(() => server.requests.length === 2 && server.load.inFlight === 0, "both cut requests closed")
+      })
+    ))
+
+  it.live("an interrupted request is aborted: the server sees it end", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start(() => {
+          // never answers
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        const fiber = yield* Effect.fork(client.getJson("/hang", {}, Page))
+        yield* waitFor(() => server.load.inFlight === 1, "the request reached the server")
+        yield* Fiber.interrupt(fiber)
+        yield* waitFor(() => server.load.inFlight === 0, "the interrupted request closed")
+      })
+    ))
+
+  it.effect("a response read in full leaves its connection open for the next request", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const sockets = new Set<unknown>()
+        const server = yield* start((req, res) => {
+          sockets.add(req.socket)
+          json(res, 200, { count: 0, results: [] })
+        })
+        const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        for (let i = 0; i < 3; i++) {
+          yield* client.getJson("/p", {}, Page)
+          yield* settle() // the pool takes the socket back once undici has seen the response end
+        }
+        expect(server.requests.length).toBe(3)
+        expect(sockets.size).toBe(1)
+      })
+    ))
+
+  it.effect("sends no trace headers without a tracer; with one installed, each request is a client span", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => json(res, 200, { count: 0, results: [] }))
+        const plain = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+        yield* plain.getJson("/p", {}, Page)
+        expect(server.requests[0]!.headers["traceparent"]).toBeUndefined()
+
+        const native = yield* Effect.tracer
+        const spans: Array<string> = []
+        const tracer = Tracer.make({
+          span: (name, ...rest) => {
+            spans.push(name)
+            return native.span(name, ...rest)
+          },
+          context: (f, fiber) => native.context(f, fiber)
+        })
+        yield* Effect.gen(function*() {
+          const traced = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+          yield* traced.getJson("/p", {}, Page)
+        }).pipe(Effect.withTracer(tracer))
+        expect(spans).toContain("http.client GET")
+        expect(server.requests[1]!.headers["traceparent"]).toBeDefined()
       })
     ))
 
