@@ -50,6 +50,8 @@ const pipelineFile = (
     readonly partitionsPerWorker?: number
     /** Outputs at absolute paths under `dir` (for workers that run in directories of their own). */
     readonly absoluteOutputs?: boolean
+    /** Products per page (default 10). */
+    readonly pageSize?: number
   }
 ) => {
   const out = options.absoluteOutputs ? path.join(dir, "out") : "out"
@@ -69,7 +71,7 @@ const pipelineFile = (
       `      baseUrl: ${sim.url}`,
       `      channelId: ${sim.channelId}`,
       `      token: ${sim.token}`,
-      "      pageSize: 10",
+      `      pageSize: ${options.pageSize ?? 10}`,
       "      concurrency: 1",
       "      partitionSize: 8",
       "sinks:",
@@ -342,7 +344,8 @@ describe("a partition resumed by a worker elsewhere", () => {
     const schema = uniqueName("dist")
     const prefix = uniqueName("effetl_t")
     cleanup.push({ schemas: [schema], prefix })
-    const file = pipelineFile(dir, { name: "dist", schema, prefix, absoluteOutputs: true })
+    // Pages of 2 products: a partition of 8 takes several requests, so it is still reading after its first commit.
+    const file = pipelineFile(dir, { name: "dist", schema, prefix, absoluteOutputs: true, pageSize: 2 })
     // Each worker in a directory of its own: its own state directory, as on another machine.
     const home = (name: string) => {
       const d = path.join(dir, name)
@@ -363,8 +366,12 @@ describe("a partition resumed by a worker elsewhere", () => {
       () => `partition ${running} never committed:\n${logs()}`,
       victim
     )
+    // Its next page now takes 3 s, so the kill lands while the partition is unfinished (not after its last commit).
+    sim.setFaults({ kinds: ["latency"], rate: 1, latencyMs: 3_000 })
     victim.process.kill("SIGKILL")
     await victim.exited
+    sim.setFaults(latency)
+    expect(victim.stderr, "the victim finished the partition before the kill").not.toContain(`partition ${running}: finished`)
     const taker = workers.find((w) => w !== victim)!
 
     expect(await exitOf(planner, 600_000, logs), `${planner.stderr}\n${logs()}`).toBe(0)
