@@ -2,7 +2,10 @@
  * The `duckdb` Parquet engine: DuckDB's own Parquet writer, through `@duckdb/node-api`.
  *
  * - Rows go through DuckDB's appender, a whole data chunk (2,048 rows) at a time, into a DuckDB
- *   table per open part: strings `VARCHAR`, int32 `INTEGER`, timestamps as epoch milliseconds.
+ *   table per open part: strings `VARCHAR`, int32 `INTEGER`, timestamps as epoch milliseconds. The
+ *   chunk's columns are filled in JavaScript typed arrays and copied into its vectors in one call
+ *   each (`@duckdb/node-bindings`, the C API under `@duckdb/node-api`); only strings longer than
+ *   DuckDB's 12 inline bytes are handed over one by one.
  * - `COPY … TO` writes a part as a complete Parquet file with the output's compression and
  *   row-group size, timestamps as `TIMESTAMPTZ`; the table is then dropped.
  * - Merging committed parts into one published file is DuckDB reading them
@@ -121,27 +124,24 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
 
   // One data chunk, reused for every part: a chunk's vectors are native memory that JavaScript's
   // garbage collector does not see, so a chunk per part would pile up until the collector runs.
+  const bindings = (await import("@duckdb/node-bindings")).default
   const chunk = duckdb.DuckDBDataChunk.create(types, vectorSize)
-  let vectors: Array<DuckDB.DuckDBVector> = columns.map((_, i) => chunk.getColumnVector(i))
+  const fillers = columns.map((c) => columnFiller(c.type, vectorSize))
   let fill = 0
   /** The appender the chunk's rows belong to. */
   let owner: DuckDB.DuckDBAppender | undefined
 
-  /** Empties the chunk (its vectors are fetched again: the old ones' cached items are stale). */
-  const resetChunk = () => {
-    chunk.reset()
-    chunk.rowCount = vectorSize
-    vectors = columns.map((_, i) => chunk.getColumnVector(i))
-    fill = 0
-  }
   /** Appends the chunk's rows to their appender and empties it. */
   const flushChunk = () => {
     if (owner === undefined || fill === 0) return
-    for (const v of vectors) v.flush()
-    chunk.rowCount = fill
     const appender = owner
-    guard(() => appender.appendDataChunk(chunk))
-    resetChunk()
+    guard(() => {
+      bindings.data_chunk_reset(chunk.chunk)
+      for (let i = 0; i < fillers.length; i++) fillers[i]!.flush(bindings, bindings.data_chunk_get_vector(chunk.chunk, i), fill)
+      bindings.data_chunk_set_size(chunk.chunk, fill)
+      appender.appendDataChunk(chunk)
+    })
+    fill = 0
   }
 
   const openPart = async (): Promise<Part> => {
@@ -183,7 +183,7 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
       done = true
       const current = appender!
       if (owner === current) {
-        if (fill > 0) resetChunk()
+        fill = 0
         owner = undefined
       }
       guard(() => current.closeSync())
@@ -202,14 +202,10 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
           flushChunk() // another part's rows
           owner = appender
         }
-        for (const row of batch) {
-          for (let i = 0; i < columns.length; i++) {
-            const v = row[i] ?? null
-            const vector = vectors[i]!
-            if (v === null) vector.setItem(fill, null)
-            else if (v instanceof Date) vector.setItem(fill, v.getTime())
-            else vector.setItem(fill, v)
-          }
+        const width = fillers.length
+        for (let r = 0; r < batch.length; r++) {
+          const row = batch[r]!
+          for (let i = 0; i < width; i++) fillers[i]!.set(fill, row[i] ?? null)
           fill++
           rows++
           tableRows++
@@ -278,6 +274,130 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** The bindings of `@duckdb/node-bindings` (the C API under `@duckdb/node-api`). */
+type Bindings = typeof import("@duckdb/node-bindings")
+type RawVector = ReturnType<Bindings["data_chunk_get_vector"]>
+
+/**
+ * One column of the data chunk, filled in JavaScript buffers and copied into its DuckDB vector in
+ * one call per 2,048 rows (the vector classes of `@duckdb/node-api` cost a BigInt per validity bit
+ * and a cached item per cell). Strings of at most 12 UTF-8 bytes (ASCII) are written inline in
+ * their `string_t` slot; longer ones are handed to DuckDB one by one, which copies them into the
+ * vector's string heap.
+ */
+interface ColumnFiller {
+  readonly set: (index: number, value: ParquetEngine.Value) => void
+  /** Writes the first `count` rows into `vector` (of a data chunk just reset). */
+  readonly flush: (bindings: Bindings, vector: RawVector, count: number) => void
+}
+
+const columnFiller = (type: ParquetEngine.ColumnType, size: number): ColumnFiller => {
+  const validity = new Uint8Array(size / 8)
+  let nulls = 0
+  const setValid = (index: number, valid: boolean) => {
+    const bit = 1 << (index & 7)
+    if (valid) validity[index >> 3]! |= bit
+    else {
+      validity[index >> 3]! &= ~bit
+      nulls++
+    }
+  }
+  const flushValidity = (bindings: Bindings, vector: RawVector, count: number) => {
+    if (nulls === 0) return // a reset vector is all valid
+    bindings.vector_ensure_validity_writable(vector)
+    bindings.copy_data_to_vector_validity(vector, 0, validity.buffer, 0, Math.ceil(count / 64) * 8)
+    nulls = 0
+  }
+  switch (type) {
+    case "int32": {
+      const items = new Int32Array(size)
+      return {
+        set: (index, value) => {
+          if (value === null) {
+            items[index] = 0
+            setValid(index, false)
+          } else {
+            items[index] = value as number
+            setValid(index, true)
+          }
+        },
+        flush: (bindings, vector, count) => {
+          bindings.copy_data_to_vector(vector, 0, items.buffer, 0, count * 4)
+          flushValidity(bindings, vector, count)
+        }
+      }
+    }
+    case "timestamp": {
+      // Epoch milliseconds in a DOUBLE (see stagingType).
+      const items = new Float64Array(size)
+      return {
+        set: (index, value) => {
+          if (value === null) {
+            items[index] = 0
+            setValid(index, false)
+          } else {
+            items[index] = value instanceof Date ? value.getTime() : (value as number)
+            setValid(index, true)
+          }
+        },
+        flush: (bindings, vector, count) => {
+          bindings.copy_data_to_vector(vector, 0, items.buffer, 0, count * 8)
+          flushValidity(bindings, vector, count)
+        }
+      }
+    }
+    case "string": {
+      // duckdb_string_t: a uint32 length, then 12 inline bytes (or a prefix and a heap pointer).
+      const slots = new Uint8Array(size * 16)
+      const words = new Int32Array(slots.buffer)
+      const longIndex = new Int32Array(size)
+      const longValue: Array<string> = new Array(size)
+      let longCount = 0
+      return {
+        set: (index, value) => {
+          const w = index * 4
+          words[w] = 0
+          words[w + 1] = 0
+          words[w + 2] = 0
+          words[w + 3] = 0
+          if (value === null) {
+            setValid(index, false)
+            return
+          }
+          setValid(index, true)
+          const s = typeof value === "string" ? value : String(value)
+          const n = s.length
+          if (n <= 12) {
+            const o = index * 16 + 4
+            let j = 0
+            for (; j < n; j++) {
+              const c = s.charCodeAt(j)
+              if (c > 0x7f) break
+              slots[o + j] = c
+            }
+            if (j === n) {
+              words[w] = n
+              return
+            }
+            words[w + 1] = 0
+            words[w + 2] = 0
+            words[w + 3] = 0
+          }
+          longIndex[longCount] = index
+          longValue[longCount++] = s
+        },
+        flush: (bindings, vector, count) => {
+          bindings.copy_data_to_vector(vector, 0, slots.buffer, 0, count * 16)
+          for (let k = 0; k < longCount; k++) bindings.vector_assign_string_element(vector, longIndex[k]!, longValue[k]!)
+          longValue.fill("", 0, longCount)
+          longCount = 0
+          flushValidity(bindings, vector, count)
+        }
+      }
+    }
+  }
+}
 
 const removeAll = (files: ReadonlyArray<string>) => Promise.all(files.map((f) => fsp.rm(f, { force: true })))
 

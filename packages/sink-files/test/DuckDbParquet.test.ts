@@ -79,6 +79,24 @@ describe("DuckDbParquet", () => {
       for (const t of temps) expect(fs.readdirSync(path.join(os.tmpdir(), t)).filter((f) => f.startsWith("spill-"))).toEqual([])
     }))
 
+  it.scoped("every value reads back as written: short strings inline or not, multi-byte text, nulls in one chunk and not the next", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer()
+      const texts = ["", "a", "exactly12abc", "thirteen-char", "ç", "Çanta — deri", "ünïcödé-twelve", "x".repeat(300), "🙂"]
+      // 3 chunks: nulls everywhere in the first, none in the second and third.
+      const rows: Array<ParquetEngine.Row> = Array.from({ length: 6000 }, (_, i) =>
+        i < 2048 && i % 3 === 0
+          ? [null, null, null]
+          : [i, texts[i % texts.length]!, new Date(Date.UTC(1969, 11, 31) + i * 999)])
+      const part = yield* Effect.promise(() => w.openPart())
+      yield* Effect.promise(() => part.append(rows))
+      const file = path.join(dir, "values.parquet")
+      yield* Effect.promise(() => part.copyTo(file))
+      const back = yield* query(`SELECT id, name, taken_at FROM read_parquet(${lit(file)}, file_row_number = true) ORDER BY file_row_number`)
+      expect(back).toEqual(rows.map(([id, name, at]) => ({ id, name, taken_at: at })))
+    }))
+
   it.scoped("merges more parts than the fan-in in passes: every row once, in order; no merge file left", () =>
     Effect.gen(function*() {
       const dir = tempDir()
