@@ -8,8 +8,10 @@
  *   DuckDB's 12 inline bytes are handed over one by one.
  * - `COPY … TO` writes a part as a complete Parquet file with the output's compression and
  *   row-group size, timestamps as `TIMESTAMPTZ`; the table is then dropped.
- * - Merging committed parts into one published file is DuckDB reading them
- *   (`read_parquet([...])`, in order) into one `COPY`.
+ * - Merging committed parts into one published file joins their row groups byte for byte under
+ *   a new footer (`ParquetConcat`) when they have this writer's schema and compression and their
+ *   row groups are not small; otherwise it is DuckDB reading them (`read_parquet([...])`, in
+ *   order) into one `COPY`, which decodes and encodes every row again.
  *
  * One in-memory DuckDB instance per output, with `memory_limit` set. A part holds at most
  * `spillRows` rows in a table; beyond them its rows go to spill files in a private temp directory
@@ -25,6 +27,7 @@ import type * as DuckDB from "@duckdb/node-api"
 import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as ParquetConcat from "./ParquetConcat.js"
 import type * as ParquetEngine from "./ParquetEngine.js"
 
 /** The `@duckdb/node-api` module. */
@@ -64,11 +67,22 @@ export const spillRows = 65_536
  */
 export const mergeFanIn = 2048
 
+/**
+ * Parts whose row groups average at least `min(rowGroupSize, concatMinRows)` rows are merged by
+ * joining their row groups as they are (`ParquetConcat`: no decoding, no encoding); smaller ones
+ * are merged by DuckDB reading them, into row groups of `rowGroupSize`.
+ */
+export const concatMinRows = 8192
+
 /** A DuckDB instance writing one output's Parquet files. Calls must not overlap. */
 export interface Writer {
   /** Opens a part: a new table that rows are appended to. */
   readonly openPart: () => Promise<Part>
-  /** Writes one Parquet file at `file` holding the rows of `parts`, in order (none: the schema only). */
+  /**
+   * Writes one Parquet file at `file` holding the rows of `parts`, in order (none: the schema only):
+   * their row groups joined as they are when they can be (see {@link concatMinRows}), otherwise
+   * DuckDB reading them into one `COPY`.
+   */
   readonly merge: (parts: ReadonlyArray<string>, file: string) => Promise<void>
   /** Closes the instance and removes its temp directory. Idempotent. */
   readonly close: () => Promise<void>
@@ -239,8 +253,47 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
     await run(`COPY (SELECT ${select} FROM ${from}) TO ${lit(file)} ${how}`)
   }
 
+  /** The schema of the files this writer makes (of an empty one), for `joinable`. */
+  let schema: string | undefined
+  /**
+   * The parts' footers when their row groups can be joined as they are into the merged file: every
+   * part has this writer's schema and compression, and there is one part or their row groups are
+   * not small (on average at least `min(rowGroupSize, concatMinRows)` rows).
+   */
+  const joinable = async (parts: ReadonlyArray<string>): Promise<Array<ParquetConcat.Footer> | undefined> => {
+    if (parts.length === 0) return undefined
+    if (schema === undefined) {
+      await fsp.mkdir(tempDirectory, { recursive: true })
+      const empty = path.join(tempDirectory, "schema.parquet")
+      await copyFiles([], empty)
+      schema = (await ParquetConcat.readFooter(empty)).schema
+      await fsp.rm(empty, { force: true })
+    }
+    const codec = ParquetConcat.codecNumber[options.compression]
+    const footers: Array<ParquetConcat.Footer> = []
+    let rows = 0
+    let groups = 0
+    for (const part of parts) {
+      const footer = await ParquetConcat.readFooter(part).catch(() => undefined)
+      if (footer === undefined || footer.schema !== schema) return undefined
+      for (const c of footer.codecs) if (c !== codec) return undefined
+      rows += footer.rows
+      groups += footer.rowGroups
+      footers.push(footer)
+    }
+    const small = Math.min(options.rowGroupSize, concatMinRows)
+    return parts.length === 1 || groups === 0 || rows / groups >= small ? footers : undefined
+  }
+
   const fanIn = Math.max(2, Math.floor(options.mergeFanIn ?? mergeFanIn))
   const merge = async (parts: ReadonlyArray<string>, file: string): Promise<void> => {
+    const footers = await joinable(parts)
+    if (footers !== undefined) {
+      await fsp.rm(file, { force: true })
+      if (footers.length === 1) await fsp.copyFile(footers[0]!.file, file)
+      else await ParquetConcat.concat(footers, file)
+      return
+    }
     let inputs = parts
     const made = new Set<string>()
     try {

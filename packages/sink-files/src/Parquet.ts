@@ -78,7 +78,9 @@ export const ParquetConfig = Schema.Struct({
     description:
       "The most rows in one row group (hyparquet-writer, parquetjs-lite: at most one row group per open part is " +
       "held in memory). duckdb: DuckDB's target, filled 2,048-row vectors at a time, so a row group may hold up to " +
-      "2,047 rows more. A commit closes the part, so a part's last row group may be smaller.",
+      "2,047 rows more. A commit closes the part, so a part's last row group may be smaller; duckdb's published " +
+      "file (overwrite) keeps the parts' row groups when they average at least min(rowGroupSize, 8192) rows, so " +
+      "commit less often for bigger ones.",
     examples: [100000, 10000]
   }),
   partitionBy: Config.withDefault(Schema.Array(Schema.Literal(...partitionKeys)).pipe(Schema.maxItems(1)), [], {

@@ -5,10 +5,11 @@
  * Each commit closes a complete Parquet part file (footer written) and hands it to core's
  * `StagedParts`, which fsyncs it, renames it to `part-<runId>-<seq>.parquet` and fsyncs the
  * directory; the commit token says how many parts there are, and on resume the parts after it are
- * removed. Parquet files cannot be concatenated, so in `overwrite` mode the published file is made
- * by reading the committed parts back into one new file: with `duckdb`, one DuckDB `COPY` reading
- * them; with the JavaScript engines, streaming their row groups back (hyparquet) into the encoder,
- * holding at most one row group of each in memory.
+ * removed. Parquet files cannot be appended to one another as bytes, so in `overwrite` mode the
+ * published file is made from the committed parts: with `duckdb`, their row groups joined as they
+ * are under a new footer (`ParquetConcat`) when they are not small, otherwise one DuckDB `COPY`
+ * reading them; with the JavaScript engines, streaming their row groups back (hyparquet) into the
+ * encoder, holding at most one row group of each in memory.
  *
  * With `duckdb` a part is a DuckDB table until its commit writes it whole (`COPY … TO` the part's
  * temp file, then `StagedParts.commitFile`); the JavaScript engines stream encoded row groups into
@@ -139,18 +140,11 @@ export const make = <A>(
       encoder: ParquetEngine.Encoder | undefined
       table: DuckDbParquet.Part | undefined
       seq: number
-      /** The parts (by seq) this process wrote with DuckDB, so with the output's own settings. */
-      readonly written: Set<number>
     }
     const pendingRows = (slot: Slot) => (slot.encoder?.rows ?? 0) + (slot.table?.rows ?? 0)
 
-    /**
-     * DuckDB: writes the published file at `tmp` from a slot's committed parts. A lone part this
-     * process wrote is already that file (the same columns, compression and row groups): it is
-     * copied as it is rather than encoded again. Otherwise DuckDB merges them.
-     */
-    const publishWithDuckDb = (duck: DuckDbParquet.Writer, slot: Slot, parts: ReadonlyArray<string>, tmp: string) =>
-      parts.length === 1 && slot.written.has(1) ? fsp.copyFile(parts[0]!, tmp) : duck.merge(parts, tmp)
+    /** DuckDB: writes the published file at `tmp` from a slot's committed parts (see `DuckDbParquet.merge`). */
+    const publishWithDuckDb = (duck: DuckDbParquet.Writer, parts: ReadonlyArray<string>, tmp: string) => duck.merge(parts, tmp)
 
     /** Moves the encoder's finished bytes into its part file. */
     const drain = (slot: Slot, encoder: ParquetEngine.Encoder) =>
@@ -164,7 +158,6 @@ export const make = <A>(
           slot.table = undefined
           const token = yield* slot.parts.commitFile((tmp) => table.copyTo(tmp))
           slot.seq = token.seq
-          slot.written.add(token.seq)
           return
         }
         const encoder = slot.encoder
@@ -233,9 +226,9 @@ export const make = <A>(
         runId: options.runId,
         ext: "parquet",
         committed: options.committed,
-        ...(duck !== undefined ? { publishFile: (parts, tmp) => publishWithDuckDb(duck, slot, parts, tmp) } : { publish: merge })
+        ...(duck !== undefined ? { publishFile: (parts, tmp) => publishWithDuckDb(duck, parts, tmp) } : { publish: merge })
       })
-      const slot: Slot = { parts, encoder: undefined, table: undefined, seq: 0, written: new Set() }
+      const slot: Slot = { parts, encoder: undefined, table: undefined, seq: 0 }
       const row = table.row
       return {
         target: parts.target,
@@ -292,7 +285,7 @@ export const make = <A>(
           ext: "parquet",
           committed: Option.some({ seq: committedSeq })
         })
-        const slot: Slot = { parts, encoder: undefined, table: undefined, seq: committedSeq, written: new Set() }
+        const slot: Slot = { parts, encoder: undefined, table: undefined, seq: committedSeq }
         slots.set(dir, slot)
         return slot
       }), services)
@@ -374,7 +367,7 @@ export const make = <A>(
             for (let s = 1; s <= slot.seq; s++) files.push(path.join(base, dir, StagedParts.partName(options.runId, s, "parquet")))
             await fsp.mkdir(path.join(publishTmp, dir))
             const file = path.join(publishTmp, dir, StagedParts.partName(options.runId, 1, "parquet"))
-            if (duck !== undefined) await StagedParts.writeFileAtomically(file, `${file}.tmp`, (tmp) => publishWithDuckDb(duck, slot, files, tmp))
+            if (duck !== undefined) await StagedParts.writeFileAtomically(file, `${file}.tmp`, (tmp) => publishWithDuckDb(duck, files, tmp))
             else await StagedParts.writeAtomically(file, `${file}.tmp`, (out) => merge(files, out))
           }
           await StagedParts.fsyncDirectory(publishTmp)
