@@ -94,6 +94,8 @@ export interface Part {
   readonly rows: number
   /** Appends rows (in column order). */
   readonly append: (rows: ReadonlyArray<ParquetEngine.Row>) => Promise<void>
+  /** Appends `count` rows given as one flat array of cells, row after row (each row in column order). */
+  readonly appendCells: (cells: ReadonlyArray<ParquetEngine.Value>, count: number) => Promise<void>
   /** Writes the part's rows as a complete Parquet file at `file` (which must not exist) and drops the table. */
   readonly copyTo: (file: string) => Promise<void>
   /** Drops the table without writing it. */
@@ -205,6 +207,19 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
       await removeAll(spilled)
     }
     await newTable()
+    /** Makes the shared chunk this part's (appending another part's rows first). */
+    const own = () => {
+      if (owner !== appender) {
+        flushChunk()
+        owner = appender
+      }
+    }
+    /** Counts rows appended; a table that reached `maxTableRows` goes to a spill file. */
+    const added = async (n: number) => {
+      rows += n
+      tableRows += n
+      if (tableRows >= maxTableRows) await spill()
+    }
 
     return {
       get rows() {
@@ -212,20 +227,24 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
       },
       append: async (batch) => {
         if (batch.length === 0) return
-        if (owner !== appender) {
-          flushChunk() // another part's rows
-          owner = appender
-        }
+        own()
         const width = fillers.length
         for (let r = 0; r < batch.length; r++) {
           const row = batch[r]!
           for (let i = 0; i < width; i++) fillers[i]!.set(fill, row[i] ?? null)
-          fill++
-          rows++
-          tableRows++
-          if (fill === vectorSize) flushChunk()
+          if (++fill === vectorSize) flushChunk()
         }
-        if (tableRows >= maxTableRows) await spill()
+        await added(batch.length)
+      },
+      appendCells: async (cells, count) => {
+        if (count === 0) return
+        own()
+        const width = fillers.length
+        for (let r = 0, at = 0; r < count; r++, at += width) {
+          for (let i = 0; i < width; i++) fillers[i]!.set(fill, cells[at + i] ?? null)
+          if (++fill === vectorSize) flushChunk()
+        }
+        await added(count)
       },
       copyTo: async (file) => {
         if (spilled.length > 0 && tableRows > 0) await spill()

@@ -99,22 +99,26 @@ export type ParquetConfig = typeof ParquetConfig.Type
 
 /** One record's row, in column order (with or without `extra`). */
 export const row = (r: ProductImage, includeExtra: boolean): ParquetEngine.Row => {
-  const cells: Array<ParquetEngine.Value> = [
-    r.source,
-    r.productId,
-    r.imageId,
-    int32("position", r.position),
-    r.url,
-    r.filename,
-    r.width === null ? null : int32("width", r.width),
-    r.height === null ? null : int32("height", r.height),
-    r.contentHash,
-    r.alt,
-    validDate(r.createdAt),
-    validDate(r.updatedAt)
-  ]
-  if (includeExtra) cells.push(extraJson(r.extra))
-  return cells
+  const out: Array<ParquetEngine.Value> = []
+  cells(r, includeExtra, out, 0)
+  return out
+}
+
+/** Writes one record's row into `out` from index `at` (see `row`). */
+export const cells = (r: ProductImage, includeExtra: boolean, out: Array<ParquetEngine.Value>, at: number): void => {
+  out[at] = r.source
+  out[at + 1] = r.productId
+  out[at + 2] = r.imageId
+  out[at + 3] = int32("position", r.position)
+  out[at + 4] = r.url
+  out[at + 5] = r.filename
+  out[at + 6] = r.width === null ? null : int32("width", r.width)
+  out[at + 7] = r.height === null ? null : int32("height", r.height)
+  out[at + 8] = r.contentHash
+  out[at + 9] = r.alt
+  out[at + 10] = validDate(r.createdAt)
+  out[at + 11] = validDate(r.updatedAt)
+  if (includeExtra) out[at + 12] = extraJson(r.extra)
 }
 
 /** Writes product images as typed Parquet. */
@@ -149,6 +153,7 @@ export const parquet = Sink.define<ParquetConfig>({
       {
         columns: tableColumns,
         row: (r) => row(r, config.includeExtra),
+        cells: (r, out, at) => cells(r, config.includeExtra, out, at),
         ...(config.partitionBy.length > 0 ? { partition: { key: "source", value: (r: ProductImage) => r.source } } : {})
       }
     ), (out): Sink.SinkInstance => ({

@@ -38,6 +38,12 @@ import * as ParquetEngine from "./ParquetEngine.js"
 export interface Table<A> {
   readonly columns: ReadonlyArray<ParquetEngine.Column>
   readonly row: (a: A) => ParquetEngine.Row
+  /**
+   * Optional: writes a value's row into `out` from index `at` (what `row` gives, without an array
+   * per row). With `duckdb`, a batch's rows then go as one flat array of cells, reused batch after
+   * batch.
+   */
+  readonly cells?: (a: A, out: Array<ParquetEngine.Value>, at: number) => void
   /** Partitioned outputs only: the partition key (`source`) and a value's partition value. */
   readonly partition?: { readonly key: string; readonly value: (a: A) => string }
 }
@@ -170,16 +176,18 @@ export const make = <A>(
         slot.seq = token.seq
       })
 
-    const appendTo = (slot: Slot, rows: ReadonlyArray<ParquetEngine.Row>) =>
+    const appendTo = (slot: Slot, batch: Rows) =>
       Effect.gen(function*() {
         if (duck !== undefined) {
           const table = slot.table ?? (slot.table = yield* io("could not start a Parquet part", () => duck.openPart()))
-          return yield* io("could not append rows to DuckDB", () => table.append(rows))
+          return yield* io("could not append rows to DuckDB", () =>
+            batch.rows === undefined ? table.appendCells(batch.cells, batch.count) : table.append(batch.rows))
         }
         if (slot.encoder === undefined) {
           slot.encoder = yield* io("could not start a Parquet part", () => ParquetEngine.open(byteEngine, encoderOptions))
         }
         const encoder = slot.encoder
+        const rows = batch.rows ?? []
         yield* io("could not encode rows as Parquet", () => encoder.append(rows))
         yield* drain(slot, encoder)
       })
@@ -194,13 +202,30 @@ export const make = <A>(
         return Effect.void
       })
 
-    /** Maps values to rows; a value that cannot be a row (e.g. an integer beyond INT32) fails the write. */
-    const toRows = (values: Iterable<A>, row: (a: A) => ParquetEngine.Row) =>
+    /** A batch of rows: row arrays, or (DuckDB with `table.cells`) the first `count` rows of a flat array of cells. */
+    type Rows =
+      | { readonly count: number; readonly rows: ReadonlyArray<ParquetEngine.Row>; readonly cells?: undefined }
+      | { readonly count: number; readonly rows?: undefined; readonly cells: ReadonlyArray<ParquetEngine.Value> }
+    const width = table.columns.length
+    /** The flat cells of the batch being written (DuckDB appends them before the next batch is made). */
+    const scratch: Array<ParquetEngine.Value> = []
+    const cells = duck !== undefined ? table.cells : undefined
+
+    /**
+     * Maps values to rows, all of them before any is appended; a value that cannot be a row (e.g. an
+     * integer beyond INT32) fails the write.
+     */
+    const toRows = (values: Iterable<A>) =>
       Effect.try({
-        try: () => {
+        try: (): Rows => {
+          if (cells !== undefined) {
+            let count = 0
+            for (const v of values) cells(v, scratch, count++ * width)
+            return { count, cells: scratch }
+          }
           const rows: Array<ParquetEngine.Row> = []
-          for (const v of values) rows.push(row(v))
-          return rows
+          for (const v of values) rows.push(table.row(v))
+          return { count: rows.length, rows }
         },
         catch: (e) => fail(`could not encode a record as Parquet: ${errorMessage(e)}`, e)
       })
@@ -229,12 +254,11 @@ export const make = <A>(
         ...(duck !== undefined ? { publishFile: (parts, tmp) => publishWithDuckDb(duck, parts, tmp) } : { publish: merge })
       })
       const slot: Slot = { parts, encoder: undefined, table: undefined, seq: 0 }
-      const row = table.row
       return {
         target: parts.target,
         write: (values) =>
           serial(
-            Effect.flatMap(toRows(values, row), (rows) => rows.length === 0 ? Effect.void : appendTo(slot, rows))
+            Effect.flatMap(toRows(values), (rows) => rows.count === 0 ? Effect.void : appendTo(slot, rows))
           ),
         commit: serial(Effect.zipRight(commitSlot(slot), Effect.sync(() => ({ seq: slot.seq })))),
         finish: serial(Effect.zipRight(refuseUncommitted([slot]), parts.finish)),
@@ -327,7 +351,7 @@ export const make = <A>(
             group.push(v)
           }
           for (const [dir, group] of byDir) {
-            const rows = yield* toRows(group, table.row)
+            const rows = yield* toRows(group)
             let slot = slots.get(dir)
             if (slot === undefined) {
               slot = yield* openSlot(dir, 0)
