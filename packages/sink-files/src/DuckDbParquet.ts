@@ -1,22 +1,25 @@
 /**
  * The `duckdb` Parquet engine: DuckDB's own Parquet writer, through `@duckdb/node-api`.
  *
- * - Rows go through DuckDB's appender, a whole data chunk (2,048 rows) at a time, into a DuckDB
- *   table per open part: strings `VARCHAR`, int32 `INTEGER`, timestamps as epoch milliseconds. The
- *   chunk's columns are filled in JavaScript typed arrays and copied into its vectors in one call
- *   each (`@duckdb/node-bindings`, the C API under `@duckdb/node-api`); only strings longer than
- *   DuckDB's 12 inline bytes are handed over one by one.
- * - `COPY … TO` writes a part as a complete Parquet file with the output's compression and
- *   row-group size, timestamps as `TIMESTAMPTZ`; the table is then dropped.
+ * - Rows go through DuckDB's appender, a whole data chunk (2,048 rows) at a time, into one staging
+ *   table shared by the open parts, each row tagged with its part: strings `VARCHAR`, int32
+ *   `INTEGER`, timestamps as epoch milliseconds. The chunk's columns are filled in JavaScript typed
+ *   arrays and copied into its vectors in one call each (`@duckdb/node-bindings`, the C API under
+ *   `@duckdb/node-api`); only strings longer than DuckDB's 12 inline bytes are handed over one by
+ *   one.
+ * - `COPY … TO` writes a part (its rows of the table) as a complete Parquet file with the output's
+ *   compression and row-group size, timestamps as `TIMESTAMPTZ`.
  * - Merging committed parts into one published file joins their row groups byte for byte under
  *   a new footer (`ParquetConcat`) when they have this writer's schema and compression and their
  *   row groups are not small; otherwise it is DuckDB reading them (`read_parquet([...])`, in
  *   order) into one `COPY`, which decodes and encodes every row again.
  *
- * One in-memory DuckDB instance per output, with `memory_limit` set. A part holds at most
- * `spillRows` rows in a table; beyond them its rows go to spill files in a private temp directory
- * (removed on close), so memory does not grow with the part. DuckDB's external file cache is off
- * (a part is read once).
+ * One in-memory DuckDB instance per output, with `memory_limit` set. The staging table holds at
+ * most `spillRows` rows: when it fills, the open parts' rows in it go to spill files (small row
+ * groups) in a private temp directory (removed on close) and a new table begins, so memory does not
+ * grow with a part; a committed part's spill files and last rows are read by one `COPY`. A table is
+ * also replaced, without spilling, once a quarter full and no open part has rows in it. DuckDB's
+ * external file cache is off (a part is read once).
  * Extensions are never installed or auto-loaded (Parquet is built in). `@duckdb/node-api` is
  * imported on first use only.
  *
@@ -45,16 +48,17 @@ export interface Options {
   readonly threads?: number
   /** The most part files one `COPY` of a merge reads (default {@link mergeFanIn}). */
   readonly mergeFanIn?: number
-  /** The most rows a part holds in a DuckDB table (default {@link spillRows}). */
+  /** The most rows the staging table holds (default {@link spillRows}). */
   readonly spillRows?: number
 }
 
 /**
- * The most rows a part holds in a DuckDB table. Beyond them (a run that commits rarely, such as
- * the merge phase of product regrouping) the table is written to a spill file in the instance's
- * temp directory and a new table begins; the commit's `COPY` then reads the spill files and the
- * last table. DuckDB's buffer manager could spill a big table itself, but it would fill
- * `memoryLimit` first and then need as much again to write it.
+ * The most rows the staging table holds. Beyond them (a run that commits rarely, such as the merge
+ * phase of product regrouping) the open parts' rows are written to spill files in the instance's
+ * temp directory (in row groups of 8,192 rows, cheap to hold while writing and to read back) and a
+ * new table begins; a commit's `COPY` then reads the part's spill files and its last rows. DuckDB's
+ * buffer manager could spill a big table itself, but it would fill `memoryLimit` first and then
+ * need as much again to write it.
  */
 export const spillRows = 65_536
 
@@ -76,7 +80,7 @@ export const concatMinRows = 8192
 
 /** A DuckDB instance writing one output's Parquet files. Calls must not overlap. */
 export interface Writer {
-  /** Opens a part: a new table that rows are appended to. */
+  /** Opens a part: rows appended to it are its own until it is written or discarded. */
   readonly openPart: () => Promise<Part>
   /**
    * Writes one Parquet file at `file` holding the rows of `parts`, in order (none: the schema only):
@@ -96,9 +100,9 @@ export interface Part {
   readonly append: (rows: ReadonlyArray<ParquetEngine.Row>) => Promise<void>
   /** Appends `count` rows given as one flat array of cells, row after row (each row in column order). */
   readonly appendCells: (cells: ReadonlyArray<ParquetEngine.Value>, count: number) => Promise<void>
-  /** Writes the part's rows as a complete Parquet file at `file` (which must not exist) and drops the table. */
+  /** Writes the part's rows as a complete Parquet file at `file` (which must not exist). */
   readonly copyTo: (file: string) => Promise<void>
-  /** Drops the table without writing it. */
+  /** Drops the part's rows without writing them. */
   readonly discard: () => Promise<void>
 }
 
@@ -121,9 +125,10 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   })
   const connection = await instance.connect()
   const run = (sql: string) => connection.run(sql).then(() => undefined, (e: unknown) => Promise.reject(oneLine(e)))
-  const types = columns.map((c) => duckdbType(duckdb, c.type))
-  const ddl = columns.map((c) => `${ident(c.name)} ${stagingType[c.type]}`).join(", ")
-  // A part's table to the Parquet columns: timestamps wait in the table as epoch milliseconds.
+  // The staging table: the columns, then the part each row belongs to.
+  const types = [...columns.map((c) => duckdbType(duckdb, c.type)), duckdb.INTEGER]
+  const ddl = [...columns.map((c) => `${ident(c.name)} ${stagingType[c.type]}`), `${partColumn} INTEGER`].join(", ")
+  // The staging table to the Parquet columns: timestamps wait in the table as epoch milliseconds.
   const fromStaging = columns.map((c) =>
     c.type === "timestamp"
       ? `make_timestamptz(CAST(${ident(c.name)} AS BIGINT) * 1000) AS ${ident(c.name)}`
@@ -134,7 +139,10 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   const passOptions = `(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 8192, USE_TMP_FILE false)`
   const vectorSize = 2048
   const maxTableRows = Math.max(vectorSize, Math.floor(options.spillRows ?? spillRows))
+  /** A table this full is replaced as soon as no open part has rows in it. */
+  const renewRows = Math.max(vectorSize, Math.floor(maxTableRows / 4))
   let tables = 0
+  let partIds = 0
   let spills = 0
   let closed = false
 
@@ -143,82 +151,104 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   const bindings = (await import("@duckdb/node-bindings")).default
   const chunk = duckdb.DuckDBDataChunk.create(types, vectorSize)
   const fillers = columns.map((c) => columnFiller(c.type, vectorSize))
+  const partIdOf = new Int32Array(vectorSize)
   let fill = 0
-  /** The appender the chunk's rows belong to. */
-  let owner: DuckDB.DuckDBAppender | undefined
 
-  /** Appends the chunk's rows to their appender and empties it. */
+  /**
+   * The staging table and its appender, shared by every open part (each row tagged with its
+   * part). An appender holds native buffers until JavaScript's collector finalizes it, which may
+   * be long after it is closed, so there is one per table, and a table is replaced only once it
+   * holds `renewRows` rows and no open part has rows in it (or, at `maxTableRows`, its open parts'
+   * rows go to spill files first).
+   */
+  let table = ""
+  let appender: DuckDB.DuckDBAppender | undefined
+  let tableRows = 0
+  /** The open parts with rows in the table, by id. */
+  const inTable = new Map<number, OpenPart>()
+
+  interface OpenPart {
+    readonly id: number
+    /** Rows in the staging table. */
+    tableRows: number
+    /** Spill files of this part, in order. */
+    readonly spilled: Array<string>
+  }
+
+  /** Appends the chunk's rows to the table and empties it. */
   const flushChunk = () => {
-    if (owner === undefined || fill === 0) return
-    const appender = owner
+    if (fill === 0) return
+    const current = appender!
     guard(() => {
       bindings.data_chunk_reset(chunk.chunk)
       for (let i = 0; i < fillers.length; i++) fillers[i]!.flush(bindings, bindings.data_chunk_get_vector(chunk.chunk, i), fill)
+      bindings.copy_data_to_vector(bindings.data_chunk_get_vector(chunk.chunk, fillers.length), 0, partIdOf.buffer, 0, fill * 4)
       bindings.data_chunk_set_size(chunk.chunk, fill)
-      appender.appendDataChunk(chunk)
+      current.appendDataChunk(chunk)
     })
     fill = 0
   }
+  /** Makes every row appended so far visible to queries. */
+  const flushTable = () => {
+    flushChunk()
+    guard(() => appender!.flushSync())
+  }
+  const newTable = async () => {
+    if (appender !== undefined) {
+      fill = 0
+      const old = appender
+      appender = undefined
+      guard(() => old.closeSync())
+      await run(`DROP TABLE ${ident(table)}`)
+    }
+    table = `staging_${++tables}`
+    await run(`CREATE TABLE ${ident(table)} (${ddl})`)
+    appender = await connection.createAppender(table)
+    tableRows = 0
+  }
+  /** Writes a part's rows in the table to a file. */
+  const copyPart = async (part: OpenPart, file: string, how: string) => {
+    flushTable()
+    // The part's rows (all of the table's, most often: then no filter).
+    const where = part.tableRows === tableRows ? "" : ` WHERE ${partColumn} = ${part.id}`
+    await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}${where}) TO ${lit(file)} ${how}`)
+    inTable.delete(part.id)
+    part.tableRows = 0
+  }
+  /** The table is full: the open parts' rows go to spill files, and a new table begins. */
+  const spillAll = async () => {
+    await fsp.mkdir(tempDirectory, { recursive: true })
+    for (const part of [...inTable.values()]) {
+      const file = path.join(tempDirectory, `spill-${++spills}.parquet`)
+      part.spilled.push(file)
+      await copyPart(part, file, passOptions)
+    }
+    await newTable()
+  }
+  /** Replaces a table that has filled up once no open part has rows in it. */
+  const renewIfDone = async () => {
+    if (tableRows >= renewRows && inTable.size === 0) await newTable()
+  }
 
   const openPart = async (): Promise<Part> => {
-    let table = ""
-    let appender: DuckDB.DuckDBAppender | undefined
-    let tableRows = 0
+    if (appender === undefined) await newTable()
+    const part: OpenPart = { id: ++partIds, tableRows: 0, spilled: [] }
     let rows = 0
     let done = false
-    /** Spill files of this part, in order. */
-    const spilled: Array<string> = []
-
-    const newTable = async () => {
-      table = `part_${++tables}`
-      await run(`CREATE TABLE ${ident(table)} (${ddl})`)
-      appender = await connection.createAppender(table)
-      tableRows = 0
-    }
-    /** Appends the table's last rows, closes its appender and gives up the chunk. */
-    const closeTable = () => {
-      const current = appender!
-      if (owner === current) {
-        flushChunk()
-        owner = undefined
-      }
-      guard(() => current.closeSync())
-    }
-    /** Writes the table's rows to a spill file and starts a new table. */
-    const spill = async () => {
-      closeTable()
-      await fsp.mkdir(tempDirectory, { recursive: true })
-      const file = path.join(tempDirectory, `spill-${++spills}.parquet`)
-      spilled.push(file)
-      await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}) TO ${lit(file)} ${passOptions}`)
-      await run(`DROP TABLE ${ident(table)}`)
-      await newTable()
-    }
     const drop = async () => {
       if (done) return
       done = true
-      const current = appender!
-      if (owner === current) {
-        fill = 0
-        owner = undefined
-      }
-      guard(() => current.closeSync())
-      await run(`DROP TABLE ${ident(table)}`)
-      await removeAll(spilled)
+      inTable.delete(part.id) // its rows stay in the table, unread, until the table is replaced
+      await removeAll(part.spilled)
+      await renewIfDone()
     }
-    await newTable()
-    /** Makes the shared chunk this part's (appending another part's rows first). */
-    const own = () => {
-      if (owner !== appender) {
-        flushChunk()
-        owner = appender
-      }
-    }
-    /** Counts rows appended; a table that reached `maxTableRows` goes to a spill file. */
+    /** Counts rows appended; a full table goes to spill files. */
     const added = async (n: number) => {
       rows += n
+      part.tableRows += n
       tableRows += n
-      if (tableRows >= maxTableRows) await spill()
+      inTable.set(part.id, part)
+      if (tableRows >= maxTableRows) await spillAll()
     }
 
     return {
@@ -227,36 +257,40 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
       },
       append: async (batch) => {
         if (batch.length === 0) return
-        own()
         const width = fillers.length
         for (let r = 0; r < batch.length; r++) {
           const row = batch[r]!
           for (let i = 0; i < width; i++) fillers[i]!.set(fill, row[i] ?? null)
+          partIdOf[fill] = part.id
           if (++fill === vectorSize) flushChunk()
         }
         await added(batch.length)
       },
       appendCells: async (cells, count) => {
         if (count === 0) return
-        own()
         const width = fillers.length
         for (let r = 0, at = 0; r < count; r++, at += width) {
           for (let i = 0; i < width; i++) fillers[i]!.set(fill, cells[at + i] ?? null)
+          partIdOf[fill] = part.id
           if (++fill === vectorSize) flushChunk()
         }
         await added(count)
       },
       copyTo: async (file) => {
-        if (spilled.length > 0 && tableRows > 0) await spill()
-        closeTable()
         done = true
-        if (spilled.length === 0) {
-          await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}) TO ${lit(file)} ${copyOptions}`)
+        if (part.spilled.length === 0) {
+          await copyPart(part, file, copyOptions)
         } else {
-          await copyFiles(spilled, file)
-          await removeAll(spilled)
+          if (part.tableRows > 0) {
+            const last = path.join(tempDirectory, `spill-${++spills}.parquet`)
+            part.spilled.push(last)
+            await copyPart(part, last, passOptions)
+          }
+          // Written anew into row groups of rowGroupSize (the spill files' are small, cheap to hold).
+          await copyFiles(part.spilled, file)
+          await removeAll(part.spilled)
         }
-        await run(`DROP TABLE ${ident(table)}`)
+        await renewIfDone()
       },
       discard: drop
     }
@@ -337,6 +371,11 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   const close = async (): Promise<void> => {
     if (closed) return
     closed = true
+    try {
+      appender?.closeSync()
+    } catch {
+      // closing the instance drops the table anyway
+    }
     connection.closeSync()
     instance.closeSync()
     await fsp.rm(tempDirectory, { recursive: true, force: true })
@@ -513,6 +552,9 @@ const guard = <A>(f: () => A): A => {
     throw oneLine(e)
   }
 }
+
+/** The staging table's column naming each row's part. */
+const partColumn = `"__effetl_part"`
 
 /** A SQL identifier. */
 const ident = (name: string): string => `"${name.replace(/"/g, "\"\"")}"`

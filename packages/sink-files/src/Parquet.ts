@@ -56,8 +56,8 @@ export const ParquetConfig = Schema.Struct({
     ParquetOutput.defaultMemoryLimit,
     {
       description:
-        "engine duckdb only: the DuckDB instance's memory_limit, a cap on what DuckDB's buffer manager holds. An " +
-        "open part keeps at most 65,536 rows in DuckDB; beyond them its rows go to spill files in a temp directory " +
+        "engine duckdb only: the DuckDB instance's memory_limit, a cap on what DuckDB's buffer manager holds. The " +
+        "open parts keep at most 65,536 rows in DuckDB; beyond them their rows go to spill files in a temp directory " +
         "(in the system temp directory, removed at the end), so memory stays bounded however much is written " +
         "between commits.",
       examples: ["256MB", "1GB"]

@@ -11,7 +11,7 @@
  * reading them; with the JavaScript engines, streaming their row groups back (hyparquet) into the
  * encoder, holding at most one row group of each in memory.
  *
- * With `duckdb` a part is a DuckDB table until its commit writes it whole (`COPY … TO` the part's
+ * With `duckdb` a part is rows of a DuckDB table until its commit writes them whole (`COPY … TO` the part's
  * temp file, then `StagedParts.commitFile`); the JavaScript engines stream encoded row groups into
  * the part file as they fill. `duckdb` falls back to `hyparquet-writer`, with a logged warning, when
  * its native binding cannot be loaded.

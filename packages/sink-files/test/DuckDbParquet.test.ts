@@ -50,7 +50,7 @@ const ids = (file: string) =>
   Effect.map(query(`SELECT id FROM read_parquet(${lit(file)}, file_row_number = true) ORDER BY file_row_number`), (rows) => rows.map((r) => r.id))
 
 describe("DuckDbParquet", () => {
-  it.scoped("two parts written at once keep their own rows (the shared data chunk goes to its owner)", () =>
+  it.scoped("two parts written at once keep their own rows (one staging table, each row tagged with its part)", () =>
     Effect.gen(function*() {
       const dir = tempDir()
       const w = yield* writer()
