@@ -1,17 +1,25 @@
 /**
  * The `duckdb` Parquet engine: DuckDB's own Parquet writer, through `@duckdb/node-api`.
  *
- * - Rows go through DuckDB's appender, a whole data chunk (2,048 rows) at a time, into a DuckDB
- *   table per open part: strings `VARCHAR`, int32 `INTEGER`, timestamps as epoch milliseconds.
- * - `COPY … TO` writes a part as a complete Parquet file with the output's compression and
- *   row-group size, timestamps as `TIMESTAMPTZ`; the table is then dropped.
- * - Merging committed parts into one published file is DuckDB reading them
- *   (`read_parquet([...])`, in order) into one `COPY`.
+ * - Rows go through DuckDB's appender, a whole data chunk (2,048 rows) at a time, into one staging
+ *   table shared by the open parts, each row tagged with its part: strings `VARCHAR`, int32
+ *   `INTEGER`, timestamps as epoch milliseconds. The chunk's columns are filled in JavaScript typed
+ *   arrays and copied into its vectors in one call each (`@duckdb/node-bindings`, the C API under
+ *   `@duckdb/node-api`); only strings longer than DuckDB's 12 inline bytes are handed over one by
+ *   one.
+ * - `COPY … TO` writes a part (its rows of the table) as a complete Parquet file with the output's
+ *   compression and row-group size, timestamps as `TIMESTAMPTZ`.
+ * - Merging committed parts into one published file joins their row groups byte for byte under
+ *   a new footer (`ParquetConcat`) when they have this writer's schema and compression and their
+ *   row groups are not small; otherwise it is DuckDB reading them (`read_parquet([...])`, in
+ *   order) into one `COPY`, which decodes and encodes every row again.
  *
- * One in-memory DuckDB instance per output, with `memory_limit` set. A part holds at most
- * `spillRows` rows in a table; beyond them its rows go to spill files in a private temp directory
- * (removed on close), so memory does not grow with the part. DuckDB's external file cache is off
- * (a part is read once).
+ * One in-memory DuckDB instance per output, with `memory_limit` set. The staging table holds at
+ * most `spillRows` rows: when it fills, the open parts' rows in it go to spill files (small row
+ * groups) in a private temp directory (removed on close) and a new table begins, so memory does not
+ * grow with a part; a committed part's spill files and last rows are read by one `COPY`. A table is
+ * also replaced, without spilling, once a quarter full and no open part has rows in it. DuckDB's
+ * external file cache is off (a part is read once).
  * Extensions are never installed or auto-loaded (Parquet is built in). `@duckdb/node-api` is
  * imported on first use only.
  *
@@ -22,6 +30,7 @@ import type * as DuckDB from "@duckdb/node-api"
 import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as ParquetConcat from "./ParquetConcat.js"
 import type * as ParquetEngine from "./ParquetEngine.js"
 
 /** The `@duckdb/node-api` module. */
@@ -39,16 +48,17 @@ export interface Options {
   readonly threads?: number
   /** The most part files one `COPY` of a merge reads (default {@link mergeFanIn}). */
   readonly mergeFanIn?: number
-  /** The most rows a part holds in a DuckDB table (default {@link spillRows}). */
+  /** The most rows the staging table holds (default {@link spillRows}). */
   readonly spillRows?: number
 }
 
 /**
- * The most rows a part holds in a DuckDB table. Beyond them (a run that commits rarely, such as
- * the merge phase of product regrouping) the table is written to a spill file in the instance's
- * temp directory and a new table begins; the commit's `COPY` then reads the spill files and the
- * last table. DuckDB's buffer manager could spill a big table itself, but it would fill
- * `memoryLimit` first and then need as much again to write it.
+ * The most rows the staging table holds. Beyond them (a run that commits rarely, such as the merge
+ * phase of product regrouping) the open parts' rows are written to spill files in the instance's
+ * temp directory (in row groups of 8,192 rows, cheap to hold while writing and to read back) and a
+ * new table begins; a commit's `COPY` then reads the part's spill files and its last rows. DuckDB's
+ * buffer manager could spill a big table itself, but it would fill `memoryLimit` first and then
+ * need as much again to write it.
  */
 export const spillRows = 65_536
 
@@ -61,11 +71,22 @@ export const spillRows = 65_536
  */
 export const mergeFanIn = 2048
 
+/**
+ * Parts whose row groups average at least `min(rowGroupSize, concatMinRows)` rows are merged by
+ * joining their row groups as they are (`ParquetConcat`: no decoding, no encoding); smaller ones
+ * are merged by DuckDB reading them, into row groups of `rowGroupSize`.
+ */
+export const concatMinRows = 8192
+
 /** A DuckDB instance writing one output's Parquet files. Calls must not overlap. */
 export interface Writer {
-  /** Opens a part: a new table that rows are appended to. */
+  /** Opens a part: rows appended to it are its own until it is written or discarded. */
   readonly openPart: () => Promise<Part>
-  /** Writes one Parquet file at `file` holding the rows of `parts`, in order (none: the schema only). */
+  /**
+   * Writes one Parquet file at `file` holding the rows of `parts`, in order (none: the schema only):
+   * their row groups joined as they are when they can be (see {@link concatMinRows}), otherwise
+   * DuckDB reading them into one `COPY`.
+   */
   readonly merge: (parts: ReadonlyArray<string>, file: string) => Promise<void>
   /** Closes the instance and removes its temp directory. Idempotent. */
   readonly close: () => Promise<void>
@@ -77,9 +98,11 @@ export interface Part {
   readonly rows: number
   /** Appends rows (in column order). */
   readonly append: (rows: ReadonlyArray<ParquetEngine.Row>) => Promise<void>
-  /** Writes the part's rows as a complete Parquet file at `file` (which must not exist) and drops the table. */
+  /** Appends `count` rows given as one flat array of cells, row after row (each row in column order). */
+  readonly appendCells: (cells: ReadonlyArray<ParquetEngine.Value>, count: number) => Promise<void>
+  /** Writes the part's rows as a complete Parquet file at `file` (which must not exist). */
   readonly copyTo: (file: string) => Promise<void>
-  /** Drops the table without writing it. */
+  /** Drops the part's rows without writing them. */
   readonly discard: () => Promise<void>
 }
 
@@ -102,9 +125,10 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   })
   const connection = await instance.connect()
   const run = (sql: string) => connection.run(sql).then(() => undefined, (e: unknown) => Promise.reject(oneLine(e)))
-  const types = columns.map((c) => duckdbType(duckdb, c.type))
-  const ddl = columns.map((c) => `${ident(c.name)} ${stagingType[c.type]}`).join(", ")
-  // A part's table to the Parquet columns: timestamps wait in the table as epoch milliseconds.
+  // The staging table: the columns, then the part each row belongs to.
+  const types = [...columns.map((c) => duckdbType(duckdb, c.type)), duckdb.INTEGER]
+  const ddl = [...columns.map((c) => `${ident(c.name)} ${stagingType[c.type]}`), `${partColumn} INTEGER`].join(", ")
+  // The staging table to the Parquet columns: timestamps wait in the table as epoch milliseconds.
   const fromStaging = columns.map((c) =>
     c.type === "timestamp"
       ? `make_timestamptz(CAST(${ident(c.name)} AS BIGINT) * 1000) AS ${ident(c.name)}`
@@ -115,82 +139,117 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   const passOptions = `(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 8192, USE_TMP_FILE false)`
   const vectorSize = 2048
   const maxTableRows = Math.max(vectorSize, Math.floor(options.spillRows ?? spillRows))
+  /** A table this full is replaced as soon as no open part has rows in it. */
+  const renewRows = Math.max(vectorSize, Math.floor(maxTableRows / 4))
   let tables = 0
+  let partIds = 0
   let spills = 0
   let closed = false
 
   // One data chunk, reused for every part: a chunk's vectors are native memory that JavaScript's
   // garbage collector does not see, so a chunk per part would pile up until the collector runs.
+  const bindings = (await import("@duckdb/node-bindings")).default
   const chunk = duckdb.DuckDBDataChunk.create(types, vectorSize)
-  let vectors: Array<DuckDB.DuckDBVector> = columns.map((_, i) => chunk.getColumnVector(i))
+  const fillers = columns.map((c) => columnFiller(c.type, vectorSize))
+  const partIdOf = new Int32Array(vectorSize)
   let fill = 0
-  /** The appender the chunk's rows belong to. */
-  let owner: DuckDB.DuckDBAppender | undefined
 
-  /** Empties the chunk (its vectors are fetched again: the old ones' cached items are stale). */
-  const resetChunk = () => {
-    chunk.reset()
-    chunk.rowCount = vectorSize
-    vectors = columns.map((_, i) => chunk.getColumnVector(i))
+  /**
+   * The staging table and its appender, shared by every open part (each row tagged with its
+   * part). An appender holds native buffers until JavaScript's collector finalizes it, which may
+   * be long after it is closed, so there is one per table, and a table is replaced only once it
+   * holds `renewRows` rows and no open part has rows in it (or, at `maxTableRows`, its open parts'
+   * rows go to spill files first).
+   */
+  let table = ""
+  let appender: DuckDB.DuckDBAppender | undefined
+  let tableRows = 0
+  /** The open parts with rows in the table, by id. */
+  const inTable = new Map<number, OpenPart>()
+
+  interface OpenPart {
+    readonly id: number
+    /** Rows in the staging table. */
+    tableRows: number
+    /** Spill files of this part, in order. */
+    readonly spilled: Array<string>
+  }
+
+  /** Appends the chunk's rows to the table and empties it. */
+  const flushChunk = () => {
+    if (fill === 0) return
+    const current = appender!
+    guard(() => {
+      bindings.data_chunk_reset(chunk.chunk)
+      for (let i = 0; i < fillers.length; i++) fillers[i]!.flush(bindings, bindings.data_chunk_get_vector(chunk.chunk, i), fill)
+      bindings.copy_data_to_vector(bindings.data_chunk_get_vector(chunk.chunk, fillers.length), 0, partIdOf.buffer, 0, fill * 4)
+      bindings.data_chunk_set_size(chunk.chunk, fill)
+      current.appendDataChunk(chunk)
+    })
     fill = 0
   }
-  /** Appends the chunk's rows to their appender and empties it. */
-  const flushChunk = () => {
-    if (owner === undefined || fill === 0) return
-    for (const v of vectors) v.flush()
-    chunk.rowCount = fill
-    const appender = owner
-    guard(() => appender.appendDataChunk(chunk))
-    resetChunk()
+  /** Makes every row appended so far visible to queries. */
+  const flushTable = () => {
+    flushChunk()
+    guard(() => appender!.flushSync())
+  }
+  const newTable = async () => {
+    if (appender !== undefined) {
+      fill = 0
+      const old = appender
+      appender = undefined
+      guard(() => old.closeSync())
+      await run(`DROP TABLE ${ident(table)}`)
+    }
+    table = `staging_${++tables}`
+    await run(`CREATE TABLE ${ident(table)} (${ddl})`)
+    appender = await connection.createAppender(table)
+    tableRows = 0
+  }
+  /** Writes a part's rows in the table to a file. */
+  const copyPart = async (part: OpenPart, file: string, how: string) => {
+    flushTable()
+    // The part's rows (all of the table's, most often: then no filter).
+    const where = part.tableRows === tableRows ? "" : ` WHERE ${partColumn} = ${part.id}`
+    await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}${where}) TO ${lit(file)} ${how}`)
+    inTable.delete(part.id)
+    part.tableRows = 0
+  }
+  /** The table is full: the open parts' rows go to spill files, and a new table begins. */
+  const spillAll = async () => {
+    await fsp.mkdir(tempDirectory, { recursive: true })
+    for (const part of [...inTable.values()]) {
+      const file = path.join(tempDirectory, `spill-${++spills}.parquet`)
+      part.spilled.push(file)
+      await copyPart(part, file, passOptions)
+    }
+    await newTable()
+  }
+  /** Replaces a table that has filled up once no open part has rows in it. */
+  const renewIfDone = async () => {
+    if (tableRows >= renewRows && inTable.size === 0) await newTable()
   }
 
   const openPart = async (): Promise<Part> => {
-    let table = ""
-    let appender: DuckDB.DuckDBAppender | undefined
-    let tableRows = 0
+    if (appender === undefined) await newTable()
+    const part: OpenPart = { id: ++partIds, tableRows: 0, spilled: [] }
     let rows = 0
     let done = false
-    /** Spill files of this part, in order. */
-    const spilled: Array<string> = []
-
-    const newTable = async () => {
-      table = `part_${++tables}`
-      await run(`CREATE TABLE ${ident(table)} (${ddl})`)
-      appender = await connection.createAppender(table)
-      tableRows = 0
-    }
-    /** Appends the table's last rows, closes its appender and gives up the chunk. */
-    const closeTable = () => {
-      const current = appender!
-      if (owner === current) {
-        flushChunk()
-        owner = undefined
-      }
-      guard(() => current.closeSync())
-    }
-    /** Writes the table's rows to a spill file and starts a new table. */
-    const spill = async () => {
-      closeTable()
-      await fsp.mkdir(tempDirectory, { recursive: true })
-      const file = path.join(tempDirectory, `spill-${++spills}.parquet`)
-      spilled.push(file)
-      await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}) TO ${lit(file)} ${passOptions}`)
-      await run(`DROP TABLE ${ident(table)}`)
-      await newTable()
-    }
     const drop = async () => {
       if (done) return
       done = true
-      const current = appender!
-      if (owner === current) {
-        if (fill > 0) resetChunk()
-        owner = undefined
-      }
-      guard(() => current.closeSync())
-      await run(`DROP TABLE ${ident(table)}`)
-      await removeAll(spilled)
+      inTable.delete(part.id) // its rows stay in the table, unread, until the table is replaced
+      await removeAll(part.spilled)
+      await renewIfDone()
     }
-    await newTable()
+    /** Counts rows appended; a full table goes to spill files. */
+    const added = async (n: number) => {
+      rows += n
+      part.tableRows += n
+      tableRows += n
+      inTable.set(part.id, part)
+      if (tableRows >= maxTableRows) await spillAll()
+    }
 
     return {
       get rows() {
@@ -198,36 +257,40 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
       },
       append: async (batch) => {
         if (batch.length === 0) return
-        if (owner !== appender) {
-          flushChunk() // another part's rows
-          owner = appender
+        const width = fillers.length
+        for (let r = 0; r < batch.length; r++) {
+          const row = batch[r]!
+          for (let i = 0; i < width; i++) fillers[i]!.set(fill, row[i] ?? null)
+          partIdOf[fill] = part.id
+          if (++fill === vectorSize) flushChunk()
         }
-        for (const row of batch) {
-          for (let i = 0; i < columns.length; i++) {
-            const v = row[i] ?? null
-            const vector = vectors[i]!
-            if (v === null) vector.setItem(fill, null)
-            else if (v instanceof Date) vector.setItem(fill, v.getTime())
-            else vector.setItem(fill, v)
-          }
-          fill++
-          rows++
-          tableRows++
-          if (fill === vectorSize) flushChunk()
+        await added(batch.length)
+      },
+      appendCells: async (cells, count) => {
+        if (count === 0) return
+        const width = fillers.length
+        for (let r = 0, at = 0; r < count; r++, at += width) {
+          for (let i = 0; i < width; i++) fillers[i]!.set(fill, cells[at + i] ?? null)
+          partIdOf[fill] = part.id
+          if (++fill === vectorSize) flushChunk()
         }
-        if (tableRows >= maxTableRows) await spill()
+        await added(count)
       },
       copyTo: async (file) => {
-        if (spilled.length > 0 && tableRows > 0) await spill()
-        closeTable()
         done = true
-        if (spilled.length === 0) {
-          await run(`COPY (SELECT ${fromStaging} FROM ${ident(table)}) TO ${lit(file)} ${copyOptions}`)
+        if (part.spilled.length === 0) {
+          await copyPart(part, file, copyOptions)
         } else {
-          await copyFiles(spilled, file)
-          await removeAll(spilled)
+          if (part.tableRows > 0) {
+            const last = path.join(tempDirectory, `spill-${++spills}.parquet`)
+            part.spilled.push(last)
+            await copyPart(part, last, passOptions)
+          }
+          // Written anew into row groups of rowGroupSize (the spill files' are small, cheap to hold).
+          await copyFiles(part.spilled, file)
+          await removeAll(part.spilled)
         }
-        await run(`DROP TABLE ${ident(table)}`)
+        await renewIfDone()
       },
       discard: drop
     }
@@ -243,8 +306,47 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
     await run(`COPY (SELECT ${select} FROM ${from}) TO ${lit(file)} ${how}`)
   }
 
+  /** The schema of the files this writer makes (of an empty one), for `joinable`. */
+  let schema: string | undefined
+  /**
+   * The parts' footers when their row groups can be joined as they are into the merged file: every
+   * part has this writer's schema and compression, and there is one part or their row groups are
+   * not small (on average at least `min(rowGroupSize, concatMinRows)` rows).
+   */
+  const joinable = async (parts: ReadonlyArray<string>): Promise<Array<ParquetConcat.Footer> | undefined> => {
+    if (parts.length === 0) return undefined
+    if (schema === undefined) {
+      await fsp.mkdir(tempDirectory, { recursive: true })
+      const empty = path.join(tempDirectory, "schema.parquet")
+      await copyFiles([], empty)
+      schema = (await ParquetConcat.readFooter(empty)).schema
+      await fsp.rm(empty, { force: true })
+    }
+    const codec = ParquetConcat.codecNumber[options.compression]
+    const footers: Array<ParquetConcat.Footer> = []
+    let rows = 0
+    let groups = 0
+    for (const part of parts) {
+      const footer = await ParquetConcat.readFooter(part).catch(() => undefined)
+      if (footer === undefined || footer.schema !== schema) return undefined
+      for (const c of footer.codecs) if (c !== codec) return undefined
+      rows += footer.rows
+      groups += footer.rowGroups
+      footers.push(footer)
+    }
+    const small = Math.min(options.rowGroupSize, concatMinRows)
+    return parts.length === 1 || groups === 0 || rows / groups >= small ? footers : undefined
+  }
+
   const fanIn = Math.max(2, Math.floor(options.mergeFanIn ?? mergeFanIn))
   const merge = async (parts: ReadonlyArray<string>, file: string): Promise<void> => {
+    const footers = await joinable(parts)
+    if (footers !== undefined) {
+      await fsp.rm(file, { force: true })
+      if (footers.length === 1) await fsp.copyFile(footers[0]!.file, file)
+      else await ParquetConcat.concat(footers, file)
+      return
+    }
     let inputs = parts
     const made = new Set<string>()
     try {
@@ -269,6 +371,11 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   const close = async (): Promise<void> => {
     if (closed) return
     closed = true
+    try {
+      appender?.closeSync()
+    } catch {
+      // closing the instance drops the table anyway
+    }
     connection.closeSync()
     instance.closeSync()
     await fsp.rm(tempDirectory, { recursive: true, force: true })
@@ -278,6 +385,130 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** The bindings of `@duckdb/node-bindings` (the C API under `@duckdb/node-api`). */
+type Bindings = typeof import("@duckdb/node-bindings")
+type RawVector = ReturnType<Bindings["data_chunk_get_vector"]>
+
+/**
+ * One column of the data chunk, filled in JavaScript buffers and copied into its DuckDB vector in
+ * one call per 2,048 rows (the vector classes of `@duckdb/node-api` cost a BigInt per validity bit
+ * and a cached item per cell). Strings of at most 12 UTF-8 bytes (ASCII) are written inline in
+ * their `string_t` slot; longer ones are handed to DuckDB one by one, which copies them into the
+ * vector's string heap.
+ */
+interface ColumnFiller {
+  readonly set: (index: number, value: ParquetEngine.Value) => void
+  /** Writes the first `count` rows into `vector` (of a data chunk just reset). */
+  readonly flush: (bindings: Bindings, vector: RawVector, count: number) => void
+}
+
+const columnFiller = (type: ParquetEngine.ColumnType, size: number): ColumnFiller => {
+  const validity = new Uint8Array(size / 8)
+  let nulls = 0
+  const setValid = (index: number, valid: boolean) => {
+    const bit = 1 << (index & 7)
+    if (valid) validity[index >> 3]! |= bit
+    else {
+      validity[index >> 3]! &= ~bit
+      nulls++
+    }
+  }
+  const flushValidity = (bindings: Bindings, vector: RawVector, count: number) => {
+    if (nulls === 0) return // a reset vector is all valid
+    bindings.vector_ensure_validity_writable(vector)
+    bindings.copy_data_to_vector_validity(vector, 0, validity.buffer, 0, Math.ceil(count / 64) * 8)
+    nulls = 0
+  }
+  switch (type) {
+    case "int32": {
+      const items = new Int32Array(size)
+      return {
+        set: (index, value) => {
+          if (value === null) {
+            items[index] = 0
+            setValid(index, false)
+          } else {
+            items[index] = value as number
+            setValid(index, true)
+          }
+        },
+        flush: (bindings, vector, count) => {
+          bindings.copy_data_to_vector(vector, 0, items.buffer, 0, count * 4)
+          flushValidity(bindings, vector, count)
+        }
+      }
+    }
+    case "timestamp": {
+      // Epoch milliseconds in a DOUBLE (see stagingType).
+      const items = new Float64Array(size)
+      return {
+        set: (index, value) => {
+          if (value === null) {
+            items[index] = 0
+            setValid(index, false)
+          } else {
+            items[index] = value instanceof Date ? value.getTime() : (value as number)
+            setValid(index, true)
+          }
+        },
+        flush: (bindings, vector, count) => {
+          bindings.copy_data_to_vector(vector, 0, items.buffer, 0, count * 8)
+          flushValidity(bindings, vector, count)
+        }
+      }
+    }
+    case "string": {
+      // duckdb_string_t: a uint32 length, then 12 inline bytes (or a prefix and a heap pointer).
+      const slots = new Uint8Array(size * 16)
+      const words = new Int32Array(slots.buffer)
+      const longIndex = new Int32Array(size)
+      const longValue: Array<string> = new Array(size)
+      let longCount = 0
+      return {
+        set: (index, value) => {
+          const w = index * 4
+          words[w] = 0
+          words[w + 1] = 0
+          words[w + 2] = 0
+          words[w + 3] = 0
+          if (value === null) {
+            setValid(index, false)
+            return
+          }
+          setValid(index, true)
+          const s = typeof value === "string" ? value : String(value)
+          const n = s.length
+          if (n <= 12) {
+            const o = index * 16 + 4
+            let j = 0
+            for (; j < n; j++) {
+              const c = s.charCodeAt(j)
+              if (c > 0x7f) break
+              slots[o + j] = c
+            }
+            if (j === n) {
+              words[w] = n
+              return
+            }
+            words[w + 1] = 0
+            words[w + 2] = 0
+            words[w + 3] = 0
+          }
+          longIndex[longCount] = index
+          longValue[longCount++] = s
+        },
+        flush: (bindings, vector, count) => {
+          bindings.copy_data_to_vector(vector, 0, slots.buffer, 0, count * 16)
+          for (let k = 0; k < longCount; k++) bindings.vector_assign_string_element(vector, longIndex[k]!, longValue[k]!)
+          longValue.fill("", 0, longCount)
+          longCount = 0
+          flushValidity(bindings, vector, count)
+        }
+      }
+    }
+  }
+}
 
 const removeAll = (files: ReadonlyArray<string>) => Promise.all(files.map((f) => fsp.rm(f, { force: true })))
 
@@ -321,6 +552,9 @@ const guard = <A>(f: () => A): A => {
     throw oneLine(e)
   }
 }
+
+/** The staging table's column naming each row's part. */
+const partColumn = `"__effetl_part"`
 
 /** A SQL identifier. */
 const ident = (name: string): string => `"${name.replace(/"/g, "\"\"")}"`

@@ -56,8 +56,8 @@ export const ParquetConfig = Schema.Struct({
     ParquetOutput.defaultMemoryLimit,
     {
       description:
-        "engine duckdb only: the DuckDB instance's memory_limit, a cap on what DuckDB's buffer manager holds. An " +
-        "open part keeps at most 65,536 rows in DuckDB; beyond them its rows go to spill files in a temp directory " +
+        "engine duckdb only: the DuckDB instance's memory_limit, a cap on what DuckDB's buffer manager holds. The " +
+        "open parts keep at most 65,536 rows in DuckDB; beyond them their rows go to spill files in a temp directory " +
         "(in the system temp directory, removed at the end), so memory stays bounded however much is written " +
         "between commits.",
       examples: ["256MB", "1GB"]
@@ -78,7 +78,9 @@ export const ParquetConfig = Schema.Struct({
     description:
       "The most rows in one row group (hyparquet-writer, parquetjs-lite: at most one row group per open part is " +
       "held in memory). duckdb: DuckDB's target, filled 2,048-row vectors at a time, so a row group may hold up to " +
-      "2,047 rows more. A commit closes the part, so a part's last row group may be smaller.",
+      "2,047 rows more. A commit closes the part, so a part's last row group may be smaller; duckdb's published " +
+      "file (overwrite) keeps the parts' row groups when they average at least min(rowGroupSize, 8192) rows, so " +
+      "commit less often for bigger ones.",
     examples: [100000, 10000]
   }),
   partitionBy: Config.withDefault(Schema.Array(Schema.Literal(...partitionKeys)).pipe(Schema.maxItems(1)), [], {
@@ -97,22 +99,26 @@ export type ParquetConfig = typeof ParquetConfig.Type
 
 /** One record's row, in column order (with or without `extra`). */
 export const row = (r: ProductImage, includeExtra: boolean): ParquetEngine.Row => {
-  const cells: Array<ParquetEngine.Value> = [
-    r.source,
-    r.productId,
-    r.imageId,
-    int32("position", r.position),
-    r.url,
-    r.filename,
-    r.width === null ? null : int32("width", r.width),
-    r.height === null ? null : int32("height", r.height),
-    r.contentHash,
-    r.alt,
-    validDate(r.createdAt),
-    validDate(r.updatedAt)
-  ]
-  if (includeExtra) cells.push(JSON.stringify(DeadLetterWriter.jsonSafe(r.extra)))
-  return cells
+  const out: Array<ParquetEngine.Value> = []
+  cells(r, includeExtra, out, 0)
+  return out
+}
+
+/** Writes one record's row into `out` from index `at` (see `row`). */
+export const cells = (r: ProductImage, includeExtra: boolean, out: Array<ParquetEngine.Value>, at: number): void => {
+  out[at] = r.source
+  out[at + 1] = r.productId
+  out[at + 2] = r.imageId
+  out[at + 3] = int32("position", r.position)
+  out[at + 4] = r.url
+  out[at + 5] = r.filename
+  out[at + 6] = r.width === null ? null : int32("width", r.width)
+  out[at + 7] = r.height === null ? null : int32("height", r.height)
+  out[at + 8] = r.contentHash
+  out[at + 9] = r.alt
+  out[at + 10] = validDate(r.createdAt)
+  out[at + 11] = validDate(r.updatedAt)
+  if (includeExtra) out[at + 12] = extraJson(r.extra)
 }
 
 /** Writes product images as typed Parquet. */
@@ -147,6 +153,7 @@ export const parquet = Sink.define<ParquetConfig>({
       {
         columns: tableColumns,
         row: (r) => row(r, config.includeExtra),
+        cells: (r, out, at) => cells(r, config.includeExtra, out, at),
         ...(config.partitionBy.length > 0 ? { partition: { key: "source", value: (r: ProductImage) => r.source } } : {})
       }
     ), (out): Sink.SinkInstance => ({
@@ -167,6 +174,49 @@ const int32 = (field: string, n: number): number => {
     throw new RangeError(`${field} ${n} does not fit a Parquet INT32 column`)
   }
   return n
+}
+
+/**
+ * `extra` as JSON text: what `JSON.stringify(DeadLetterWriter.jsonSafe(extra))` gives, without its
+ * copy when `extra` holds only what JSON writes as it is (strings, booleans, finite numbers, null,
+ * plain objects and arrays, not too deep), as vendor fields almost always do.
+ */
+export const extraJson = (extra: unknown): string => {
+  let plain = false
+  try {
+    plain = plainJson(extra, 0)
+  } catch {
+    // a throwing getter: jsonSafe writes it as "[Unserializable]"
+  }
+  return JSON.stringify(plain ? extra : DeadLetterWriter.jsonSafe(extra))
+}
+
+/** Whether `JSON.stringify` writes `value` exactly as `jsonSafe` would copy it. */
+const plainJson = (value: unknown, depth: number): boolean => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true
+    case "number":
+      return Number.isFinite(value)
+    case "undefined":
+      return depth > 0 // a property or array item (dropped or null in both), not the value itself
+    case "object": {
+      if (value === null) return true
+      if (depth >= 8) return false // deep (or circular): jsonSafe decides
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!plainJson(value[i], depth + 1)) return false
+        return true
+      }
+      const proto = Object.getPrototypeOf(value)
+      if (proto !== Object.prototype && proto !== null) return false
+      if ("toJSON" in value) return false
+      for (const k in value) if (!plainJson((value as Record<string, unknown>)[k], depth + 1)) return false
+      return true
+    }
+    default:
+      return false
+  }
 }
 
 const validDate = (d: Date | null): Date | null => (d === null || Number.isNaN(d.getTime()) ? null : d)

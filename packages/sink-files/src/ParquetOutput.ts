@@ -5,12 +5,13 @@
  * Each commit closes a complete Parquet part file (footer written) and hands it to core's
  * `StagedParts`, which fsyncs it, renames it to `part-<runId>-<seq>.parquet` and fsyncs the
  * directory; the commit token says how many parts there are, and on resume the parts after it are
- * removed. Parquet files cannot be concatenated, so in `overwrite` mode the published file is made
- * by reading the committed parts back into one new file: with `duckdb`, one DuckDB `COPY` reading
- * them; with the JavaScript engines, streaming their row groups back (hyparquet) into the encoder,
- * holding at most one row group of each in memory.
+ * removed. Parquet files cannot be appended to one another as bytes, so in `overwrite` mode the
+ * published file is made from the committed parts: with `duckdb`, their row groups joined as they
+ * are under a new footer (`ParquetConcat`) when they are not small, otherwise one DuckDB `COPY`
+ * reading them; with the JavaScript engines, streaming their row groups back (hyparquet) into the
+ * encoder, holding at most one row group of each in memory.
  *
- * With `duckdb` a part is a DuckDB table until its commit writes it whole (`COPY … TO` the part's
+ * With `duckdb` a part is rows of a DuckDB table until its commit writes them whole (`COPY … TO` the part's
  * temp file, then `StagedParts.commitFile`); the JavaScript engines stream encoded row groups into
  * the part file as they fill. `duckdb` falls back to `hyparquet-writer`, with a logged warning, when
  * its native binding cannot be loaded.
@@ -37,6 +38,12 @@ import * as ParquetEngine from "./ParquetEngine.js"
 export interface Table<A> {
   readonly columns: ReadonlyArray<ParquetEngine.Column>
   readonly row: (a: A) => ParquetEngine.Row
+  /**
+   * Optional: writes a value's row into `out` from index `at` (what `row` gives, without an array
+   * per row). With `duckdb`, a batch's rows then go as one flat array of cells, reused batch after
+   * batch.
+   */
+  readonly cells?: (a: A, out: Array<ParquetEngine.Value>, at: number) => void
   /** Partitioned outputs only: the partition key (`source`) and a value's partition value. */
   readonly partition?: { readonly key: string; readonly value: (a: A) => string }
 }
@@ -139,18 +146,11 @@ export const make = <A>(
       encoder: ParquetEngine.Encoder | undefined
       table: DuckDbParquet.Part | undefined
       seq: number
-      /** The parts (by seq) this process wrote with DuckDB, so with the output's own settings. */
-      readonly written: Set<number>
     }
     const pendingRows = (slot: Slot) => (slot.encoder?.rows ?? 0) + (slot.table?.rows ?? 0)
 
-    /**
-     * DuckDB: writes the published file at `tmp` from a slot's committed parts. A lone part this
-     * process wrote is already that file (the same columns, compression and row groups): it is
-     * copied as it is rather than encoded again. Otherwise DuckDB merges them.
-     */
-    const publishWithDuckDb = (duck: DuckDbParquet.Writer, slot: Slot, parts: ReadonlyArray<string>, tmp: string) =>
-      parts.length === 1 && slot.written.has(1) ? fsp.copyFile(parts[0]!, tmp) : duck.merge(parts, tmp)
+    /** DuckDB: writes the published file at `tmp` from a slot's committed parts (see `DuckDbParquet.merge`). */
+    const publishWithDuckDb = (duck: DuckDbParquet.Writer, parts: ReadonlyArray<string>, tmp: string) => duck.merge(parts, tmp)
 
     /** Moves the encoder's finished bytes into its part file. */
     const drain = (slot: Slot, encoder: ParquetEngine.Encoder) =>
@@ -164,7 +164,6 @@ export const make = <A>(
           slot.table = undefined
           const token = yield* slot.parts.commitFile((tmp) => table.copyTo(tmp))
           slot.seq = token.seq
-          slot.written.add(token.seq)
           return
         }
         const encoder = slot.encoder
@@ -177,16 +176,18 @@ export const make = <A>(
         slot.seq = token.seq
       })
 
-    const appendTo = (slot: Slot, rows: ReadonlyArray<ParquetEngine.Row>) =>
+    const appendTo = (slot: Slot, batch: Rows) =>
       Effect.gen(function*() {
         if (duck !== undefined) {
           const table = slot.table ?? (slot.table = yield* io("could not start a Parquet part", () => duck.openPart()))
-          return yield* io("could not append rows to DuckDB", () => table.append(rows))
+          return yield* io("could not append rows to DuckDB", () =>
+            batch.rows === undefined ? table.appendCells(batch.cells, batch.count) : table.append(batch.rows))
         }
         if (slot.encoder === undefined) {
           slot.encoder = yield* io("could not start a Parquet part", () => ParquetEngine.open(byteEngine, encoderOptions))
         }
         const encoder = slot.encoder
+        const rows = batch.rows ?? []
         yield* io("could not encode rows as Parquet", () => encoder.append(rows))
         yield* drain(slot, encoder)
       })
@@ -201,13 +202,30 @@ export const make = <A>(
         return Effect.void
       })
 
-    /** Maps values to rows; a value that cannot be a row (e.g. an integer beyond INT32) fails the write. */
-    const toRows = (values: Iterable<A>, row: (a: A) => ParquetEngine.Row) =>
+    /** A batch of rows: row arrays, or (DuckDB with `table.cells`) the first `count` rows of a flat array of cells. */
+    type Rows =
+      | { readonly count: number; readonly rows: ReadonlyArray<ParquetEngine.Row>; readonly cells?: undefined }
+      | { readonly count: number; readonly rows?: undefined; readonly cells: ReadonlyArray<ParquetEngine.Value> }
+    const width = table.columns.length
+    /** The flat cells of the batch being written (DuckDB appends them before the next batch is made). */
+    const scratch: Array<ParquetEngine.Value> = []
+    const cells = duck !== undefined ? table.cells : undefined
+
+    /**
+     * Maps values to rows, all of them before any is appended; a value that cannot be a row (e.g. an
+     * integer beyond INT32) fails the write.
+     */
+    const toRows = (values: Iterable<A>) =>
       Effect.try({
-        try: () => {
+        try: (): Rows => {
+          if (cells !== undefined) {
+            let count = 0
+            for (const v of values) cells(v, scratch, count++ * width)
+            return { count, cells: scratch }
+          }
           const rows: Array<ParquetEngine.Row> = []
-          for (const v of values) rows.push(row(v))
-          return rows
+          for (const v of values) rows.push(table.row(v))
+          return { count: rows.length, rows }
         },
         catch: (e) => fail(`could not encode a record as Parquet: ${errorMessage(e)}`, e)
       })
@@ -233,15 +251,14 @@ export const make = <A>(
         runId: options.runId,
         ext: "parquet",
         committed: options.committed,
-        ...(duck !== undefined ? { publishFile: (parts, tmp) => publishWithDuckDb(duck, slot, parts, tmp) } : { publish: merge })
+        ...(duck !== undefined ? { publishFile: (parts, tmp) => publishWithDuckDb(duck, parts, tmp) } : { publish: merge })
       })
-      const slot: Slot = { parts, encoder: undefined, table: undefined, seq: 0, written: new Set() }
-      const row = table.row
+      const slot: Slot = { parts, encoder: undefined, table: undefined, seq: 0 }
       return {
         target: parts.target,
         write: (values) =>
           serial(
-            Effect.flatMap(toRows(values, row), (rows) => rows.length === 0 ? Effect.void : appendTo(slot, rows))
+            Effect.flatMap(toRows(values), (rows) => rows.count === 0 ? Effect.void : appendTo(slot, rows))
           ),
         commit: serial(Effect.zipRight(commitSlot(slot), Effect.sync(() => ({ seq: slot.seq })))),
         finish: serial(Effect.zipRight(refuseUncommitted([slot]), parts.finish)),
@@ -292,7 +309,7 @@ export const make = <A>(
           ext: "parquet",
           committed: Option.some({ seq: committedSeq })
         })
-        const slot: Slot = { parts, encoder: undefined, table: undefined, seq: committedSeq, written: new Set() }
+        const slot: Slot = { parts, encoder: undefined, table: undefined, seq: committedSeq }
         slots.set(dir, slot)
         return slot
       }), services)
@@ -334,7 +351,7 @@ export const make = <A>(
             group.push(v)
           }
           for (const [dir, group] of byDir) {
-            const rows = yield* toRows(group, table.row)
+            const rows = yield* toRows(group)
             let slot = slots.get(dir)
             if (slot === undefined) {
               slot = yield* openSlot(dir, 0)
@@ -374,7 +391,7 @@ export const make = <A>(
             for (let s = 1; s <= slot.seq; s++) files.push(path.join(base, dir, StagedParts.partName(options.runId, s, "parquet")))
             await fsp.mkdir(path.join(publishTmp, dir))
             const file = path.join(publishTmp, dir, StagedParts.partName(options.runId, 1, "parquet"))
-            if (duck !== undefined) await StagedParts.writeFileAtomically(file, `${file}.tmp`, (tmp) => publishWithDuckDb(duck, slot, files, tmp))
+            if (duck !== undefined) await StagedParts.writeFileAtomically(file, `${file}.tmp`, (tmp) => publishWithDuckDb(duck, files, tmp))
             else await StagedParts.writeAtomically(file, `${file}.tmp`, (out) => merge(files, out))
           }
           await StagedParts.fsyncDirectory(publishTmp)

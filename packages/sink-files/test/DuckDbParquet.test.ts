@@ -50,7 +50,7 @@ const ids = (file: string) =>
   Effect.map(query(`SELECT id FROM read_parquet(${lit(file)}, file_row_number = true) ORDER BY file_row_number`), (rows) => rows.map((r) => r.id))
 
 describe("DuckDbParquet", () => {
-  it.scoped("two parts written at once keep their own rows (the shared data chunk goes to its owner)", () =>
+  it.scoped("two parts written at once keep their own rows (one staging table, each row tagged with its part)", () =>
     Effect.gen(function*() {
       const dir = tempDir()
       const w = yield* writer()
@@ -77,6 +77,73 @@ describe("DuckDbParquet", () => {
       yield* Effect.promise(() => part.append(Array.from({ length: 5000 }, (_, i) => row(i))))
       yield* Effect.promise(() => part.discard())
       for (const t of temps) expect(fs.readdirSync(path.join(os.tmpdir(), t)).filter((f) => f.startsWith("spill-"))).toEqual([])
+    }))
+
+  it.scoped("every value reads back as written: short strings inline or not, multi-byte text, nulls in one chunk and not the next", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer()
+      const texts = ["", "a", "exactly12abc", "thirteen-char", "ç", "Çanta — deri", "ünïcödé-twelve", "x".repeat(300), "🙂"]
+      // 3 chunks: nulls everywhere in the first, none in the second and third.
+      const rows: Array<ParquetEngine.Row> = Array.from({ length: 6000 }, (_, i) =>
+        i < 2048 && i % 3 === 0
+          ? [null, null, null]
+          : [i, texts[i % texts.length]!, new Date(Date.UTC(1969, 11, 31) + i * 999)])
+      const part = yield* Effect.promise(() => w.openPart())
+      yield* Effect.promise(() => part.append(rows))
+      const file = path.join(dir, "values.parquet")
+      yield* Effect.promise(() => part.copyTo(file))
+      const back = yield* query(`SELECT id, name, taken_at FROM read_parquet(${lit(file)}, file_row_number = true) ORDER BY file_row_number`)
+      expect(back).toEqual(rows.map(([id, name, at]) => ({ id, name, taken_at: at })))
+    }))
+
+  it.scoped("parts of big enough row groups are joined as they are: every row once, in order, read by DuckDB (with its filters) and hyparquet", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer({ rowGroupSize: 1000 })
+      const files = yield* writeParts(w, dir, 5, 3000) // 3 row groups of about 1,000 each
+      const out = path.join(dir, "joined.parquet")
+      yield* Effect.promise(() => w.merge(files, out))
+      // The parts' row groups, not re-encoded: the same count and the same compressed bytes.
+      const groups = (f: string) => query(`SELECT count(DISTINCT row_group_id) AS n, sum(total_compressed_size) AS bytes FROM parquet_metadata(${lit(f)})`)
+      const joined = (yield* groups(out))[0]!
+      let n = 0n
+      let bytes = 0n
+      for (const f of files) {
+        const [g] = yield* groups(f)
+        n += g!.n as bigint
+        bytes += g!.bytes as bigint
+      }
+      expect(joined).toEqual({ n, bytes })
+      expect(yield* ids(out)).toEqual(Array.from({ length: 15000 }, (_, i) => i))
+      const all = yield* query(`SELECT id, name, taken_at FROM read_parquet(${lit(out)}, file_row_number = true) ORDER BY file_row_number`)
+      expect(all).toEqual(Array.from({ length: 15000 }, (_, i) => row(i)).map(([id, name, at]) => ({ id, name, taken_at: at })))
+      // Lookups that use the row groups' statistics and bloom filters, in the last part too.
+      for (const i of [1, 2999, 3000, 14998]) {
+        expect(yield* query(`SELECT id FROM read_parquet(${lit(out)}) WHERE name = 'row ${i}'`)).toEqual([{ id: i }])
+        expect(yield* query(`SELECT name FROM read_parquet(${lit(out)}) WHERE id = ${i}`)).toEqual([{ name: `row ${i}` }])
+      }
+      const hyparquet = yield* Effect.promise(async () => {
+        const { asyncBufferFromFile, parquetReadObjects } = await import("hyparquet")
+        return parquetReadObjects({ file: await asyncBufferFromFile(out) })
+      })
+      expect(hyparquet.map((r) => [r.id, r.name, r.taken_at === null ? null : new Date(r.taken_at as Date).getTime()]))
+        .toEqual(Array.from({ length: 15000 }, (_, i) => row(i)).map(([id, name, at]) => [id, name, at === null ? null : (at as Date).getTime()]))
+    }))
+
+  it.scoped("parts of small row groups, or of another compression, are merged by DuckDB into row groups of rowGroupSize", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const small = yield* writer({ rowGroupSize: 100_000 })
+      const files = yield* writeParts(small, dir, 4, 500)
+      const out = path.join(dir, "merged.parquet")
+      yield* Effect.promise(() => small.merge(files, out))
+      expect(yield* query(`SELECT count(DISTINCT row_group_id) AS n FROM parquet_metadata(${lit(out)})`)).toEqual([{ n: 1n }])
+      expect(yield* ids(out)).toEqual(Array.from({ length: 2000 }, (_, i) => i))
+      const gzip = yield* writer({ rowGroupSize: 100, compression: "gzip" })
+      yield* Effect.promise(() => gzip.merge(files, out))
+      expect((yield* query(`SELECT DISTINCT compression FROM parquet_metadata(${lit(out)})`)).map((c) => c.compression)).toEqual(["GZIP"])
+      expect(yield* ids(out)).toEqual(Array.from({ length: 2000 }, (_, i) => i))
     }))
 
   it.scoped("merges more parts than the fan-in in passes: every row once, in order; no merge file left", () =>

@@ -1,5 +1,5 @@
-import { describe, expect, layer } from "@effect/vitest"
-import type { ProductImage } from "@effetl/core"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { DeadLetterWriter, type ProductImage } from "@effetl/core"
 import { parquet, ParquetOutput, plugins } from "@effetl/sink-files"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -11,7 +11,7 @@ import { asyncBufferFromFile, parquetReadObjects } from "hyparquet"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
-import ParquetDefault, { columns as parquetColumns, row as parquetRow } from "../src/Parquet.js"
+import ParquetDefault, { columns as parquetColumns, extraJson, row as parquetRow } from "../src/Parquet.js"
 import { lit, query } from "./Duck.js"
 import { list, openSink, record, records, services, tempDir } from "./support.js"
 
@@ -514,5 +514,29 @@ layer(services)("parquet sink", (it) => {
         const [meta] = yield* query(`SELECT created_by FROM parquet_file_metadata(${lit(file)})`)
         expect(String(meta!.created_by)).toContain("hyparquet-writer")
       }))
+  })
+})
+
+describe("parquet extraJson", () => {
+  it("writes what JSON.stringify(jsonSafe(extra)) writes, with or without its copy", () => {
+    const circular: Record<string, unknown> = { a: 1 }
+    circular.self = circular
+    const nullProto = Object.assign(Object.create(null) as object, { k: "v", n: [1, null, undefined] })
+    const getter = { get boom(): string { throw new Error("no") } }
+    const values: Array<unknown> = [
+      {},
+      { status: "active", isActive: true, n: 1.5, none: null, gone: undefined, list: [1, "two", [3], { four: 4 }] },
+      { nan: NaN, inf: -Infinity },
+      { big: 12n },
+      { at: new Date(Date.UTC(2024, 0, 1)), bad: new Date(NaN) },
+      { bytes: new Uint8Array([1, 2, 3]), map: new Map([["k", 1]]), set: new Set([1]) },
+      circular,
+      nullProto,
+      getter,
+      { deep: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } },
+      "text",
+      null
+    ]
+    for (const v of values) expect(extraJson(v)).toEqual(JSON.stringify(DeadLetterWriter.jsonSafe(v)))
   })
 })
