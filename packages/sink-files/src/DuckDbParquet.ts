@@ -9,10 +9,9 @@
  *   one.
  * - `COPY … TO` writes a part (its rows of the table) as a complete Parquet file with the output's
  *   compression and row-group size, timestamps as `TIMESTAMPTZ`.
- * - Merging committed parts into one published file joins their row groups byte for byte under
- *   a new footer (`ParquetConcat`) when they have this writer's schema and compression and their
- *   row groups are not small; otherwise it is DuckDB reading them (`read_parquet([...])`, in
- *   order) into one `COPY`, which decodes and encodes every row again.
+ * - Merging committed parts into one published file is DuckDB reading them (`read_parquet([...])`,
+ *   in order) into one `COPY`; a lone part with this writer's columns and compression is copied
+ *   as it is.
  *
  * One in-memory DuckDB instance per output, with `memory_limit` set. The staging table holds at
  * most `spillRows` rows: when it fills, the open parts' rows in it go to spill files (small row
@@ -30,7 +29,6 @@ import type * as DuckDB from "@duckdb/node-api"
 import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as ParquetConcat from "./ParquetConcat.js"
 import type * as ParquetEngine from "./ParquetEngine.js"
 
 /** The `@duckdb/node-api` module. */
@@ -71,21 +69,13 @@ export const spillRows = 65_536
  */
 export const mergeFanIn = 2048
 
-/**
- * Parts whose row groups average at least `min(rowGroupSize, concatMinRows)` rows are merged by
- * joining their row groups as they are (`ParquetConcat`: no decoding, no encoding); smaller ones
- * are merged by DuckDB reading them, into row groups of `rowGroupSize`.
- */
-export const concatMinRows = 8192
-
 /** A DuckDB instance writing one output's Parquet files. Calls must not overlap. */
 export interface Writer {
   /** Opens a part: rows appended to it are its own until it is written or discarded. */
   readonly openPart: () => Promise<Part>
   /**
    * Writes one Parquet file at `file` holding the rows of `parts`, in order (none: the schema only):
-   * their row groups joined as they are when they can be (see {@link concatMinRows}), otherwise
-   * DuckDB reading them into one `COPY`.
+   * DuckDB reading them into one `COPY` (a lone part of this writer's settings is copied as it is).
    */
   readonly merge: (parts: ReadonlyArray<string>, file: string) => Promise<void>
   /** Closes the instance and removes its temp directory. Idempotent. */
@@ -306,45 +296,31 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
     await run(`COPY (SELECT ${select} FROM ${from}) TO ${lit(file)} ${how}`)
   }
 
-  /** The schema of the files this writer makes (of an empty one), for `joinable`. */
-  let schema: string | undefined
   /**
-   * The parts' footers when their row groups can be joined as they are into the merged file: every
-   * part has this writer's schema and compression, and there is one part or their row groups are
-   * not small (on average at least `min(rowGroupSize, concatMinRows)` rows).
+   * Whether a lone committed part can be published as it is (copied, not decoded and encoded
+   * again): its footer, read by hyparquet, has this writer's columns (names and physical types, in
+   * order) and every column chunk has the output's compression. A part written with other settings
+   * (before a resume) goes through DuckDB's `COPY` like several parts do.
    */
-  const joinable = async (parts: ReadonlyArray<string>): Promise<Array<ParquetConcat.Footer> | undefined> => {
-    if (parts.length === 0) return undefined
-    if (schema === undefined) {
-      await fsp.mkdir(tempDirectory, { recursive: true })
-      const empty = path.join(tempDirectory, "schema.parquet")
-      await copyFiles([], empty)
-      schema = (await ParquetConcat.readFooter(empty)).schema
-      await fsp.rm(empty, { force: true })
+  const copyable = async (part: string): Promise<boolean> => {
+    try {
+      const { asyncBufferFromFile, parquetMetadataAsync } = await import("hyparquet")
+      const meta = await parquetMetadataAsync(await asyncBufferFromFile(part))
+      const leaves = meta.schema.slice(1)
+      if (leaves.length !== columns.length) return false
+      if (leaves.some((l, i) => l.name !== columns[i]!.name || l.type !== physicalType[columns[i]!.type])) return false
+      const codec = codecName[options.compression]
+      return meta.row_groups.every((g) => g.columns.every((c) => c.meta_data?.codec === codec))
+    } catch {
+      return false
     }
-    const codec = ParquetConcat.codecNumber[options.compression]
-    const footers: Array<ParquetConcat.Footer> = []
-    let rows = 0
-    let groups = 0
-    for (const part of parts) {
-      const footer = await ParquetConcat.readFooter(part).catch(() => undefined)
-      if (footer === undefined || footer.schema !== schema) return undefined
-      for (const c of footer.codecs) if (c !== codec) return undefined
-      rows += footer.rows
-      groups += footer.rowGroups
-      footers.push(footer)
-    }
-    const small = Math.min(options.rowGroupSize, concatMinRows)
-    return parts.length === 1 || groups === 0 || rows / groups >= small ? footers : undefined
   }
 
   const fanIn = Math.max(2, Math.floor(options.mergeFanIn ?? mergeFanIn))
   const merge = async (parts: ReadonlyArray<string>, file: string): Promise<void> => {
-    const footers = await joinable(parts)
-    if (footers !== undefined) {
+    if (parts.length === 1 && (await copyable(parts[0]!))) {
       await fsp.rm(file, { force: true })
-      if (footers.length === 1) await fsp.copyFile(footers[0]!.file, file)
-      else await ParquetConcat.concat(footers, file)
+      await fsp.copyFile(parts[0]!, file)
       return
     }
     let inputs = parts
@@ -513,6 +489,10 @@ const columnFiller = (type: ParquetEngine.ColumnType, size: number): ColumnFille
 const removeAll = (files: ReadonlyArray<string>) => Promise.all(files.map((f) => fsp.rm(f, { force: true })))
 
 const sqlType = { string: "VARCHAR", int32: "INTEGER", timestamp: "TIMESTAMPTZ" } as const
+/** The Parquet physical type DuckDB writes for each column type. */
+const physicalType = { string: "BYTE_ARRAY", int32: "INT32", timestamp: "INT64" } as const
+/** Parquet's codec names (as hyparquet reads them) of the sink's compressions. */
+const codecName = { none: "UNCOMPRESSED", snappy: "SNAPPY", gzip: "GZIP" } as const
 
 /**
  * A part's table column types: timestamps as epoch milliseconds in a DOUBLE (exact for any date a
