@@ -72,6 +72,8 @@ export interface ListQuery {
   readonly perPage: number
   /** `updated_at_min`, when the listing reads only what changed. */
   readonly updatedAtMin: Option.Option<string>
+  /** `ids` (comma-separated), when the listing reads only these products (a partition). */
+  readonly ids?: ReadonlyArray<string>
 }
 
 /** A product's images, or the API's 422 for it (deleted, or not a valid id). */
@@ -87,7 +89,7 @@ export interface ShoplazzaClient {
    * an empty `products` or `has_more: false`; a cursor the list gave before in this listing is an
    * `ApiError` (never a loop, core's `Paginate.cursor`).
    */
-  readonly productPages: (query: ListQuery, from: Option.Option<string | null>) => Stream.Stream<ListPage, HttpError>
+  readonly productPages: (query: ListQuery, from: Option.Option<string | null>, fields?: string) => Stream.Stream<ListPage, HttpError>
   /** `GET products/count` with the listing's filters. */
   readonly count: (query: ListQuery) => Effect.Effect<number, HttpError>
   /** The images of one product (`GET products/{id}/images`). */
@@ -109,7 +111,10 @@ export const make = (options: ClientOptions): Effect.Effect<ShoplazzaClient, nev
       ...(Option.isSome(options.rateLimit) ? { rateLimit: Http.HttpConfig.toRateLimit(options.rateLimit.value) } : {})
     })
     const named = nameTheShop(options.shopLabel)
-    const filters = (query: ListQuery) => Option.match(query.updatedAtMin, { onNone: () => ({}), onSome: (at) => ({ updated_at_min: at }) })
+    const filters = (query: ListQuery) => ({
+      ...Option.match(query.updatedAtMin, { onNone: () => ({}), onSome: (at) => ({ updated_at_min: at }) }),
+      ...(query.ids !== undefined ? { ids: query.ids.join(",") } : {})
+    })
 
     /** One page: the decoded body, and the shop's clock from the `Date` header. */
     const listPage = (query: ListQuery, cursor: Option.Option<string>, fields: string) =>
@@ -129,12 +134,12 @@ export const make = (options: ClientOptions): Effect.Effect<ShoplazzaClient, nev
 
     // Core's cursor pagination, with Shoplazza's end of list; a cursor the list already gave in this
     // listing is core's `ApiError` (a list that hands one out again would read the same products forever).
-    const productPages: ShoplazzaClient["productPages"] = (query, from) =>
+    const productPages: ShoplazzaClient["productPages"] = (query, from, fields = listFields) =>
       Http.Paginate.cursor({
         source: options.source,
         start: Option.flatMap(from, Option.fromNullable),
         fetch: (cursor): Effect.Effect<Fetched, HttpError> =>
-          Effect.flatMap(listPage(query, cursor, listFields), (page) =>
+          Effect.flatMap(listPage(query, cursor, fields), (page) =>
             Effect.map(productsOf(options.source, page.body, page.url), (products) => ({ products, next: nextCursorOf(page.body), date: page.date }))),
         nextCursor: (page) => Option.getOrNull(page.next),
         hasMore: (page) => Option.isSome(page.next)

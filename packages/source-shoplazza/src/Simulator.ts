@@ -4,7 +4,7 @@
  *
  * It serves a deterministic catalogue (from a seed) under `/openapi/2022-01/`, in the shape of the
  * vendor's published OpenAPI (`test/fixtures/vendor-examples/`):
- * - `GET products?per_page=&cursor=&fields=&updated_at_min=&updated_at_max=`: `{cursor, pre_cursor,
+ * - `GET products?per_page=&cursor=&fields=&updated_at_min=&updated_at_max=&ids=`: `{cursor, pre_cursor,
  *   products}`, every product with its `images[]` and main `image` (no `has_more`, no `limit`;
  *   `per_page` defaults to 1, as documented);
  * - `GET products/count` (the same filters): `{count}`;
@@ -533,6 +533,8 @@ const respond = (req: http.IncomingMessage, state: State, origin: string): Reply
 interface Filter {
   readonly min: number | undefined
   readonly max: number | undefined
+  /** `ids`: only these products (comma-separated in the query). */
+  readonly ids: ReadonlySet<string> | undefined
 }
 
 const filterOf = (query: URLSearchParams): Filter | string => {
@@ -546,13 +548,16 @@ const filterOf = (query: URLSearchParams): Filter | string => {
   const max = instant("updated_at_max")
   if (typeof min === "string") return min
   if (typeof max === "string") return max
-  return { min, max }
+  const rawIds = query.get("ids")
+  const ids = rawIds === null || rawIds === "" ? undefined : new Set(rawIds.split(",").map((id) => id.trim()).filter((id) => id !== ""))
+  return { min, max, ids }
 }
 
 /** The products the filter lets through, in list order (deleted ones left out). */
 const listed = (state: State, filter: Filter): Array<DraftProduct> =>
   ordered(state).filter((p) => {
     if (state.deleted.has(p.id)) return false
+    if (filter.ids !== undefined && !filter.ids.has(p.id)) return false
     const at = Date.parse(p.updated_at)
     return (filter.min === undefined || at >= filter.min) && (filter.max === undefined || at <= filter.max)
   })

@@ -51,6 +51,17 @@ export const defaultRetry: Http.HttpConfig.RetryDefaults = { maxRetries: 8, base
 /** The default page size of the product list. */
 export const defaultPageSize = 250
 
+/** The default `partitionSize`. */
+export const defaultPartitionSize = 100
+
+/**
+ * A partition of a distributed run: the product ids it reads (with the list's `ids` filter, or, with
+ * `productIds`, those of the named products), or `null` for the whole shop.
+ */
+export const Partition = Schema.Struct({ ids: Schema.NullOr(Schema.Array(Schema.String)) })
+export type Partition = typeof Partition.Type
+const decodePartition = Schema.decodeUnknownOption(Partition)
+
 /** The default overlap of an incremental read: one second, the resolution of `updated_at`. */
 export const defaultOverlap = "1 second"
 
@@ -94,6 +105,13 @@ export const ShoplazzaConfig = Schema.Struct({
     description: `Products per page of the product list (\`per_page\`, at most ${maxPerPage}; the API's own default is 1). ` +
       "Each page is one request of the budget and carries its products' images.",
     examples: [250, 100]
+  }),
+  partitionSize: Config.withDefault(Config.intRange(1, maxPerPage), defaultPartitionSize, {
+    description:
+      "Distributed runs (`effetl run --distributed`): the most products in one partition. A listing pass (`fields=id`) " +
+      "splits the shop into chunks of this many product ids, each read with the list's `ids` filter; a shop of at most " +
+      "this many products is one partition. Local runs ignore it.",
+    examples: [100, 250]
   }),
   overlap: Config.withDefault(Http.HttpConfig.DurationString, defaultOverlap, {
     description:
@@ -206,6 +224,26 @@ export const reads: Source.Reads = {
 }
 
 /** The `shoplazza` source. */
+/** The named products (`productIds` / `productIdsFile`), each checked to be a UUID. */
+const loadIds = (config: ShoplazzaConfig, source: string) =>
+  Http.ProductFanout.loadIds(config, {
+    source,
+    validate: (id) => (isUuid(id) ? undefined : "expected a UUID (Shoplazza product ids are UUIDs)")
+  })
+
+/** The shop's client for a source. */
+const makeClient = (config: ShoplazzaConfig, source: string) =>
+  Effect.flatMap(endpoint(config, source), (where) =>
+    Client.make({
+      source,
+      apiBase: where.apiBase,
+      shopLabel: where.shopLabel,
+      accessToken: config.accessToken,
+      timeout: config.timeout,
+      retry: config.retry,
+      rateLimit: config.rateLimit === false ? Option.none() : Option.some(config.rateLimit)
+    }))
+
 export const shoplazza = Source.define<ShoplazzaConfig>({
   name: "shoplazza",
   description:
@@ -214,22 +252,42 @@ export const shoplazza = Source.define<ShoplazzaConfig>({
   reads,
   // The product list carries its high-water mark into the next run; named products are read whole every run.
   incremental: (config) => config.productIds === undefined && config.productIdsFile === undefined,
+  // Chunks of product ids: of the named products, or from a listing pass of ids only (one request per 250 products).
+  partitions: (config, context) =>
+    Effect.gen(function*() {
+      const size = config.partitionSize
+      const named = yield* loadIds(config, context.name)
+      const chunks = (list: ReadonlyArray<string>): Array<Partition> => {
+        const out: Array<Partition> = []
+        for (let i = 0; i < list.length; i += size) out.push({ ids: list.slice(i, i + size) })
+        return out
+      }
+      if (Option.isSome(named)) return named.value.length <= size ? [{ ids: null }] : chunks(named.value)
+      const client = yield* makeClient(config, context.name)
+      const listed: Array<string> = []
+      const seen = new Set<string>()
+      yield* Stream.runForEach(client.productPages({ perPage: maxPerPage, updatedAtMin: Option.none() }, Option.none(), "id,updated_at"), (page) =>
+        Effect.sync(() => {
+          for (const p of page.products) if (!seen.has(p.id)) (seen.add(p.id), listed.push(p.id))
+        }))
+      return listed.length <= size ? [{ ids: null }] : chunks(listed)
+    }),
   make: (config, ctx) =>
     Effect.gen(function*() {
-      const where = yield* endpoint(config, ctx.name)
-      const ids = yield* Http.ProductFanout.loadIds(config, {
-        source: ctx.name,
-        validate: (id) => (isUuid(id) ? undefined : "expected a UUID (Shoplazza product ids are UUIDs)")
+      const partition = yield* Option.match(ctx.partition, {
+        onNone: () => Effect.succeed<Partition>({ ids: null }),
+        onSome: (spec) =>
+          Option.match(decodePartition(spec), {
+            onNone: () =>
+              Effect.fail(new ConfigError({ message: `source '${ctx.name}': partition ${JSON.stringify(spec)} is not one this source made ({ ids })` })),
+            onSome: (p) => Effect.succeed(p)
+          })
       })
-      const client = yield* Client.make({
-        source: ctx.name,
-        apiBase: where.apiBase,
-        shopLabel: where.shopLabel,
-        accessToken: config.accessToken,
-        timeout: config.timeout,
-        retry: config.retry,
-        rateLimit: config.rateLimit === false ? Option.none() : Option.some(config.rateLimit)
-      })
+      const inPartition = partition.ids === null ? undefined : new Set(partition.ids)
+      const named = yield* loadIds(config, ctx.name)
+      // The named products of this partition (all of them outside a distributed run).
+      const ids = Option.map(named, (list) => (inPartition === undefined ? list : list.filter((id) => inPartition.has(id))))
+      const client = yield* makeClient(config, ctx.name)
       const perPage = Option.match(ctx.limit, { onNone: () => config.pageSize, onSome: (n) => Math.min(config.pageSize, Math.max(1, n)) })
       const overlapMs = Duration.toMillis(Http.HttpConfig.toDuration(config.overlap))
 
@@ -253,10 +311,13 @@ export const shoplazza = Source.define<ShoplazzaConfig>({
         return Number.isFinite(ms) ? Option.some(ms) : Option.none()
       })
       const updatedAtMin = Option.map(highWaterMs, (ms) => filterTime(ms - overlapMs))
+      const partitionText = partition.ids === null
+        ? ""
+        : ` partition ${partition.ids.length} ids sha256:${createHash("sha256").update(partition.ids.join("\n")).digest("hex").slice(0, 16)}`
       const reading = Option.match(ids, {
         onNone: () => `products per_page=${perPage} updated_at_min=${Option.getOrElse(updatedAtMin, () => "none")}`,
         onSome: (list) => `productIds ${list.length} sha256:${createHash("sha256").update(list.join("\n")).digest("hex").slice(0, 16)}`
-      })
+      }) + partitionText
       // A position resumes only the run that wrote it; a new run (a carried-over cursor) starts a new listing from the mark.
       const resume = ctx.resumed ? Option.flatMap(saved, (s) => Option.fromNullable(s.listing)) : Option.none<Listing>()
       if (Option.isSome(resume) && resume.value.reading !== reading) {
@@ -303,7 +364,7 @@ export const shoplazza = Source.define<ShoplazzaConfig>({
           listing({
             source: ctx.name,
             client,
-            query: { perPage, updatedAtMin },
+            query: { perPage, updatedAtMin, ...(partition.ids !== null ? { ids: partition.ids } : {}) },
             highWater: highWaterMs,
             atMark: new Map(Object.entries(savedMark.atMark ?? {}).flatMap(([id, t]) => {
               const ms = instant(t)
