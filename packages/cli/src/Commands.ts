@@ -173,11 +173,8 @@ export const state = (
   return execute(
     a,
     io,
-    Effect.gen(function*() {
-      yield* pipelineFile(a.file)
-      const pipeline = yield* PipelineFile.peek(a.file, { registry, env: io.env, ...(a.state ? { statePath: a.state } : {}) })
-      yield* Effect.gen(function*() {
-        const store = yield* StateStore.StateStore
+    withStateStore(a, io, (pipeline, store) =>
+      Effect.gen(function*() {
         // A corrupt state file can still be reset (the store keeps it aside as <file>.corrupt-<time>).
         const saved = yield* store.load(pipeline.name).pipe(
           Effect.catchIf((e) => a.action === "reset" && e.corrupt === true, () => Effect.succeed(StateStore.empty))
@@ -189,10 +186,24 @@ export const state = (
           const what = saved.run === null ? "it had no saved run" : `forgot run ${saved.run.id} (${saved.run.status}) and its checkpoints`
           io.stdout(Logging.escapeControl(`state of pipeline '${pipeline.name}' reset in ${store.location}: ${what}`) + "\n")
         }
-      }).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
-    })
+      }))
   )
 }
+
+/**
+ * Runs `body` with the pipeline file's state store, reading only the file's name and state section
+ * (`--state` overrides its path): what `effetl state` and `effetl runs` share.
+ */
+const withStateStore = <A, E>(
+  a: { readonly file: string; readonly state?: string },
+  io: Io,
+  body: (pipeline: PipelineFile.Peek, store: StateStore.StateStore["Type"]) => Effect.Effect<A, E, never>
+) =>
+  Effect.gen(function*() {
+    yield* pipelineFile(a.file)
+    const pipeline = yield* PipelineFile.peek(a.file, { registry, env: io.env, ...(a.state ? { statePath: a.state } : {}) })
+    return yield* Effect.flatMap(StateStore.StateStore, (store) => body(pipeline, store)).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
+  })
 
 /**
  * `effetl runs <file> [id]`: the pipeline's past runs from its state store's run history (the current
@@ -207,11 +218,8 @@ export const runs = (
   return execute(
     a,
     io,
-    Effect.gen(function*() {
-      yield* pipelineFile(a.file)
-      const pipeline = yield* PipelineFile.peek(a.file, { registry, env: io.env, ...(a.state ? { statePath: a.state } : {}) })
-      yield* Effect.gen(function*() {
-        const store = yield* StateStore.StateStore
+    withStateStore(a, io, (pipeline, store) =>
+      Effect.gen(function*() {
         const saved = yield* store.load(pipeline.name)
         // A run still `running` in the state is going when a process holds its lock (here, or in a shared store).
         const live = saved.run?.status === "running" &&
@@ -232,8 +240,7 @@ export const runs = (
         }
         const run = found as RunHistory.Listed
         io.stdout((json ? Runs.jsonOne(run, where) : Runs.detail(run, where, Date.now())) + "\n")
-      }).pipe(Effect.provide(Runner.nodeLayerFor(pipeline)))
-    })
+      }))
   )
 }
 

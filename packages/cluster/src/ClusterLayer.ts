@@ -17,10 +17,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Scope from "effect/Scope"
 import { StateError } from "@effetl/core"
 import { SqlDatabase } from "@effetl/sink-sql"
 import * as ClusterConfig from "./ClusterConfig.js"
+import { withAdvisoryLock } from "./ClusterStore.js"
 
 /** Where this process is in the cluster. */
 export interface Membership {
@@ -90,18 +90,5 @@ export const layer = (
  */
 const oneAtATime = <ROut, E, RIn>(prefix: string, layer: Layer.Layer<ROut, E, RIn>): Layer.Layer<ROut, E | unknown, RIn | SqlClient.SqlClient> =>
   Layer.scopedContext(
-    Effect.flatMap(SqlClient.SqlClient, (sql) => {
-      const key = `effetl-cluster:${prefix}:engine`
-      return Effect.acquireUseRelease(
-        Scope.make(),
-        (lock) =>
-          Effect.gen(function*() {
-            const conn = yield* Scope.extend(sql.reserve, lock)
-            yield* conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", [key], undefined)
-            yield* Scope.addFinalizer(lock, conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined).pipe(Effect.ignore))
-            return yield* Layer.build(layer)
-          }),
-        (lock, exit) => Scope.close(lock, exit)
-      )
-    })
+    Effect.flatMap(SqlClient.SqlClient, (sql) => withAdvisoryLock(sql, `effetl-cluster:${prefix}:engine`, Layer.build(layer)))
   )

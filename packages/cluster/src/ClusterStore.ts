@@ -391,20 +391,28 @@ export const withInitLock = <A, E, R>(
   db: SqlDatabase.SqlDatabase,
   prefix: string,
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | SqlError, R> => {
-  const key = `effetl-cluster:${prefix}:init`
-  return Effect.acquireUseRelease(
+): Effect.Effect<A, E | SqlError, R> => withAdvisoryLock(db.sql, `effetl-cluster:${prefix}:init`, effect)
+
+/**
+ * Runs `effect` while holding the session-level PostgreSQL advisory lock named `key`, on a
+ * connection reserved for it (released, and the lock with it, when `effect` ends however it ends).
+ */
+export const withAdvisoryLock = <A, E, R>(
+  sql: SqlClient.SqlClient,
+  key: string,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError, R> =>
+  Effect.acquireUseRelease(
     Scope.make(),
     (scope) =>
       Effect.gen(function*() {
-        const conn = yield* Scope.extend(db.sql.reserve, scope)
+        const conn = yield* Scope.extend(sql.reserve, scope)
         yield* conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", [key], undefined)
         yield* Scope.addFinalizer(scope, conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined).pipe(Effect.ignore))
         return yield* effect
       }),
     (scope, exit) => Scope.close(scope, exit)
   )
-}
 
 /** The bookkeeping tables' migrations. */
 const migrations = (t: ReturnType<typeof tables>): Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> => ({

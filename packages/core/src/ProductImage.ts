@@ -98,8 +98,8 @@ export const toJson = (r: ProductImage, options?: { readonly includeBytes?: bool
       height: r.height,
       alt: r.alt,
       contentHash: r.contentHash,
-      createdAt: r.createdAt === null ? null : isoOrNull(r.createdAt),
-      updatedAt: r.updatedAt === null ? null : isoOrNull(r.updatedAt),
+      createdAt: isoDate(r.createdAt),
+      updatedAt: isoDate(r.updatedAt),
       bytes: Buffer.from(r.bytes).toString("base64"),
       extra: r.extra
     }
@@ -114,8 +114,8 @@ export const toJson = (r: ProductImage, options?: { readonly includeBytes?: bool
       height: r.height,
       alt: r.alt,
       contentHash: r.contentHash,
-      createdAt: r.createdAt === null ? null : isoOrNull(r.createdAt),
-      updatedAt: r.updatedAt === null ? null : isoOrNull(r.updatedAt),
+      createdAt: isoDate(r.createdAt),
+      updatedAt: isoDate(r.updatedAt),
       extra: r.extra
     }
 

@@ -70,6 +70,17 @@ export interface Reads {
  */
 export type PartitionSpec = null | boolean | number | string | ReadonlyArray<PartitionSpec> | { readonly [key: string]: PartitionSpec }
 
+/**
+ * Splits a list into consecutive chunks of at most `size` items (each non-empty), in order: the
+ * partitions of a source that splits a list of ids (`partitions` returning one spec per chunk).
+ */
+export const chunks = <A>(list: ReadonlyArray<A>, size: number): Array<[A, ...Array<A>]> => {
+  const step = Math.max(1, Math.floor(size))
+  const out: Array<[A, ...Array<A>]> = []
+  for (let i = 0; i < list.length; i += step) out.push(list.slice(i, i + step) as [A, ...Array<A>])
+  return out
+}
+
 /** A source plugin. */
 export interface SourcePlugin<Config = any> {
   readonly _tag: "SourcePlugin"

@@ -188,12 +188,7 @@ export const acceo = Source.define<AcceoConfig>({
     Effect.gen(function*() {
       const ids = yield* checkedIds(config, ctx.name)
       if (Option.isNone(ids)) return ["feed"]
-      const list = ids.value
-      const chunks: Array<Partition> = []
-      for (let i = 0; i < list.length; i += config.partitionSize) {
-        chunks.push({ productIds: list.slice(i, i + config.partitionSize) as [string, ...Array<string>] })
-      }
-      return chunks
+      return Source.chunks(ids.value, config.partitionSize).map((productIds): Partition => ({ productIds }))
     }),
   make: (config, ctx) =>
     Effect.gen(function*() {

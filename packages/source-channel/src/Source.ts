@@ -156,11 +156,7 @@ export const channel = Source.define<ChannelConfig>({
         )
       )
       const ids = [...products].sort((a, b) => a - b)
-      const chunks: Array<Partition> = []
-      for (let i = 0; i < ids.length; i += config.partitionSize) {
-        chunks.push({ products: ids.slice(i, i + config.partitionSize) as [number, ...Array<number>] })
-      }
-      return chunks
+      return Source.chunks(ids, config.partitionSize).map((products): Partition => ({ products }))
     }),
   make: (config, ctx) =>
     Effect.gen(function*() {

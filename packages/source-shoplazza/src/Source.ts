@@ -257,11 +257,7 @@ export const shoplazza = Source.define<ShoplazzaConfig>({
     Effect.gen(function*() {
       const size = config.partitionSize
       const named = yield* loadIds(config, context.name)
-      const chunks = (list: ReadonlyArray<string>): Array<Partition> => {
-        const out: Array<Partition> = []
-        for (let i = 0; i < list.length; i += size) out.push({ ids: list.slice(i, i + size) })
-        return out
-      }
+      const chunks = (list: ReadonlyArray<string>): Array<Partition> => Source.chunks(list, size).map((ids) => ({ ids }))
       if (Option.isSome(named)) return named.value.length <= size ? [{ ids: null }] : chunks(named.value)
       const client = yield* makeClient(config, context.name)
       const listed: Array<string> = []
