@@ -10,7 +10,8 @@ import * as http from "node:http"
 import * as net from "node:net"
 import type { AddressInfo } from "node:net"
 import * as path from "node:path"
-import { bin, type CliResult, tempDir } from "../helpers.js"
+import { fileURLToPath } from "node:url"
+import { type CliResult, tempDir } from "../helpers.js"
 
 /** A channel → csv + jsonl pipeline; `${CHANNEL_BASE_URL}` and `${CHANNEL_TOKEN}` come from the environment. */
 export const channelPipeline = `version: 1
@@ -166,18 +167,19 @@ export const closedPort = async (): Promise<number> => {
 
 /**
  * Runs the real binary as another user (uid/gid 65534, "nobody"), for permission tests: root reads
- * everything. `env` is the whole environment.
+ * everything. The CLI's modules load first as this process's user, then it drops to nobody
+ * (`asNobody.mjs`), so the checkout itself need not be readable by nobody. `env` is the whole environment.
  */
+const asNobody = path.join(path.dirname(fileURLToPath(import.meta.url)), "asNobody.mjs")
+
 export const effetlAs = (
   args: ReadonlyArray<string>,
   options: { cwd: string; env?: Record<string, string>; timeoutMs?: number }
 ): Promise<CliResult> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
+    const child = spawn(process.execPath, [asNobody, ...args], {
       cwd: options.cwd,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...options.env },
-      uid: 65534,
-      gid: 65534,
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stdout = ""
