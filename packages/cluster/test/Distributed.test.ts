@@ -27,6 +27,8 @@ let sim: ChannelSimulator
 /** Every request a little slow, so partitions last long enough to be interrupted. */
 const latency = { kinds: ["latency"], rate: 1, latencyMs: 40 } as const
 const cleanup: Array<{ schemas: Array<string>; prefix: string }> = []
+/** Holds on the simulator's answers, released after each test whatever happened. */
+const holds: Array<{ readonly release: () => void }> = []
 
 beforeAll(async () => {
   sim = await startChannelSimulator({ products: 160, seed: 11, faults: latency })
@@ -35,6 +37,7 @@ afterAll(async () => {
   await sim?.close()
 })
 afterEach(async () => {
+  for (const hold of holds.splice(0)) hold.release()
   sim.setFaults(latency)
   await killAll()
   for (const c of cleanup.splice(0)) await dropAll(c)
@@ -52,6 +55,8 @@ const pipelineFile = (
     readonly absoluteOutputs?: boolean
     /** Products per page (default 10). */
     readonly pageSize?: number
+    /** Records per commit (default 20). */
+    readonly everyRecords?: number
   }
 ) => {
   const out = options.absoluteOutputs ? path.join(dir, "out") : "out"
@@ -62,7 +67,7 @@ const pipelineFile = (
       "version: 1",
       `name: ${options.name}`,
       "state: { path: state/state.json }",
-      "checkpoint: { everyRecords: 20 }",
+      `checkpoint: { everyRecords: ${options.everyRecords ?? 20} }`,
       `deadLetter: { path: ${out}/dead-letter.jsonl }`,
       "sources:",
       "  shop:",
@@ -102,6 +107,26 @@ const datasetRows = (dir: string): Array<string> =>
     fs.readFileSync(path.join(dir, f), "utf8").split("\n").filter((l) => l.length > 0)
   ).sort()
 
+/**
+ * Holds back the last listing page of every partition the simulator serves (a page of
+ * `product__pk__in` with no `next`), or only of the partition holding `product`: until released,
+ * such a partition cannot finish, however fast the machine, so a kill lands mid-partition and a
+ * run cannot end before the test lets it.
+ */
+const holdLastPages = (product?: number) => {
+  const hold = sim.hold((target, reply) => {
+    const ids = new URL(target, "http://simulator").searchParams.get("product__pk__in")
+    if (ids === null || reply.status !== 200) return false
+    if (product !== undefined && !ids.split(",").includes(String(product))) return false
+    return (JSON.parse(Buffer.from(reply.body).toString("utf8")) as { next: string | null }).next === null
+  })
+  holds.push(hold)
+  return hold
+}
+
+/** The product with the highest id of those with images: it is in the last partition. */
+const lastProduct = () => Math.max(...sim.catalogue.map((i) => i.product))
+
 /** A local run of the same pipeline (its own output schema): what a distributed run must equal. Run once, shared by the tests. */
 let local: Promise<{ table: Array<string>; csv: Array<string>; dataset: Array<string> }> | undefined
 const localRun = () => (local ??= runLocally())
@@ -139,12 +164,15 @@ describe("effetl run --distributed", () => {
     const schema = uniqueName("dist")
     const prefix = uniqueName("effetl_t")
     cleanup.push({ schemas: [schema], prefix })
-    const file = pipelineFile(dir, { name: "dist", schema, prefix })
+    // A commit every 4 records: a partition commits before its last page.
+    const file = pipelineFile(dir, { name: "dist", schema, prefix, everyRecords: 4 })
     const workers = await Promise.all([worker(dir, file), worker(dir, file), worker(dir, file)])
     const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
 
+    // Kill a worker while it is running a partition (after its first commits): every partition's
+    // last page waits until the kill, so the victim cannot finish its partition first.
+    const hold = holdLastPages()
     const planner = start(dir, ["run", file, "--distributed"])
-    // Kill a worker while it is running a partition (after its first commits).
     const busy = () => workers.find((w) => /partition shop\.\d+: running/.test(w.stderr))
     await until(() => busy() !== undefined, 240_000, () => `no worker started a partition:\n${planner.stderr}\n${logs()}`, planner)
     const victim = busy()!
@@ -157,6 +185,8 @@ describe("effetl run --distributed", () => {
     )
     victim.process.kill("SIGKILL")
     await victim.exited
+    hold.release()
+    expect(victim.stderr, "the victim finished the partition before the kill").not.toContain(`partition ${running}: finished`)
 
     const code = await exitOf(planner, 600_000, logs)
     expect(code, `${planner.stderr}\n${logs()}`).toBe(0)
@@ -194,10 +224,10 @@ describe("a planner SIGKILLed mid-run", () => {
     const workers = await Promise.all([worker(dir, file), worker(dir, file)])
     const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
 
+    // The last partition's last page waits until the second planner is up: the run cannot end before.
+    const hold = holdLastPages(lastProduct())
     const first = start(dir, ["run", file, "--distributed"])
     await until(() => /partition shop\.\d+ finished/.test(first.stderr), 300_000, () => `no partition finished:\n${first.stderr}\n${logs()}`, first)
-    // Slow the API right down while no planner waits, so the run cannot end before the second planner is up.
-    sim.setFaults({ kinds: ["latency"], rate: 1, latencyMs: 3_000 })
     first.process.kill("SIGKILL")
     await first.exited
     const [run] = await query<{ run_id: string; status: string }>(`SELECT run_id, status FROM "${prefix}_runs"`)
@@ -205,7 +235,7 @@ describe("a planner SIGKILLed mid-run", () => {
 
     const second = start(dir, ["run", file, "--distributed"])
     await until(() => second.stderr.includes("resuming distributed run"), 300_000, () => `no resume:\n${second.stderr}`, second)
-    sim.setFaults(latency)
+    hold.release()
     expect(await exitOf(second, 600_000, logs), `${second.stderr}\n${logs()}`).toBe(0)
     const summary = JSON.parse(second.stdout.trim().split("\n").pop()!).summary
     expect(summary.runId).toBe(run!.run_id)
@@ -345,7 +375,8 @@ describe("a partition resumed by a worker elsewhere", () => {
     const prefix = uniqueName("effetl_t")
     cleanup.push({ schemas: [schema], prefix })
     // Pages of 2 products: a partition of 8 takes several requests, so it is still reading after its first commit.
-    const file = pipelineFile(dir, { name: "dist", schema, prefix, absoluteOutputs: true, pageSize: 2 })
+    // A commit every 4 records: a partition commits before its last page.
+    const file = pipelineFile(dir, { name: "dist", schema, prefix, absoluteOutputs: true, pageSize: 2, everyRecords: 4 })
     // Each worker in a directory of its own: its own state directory, as on another machine.
     const home = (name: string) => {
       const d = path.join(dir, name)
@@ -355,6 +386,8 @@ describe("a partition resumed by a worker elsewhere", () => {
     const workers = await Promise.all([worker(home("w0"), file), worker(home("w1"), file)])
     const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
 
+    // Every partition's last page waits until the kill: it lands while the victim's partition is unfinished.
+    const hold = holdLastPages()
     const planner = start(dir, ["run", file, "--distributed"])
     const busy = () => workers.find((w) => /partition shop\.\d+: running/.test(w.stderr))
     await until(() => busy() !== undefined, 240_000, () => `no worker started a partition:\n${planner.stderr}\n${logs()}`, planner)
@@ -366,11 +399,9 @@ describe("a partition resumed by a worker elsewhere", () => {
       () => `partition ${running} never committed:\n${logs()}`,
       victim
     )
-    // Its next page now takes 3 s, so the kill lands while the partition is unfinished (not after its last commit).
-    sim.setFaults({ kinds: ["latency"], rate: 1, latencyMs: 3_000 })
     victim.process.kill("SIGKILL")
     await victim.exited
-    sim.setFaults(latency)
+    hold.release()
     expect(victim.stderr, "the victim finished the partition before the kill").not.toContain(`partition ${running}: finished`)
     const taker = workers.find((w) => w !== victim)!
 
@@ -393,13 +424,18 @@ describe("run --distributed --restart", () => {
     const workers = await Promise.all([worker(dir, file)])
     const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")
 
+    // The last partition's last page waits until the old run is discarded: it cannot finish before.
+    const hold = holdLastPages(lastProduct())
     const first = start(dir, ["run", file, "--distributed"])
     await until(() => /partition shop\.\d+ finished/.test(first.stderr), 300_000, () => `no partition finished:\n${first.stderr}\n${logs()}`, first)
     first.process.kill("SIGKILL")
     await first.exited
-    const [old] = await query<{ run_id: string }>(`SELECT run_id FROM "${prefix}_runs"`)
+    const [old] = await query<{ run_id: string; status: string }>(`SELECT run_id, status FROM "${prefix}_runs"`)
+    expect(old?.status).toBe("running")
 
     const second = start(dir, ["run", file, "--distributed", "--restart"])
+    await until(() => second.stderr.includes("discarded the unfinished run"), 300_000, () => `no discard:\n${second.stderr}\n${logs()}`, second)
+    hold.release()
     expect(await exitOf(second, 600_000, logs), `${second.stderr}\n${logs()}`).toBe(0)
     expect(second.stderr).toContain(`discarded the unfinished run ${old!.run_id}`)
     const summary = JSON.parse(second.stdout.trim().split("\n").pop()!).summary

@@ -119,6 +119,8 @@ export interface AcceoSimulator {
   readonly requests: () => RequestStats
   /** set or clear faults while running (restarts the fault PRNG from its seed) */
   readonly setFaults: (faults: FaultOptions | undefined) => void
+  /** holds back the answers `match` picks until released (core's `Server.hold`: a test's fixed point, whatever the machine's speed) */
+  readonly hold: Server.Served["hold"]
   /** stops listening and drops every open connection */
   readonly close: () => Promise<void>
 }
@@ -198,6 +200,7 @@ export const startAcceoSimulator = async (options: SimulatorOptions = {}): Promi
     overrideBinary: (productId, sequence, text) => void state.overrides.set(`${productId}/${sequence}`, text),
     requests: served.requests,
     setFaults: served.setFaults,
+    hold: served.hold,
     close: served.close
   }
 }

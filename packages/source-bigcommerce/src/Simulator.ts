@@ -145,6 +145,8 @@ export interface BigCommerceSimulator {
   readonly consume: (n: number) => void
   /** set or clear faults while running (restarts the fault PRNG from its seed) */
   readonly setFaults: (faults: FaultOptions | undefined) => void
+  /** holds back the answers `match` picks until released (core's `Server.hold`: a test's fixed point, whatever the machine's speed) */
+  readonly hold: Server.Served["hold"]
   /** stops listening and drops every open connection */
   readonly close: () => Promise<void>
 }
@@ -250,6 +252,7 @@ export const startBigCommerceSimulator = async (options: SimulatorOptions = {}):
     },
     consume: (n) => budget.consume(Date.now(), n),
     setFaults: served.setFaults,
+    hold: served.hold,
     close: served.close
   }
 }

@@ -115,6 +115,8 @@ export interface ChannelSimulator {
   readonly requests: () => RequestStats
   /** set or clear faults while running (restarts the fault PRNG from its seed) */
   readonly setFaults: (faults: FaultOptions | undefined) => void
+  /** holds back the answers `match` picks until released (core's `Server.hold`: a test's fixed point, whatever the machine's speed) */
+  readonly hold: Server.Served["hold"]
   /** stops listening and drops every open connection */
   readonly close: () => Promise<void>
 }
@@ -153,6 +155,7 @@ export const startChannelSimulator = async (options: SimulatorOptions = {}): Pro
     queues: { inserts: catalogue.inserts, updates: catalogue.updates },
     requests: served.requests,
     setFaults: served.setFaults,
+    hold: served.hold,
     close: served.close
   }
 }

@@ -150,6 +150,8 @@ export interface ShoplazzaSimulator {
   readonly requests: () => RequestStats
   /** set or clear faults while running (restarts the fault PRNG from its seed) */
   readonly setFaults: (faults: FaultOptions | undefined) => void
+  /** holds back the answers `match` picks until released (core's `Server.hold`: a test's fixed point, whatever the machine's speed) */
+  readonly hold: Server.Served["hold"]
   /** stops listening and drops every open connection */
   readonly close: () => Promise<void>
 }
@@ -233,6 +235,7 @@ export const startShoplazzaSimulator = async (options: SimulatorOptions = {}): P
     rateLimited: () => state.rateLimited,
     requests: served.requests,
     setFaults: served.setFaults,
+    hold: served.hold,
     close: served.close
   }
 }

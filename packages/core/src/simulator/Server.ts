@@ -55,8 +55,22 @@ export interface Served {
   readonly requests: () => RequestStats
   /** Sets or clears faults while running (restarts the fault PRNG from its seed). */
   readonly setFaults: (faults: FaultOptions | undefined) => void
+  /**
+   * Holds back every answer `match` picks (given the request's path and query and the answer it
+   * would get) until the hold is released: a test's way to keep a client at a known point, say a
+   * listing's last page, for as long as it needs, whatever the machine's speed.
+   */
+  readonly hold: (match: (target: string, reply: Reply) => boolean) => Hold
   /** Stops listening and drops every open connection. */
   readonly close: () => Promise<void>
+}
+
+/** A hold on some answers (see {@link Served.hold}). */
+export interface Hold {
+  /** How many answers it has held back so far (released ones included). */
+  readonly held: () => number
+  /** Sends the answers held back (to the clients still connected) and holds no more. Idempotent. */
+  readonly release: () => void
 }
 
 /** Starts a server on a loopback address; rejects for a non-loopback host or a bad port. */
@@ -68,7 +82,21 @@ export const serve = async (options: ServeOptions): Promise<Served> => {
   const faults = new FaultInjector(options.faults, options.serverErrors.length)
   const stats = { total: 0, faults: 0, byPath: new Map<string, number>() }
   const timers = new Set<NodeJS.Timeout>()
+  const holds = new Set<{ readonly match: (target: string, reply: Reply) => boolean; readonly waiting: Array<() => void>; count: number }>()
   let origin = ""
+  /** Sends now, or when the first hold that picks this answer is released. */
+  const sendOrHold = (target: string, res: http.ServerResponse, reply: Reply, go: () => void): void => {
+    for (const hold of holds) {
+      if (hold.match(target, reply)) {
+        hold.count++
+        hold.waiting.push(() => {
+          if (!res.destroyed) go()
+        })
+        return
+      }
+    }
+    go()
+  }
   const decorate = (reply: Reply): Reply =>
     options.everyReply === undefined ? reply : { ...reply, headers: { ...options.everyReply(), ...reply.headers } }
 
@@ -89,7 +117,7 @@ export const serve = async (options: ServeOptions): Promise<Served> => {
     stats.total++
     stats.byPath.set(pathname, (stats.byPath.get(pathname) ?? 0) + 1)
     const fault = faults.next(target)
-    if (fault === undefined) return answer(req, res, (reply) => send(res, reply))
+    if (fault === undefined) return answer(req, res, (reply) => sendOrHold(target, res, reply, () => send(res, reply)))
     stats.faults++
     switch (fault.kind) {
       case "reset":
@@ -104,7 +132,7 @@ export const serve = async (options: ServeOptions): Promise<Served> => {
         return answer(req, res, (reply) => {
           const timer = setTimeout(() => {
             timers.delete(timer)
-            send(res, reply)
+            sendOrHold(target, res, reply, () => send(res, reply))
           }, fault.latencyMs)
           timers.add(timer)
         })
@@ -133,10 +161,23 @@ export const serve = async (options: ServeOptions): Promise<Served> => {
     port: boundPort,
     requests: () => ({ total: stats.total, faults: stats.faults, byPath: Object.fromEntries(stats.byPath) }),
     setFaults: (next) => faults.reset(next),
+    hold: (match) => {
+      const hold = { match, waiting: [] as Array<() => void>, count: 0 }
+      holds.add(hold)
+      return {
+        held: () => hold.count,
+        release: () => {
+          holds.delete(hold)
+          for (const go of hold.waiting.splice(0)) go()
+        }
+      }
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         for (const timer of timers) clearTimeout(timer)
         timers.clear()
+        for (const hold of holds) hold.waiting.length = 0
+        holds.clear()
         server.close((error) => (error === undefined ? resolve() : reject(error)))
         server.closeAllConnections()
       })

@@ -70,3 +70,49 @@ describe("Server.serve stall and malformed faults", () => {
       }
     }))
 })
+
+describe("Server.serve hold", () => {
+  it.live("holds back the answers it picks until released, answers the others at once, and holds no more once released", () =>
+    Effect.promise(async () => {
+      const served = await start()
+      try {
+        const hold = served.hold((target, reply) => target === "/ok" && reply.status === 200)
+        let settled = false
+        const held = fetch(`${served.origin}/ok`).then(async (res) => {
+          settled = true
+          return [res.status, await res.json()] as const
+        })
+        // Another answer is not held: the server answers it while /ok waits.
+        expect((await fetch(`${served.origin}/nope`)).status).toBe(404)
+        for (let i = 0; i < 500 && hold.held() === 0; i++) await new Promise((r) => setTimeout(r, 10))
+        expect(hold.held()).toBe(1)
+        expect(settled).toBe(false)
+        hold.release()
+        expect(await held).toEqual([200, { ok: true }])
+        // Released: /ok is answered straight away, and the count stays.
+        expect((await fetch(`${served.origin}/ok`)).status).toBe(200)
+        expect(hold.held()).toBe(1)
+        hold.release()
+      } finally {
+        await served.close()
+      }
+    }))
+
+  it.live("a held answer whose client went away is dropped on release; close() drops every hold", () =>
+    Effect.promise(async () => {
+      const served = await start()
+      const hold = served.hold((target) => target === "/ok")
+      const gone = new AbortController()
+      const aborted = fetch(`${served.origin}/ok`, { signal: gone.signal }).catch((e: unknown) => e)
+      for (let i = 0; i < 500 && hold.held() === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      gone.abort()
+      expect(await aborted).toBeInstanceOf(Error)
+      hold.release()
+      expect((await fetch(`${served.origin}/ok`)).status).toBe(200)
+      served.hold(() => true)
+      const never = fetch(`${served.origin}/ok`).then(() => "answered", () => "dropped")
+      for (let i = 0; i < 50; i++) await new Promise((r) => setTimeout(r, 10))
+      await served.close()
+      expect(await never).toBe("dropped")
+    }))
+})
