@@ -350,7 +350,10 @@ export const run = (
       // The end of a failed or stopped run is recorded even when the run was interrupted (Ctrl-C).
       const stopped = yield* Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          const outcome = yield* Effect.exit(restore(Stream.mergeAll(sourceStreams, { concurrency: "unbounded" }).pipe(Stream.runForEach(write))))
+          // At most two batches wait between the sources and the sinks (each source still reads ahead
+          // inside its own stream): a longer queue only kept more records alive across collections,
+          // so they aged into the old generation (16 queued batches: 48 MB of live heap instead of 37).
+          const outcome = yield* Effect.exit(restore(Stream.mergeAll(sourceStreams, { concurrency: "unbounded", bufferSize: 2 }).pipe(Stream.runForEach(write))))
           if (Exit.isSuccess(outcome)) return Option.none()
           if (persist && !Cause.isInterruptedOnly(outcome.cause)) {
             const failure = Cause.failureOption(outcome.cause)

@@ -74,14 +74,15 @@ export const ParquetConfig = Schema.Struct({
     description: "The page compression codec.",
     examples: ["snappy", "gzip", "none"]
   }),
-  rowGroupSize: Config.withDefault(Config.intRange(1, 10_000_000), 100_000, {
+  rowGroupSize: Config.withDefault(Config.intRange(1, 10_000_000), 65_536, {
     description:
       "The most rows in one row group (hyparquet-writer, parquetjs-lite: at most one row group per open part is " +
-      "held in memory). duckdb: DuckDB's target, filled 2,048-row vectors at a time, so a row group may hold up to " +
+      "held in memory; duckdb: writing a file holds about one row group, so the default of 65,536 keeps an " +
+      "overwrite's final merge inside effetl run under 300 MB). duckdb: DuckDB's target, filled 2,048-row vectors at a time, so a row group may hold up to " +
       "2,047 rows more. A commit closes the part, so a part's last row group may be smaller; duckdb's published " +
       "file (overwrite) keeps the parts' row groups when they average at least min(rowGroupSize, 8192) rows, so " +
       "commit less often for bigger ones.",
-    examples: [100000, 10000]
+    examples: [65536, 10000]
   }),
   partitionBy: Config.withDefault(Schema.Array(Schema.Literal(...partitionKeys)).pipe(Schema.maxItems(1)), [], {
     description:

@@ -108,7 +108,7 @@ layer(services)("parquet sink", (it) => {
           memoryLimit: "256MB",
           threads: 1,
           compression: "snappy",
-          rowGroupSize: 100000,
+          rowGroupSize: 65536,
           partitionBy: [],
           includeExtra: true
         })
