@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Simulator from "../src/Simulator.js"
-import * as FaultProxy from "./FaultProxy.js"
+import { FaultProxy } from "@effetl/core/simulator"
 import {
   check,
   cursorOf,

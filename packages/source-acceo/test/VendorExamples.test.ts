@@ -15,7 +15,7 @@ import * as Option from "effect/Option"
 import { decodeEnvelope, mapProduct, parseBody, parseXml } from "../src/Api.js"
 import * as Simulator from "../src/Simulator.js"
 import { fastRetry, live, runUntil, tinyServer } from "./Harness.js"
-import * as WireShape from "./WireShape.js"
+import { WireShape } from "@effetl/core/testing"
 
 const fixtures = path.join(import.meta.dirname, "fixtures/vendor-examples")
 const sharedRoot = path.resolve(import.meta.dirname, "../../../../shared")

@@ -6,7 +6,7 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Simulator from "../src/Simulator.js"
-import * as FaultProxy from "./FaultProxy.js"
+import { FaultProxy } from "@effetl/core/simulator"
 import {
   byPks,
   check,

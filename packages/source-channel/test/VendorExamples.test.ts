@@ -14,7 +14,7 @@ import * as Schema from "effect/Schema"
 import { toProductImage } from "../src/Api.js"
 import * as Simulator from "../src/Simulator.js"
 import { fastRetry, type Handler, plain, run, sendJson, tinyServer } from "./Harness.js"
-import * as WireShape from "./WireShape.js"
+import { WireShape } from "@effetl/core/testing"
 
 const fixtures = path.join(import.meta.dirname, "fixtures/vendor-examples")
 const shared = path.resolve(import.meta.dirname, "../../../../shared/vendor-examples/akinon")

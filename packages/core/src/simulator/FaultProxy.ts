@@ -3,9 +3,10 @@
  * simulator (run without faults of its own) and answers every `every`-th request badly instead, the
  * kinds taken in turn from {@link faultKinds}. The schedule depends only on the request count, so a
  * run of at least `every × faultKinds.length` requests meets every kind, however the machine is
- * loaded. Besides the kinds core's simulator kit injects, it has the two it lacks: a 2xx whose body
- * is cut short under a matching Content-Length (a complete answer with half a document), and a stall
- * (no answer at all, until the client gives up).
+ * loaded. Unlike the seeded faults of `Server.serve`, the schedule does not depend on a PRNG or on
+ * which requests come first: a source's own fault-mix test uses it to show that every kind is met and
+ * survived. `cut-body` is a 2xx whose body is cut short under a matching Content-Length (a complete
+ * answer with half a document); `stall` is no answer at all, until the client gives up.
  */
 import * as http from "node:http"
 import type * as net from "node:net"

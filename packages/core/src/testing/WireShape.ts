@@ -5,8 +5,11 @@
  * may also be null (`nullable`); a field that may be left out is `optional` (an XML element that can
  * be absent); a field the simulator adds as a documented assumption is named with its schema
  * (`extra`). Paths are written `results[].hash`.
+ *
+ * A source package's contract tests use it: `mismatches(infer(example), simulatorAnswer)` lists
+ * where its simulator departs from the vendor's published example (none: the same shape).
  */
-import { Http } from "@effetl/core"
+import { formatPath } from "../http/ApiClient.js"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -56,5 +59,5 @@ export const mismatches = (schema: Schema.Schema.AnyNoContext, value: unknown): 
   Either.match(Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(value), {
     onRight: () => [],
     onLeft: (error) =>
-      ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => `${Http.ApiClient.formatPath(i.path) || "(root)"}: ${i.message}`)
+      ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => `${formatPath(i.path) || "(root)"}: ${i.message}`)
   })
