@@ -224,8 +224,17 @@ export const runs = (
         // A run still `running` in the state is going when a process holds its lock (here, or in a shared store).
         const live = saved.run?.status === "running" &&
           ((yield* RunLock.held(pipeline.statePath, pipeline.name)) || (store.running !== undefined && (yield* store.running(pipeline.name))))
-        const listed = RunHistory.list(saved, live)
-        const where = { pipeline: pipeline.name, state: store.location, limit: pipeline.history ?? RunHistory.defaultLimit }
+        const limit = pipeline.history ?? RunHistory.defaultLimit
+        // A pipeline with a `cluster:` section also has distributed runs, kept by its cluster database.
+        const distributed = yield* distributedRuns(pipeline, limit)
+        if (distributed.note !== undefined) io.stderr(Logging.escapeControl(`warning: distributed runs not listed: ${distributed.note}`) + "\n")
+        const listed = [...RunHistory.list(saved, live), ...distributed.runs].sort((x, y) => (x.startedAt < y.startedAt ? 1 : x.startedAt > y.startedAt ? -1 : 0))
+        const where = {
+          pipeline: pipeline.name,
+          state: store.location,
+          limit,
+          ...(distributed.location !== undefined ? { cluster: distributed.location } : {})
+        }
         const json = a.logFormat === "json"
         if (a.id === undefined) return io.stdout((json ? Runs.json(listed, where) : Runs.table(listed, where, Date.now())) + "\n")
         const found = Runs.find(listed, a.id)
@@ -241,6 +250,23 @@ export const runs = (
         const run = found as RunHistory.Listed
         io.stdout((json ? Runs.jsonOne(run, where) : Runs.detail(run, where, Date.now())) + "\n")
       }))
+  )
+}
+
+/**
+ * The distributed runs of a pipeline whose file has a `cluster:` section (`@effetl/cluster`, loaded
+ * only then), or why they cannot be listed (the local runs are listed all the same).
+ */
+const distributedRuns = (
+  pipeline: PipelineFile.Peek,
+  limit: number
+): Effect.Effect<{ readonly runs: ReadonlyArray<RunHistory.Listed>; readonly location?: string; readonly note?: string }> => {
+  const cluster = pipeline.cluster
+  if (cluster === undefined) return Effect.succeed({ runs: [] })
+  if ("unavailable" in cluster) return Effect.succeed({ runs: [], note: cluster.unavailable })
+  return Effect.promise(() => import("@effetl/cluster")).pipe(
+    Effect.flatMap((m) => m.Distributed.history(pipeline.name, cluster.section, limit)),
+    Effect.catchAll((e) => Effect.succeed({ runs: [], note: e.message }))
   )
 }
 

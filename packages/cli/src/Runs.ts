@@ -13,11 +13,17 @@ export interface Where {
   readonly state: string
   /** How many runs the history keeps. */
   readonly limit: number
+  /** Where the distributed runs were read from (a pipeline with a `cluster:` section). */
+  readonly cluster?: string
 }
 
 /** The runs, newest first, as a table: one row per run, and one per source under it when there are several. */
 export const table = (runs: ReadonlyArray<RunHistory.Listed>, where: Where, now: number): string => {
-  const head = [`pipeline ${where.pipeline} · ${runs.length} ${runs.length === 1 ? "run" : "runs"} (the history keeps the last ${where.limit}) · state ${where.state}`]
+  const head = [
+    `pipeline ${where.pipeline} · ${runs.length} ${runs.length === 1 ? "run" : "runs"} (the history keeps the last ${where.limit}) · state ${where.state}${
+      where.cluster === undefined ? "" : ` · distributed runs from ${where.cluster}`
+    }`
+  ]
   if (runs.length === 0) return [...head, "", "no runs yet"].join("\n")
   const counters = ["read", "written", "invalid", "deduped", "dropped", "warnings", "retries", "waits"] as const
   const titles = ["run", "started", "duration", "status", ...counters, "error"]
@@ -48,7 +54,9 @@ export const table = (runs: ReadonlyArray<RunHistory.Listed>, where: Where, now:
 /** One run in detail: status, times, attempts, error, the counts per source and the records dropped per reason. */
 export const detail = (r: RunHistory.Listed, where: Where, now: number): string => {
   const out = [
-    `run ${r.id} of pipeline ${where.pipeline} (state ${where.state})`,
+    r.distributed === true
+      ? `distributed run ${r.id} of pipeline ${where.pipeline} (${where.cluster ?? "its cluster database"})`
+      : `run ${r.id} of pipeline ${where.pipeline} (state ${where.state})`,
     "",
     `status    ${status(r)}`,
     `started   ${r.startedAt}`,
@@ -72,7 +80,7 @@ export const detail = (r: RunHistory.Listed, where: Where, now: number): string 
 
 /** The runs as one JSON object. */
 export const json = (runs: ReadonlyArray<RunHistory.Listed>, where: Where): string =>
-  JSON.stringify({ pipeline: where.pipeline, state: where.state, history: where.limit, runs })
+  JSON.stringify({ pipeline: where.pipeline, state: where.state, ...(where.cluster !== undefined ? { cluster: where.cluster } : {}), history: where.limit, runs })
 
 /** One run as one JSON object. */
 export const jsonOne = (run: RunHistory.Listed, where: Where): string => JSON.stringify({ pipeline: where.pipeline, state: where.state, run })
@@ -90,7 +98,7 @@ export const find = (runs: ReadonlyArray<RunHistory.Listed>, id: string): RunHis
 
 // ---------------------------------------------------------------------------------------------
 
-const status = (r: RunHistory.Listed): string => r.status
+const status = (r: RunHistory.Listed): string => (r.distributed === true ? `${r.status} (distributed)` : r.status)
 
 /** `2026-12-05 00:01:02Z`: an ISO time without its milliseconds. */
 const shortTime = (iso: string): string => iso.replace("T", " ").replace(/\.\d+Z$/, "Z")

@@ -224,7 +224,7 @@ export const cli = (yargs: (argv: Array<string>) => Argv, argv: ReadonlyArray<st
     )
     .command(
       commands.runs,
-      "List a pipeline's past runs (id, start, duration, status, counts per source, error), newest first, or show one run. Needs only the file's name and state section.",
+      "List a pipeline's past runs (id, start, duration, status, counts per source, error), newest first, or show one run. Needs only the file's name and state section (and its cluster section, whose distributed runs are listed too).",
       (y) =>
         (scoped = y)
           .positional("file", { type: "string", demandOption: true, describe: "The pipeline YAML file" })

@@ -241,6 +241,30 @@ describe("effetl runs", () => {
     }
   })
 
+  it("a file with a cluster section whose database cannot be read: one warning (no password), the local runs still listed", async () => {
+    const dir = setup()
+    fs.appendFileSync(path.join(dir, "pipeline.yaml"), "cluster:\n  postgres: ${HIST_PG}\n")
+    const down = { HIST_PG: "postgres://postgres:s3cret-pass@127.0.0.1:1/test" }
+    const first = await cli(["run", "pipeline.yaml"], { cwd: dir, env: env(down) })
+    expect(first.code, first.stderr).toBe(0)
+    // The variable unset: the cluster section cannot be read, the state can.
+    const unset = await cli(["runs", "pipeline.yaml"], { cwd: dir, env: env() })
+    expect(unset.code, unset.stderr).toBe(0)
+    expect(unset.stderr).toMatch(/^warning: distributed runs not listed: .*environment variable HIST_PG is not set/m)
+    expect(table(unset.stdout, "run").map((r) => r.status)).toEqual(["finished"])
+    // The database down: named without its password.
+    const refused = await cli(["runs", "pipeline.yaml"], { cwd: dir, env: env(down) })
+    expect(refused.code, refused.stderr).toBe(0)
+    expect(refused.stderr).toMatch(/^warning: distributed runs not listed: cluster database postgres:\/\/127\.0\.0\.1:1\/test: cannot read the distributed runs/m)
+    expect(refused.stderr + refused.stdout).not.toContain("s3cret-pass")
+    expect(table(refused.stdout, "run").map((r) => r.status)).toEqual(["finished"])
+    // The database up, no distributed run yet: none listed, and where they would be is said.
+    const none = await cli(["runs", "pipeline.yaml"], { cwd: dir, env: env({ HIST_PG: pgUrl }) })
+    expect(none.code, none.stderr).toBe(0)
+    expect(none.stderr).toBe("")
+    expect(none.stdout).toMatch(/^pipeline shop · 1 run .* · distributed runs from postgres:\/\/\S+, table effetl_shop_runs$/m)
+  })
+
   it("SQLite state store: the same history, kept in its table", async () => {
     const dir = setup("state: { use: sqlite, with: { path: state/state.db }, history: 3 }")
     for (let i = 0; i < 4; i++) {

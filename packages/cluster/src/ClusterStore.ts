@@ -6,7 +6,7 @@
  * (`<prefix>_effetl_migrations`). The partitions' state itself lives in a core state store table,
  * `<prefix>_state` (see `PartitionRun`).
  */
-import { StateError } from "@effetl/core"
+import { type RunHistory, StateError } from "@effetl/core"
 import { SqlDatabase } from "@effetl/sink-sql"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -499,6 +499,62 @@ export const drop = (options: { readonly postgres: Redacted.Redacted<string>; re
       return names
     })
   )
+
+/**
+ * A pipeline's distributed runs as `effetl runs` lists them (newest first, at most `limit`), read
+ * from `<prefix>_runs` without creating anything: a cluster that never ran has none. `discarded`
+ * runs (`--restart`) are listed as `interrupted`; a run whose planner was killed stays `running`
+ * (its workers go on, and the next `run --distributed` resumes it).
+ */
+export const history = (options: {
+  readonly postgres: Redacted.Redacted<string>
+  readonly prefix: string
+  readonly pipeline: string
+  readonly limit: number
+}): Effect.Effect<{ readonly runs: ReadonlyArray<RunHistory.Listed>; readonly location: string }, StateError> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const target = SqlDatabase.postgresTarget(options.postgres)
+      const location = SqlDatabase.locationOf(target)
+      const fail = (e: unknown) =>
+        new StateError({ message: `cluster database ${location}: cannot read the distributed runs: ${SqlDatabase.describe(target, e)}`, path: location })
+      const db = yield* SqlDatabase.acquire(target).pipe(Effect.mapError(fail))
+      const sql = db.sql
+      const runs = tables(options.prefix).runs
+      const [found] = yield* sql<{ present: boolean }>`SELECT to_regclass(${runs}) IS NOT NULL AS present`.pipe(Effect.mapError(fail))
+      const where = `${location}, table ${runs}`
+      if (found?.present !== true) return { runs: [], location: where }
+      const rows = yield* sql<Record<string, unknown>>`
+        SELECT run_id, status, attempt, started_at, finished_at, error, summary FROM ${sql(runs)}
+        WHERE pipeline = ${options.pipeline} ORDER BY started_at DESC, run_id DESC LIMIT ${options.limit}
+      `.pipe(Effect.mapError(fail))
+      return { runs: rows.map(listedOf), location: where }
+    })
+  )
+
+/** One row of `<prefix>_runs` as a listed run. */
+const listedOf = (r: Record<string, unknown>): RunHistory.Listed => {
+  const iso = (v: unknown) => (v === null || v === undefined ? undefined : new Date(v as string).toISOString())
+  const startedAt = iso(r.started_at) ?? new Date(0).toISOString()
+  const endedAt = iso(r.finished_at)
+  const status = String(r.status)
+  const summary = (typeof r.summary === "string" ? JSON.parse(r.summary) : r.summary) as
+    | { readonly sources?: ReadonlyArray<{ readonly name: string; readonly counts?: Record<string, number> }> }
+    | null
+    | undefined
+  const sources: Record<string, RunHistory.SourceRecord> = {}
+  for (const s of summary?.sources ?? []) sources[s.name] = { counts: { ...(s.counts ?? {}) } }
+  return {
+    id: String(r.run_id),
+    status: status === "discarded" ? "interrupted" : status === "finished" || status === "failed" || status === "running" ? status : "interrupted",
+    startedAt,
+    ...(endedAt !== undefined ? { endedAt, seconds: Math.max(0, (Date.parse(endedAt) - Date.parse(startedAt)) / 1000) } : {}),
+    attempts: Number(r.attempt),
+    ...(r.error !== null && r.error !== undefined && status !== "finished" ? { error: String(r.error) } : {}),
+    sources,
+    distributed: true
+  }
+}
 
 /** The tables a prefix owns, by suffix (so a user table that merely starts with the prefix is never dropped). */
 const knownSuffix = (suffix: string): boolean =>

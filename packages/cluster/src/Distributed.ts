@@ -4,9 +4,10 @@
  * and wait for it (`Planner`). The CLI imports this package only when one of them runs, so a local
  * run never loads the engine.
  */
-import { ConfigError, type Pipeline, type Reporter, type Runner, type StateError } from "@effetl/core"
+import { ConfigError, type Pipeline, type Reporter, type RunHistory, type Runner, type StateError } from "@effetl/core"
 import * as Effect from "effect/Effect"
 import * as ClusterConfig from "./ClusterConfig.js"
+import * as ClusterStore from "./ClusterStore.js"
 import * as Planner from "./Planner.js"
 import * as Worker from "./Worker.js"
 
@@ -47,3 +48,15 @@ export const run = (
       ...(options.reporter !== undefined ? { reporter: options.reporter } : {})
     })
   })
+
+/**
+ * `effetl runs`: the pipeline's distributed runs (newest first, at most `limit`) from the cluster
+ * database its `cluster:` section names, without starting anything.
+ */
+export const history = (
+  pipeline: string,
+  section: unknown,
+  limit: number
+): Effect.Effect<{ readonly runs: ReadonlyArray<RunHistory.Listed>; readonly location: string }, ConfigError | StateError> =>
+  Effect.flatMap(ClusterConfig.decode(section), (config) =>
+    ClusterStore.history({ postgres: config.postgres, prefix: ClusterConfig.prefixOf(config, pipeline), pipeline, limit }))

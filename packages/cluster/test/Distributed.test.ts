@@ -364,6 +364,16 @@ describe("dedupe-by-hash (scope: global) in a distributed run", () => {
     expect(new Set(got)).toEqual(new Set(expected))
     const summary = JSON.parse(r.stdout.trim().split("\n").pop()!).summary
     expect(summary.sources[0].counts.deduped).toBe(sim.catalogue.length - expected.length)
+
+    // `effetl runs` lists the distributed run from the cluster's tables, with its counts.
+    const listed = await runToEnd(dir, ["runs", file, "--log-format", "json"])
+    expect(listed.code, listed.stderr).toBe(0)
+    const history = JSON.parse(listed.stdout) as { cluster: string; runs: Array<{ id: string; status: string; distributed?: boolean; sources: Record<string, { counts: Record<string, number> }> }> }
+    expect(history.cluster).toContain(`table ${prefix}_runs`)
+    expect(history.runs.map((x) => [x.id, x.status, x.distributed])).toEqual([[summary.runId, "finished", true]])
+    expect(history.runs[0]!.sources.shop!.counts).toMatchObject({ read: sim.catalogue.length, deduped: sim.catalogue.length - expected.length })
+    const table = await runToEnd(dir, ["runs", file])
+    expect(table.stdout).toMatch(new RegExp(`^${summary.runId} .* finished \\(distributed\\) `, "m"))
   }, 900_000)
 })
 

@@ -285,6 +285,12 @@ export interface Peek {
   readonly stateStore?: PipelineStateStore
   /** How many past runs the state keeps (`state.history`), when the file says. */
   readonly history?: number
+  /**
+   * The file's `cluster:` section (interpolated, undecoded) when it has one, for `effetl runs` to
+   * list distributed runs too; or why it cannot be read (an environment variable it uses is not
+   * set), which leaves the local runs listed.
+   */
+  readonly cluster?: { readonly section: Readonly<Record<string, unknown>> } | { readonly unavailable: string }
 }
 
 /**
@@ -320,7 +326,29 @@ export const peek = (
     const state = yield* stateOf(top.state, { ...options, registry }, label, path.dirname(path.resolve(file)), locate, hidden).pipe(
       Effect.mapError((e) => scrubError(e, hidden))
     )
-    return { name: top.name, ...state, ...(top.state.history !== undefined ? { history: top.state.history } : {}) }
+    const cluster = yield* peekCluster(text, label, options.env ?? process.env)
+    return {
+      name: top.name,
+      ...state,
+      ...(top.state.history !== undefined ? { history: top.state.history } : {}),
+      ...(cluster !== undefined ? { cluster } : {})
+    }
+  })
+
+/** The `cluster:` section of a pipeline file's text, interpolated on its own (see {@link Peek.cluster}). */
+const peekCluster = (text: string, label: string, env: Record<string, string | undefined>) =>
+  Effect.gen(function*() {
+    const { doc, lineCounter } = yield* parseYaml(text, label)
+    if (!YAML.isMap(doc.contents)) return undefined
+    doc.contents.items = doc.contents.items.filter((pair) => String(YAML.isScalar(pair.key) ? pair.key.value : pair.key) === "cluster")
+    if (doc.contents.items.length === 0) return undefined
+    const vars = interpolate(doc, env, label, lineCounter)
+    if (vars.missing.length > 0) return { unavailable: vars.missing.map((p) => p.message).join("; ") }
+    const section = ((yield* toPlain(doc, label)) as { readonly cluster?: unknown }).cluster
+    if (typeof section !== "object" || section === null || Array.isArray(section)) {
+      return { unavailable: `${label}: cluster: expected a mapping` }
+    }
+    return { section: section as Readonly<Record<string, unknown>> }
   })
 
 /**

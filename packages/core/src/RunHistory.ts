@@ -47,6 +47,8 @@ export type RunRecord = typeof RunRecord.Type
 /** A run as `effetl runs` lists it: a past run, or the current one (`running`, or `interrupted` when no process runs it). */
 export interface Listed extends Omit<RunRecord, "status"> {
   readonly status: RunRecord["status"] | "running"
+  /** A distributed run (`effetl run --distributed`), read from its cluster's tables rather than the state. */
+  readonly distributed?: boolean
 }
 
 /** The part of a pipeline's state the history needs (structurally `PipelineState`). */

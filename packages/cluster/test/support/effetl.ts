@@ -6,6 +6,7 @@
  *   effetl.ts worker <pipeline.yaml> [--host H] [--port P]
  *   effetl.ts run <pipeline.yaml> --distributed [--restart] [--full-refresh]   (prints the summary as JSON)
  *   effetl.ts run <pipeline.yaml>                                               (a local run, same output)
+ *   effetl.ts runs <pipeline.yaml> [...]                                        (the CLI's own `effetl runs`)
  */
 import { PipelineFile, Runner } from "@effetl/core"
 import * as Cause from "effect/Cause"
@@ -18,6 +19,13 @@ import { registry } from "../../../cli/src/Builtins.js"
 import { Distributed } from "@effetl/cluster"
 
 const [command, file, ...rest] = process.argv.slice(2)
+
+// `runs` is the CLI's own command, from sources.
+if (command === "runs") {
+  const { main } = await import("../../../cli/src/main.js")
+  process.exitCode = await main(process.argv.slice(2))
+  process.exit()
+}
 const flag = (name: string) => rest.includes(`--${name}`)
 const value = (name: string) => {
   const i = rest.indexOf(`--${name}`)
