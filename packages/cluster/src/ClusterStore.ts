@@ -481,14 +481,8 @@ export const ownerKey = (runId: string, r: { readonly source: string; readonly p
  * cluster is forgotten; stop its workers first.
  */
 export const drop = (options: { readonly postgres: Redacted.Redacted<string>; readonly prefix: string }): Effect.Effect<ReadonlyArray<string>, StateError> =>
-  Effect.scoped(
+  withDatabase(options.postgres, `cannot drop the tables of prefix ${options.prefix}`, ({ sql }, fail) =>
     Effect.gen(function*() {
-      const target = SqlDatabase.postgresTarget(options.postgres)
-      const location = SqlDatabase.locationOf(target)
-      const fail = (e: unknown) =>
-        new StateError({ message: `cluster database ${location}: cannot drop the tables of prefix ${options.prefix}: ${SqlDatabase.describe(target, e)}`, path: location })
-      const db = yield* SqlDatabase.acquire(target).pipe(Effect.mapError(fail))
-      const sql = db.sql
       const pattern = options.prefix.replace(/_/g, "\\_") + "\\_%"
       const rows = yield* sql<{ name: string }>`
         SELECT tablename AS name FROM pg_tables
@@ -497,6 +491,24 @@ export const drop = (options: { readonly postgres: Redacted.Redacted<string>; re
       const names = rows.map((r) => r.name).filter((n) => n === `effetl_migrations_${tables(options.prefix).state}` || knownSuffix(n.slice(options.prefix.length + 1)))
       if (names.length > 0) yield* sql.unsafe(`DROP TABLE IF EXISTS ${names.map((n) => `"${n}"`).join(", ")} CASCADE`).pipe(Effect.mapError(fail))
       return names
+    }))
+
+/**
+ * Runs `use` on the cluster database for its scope, without migrating anything (what `drop` and
+ * `history` share); every failure is a `StateError` saying `what` failed, the password scrubbed.
+ */
+const withDatabase = <A>(
+  postgres: Redacted.Redacted<string>,
+  what: string,
+  use: (db: { readonly sql: SqlClient.SqlClient; readonly location: string }, fail: (e: unknown) => StateError) => Effect.Effect<A, StateError>
+): Effect.Effect<A, StateError> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const target = SqlDatabase.postgresTarget(postgres)
+      const location = SqlDatabase.locationOf(target)
+      const fail = (e: unknown) => new StateError({ message: `cluster database ${location}: ${what}: ${SqlDatabase.describe(target, e)}`, path: location })
+      const db = yield* SqlDatabase.acquire(target).pipe(Effect.mapError(fail))
+      return yield* use({ sql: db.sql, location }, fail)
     })
   )
 
@@ -512,14 +524,8 @@ export const history = (options: {
   readonly pipeline: string
   readonly limit: number
 }): Effect.Effect<{ readonly runs: ReadonlyArray<RunHistory.Listed>; readonly location: string }, StateError> =>
-  Effect.scoped(
+  withDatabase(options.postgres, "cannot read the distributed runs", ({ location, sql }, fail) =>
     Effect.gen(function*() {
-      const target = SqlDatabase.postgresTarget(options.postgres)
-      const location = SqlDatabase.locationOf(target)
-      const fail = (e: unknown) =>
-        new StateError({ message: `cluster database ${location}: cannot read the distributed runs: ${SqlDatabase.describe(target, e)}`, path: location })
-      const db = yield* SqlDatabase.acquire(target).pipe(Effect.mapError(fail))
-      const sql = db.sql
       const runs = tables(options.prefix).runs
       const [found] = yield* sql<{ present: boolean }>`SELECT to_regclass(${runs}) IS NOT NULL AS present`.pipe(Effect.mapError(fail))
       const where = `${location}, table ${runs}`
@@ -529,8 +535,7 @@ export const history = (options: {
         WHERE pipeline = ${options.pipeline} ORDER BY started_at DESC, run_id DESC LIMIT ${options.limit}
       `.pipe(Effect.mapError(fail))
       return { runs: rows.map(listedOf), location: where }
-    })
-  )
+    }))
 
 /** One row of `<prefix>_runs` as a listed run. */
 const listedOf = (r: Record<string, unknown>): RunHistory.Listed => {

@@ -43,6 +43,14 @@ afterEach(async () => {
   for (const c of cleanup.splice(0)) await dropAll(c)
 })
 
+/** A test's own temp directory, output schema and table prefix, dropped after the test. */
+const fresh = () => {
+  const schema = uniqueName("dist")
+  const prefix = uniqueName("effetl_t")
+  cleanup.push({ schemas: [schema], prefix })
+  return { dir: tmp(), schema, prefix }
+}
+
 /** A pipeline file: the channel split into partitions of 8 products, a Postgres table, a CSV file and a JSONL dataset. */
 const pipelineFile = (
   dir: string,
@@ -160,10 +168,7 @@ describe("effetl run --distributed", () => {
     const images = sim.catalogue.length
     expect(expected.table.length).toBe(images)
 
-    const dir = tmp()
-    const schema = uniqueName("dist")
-    const prefix = uniqueName("effetl_t")
-    cleanup.push({ schemas: [schema], prefix })
+    const { dir, schema, prefix } = fresh()
     // A commit every 4 records: a partition commits before its last page.
     const file = pipelineFile(dir, { name: "dist", schema, prefix, everyRecords: 4 })
     const workers = await Promise.all([worker(dir, file), worker(dir, file), worker(dir, file)])
@@ -215,10 +220,7 @@ describe("effetl run --distributed", () => {
 describe("a planner SIGKILLed mid-run", () => {
   it("is resumed by the next `run --distributed`: the same run, finished by the workers, the same rows", async () => {
     const expected = await localRun()
-    const dir = tmp()
-    const schema = uniqueName("dist")
-    const prefix = uniqueName("effetl_t")
-    cleanup.push({ schemas: [schema], prefix })
+    const { dir, schema, prefix } = fresh()
     // One partition at a time per worker: the run lasts long enough for the planner to be killed and rerun.
     const file = pipelineFile(dir, { name: "dist", schema, prefix, partitionsPerWorker: 1 })
     const workers = await Promise.all([worker(dir, file), worker(dir, file)])
@@ -256,10 +258,7 @@ describe("a failed partition", () => {
     const port = Number(new URL(b.url).port)
     const ids = b.catalogue.slice(0, 6).map((i) => i.pk)
     await b.close()
-    const dir = tmp()
-    const schema = uniqueName("dist")
-    const prefix = uniqueName("effetl_t")
-    cleanup.push({ schemas: [schema], prefix })
+    const { dir, schema, prefix } = fresh()
     const file = path.join(dir, "pipeline.yaml")
     fs.writeFileSync(
       file,
@@ -380,10 +379,7 @@ describe("dedupe-by-hash (scope: global) in a distributed run", () => {
 describe("a partition resumed by a worker elsewhere", () => {
   it("starts over there (its local spill and dead-letter parts are not there) and the run still equals a local run", async () => {
     const expected = await localRun()
-    const dir = tmp()
-    const schema = uniqueName("dist")
-    const prefix = uniqueName("effetl_t")
-    cleanup.push({ schemas: [schema], prefix })
+    const { dir, schema, prefix } = fresh()
     // Pages of 2 products: a partition of 8 takes several requests, so it is still reading after its first commit.
     // A commit every 4 records: a partition commits before its last page.
     const file = pipelineFile(dir, { name: "dist", schema, prefix, absoluteOutputs: true, pageSize: 2, everyRecords: 4 })
@@ -426,10 +422,7 @@ describe("a partition resumed by a worker elsewhere", () => {
 describe("run --distributed --restart", () => {
   it("discards the unfinished run (its workflow stops, its rows stay discarded) and runs a new one to the same rows", async () => {
     const expected = await localRun()
-    const dir = tmp()
-    const schema = uniqueName("dist")
-    const prefix = uniqueName("effetl_t")
-    cleanup.push({ schemas: [schema], prefix })
+    const { dir, schema, prefix } = fresh()
     const file = pipelineFile(dir, { name: "dist", schema, prefix, partitionsPerWorker: 1 })
     const workers = await Promise.all([worker(dir, file)])
     const logs = () => workers.map((w, i) => `--- worker ${i} ---\n${w.stderr.slice(-3000)}`).join("\n")

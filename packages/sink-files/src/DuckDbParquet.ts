@@ -396,44 +396,28 @@ const columnFiller = (type: ParquetEngine.ColumnType, size: number): ColumnFille
     bindings.copy_data_to_vector_validity(vector, 0, validity.buffer, 0, Math.ceil(count / 64) * 8)
     nulls = 0
   }
+  /** A column of fixed-width values (0 under a null), copied into the vector as one block of bytes. */
+  const fixedWidth = (items: Int32Array<ArrayBuffer> | Float64Array<ArrayBuffer>, toNumber: (value: ParquetEngine.Value) => number): ColumnFiller => ({
+    set: (index, value) => {
+      if (value === null) {
+        items[index] = 0
+        setValid(index, false)
+      } else {
+        items[index] = toNumber(value)
+        setValid(index, true)
+      }
+    },
+    flush: (bindings, vector, count) => {
+      bindings.copy_data_to_vector(vector, 0, items.buffer, 0, count * items.BYTES_PER_ELEMENT)
+      flushValidity(bindings, vector, count)
+    }
+  })
   switch (type) {
-    case "int32": {
-      const items = new Int32Array(size)
-      return {
-        set: (index, value) => {
-          if (value === null) {
-            items[index] = 0
-            setValid(index, false)
-          } else {
-            items[index] = value as number
-            setValid(index, true)
-          }
-        },
-        flush: (bindings, vector, count) => {
-          bindings.copy_data_to_vector(vector, 0, items.buffer, 0, count * 4)
-          flushValidity(bindings, vector, count)
-        }
-      }
-    }
-    case "timestamp": {
+    case "int32":
+      return fixedWidth(new Int32Array(size), (value) => value as number)
+    case "timestamp":
       // Epoch milliseconds in a DOUBLE (see stagingType).
-      const items = new Float64Array(size)
-      return {
-        set: (index, value) => {
-          if (value === null) {
-            items[index] = 0
-            setValid(index, false)
-          } else {
-            items[index] = value instanceof Date ? value.getTime() : (value as number)
-            setValid(index, true)
-          }
-        },
-        flush: (bindings, vector, count) => {
-          bindings.copy_data_to_vector(vector, 0, items.buffer, 0, count * 8)
-          flushValidity(bindings, vector, count)
-        }
-      }
-    }
+      return fixedWidth(new Float64Array(size), (value) => (value instanceof Date ? value.getTime() : (value as number)))
     case "string": {
       // duckdb_string_t: a uint32 length, then 12 inline bytes (or a prefix and a heap pointer).
       const slots = new Uint8Array(size * 16)
