@@ -84,7 +84,7 @@ describe("Server.serve hold", () => {
         })
         // Another answer is not held: the server answers it while /ok waits.
         expect((await fetch(`${served.origin}/nope`)).status).toBe(404)
-        for (let i = 0; i < 500 && hold.held() === 0; i++) await new Promise((r) => setTimeout(r, 10))
+        for (let i = 0; i < 3000 && hold.held() === 0; i++) await new Promise((r) => setTimeout(r, 10))
         expect(hold.held()).toBe(1)
         expect(settled).toBe(false)
         hold.release()
@@ -104,7 +104,7 @@ describe("Server.serve hold", () => {
       const hold = served.hold((target) => target === "/ok")
       const gone = new AbortController()
       const aborted = fetch(`${served.origin}/ok`, { signal: gone.signal }).catch((e: unknown) => e)
-      for (let i = 0; i < 500 && hold.held() === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      for (let i = 0; i < 3000 && hold.held() === 0; i++) await new Promise((r) => setTimeout(r, 10))
       gone.abort()
       expect(await aborted).toBeInstanceOf(Error)
       hold.release()
