@@ -13,9 +13,7 @@
  * 4. At the end: a final commit that marks every source done, then each sink publishes (`finish`),
  *    then the run is recorded as finished, then staging is removed.
  */
-import type { HttpClient } from "@effect/platform/HttpClient"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
@@ -29,6 +27,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import type { Batch, Checkpoint } from "./Batch.js"
 import * as DeadLetterWriter from "./DeadLetterWriter.js"
+import * as UndiciClient from "./http/UndiciClient.js"
 import { ConfigError, type RunError, StateError } from "./Errors.js"
 import * as JsonFileStateStore from "./JsonFileStateStore.js"
 import type { Pipeline, PipelineStateStore } from "./Pipeline.js"
@@ -434,7 +433,7 @@ export const run = (
 
 /** The services a run needs on Node besides the state store: HTTP (undici), the file system, paths and counters. */
 export const platformLayer: Layer.Layer<PluginServices> = Layer.mergeAll(
-  NodeHttpClient.layerUndici as Layer.Layer<HttpClient>,
+  UndiciClient.layer,
   NodeFileSystem.layer,
   NodePath.layer,
   RunStats.layer

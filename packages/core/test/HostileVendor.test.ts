@@ -8,7 +8,7 @@
 import type * as http from "node:http"
 import * as zlib from "node:zlib"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as UndiciClient from "../src/http/UndiciClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -65,7 +65,7 @@ const live = (body: (logs: Array<Logged>) => Effect.Effect<void, unknown, HttpCl
   const logs: Array<Logged> = []
   return body(logs).pipe(
     Effect.scoped,
-    Effect.provide(NodeHttpClient.layerUndici),
+    Effect.provide(UndiciClient.layer),
     Effect.provide(RunStats.layer),
     Effect.provide(captureLogs(logs))
   )

@@ -12,7 +12,9 @@
  * - `SafeUrl`: URL resolution, same-origin checks and printing without secrets;
  * - `ErrorBody`: the vendor's message and code from an error body;
  * - `LosslessJson`: JSON parsing that keeps 64-bit integers exact (as digit strings);
- * - `HttpConfig`: the shared timeout/retry/rate-limit config fields.
+ * - `HttpConfig`: the shared timeout/retry/rate-limit config fields;
+ * - `UndiciClient`: the platform `HttpClient` a run uses on Node, over undici (cheaper per request than
+ *   `NodeHttpClient.layerUndici`).
  */
 export * as ApiClient from "./ApiClient.js"
 export * as ContentEncoding from "./ContentEncoding.js"
@@ -25,3 +27,4 @@ export * as ProductFanout from "./ProductFanout.js"
 export * as RateLimit from "./RateLimit.js"
 export * as Retry from "./Retry.js"
 export * as SafeUrl from "./SafeUrl.js"
+export * as UndiciClient from "./UndiciClient.js"

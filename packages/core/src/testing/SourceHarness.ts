@@ -7,7 +7,6 @@
  */
 import { createHash } from "node:crypto"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -18,6 +17,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Batch from "../Batch.js"
+import * as UndiciClient from "../http/UndiciClient.js"
 import type { ConfigError, SourceError } from "../Errors.js"
 import { decodeConfig } from "../Pipeline.js"
 import type { ProductImage } from "../ProductImage.js"
@@ -26,9 +26,9 @@ import type { PluginServices } from "../Services.js"
 import type * as Source from "../Source.js"
 import type { SourcePlugin } from "../Source.js"
 
-/** The services the runner gives a source on Node: real HTTP (undici), file system, path and fresh counters. */
+/** The services the runner gives a source on Node: real HTTP (undici, through `UndiciClient`), file system, path and fresh counters. */
 export const nodeServices: Layer.Layer<PluginServices> = Layer.mergeAll(
-  NodeHttpClient.layerUndici,
+  UndiciClient.layer,
   NodeFileSystem.layer,
   NodePath.layer,
   RunStats.layer

@@ -5,6 +5,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as Layer from "effect/Layer"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -15,16 +16,24 @@ import * as Tracer from "effect/Tracer"
 import * as zlib from "node:zlib"
 import * as ApiClient from "../../src/http/ApiClient.js"
 import * as LosslessJson from "../../src/http/LosslessJson.js"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import * as RunStats from "../../src/RunStats.js"
 import { captureLogs, closedPort, drive, json, type Logged, retries, settle, start, waitFor } from "./TestServer.js"
 
-const withEnv = <A, E>(
+/** The runner's client, and the platform's own undici layer: the API client behaves the same over both. */
+const clients = [
+  ["UndiciClient", UndiciClient.layer],
+  ["NodeHttpClient.layerUndici", NodeHttpClient.layerUndici]
+] as const
+
+const envWith = (layer: Layer.Layer<HttpClient.HttpClient>) =>
+<A, E>(
   body: (logs: Array<Logged>) => Effect.Effect<A, E, HttpClient.HttpClient | RunStats.RunStats | Scope.Scope>
 ) => {
   const logs: Array<Logged> = []
   return body(logs).pipe(
     Effect.scoped,
-    Effect.provide(NodeHttpClient.layerUndici),
+    Effect.provide(layer),
     Effect.provide(RunStats.layer),
     Effect.provide(captureLogs(logs))
   )
@@ -39,7 +48,9 @@ const Page = Schema.Struct({ count: Schema.Number, results: Schema.Array(Item) }
 const secret = "Token s3cr3t-0123456789abcdef"
 const auth = { header: "Authorization", value: Redacted.make(secret) }
 
-describe("ApiClient", () => {
+describe.each(clients)("ApiClient over %s", (_name, layer) => {
+  const withEnv = envWith(layer)
+
   it.effect("GETs JSON under the base path with params, default headers and the auth header", () =>
     withEnv(() =>
       Effect.gen(function*() {

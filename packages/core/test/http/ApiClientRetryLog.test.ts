@@ -1,4 +1,4 @@
-import { NodeHttpClient } from "@effect/platform-node"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -25,6 +25,6 @@ describe("ApiClient retry logs", () => {
       expect(announced[0]!.message).toContain("[request id rid-503]")
       expect(announced[1]!.message).toContain("[request id rid-429]")
       expect(announced[2]!.message).not.toContain("request id")
-    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), Effect.provide(RunStats.layer), Effect.provide(captureLogs(logs)))
+    }).pipe(Effect.scoped, Effect.provide(UndiciClient.layer), Effect.provide(RunStats.layer), Effect.provide(captureLogs(logs)))
   })
 })

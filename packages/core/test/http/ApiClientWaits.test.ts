@@ -3,7 +3,7 @@
  * is counted (`retries`); a 429 and a wait the budget headers call for are counted as rate-limit
  * waits (`waits`), and the reporter's listener hears every count as it happens.
  */
-import { NodeHttpClient } from "@effect/platform-node"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -49,7 +49,7 @@ describe("ApiClient: retries and rate-limit waits", () => {
       const counts = (yield* Effect.flatMap(RunStats.RunStats, (s) => s.snapshot)).get("shop")!
       expect(counts).toMatchObject({ retries: 2, waits: 1 })
       expect(heard).toEqual(["shop:retries:1", "shop:retries:1", "shop:waits:1"])
-    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), Effect.provide(RunStats.layer), Effect.provide(captureLogs(logs)))
+    }).pipe(Effect.scoped, Effect.provide(UndiciClient.layer), Effect.provide(RunStats.layer), Effect.provide(captureLogs(logs)))
   })
 
   it.effect("a wait the budget headers call for is a warning and a counted rate-limit wait", () => {
@@ -66,6 +66,6 @@ describe("ApiClient: retries and rate-limit waits", () => {
       yield* Fiber.join(second)
       const counts = (yield* Effect.flatMap(RunStats.RunStats, (s) => s.snapshot)).get("bc")!
       expect(counts).toMatchObject({ retries: 0, waits: 1 })
-    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), Effect.provide(RunStats.layer), Effect.provide(captureLogs(logs)))
+    }).pipe(Effect.scoped, Effect.provide(UndiciClient.layer), Effect.provide(RunStats.layer), Effect.provide(captureLogs(logs)))
   })
 })

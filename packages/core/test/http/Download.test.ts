@@ -3,20 +3,31 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Layer from "effect/Layer"
 import * as zlib from "node:zlib"
 import type * as Scope from "effect/Scope"
 import * as Download from "../../src/http/Download.js"
 import * as SafeUrl from "../../src/http/SafeUrl.js"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { captureLogs, drive, type Logged, start, waitFor } from "./TestServer.js"
 
-const withEnv = <A, E>(body: (logs: Array<Logged>) => Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) => {
+/** The runner's client, and the platform's own undici layer: downloads behave the same over both. */
+const clients = [
+  ["UndiciClient", UndiciClient.layer],
+  ["NodeHttpClient.layerUndici", NodeHttpClient.layerUndici]
+] as const
+
+const envWith = (layer: Layer.Layer<HttpClient.HttpClient>) =>
+<A, E>(body: (logs: Array<Logged>) => Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) => {
   const logs: Array<Logged> = []
-  return body(logs).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), Effect.provide(captureLogs(logs)))
+  return body(logs).pipe(Effect.scoped, Effect.provide(layer), Effect.provide(captureLogs(logs)))
 }
 
 const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4])
 
-describe("Download", () => {
+describe.each(clients)("Download (over %s)", (_name, layer) => {
+  const withEnv = envWith(layer)
+
   it.effect("fetches the bytes, follows redirects, and retries 5xx with the shared schedule", () =>
     withEnv((logs) =>
       Effect.gen(function*() {
@@ -126,7 +137,9 @@ describe("Download", () => {
   })
 })
 
-describe("Download: Content-Encoding", () => {
+describe.each(clients)("Download: Content-Encoding (over %s)", (_name, layer) => {
+  const withEnv = envWith(layer)
+
   it.effect("a gzip, deflate or br encoded image is decoded: the bytes stored and hashed are the image's", () =>
     withEnv(() =>
       Effect.gen(function*() {
@@ -198,7 +211,9 @@ describe("Download: Content-Encoding", () => {
     ))
 })
 
-describe("Download: every redirect hop is checked", () => {
+describe.each(clients)("Download: every redirect hop is checked (over %s)", (_name, layer) => {
+  const withEnv = envWith(layer)
+
   it.effect("a redirect to data:, javascript:, ftp: or file: is refused without following it", () =>
     withEnv(() =>
       Effect.gen(function*() {

@@ -1,6 +1,6 @@
 import type * as http from "node:http"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -13,7 +13,7 @@ import * as Paginate from "../../src/http/Paginate.js"
 import { json, start } from "./TestServer.js"
 
 const live = <A, E>(body: Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) =>
-  body.pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici))
+  body.pipe(Effect.scoped, Effect.provide(UndiciClient.layer))
 
 const collect = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
 

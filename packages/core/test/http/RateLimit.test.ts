@@ -1,5 +1,5 @@
 import * as Headers from "@effect/platform/Headers"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -82,7 +82,7 @@ describe("RateLimit token bucket", () => {
     }).pipe(
       Effect.scoped,
       Effect.zipRight(Effect.map(RateLimit.sharedCount, (n) => expect(n).toBe(0))),
-      Effect.provide(NodeHttpClient.layerUndici)
+      Effect.provide(UndiciClient.layer)
     ))
 
   it("keys the registry by a hash, never the credential", () => {
@@ -190,7 +190,7 @@ describe("RateLimit header-driven", () => {
       yield* TestClock.adjust(1)
       yield* Fiber.join(third)
       expect(server.requests.length).toBe(3)
-    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
+    }).pipe(Effect.scoped, Effect.provide(UndiciClient.layer)))
 })
 
 describe("RateLimit header-driven: waits are bounded by retry.maxWait and announced", () => {
@@ -239,7 +239,7 @@ describe("RateLimit header-driven: waits are bounded by retry.maxWait and announ
       yield* TestClock.adjust(3000)
       yield* Fiber.join(fourth)
       expect(server.requests.length).toBe(3)
-    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), Effect.provide(captureLogs(logs)))
+    }).pipe(Effect.scoped, Effect.provide(UndiciClient.layer), Effect.provide(captureLogs(logs)))
   })
 })
 
@@ -366,5 +366,5 @@ describe("RateLimit header-driven: in-flight requests, windows, the quota's rate
       expect(server.requests.length).toBe(40)
       expect(throttled).toBe(0)
       expect(lowest).toBeGreaterThanOrEqual(1)
-    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
+    }).pipe(Effect.scoped, Effect.provide(UndiciClient.layer)))
 })

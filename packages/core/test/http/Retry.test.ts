@@ -1,4 +1,4 @@
-import { NodeHttpClient } from "@effect/platform-node"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
@@ -20,7 +20,7 @@ const withEnv = <A, E>(body: (logs: Array<Logged>) => Effect.Effect<A, E, import
   const logs: Array<Logged> = []
   return body(logs).pipe(
     Effect.scoped,
-    Effect.provide(NodeHttpClient.layerUndici),
+    Effect.provide(UndiciClient.layer),
     Effect.provide(RunStats.layer),
     Effect.provide(captureLogs(logs))
   )

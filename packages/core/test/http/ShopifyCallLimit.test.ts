@@ -4,7 +4,7 @@
  * against a tiny Shopify-style simulator (`Server.serve`, a real leaky bucket on 127.0.0.1).
  */
 import * as Headers from "@effect/platform/Headers"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -136,7 +136,7 @@ describe("RateLimit.shopifyCallLimit over real HTTP", () => {
       const unpaced = yield* hammer(undefined, "shopify-unpaced")
       expect(unpaced.throttled).toBeGreaterThan(0)
       expect(unpaced.failed).toContain("RateLimited")
-    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+    }).pipe(Effect.provide(UndiciClient.layer)))
 })
 
 describe("RateLimit.headerPolicy with any reader", () => {

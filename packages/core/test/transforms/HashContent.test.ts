@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto"
 import * as net from "node:net"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -19,7 +19,7 @@ const env = <A, E>(body: Effect.Effect<A, E, HttpClient.HttpClient | RunStats.Ru
   const logs: Array<Logged> = []
   return body.pipe(
     Effect.scoped,
-    Effect.provide(NodeHttpClient.layerUndici),
+    Effect.provide(UndiciClient.layer),
     Effect.provide(RunStats.layer),
     Effect.provide(captureLogs(logs))
   )

@@ -1,0 +1,159 @@
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as UrlParams from "@effect/platform/UrlParams"
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as UndiciClient from "../../src/http/UndiciClient.js"
+import { closedPort, start, waitFor } from "./TestServer.js"
+
+const live = <A, E>(body: Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) =>
+  body.pipe(Effect.scoped, Effect.provide(UndiciClient.layer))
+
+/** Reads a request's body on the test server. */
+const bodyOf = (req: import("node:http").IncomingMessage): Promise<string> =>
+  new Promise((resolve) => {
+    const chunks: Array<Buffer> = []
+    req.on("data", (c: Buffer) => chunks.push(c))
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+  })
+
+describe("UndiciClient: the platform HttpClient over undici", () => {
+  it.live("sends the method, headers and query, and gives the status, headers and cookies", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((_req, res) => {
+        res.writeHead(201, { "content-type": "application/json", "x-request-id": "r-1", "set-cookie": ["a=1; Path=/", "b=2"] })
+        res.end(JSON.stringify({ ok: true }))
+      })
+      const client = yield* HttpClient.HttpClient
+      const response = yield* client.execute(
+        HttpClientRequest.get(`${server.url}/items`, { urlParams: { page: 2, q: "a b" }, headers: { "x-test": "yes" } })
+      )
+      expect(response.status).toBe(201)
+      expect(response.headers["x-request-id"]).toBe("r-1")
+      expect(response.cookies.cookies["a"]?.value).toBe("1")
+      expect(response.cookies.cookies["b"]?.value).toBe("2")
+      expect(yield* response.json).toEqual({ ok: true })
+      expect(server.requests[0]!.method).toBe("GET")
+      expect(server.requests[0]!.url).toBe("/items?page=2&q=a+b")
+      expect(server.requests[0]!.headers["x-test"]).toBe("yes")
+    })))
+
+  it.live("sends JSON, bytes, URL-encoded and streamed bodies", () =>
+    live(Effect.gen(function*() {
+      const got: Array<{ type: string | undefined; body: string }> = []
+      const server = yield* start(async (req, res) => {
+        got.push({ type: req.headers["content-type"], body: await bodyOf(req) })
+        res.end("ok")
+      })
+      const client = yield* HttpClient.HttpClient
+      const send = (request: HttpClientRequest.HttpClientRequest) => Effect.flatMap(client.execute(request), (r) => r.text)
+      yield* send(HttpClientRequest.bodyUnsafeJson(HttpClientRequest.post(`${server.url}/json`), { a: 1 }))
+      yield* send(HttpClientRequest.bodyUint8Array(HttpClientRequest.post(`${server.url}/bytes`), new TextEncoder().encode("raw")))
+      yield* send(HttpClientRequest.bodyUrlParams(HttpClientRequest.post(`${server.url}/form`), UrlParams.fromInput({ x: "1", y: "z" })))
+      yield* send(HttpClientRequest.bodyStream(
+        HttpClientRequest.post(`${server.url}/stream`),
+        Stream.make("he", "llo").pipe(Stream.encodeText)
+      ))
+      expect(got).toEqual([
+        { type: "application/json", body: `{"a":1}` },
+        { type: "application/octet-stream", body: "raw" },
+        { type: "application/x-www-form-urlencoded", body: "x=1&y=z" },
+        { type: "application/octet-stream", body: "hello" }
+      ])
+    })))
+
+  it.live("reads a body as bytes, text, URL params or a stream; a body read twice gives the same result", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        res.writeHead(200, { "content-type": "text/plain" })
+        res.end(req.url === "/params" ? "a=1&b=two" : "hello, world")
+      })
+      const client = yield* HttpClient.HttpClient
+      const bytes = yield* Effect.flatMap(client.get(`${server.url}/b`), (r) => r.arrayBuffer)
+      expect(Buffer.from(bytes).toString("utf8")).toBe("hello, world")
+      const twice = yield* Effect.flatMap(client.get(`${server.url}/t`), (r) => Effect.zip(r.text, r.text))
+      expect(twice).toEqual(["hello, world", "hello, world"])
+      const params = yield* Effect.flatMap(client.get(`${server.url}/params`), (r) => r.urlParamsBody)
+      expect(params).toEqual([["a", "1"], ["b", "two"]])
+      const streamed = yield* Effect.flatMap(client.get(`${server.url}/s`), (r) => Stream.runCollect(Stream.decodeText(r.stream)))
+      expect(Chunk.join(streamed, "")).toBe("hello, world")
+    })))
+
+  it.live("a body that is not JSON is a Decode error, and a refused connection a Transport error", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((_req, res) => res.end("not json"))
+      const client = yield* HttpClient.HttpClient
+      const bad = yield* Effect.exit(Effect.flatMap(client.get(server.url), (r) => r.json))
+      expect(Exit.isFailure(bad) && JSON.stringify(bad.cause)).toContain('"reason":"Decode"')
+      const port = yield* closedPort
+      const refused = yield* Effect.exit(client.get(`http://127.0.0.1:${port}/`))
+      expect(Exit.isFailure(refused) && JSON.stringify(refused.cause)).toContain('"reason":"Transport"')
+    })))
+
+  it.live("an interrupted request is aborted: the server sees the connection end", () =>
+    live(Effect.gen(function*() {
+      let seen = false
+      const server = yield* start((_req, res) => {
+        seen = true
+        res.writeHead(200)
+        res.write("part") // and never ends
+      })
+      const client = yield* HttpClient.HttpClient
+      const fiber = yield* Effect.fork(Effect.flatMap(client.get(server.url), (r) => r.text))
+      yield* waitFor(() => seen && server.load.inFlight === 1, "the request to reach the server")
+      yield* Fiber.interrupt(fiber)
+      yield* waitFor(() => server.load.inFlight === 0, "the server to see the abort")
+    })))
+
+  it.live("with HttpClient.withScope, closing the scope aborts the request", () =>
+    live(Effect.gen(function*() {
+      let seen = false
+      const server = yield* start((_req, res) => {
+        seen = true
+        res.writeHead(200)
+        res.write("part")
+      })
+      const client = HttpClient.withScope(yield* HttpClient.HttpClient)
+      const scope = yield* Scope.make()
+      const response = yield* Scope.extend(client.get(server.url), scope)
+      expect(response.status).toBe(200)
+      yield* waitFor(() => seen && server.load.inFlight === 1, "the request to reach the server")
+      yield* Scope.close(scope, Exit.void)
+      yield* waitFor(() => server.load.inFlight === 0, "the server to see the abort")
+    })))
+
+  it.live("keeps connections alive: requests one after another share one socket", () =>
+    live(Effect.gen(function*() {
+      const sockets = new Set<unknown>()
+      const server = yield* start((req, res) => {
+        sockets.add(req.socket)
+        res.end("x")
+      })
+      const client = yield* HttpClient.HttpClient
+      yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i), (i) => Effect.flatMap(client.get(`${server.url}/${i}`), (r) => r.arrayBuffer), {
+        discard: true
+      })
+      expect(server.requests.length).toBe(20)
+      // One socket; two only if the server closed an idle one between two requests (it keeps them 5 s).
+      expect(sockets.size).toBeLessThanOrEqual(2)
+    })))
+
+  it.live("honours UndiciRequestOptions from the context", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((_req, res) => res.end("x"))
+      const client = yield* HttpClient.HttpClient
+      // `reset: true` asks undici to close the connection after the request: it says so in a header.
+      yield* Effect.flatMap(client.get(`${server.url}/reset`), (r) => r.text).pipe(
+        // (its type asks for a path and a method too, which the request itself always sets)
+        Effect.provideService(NodeHttpClient.UndiciRequestOptions, { reset: true } as NodeHttpClient.UndiciRequestOptions["Type"])
+      )
+      yield* Effect.flatMap(client.get(`${server.url}/plain`), (r) => r.text)
+      expect(server.requests.map((r) => [r.url, r.headers["connection"]])).toEqual([["/reset", "close"], ["/plain", "keep-alive"]])
+    })))
+})
