@@ -352,7 +352,9 @@ export const run = (
           // At most two batches wait between the sources and the sinks (each source still reads ahead
           // inside its own stream): a longer queue only kept more records alive across collections,
           // so they aged into the old generation (16 queued batches: 48 MB of live heap instead of 37).
-          const outcome = yield* Effect.exit(restore(Stream.mergeAll(sourceStreams, { concurrency: "unbounded", bufferSize: 2 }).pipe(Stream.runForEach(write))))
+          // One source needs no merge: its batches go straight to the sinks, none queued between.
+          const merged = sourceStreams.length === 1 ? sourceStreams[0]! : Stream.mergeAll(sourceStreams, { concurrency: "unbounded", bufferSize: 2 })
+          const outcome = yield* Effect.exit(restore(merged.pipe(Stream.runForEach(write))))
           if (Exit.isSuccess(outcome)) return Option.none()
           if (persist && !Cause.isInterruptedOnly(outcome.cause)) {
             const failure = Cause.failureOption(outcome.cause)
