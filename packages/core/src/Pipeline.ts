@@ -56,7 +56,7 @@ export interface Pipeline {
   readonly history?: number
   /** Commit (and save checkpoints) after this many records... */
   readonly everyRecords: number
-  /** ...or after this many seconds, whichever comes first. */
+  /** ...or after this many seconds, whichever comes first (undefined: by records only). */
   readonly everySeconds: number | undefined
   /** Records held in memory by product grouping before it spills to disk. */
   readonly maxBuffered: number
@@ -72,7 +72,8 @@ export interface Pipeline {
 /** Defaults of the run settings. */
 export const defaults = {
   statePath: ".effetl/state.json",
-  everyRecords: 1000,
+  everyRecords: 10_000,
+  everySeconds: 10,
   maxBuffered: 10_000,
   deadLetterPath: "out/dead-letter.jsonl"
 } as const
@@ -99,7 +100,9 @@ export interface PipelineSpec {
   readonly stateStore?: { readonly use: StateStorePlugin; readonly with?: unknown }
   /** How many past runs the state keeps (default 50). */
   readonly history?: number
+  /** Commit after this many records (default 10,000). */
   readonly everyRecords?: number
+  /** Also commit after this many seconds, whichever comes first (default 10). */
   readonly everySeconds?: number
   readonly maxBuffered?: number
   readonly deadLetterPath?: string
@@ -142,7 +145,7 @@ export const make = (spec: PipelineSpec): Effect.Effect<Pipeline, ConfigError> =
       ...(stateStore ? { stateStore } : {}),
       ...(spec.history !== undefined ? { history: spec.history } : {}),
       everyRecords: spec.everyRecords ?? defaults.everyRecords,
-      everySeconds: spec.everySeconds,
+      everySeconds: spec.everySeconds ?? defaults.everySeconds,
       maxBuffered: spec.maxBuffered ?? defaults.maxBuffered,
       deadLetterPath: spec.deadLetterPath ?? defaults.deadLetterPath,
       sources,

@@ -70,13 +70,14 @@ export const FileSchema = Schema.Struct({
   checkpoint: Config.withDefault(
     Schema.Struct({
       everyRecords: Config.withDefault(Config.intAtLeast(1), defaults.everyRecords, {
-        description: "Commit every sink and save checkpoints after this many records."
+        description:
+          "Commit every sink and save checkpoints after this many records. A kill re-reads at most this many records (or everySeconds of reading) on the next run; nothing is lost or written twice either way."
       }),
-      everySeconds: Config.optional(Schema.Number.pipe(Schema.positive()), {
-        description: "Also commit after this many seconds, whichever comes first."
+      everySeconds: Config.withDefault(Schema.Number.pipe(Schema.positive()), defaults.everySeconds, {
+        description: "Also commit after this many seconds, whichever comes first (a slow API commits at least this often)."
       })
     }),
-    { everyRecords: defaults.everyRecords },
+    { everyRecords: defaults.everyRecords, everySeconds: defaults.everySeconds },
     { description: "How often the run commits (the end of a run always commits)." }
   ),
   grouping: Config.withDefault(

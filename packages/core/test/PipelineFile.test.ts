@@ -55,7 +55,9 @@ describe("PipelineFile", () => {
         { registry, env: { BASE: "http://127.0.0.1:9", TOKEN: "s3cret", ID: "5" }, file }
       )
       expect(p.name).toBe("t")
-      expect(p.everyRecords).toBe(1000)
+      // The checkpoint defaults: whichever comes first of 10,000 records and 10 seconds.
+      expect(p.everyRecords).toBe(10_000)
+      expect(p.everySeconds).toBe(10)
       const cfg = p.sources[0]!.config as { channelId: number; pageSize: number; token: unknown }
       expect(cfg.channelId).toBe(5)
       expect(cfg.pageSize).toBe(100)

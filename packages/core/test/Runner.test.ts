@@ -6,11 +6,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Deferred from "effect/Deferred"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -400,5 +403,65 @@ describe("Runner", () => {
       } finally {
         other.kill("SIGKILL")
       }
+    }))
+
+  it.effect("by default a run commits after 10 seconds even when fewer than 10,000 records came (a slow API)", () =>
+    Effect.gen(function*() {
+      // One batch, then a source that waits 11 s (on the test clock) before its second batch.
+      const commitsWith = (settings: Partial<Pipeline.PipelineSpec>) =>
+        Effect.gen(function*() {
+          const dir = tmp()
+          const waiting = yield* Deferred.make<void>()
+          let commits = 0
+          const slow = Source.define({
+            name: "slow",
+            description: "a slow test source",
+            config: Schema.Struct({}),
+            make: (_config, ctx) =>
+              Effect.succeed({
+                productComplete: true,
+                check: Effect.void,
+                stream: Stream.concat(
+                  Stream.make(Batch.make([img(ctx.name, "1", "a", 1)], Option.some(Batch.position(0)))),
+                  Stream.fromEffect(
+                    Effect.zipRight(
+                      Effect.zipRight(Deferred.succeed(waiting, undefined), Effect.sleep("11 seconds")),
+                      Effect.succeed(Batch.make([img(ctx.name, "2", "a", 1)], Option.some(Batch.position(1))))
+                    )
+                  )
+                )
+              })
+          })
+          const counting = Sink.define({
+            name: "counting",
+            description: "counts commits",
+            config: Schema.Struct({}),
+            make: () =>
+              Effect.succeed({
+                write: () => Effect.void,
+                commit: Effect.sync(() => String(++commits)),
+                finish: Effect.void,
+                cleanup: Effect.void
+              })
+          })
+          const pipeline = yield* Pipeline.make({
+            name: "slow",
+            statePath: path.join(dir, "state.json"),
+            deadLetterPath: path.join(dir, "dead.jsonl"),
+            sources: { s: { use: slow } },
+            sinks: { out: { use: counting } },
+            ...settings
+          })
+          const run = yield* Effect.fork(Runner.runNode(pipeline))
+          yield* Deferred.await(waiting)
+          yield* TestClock.adjust("11 seconds")
+          const summary = yield* Fiber.join(run)
+          expect(summary.sources[0]!.counts.written).toBe(2)
+          return commits
+        })
+      // The second batch arrives 11 s after the run began: a commit for it, then the run's last one.
+      expect(yield* commitsWith({})).toBe(2)
+      // With a longer interval the run commits only at its end.
+      expect(yield* commitsWith({ everySeconds: 60 })).toBe(1)
     }))
 })
