@@ -207,7 +207,15 @@ const compile = (ast: AST.AST): Plain | undefined => {
       }
     }
     case "TypeLiteral": {
-      if (ast.indexSignatures.length > 0) return undefined
+      if (ast.indexSignatures.length > 0) {
+        // `Schema.Record({ key: Schema.String, value: Schema.Unknown })` alone (a record's `extra`): a copy.
+        const sig = ast.indexSignatures[0]!
+        const anyValue = sig.type._tag === "UnknownKeyword" || sig.type._tag === "AnyKeyword"
+        if (ast.propertySignatures.length > 0 || ast.indexSignatures.length > 1 || sig.parameter._tag !== "StringKeyword" || !anyValue) {
+          return undefined
+        }
+        return (u) => (typeof u === "object" && u !== null && !Array.isArray(u) ? { ...(u as Record<string, unknown>) } : miss)
+      }
       if (ast.propertySignatures.length === 0) return (u) => (u === null || u === undefined ? miss : u)
       const fields: Array<readonly [string, boolean, Plain]> = []
       for (const ps of ast.propertySignatures) {

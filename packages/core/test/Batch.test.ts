@@ -6,6 +6,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Batch from "../src/Batch.js"
 import { drfEnvelope } from "../src/http/Paginate.js"
+import { ProductImageJson } from "../src/ProductImage.js"
 
 describe("Batch.decodeItem", () => {
   const decode = Batch.decodeItem(Schema.Struct({ id: Schema.Int, tags: Schema.Array(Schema.String) }), "product image")
@@ -48,7 +49,9 @@ describe("Batch.plainDecoder", () => {
   })
   /** A page as ApiClient.requestJson decodes it (its plain decoder is tried first there too). */
   const page = drfEnvelope(Schema.Unknown)
-  const schemas = [channelLike, listed, nested, page] as const
+  /** A record's JSON form as product grouping reads it back from its spill files (`extra`: any object). */
+  const spilled = ProductImageJson
+  const schemas = [channelLike, listed, nested, page, spilled] as const
 
   it("decodes the plain wire shapes without Schema's parser, and leaves other shapes to it", () => {
     for (const schema of schemas) expect(Batch.plainDecoder(schema as Schema.Schema<unknown, unknown>)).toBeDefined()
@@ -56,6 +59,7 @@ describe("Batch.plainDecoder", () => {
       Schema.Struct({ n: Schema.NumberFromString }),
       Schema.Struct({ d: Schema.DateFromSelf }),
       Schema.Record({ key: Schema.String, value: Schema.String }),
+      Schema.Struct({ a: Schema.String }, Schema.Record({ key: Schema.String, value: Schema.Unknown })),
       Schema.Struct({ a: Schema.String }).annotations({ parseOptions: { onExcessProperty: "error" } }),
       Schema.Union(Schema.Struct({ a: Schema.String }), Schema.Struct({ b: Schema.String })),
       Schema.Struct({ a: Schema.optionalWith(Schema.String, { default: () => "x" }) })

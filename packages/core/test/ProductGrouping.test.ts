@@ -283,6 +283,45 @@ describe("groupByProduct", () => {
       assert.isTrue(out.every((b) => Option.isNone(b.checkpoint)))
       assert.deepStrictEqual(out.map((b) => [...b.records].map((r) => r.imageId)), [["a"], ["0", "1", "2", "3", "4", "5", "6"], ["c"]])
     }).pipe(Effect.provide(services)))
+
+  it.scoped("a corrupt spill segment fails the resume naming the file and what is wrong; a record whose extra is not JSON cannot spill", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const { batches } = spreadSource({ products: 30, batchSize: 4, seed: 9 })
+      const options = { maxBuffered: 5, outputBatchSize: 6 }
+      /** Spills until the first saved checkpoint, then `damage` segment 0 and resume from it. */
+      const resumeAfter = (damage: (text: string) => string) =>
+        Effect.gen(function*() {
+          const dir = yield* tempDir
+          const out = yield* Stream.fromIterable(batches).pipe(
+            groupByProduct({ ...options, dir, resume: Option.none() }),
+            Stream.takeUntil((b) => Option.isSome(b.checkpoint)),
+            Stream.runCollect,
+            Effect.map(Chunk.toArray)
+          )
+          const cp = Option.getOrThrow(out.at(-1)!.checkpoint)
+          const segment = NodePath.join(dir, "0.jsonl")
+          yield* fs.writeFileString(segment, damage(yield* fs.readFileString(segment)))
+          const error = yield* group(batches.slice((cp.value as number) + 1), { ...options, dir, resume: Option.some(cp) }).pipe(Effect.flip)
+          return { error, segment }
+        })
+      // A line cut short, as by a disk that lost its tail.
+      const cut = yield* resumeAfter((text) => text.slice(0, text.indexOf("\n") + 20))
+      assert.instanceOf(cut.error, TransformError)
+      assert.include(cut.error.message, `Spill segment ${cut.segment} is corrupt: `)
+      // Valid JSON of the wrong shape: Schema's message says which field.
+      const shape = yield* resumeAfter((text) => text.replace(/"position":\d+/, `"position":"first"`))
+      assert.include(shape.error.message, `Spill segment ${shape.segment} is corrupt: `)
+      assert.include(shape.error.message, "position")
+
+      const odd = image({ productId: "Z", imageId: "1" }).with({ extra: { big: 1n } })
+      const spillFails = yield* group([Batch.make([odd, image({ productId: "Y", imageId: "2" })])], {
+        dir: yield* tempDir,
+        maxBuffered: 1,
+        resume: Option.none()
+      }).pipe(Effect.flip)
+      assert.include(spillFails.message, `Cannot spill record ${odd.source}/Z/1: its 'extra' is not JSON`)
+    }).pipe(Effect.provide(services)))
 })
 
 /** A batch's content as plain data, for comparing whole outputs. */
