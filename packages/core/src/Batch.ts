@@ -106,9 +106,9 @@ export const decodeItem = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
 // and that can be done without Schema's parser: `plainDecoder` compiles such an AST once into a
 // function that returns exactly what `Schema.decodeUnknownEither` returns for an item it accepts
 // (the same values, the same keys in the same order), and `miss` otherwise. Any item it misses, and
-// every schema with another shape (transformations, declarations such as dates, index signatures,
-// unions of structs, parse-option annotations), goes through Schema itself, which then decides and
-// says why.
+// every schema with another shape (transformations, declarations such as dates, index signatures
+// other than a lone `Record` of unknown values, unions of structs, parse-option annotations), goes
+// through Schema itself, which then decides and says why.
 
 /** What a plain decoder returns for an item it does not accept. */
 const miss: unique symbol = Symbol("miss")

@@ -349,10 +349,10 @@ export const run = (
       // The end of a failed or stopped run is recorded even when the run was interrupted (Ctrl-C).
       const stopped = yield* Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          // At most two batches wait between the sources and the sinks (each source still reads ahead
-          // inside its own stream): a longer queue only kept more records alive across collections,
-          // so they aged into the old generation (16 queued batches: 48 MB of live heap instead of 37).
           // One source needs no merge: its batches go straight to the sinks, none queued between.
+          // Several are merged with at most two batches waiting (each source still reads ahead inside
+          // its own stream): a longer queue only kept more records alive across collections, so they
+          // aged into the old generation (16 queued batches: 48 MB of live heap instead of 37).
           const merged = sourceStreams.length === 1 ? sourceStreams[0]! : Stream.mergeAll(sourceStreams, { concurrency: "unbounded", bufferSize: 2 })
           const outcome = yield* Effect.exit(restore(merged.pipe(Stream.runForEach(write))))
           if (Exit.isSuccess(outcome)) return Option.none()
