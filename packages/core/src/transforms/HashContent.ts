@@ -78,7 +78,7 @@ export const HashContent = Transform.define<HashContentConfig>({
       const permits = yield* Effect.makeSemaphore(config.concurrency)
 
       const download = (record: ProductImage & { readonly url: string }): Effect.Effect<Either.Either<ProductImage, DeadLetter>> =>
-        Effect.match(permits.withPermits(1)(downloader.fetch(record.url, { source: record.source })), {
+        Effect.match(downloader.fetch(record.url, { source: record.source }), {
           onSuccess: (bytes) =>
             Either.right(record.with(config.keepBytes ? { contentHash: sha256(bytes), bytes } : { contentHash: sha256(bytes) })),
           onFailure: (error) => Either.left<DeadLetter>({ source: record.source, stage, error: error.message, record })
@@ -99,9 +99,24 @@ export const HashContent = Transform.define<HashContentConfig>({
               else fetches.push(i)
             }
             if (fetches.length === 0) return Effect.succeed({ ...batch, records: Chunk.unsafeFromArray(out as Array<ProductImage>) })
+            const results: Array<Either.Either<ProductImage, DeadLetter>> = new Array(fetches.length)
+            let next = 0
+            // A few workers take the next download in turn (one fiber and one permit per worker, not
+            // per image): the same concurrency and order as Effect.forEach, a fraction of its cost.
+            const worker = permits.withPermits(1)(Effect.whileLoop({
+              while: () => next < fetches.length,
+              body: () => {
+                const k = next++
+                return Effect.map(download(records[fetches[k]!] as ProductImage & { readonly url: string }), (r) => {
+                  results[k] = r
+                })
+              },
+              step: () => {}
+            }))
+            const workers = Math.min(config.concurrency, fetches.length)
             return Effect.map(
-              Effect.forEach(fetches, (i) => download(records[i] as ProductImage & { readonly url: string }), { concurrency: config.concurrency }),
-              (results) => {
+              workers === 1 ? worker : Effect.forEach(new Array(workers), () => worker, { concurrency: "unbounded", discard: true }),
+              () => {
                 const rejected: Array<DeadLetter> = []
                 results.forEach((result, k) => {
                   if (Either.isRight(result)) out[fetches[k]!] = result.right
