@@ -27,6 +27,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import type { Batch, Checkpoint } from "./Batch.js"
 import * as DeadLetterWriter from "./DeadLetterWriter.js"
+import * as ApiClient from "./http/ApiClient.js"
 import * as UndiciClient from "./http/UndiciClient.js"
 import { ConfigError, type RunError, StateError } from "./Errors.js"
 import * as JsonFileStateStore from "./JsonFileStateStore.js"
@@ -431,7 +432,11 @@ export const run = (
         seconds: (finishedAt - started) / 1000
       } satisfies RunSummary
     })
-  ).pipe(RunStats.reporting(options.reporter?.counted))
+  ).pipe(
+    RunStats.reporting(options.reporter?.counted),
+    // Without a tracer installed, no HTTP client span is made: turned off once here for every request.
+    ApiClient.withoutHttpSpans
+  )
 
 /** The services a run needs on Node besides the state store: HTTP (undici), the file system, paths and counters. */
 export const platformLayer: Layer.Layer<PluginServices> = Layer.mergeAll(

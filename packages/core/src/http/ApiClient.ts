@@ -33,6 +33,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -187,6 +188,19 @@ export const defaultTimeout: Duration.Duration = Duration.seconds(30)
 /** The default request id headers. */
 export const defaultRequestIdHeaders: ReadonlyArray<string> = ["Request-Id", "X-Request-Id"]
 
+/** The platform's tracer predicate that turns off every HTTP client span. */
+const noSpans = (): boolean => true
+
+/**
+ * Runs `effect` without the platform's HTTP client spans when no tracer is installed (Effect's own
+ * records spans nowhere), in one step for all its requests: clients made inside then skip the
+ * per-request `HttpClient.withTracerDisabledWhen` (an `Effect.locally` around every request). With
+ * a tracer installed (OpenTelemetry, ...) every request keeps its span.
+ */
+export const withoutHttpSpans = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Effect.tracer, (tracer) =>
+    tracer === defaultTracer ? Effect.locally(effect, HttpClient.currentTracerDisabledWhen, noSpans) : effect)
+
 /** Makes a client; its rate limiter (if any) is shared while the scope is open. */
 export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
@@ -204,8 +218,10 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
     const redirects = options.followRedirects === true && options.auth === undefined
     const followed = redirects ? HttpClient.followRedirects(httpClient, 10) : httpClient
     // Effect's own tracer records spans nowhere: without a real one (OpenTelemetry, ...) installed,
-    // a span per request (its attributes, header redaction and trace headers) is pure cost.
+    // a span per request (its attributes, header redaction and trace headers) is pure cost. A run
+    // turns them off once for all its requests (withoutHttpSpans); elsewhere each request does.
     const traced = (yield* Effect.tracer) !== defaultTracer
+    const inRun = (yield* FiberRef.get(HttpClient.currentTracerDisabledWhen)) === noSpans
     const settings: Settings = {
       base,
       headers: { accept: "application/json", "user-agent": "effetl", ...lowerKeys(options.headers ?? {}) },
@@ -215,7 +231,14 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
       limiter,
       requestIdHeaders: (options.requestIdHeaders ?? defaultRequestIdHeaders).map((h) => h.toLowerCase()),
       secretParams: [...SafeUrl.defaultSecretParams, ...(options.secretParams ?? [])],
-      http: HttpClient.withScope(traced ? followed : HttpClient.withTracerDisabledWhen(followed, () => true)),
+      http: HttpClient.withScope(
+        traced
+          // A tracer installed inside such a run still gets a span per request.
+          ? inRun ? HttpClient.withTracerDisabledWhen(followed, () => false) : followed
+          : inRun
+          ? followed
+          : HttpClient.withTracerDisabledWhen(followed, noSpans)
+      ),
       scrub: scrubber(options.auth)
     }
     return makeClient(options.source, settings)

@@ -24,6 +24,7 @@ import * as UrlParams from "@effect/platform/UrlParams"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import type * as Undici from "@effect/platform-node/Undici"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Inspectable from "effect/Inspectable"
@@ -36,10 +37,15 @@ type Body = Undici.Dispatcher.ResponseData["body"]
 /** The key of `NodeHttpClient.UndiciRequestOptions` in a fiber's context. */
 const optionsKey = NodeHttpClient.UndiciRequestOptions.key
 
-/** Makes the client over `dispatcher`. */
-export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
+/**
+ * Makes the client over `dispatcher`. A request's `UndiciRequestOptions` are the ones in its
+ * fiber's context, else the ones in `context` (the layer's, as `HttpClient.layerMergedContext`
+ * would merge it, without a context provided around every request).
+ */
+export const make = (dispatcher: Undici.Dispatcher, context: Context.Context<never> = Context.empty()): HttpClient.HttpClient =>
   HttpClient.make((request, url, signal, fiber) => {
-    const options = (fiber.getFiberRef(FiberRef.currentContext).unsafeMap.get(optionsKey) ?? {}) as Partial<Undici.Dispatcher.RequestOptions>
+    const options = (fiber.getFiberRef(FiberRef.currentContext).unsafeMap.get(optionsKey) ?? context.unsafeMap.get(optionsKey) ??
+      {}) as Partial<Undici.Dispatcher.RequestOptions>
     const send = (body: Undici.Dispatcher.RequestOptions["body"]) =>
       Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
         dispatcher.request(
@@ -77,8 +83,9 @@ export const make = (dispatcher: Undici.Dispatcher): HttpClient.HttpClient =>
   })
 
 /** The client over the `Dispatcher` service (`NodeHttpClient.Dispatcher`). */
-export const layerWithoutDispatcher: Layer.Layer<HttpClient.HttpClient, never, NodeHttpClient.Dispatcher> = HttpClient.layerMergedContext(
-  Effect.map(NodeHttpClient.Dispatcher, make)
+export const layerWithoutDispatcher: Layer.Layer<HttpClient.HttpClient, never, NodeHttpClient.Dispatcher> = Layer.effect(
+  HttpClient.HttpClient,
+  Effect.flatMap(NodeHttpClient.Dispatcher, (dispatcher) => Effect.map(Effect.context<never>(), (context) => make(dispatcher, context)))
 )
 
 /** The client over an undici `Agent` of its own, closed with the layer. */

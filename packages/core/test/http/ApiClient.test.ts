@@ -383,6 +383,40 @@ describe.each(clients)("ApiClient over %s", (_name, layer) => {
       })
     ))
 
+  it.effect("withoutHttpSpans (a run) turns the spans off once: no trace headers; a tracer installed inside still gets its spans", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((_req, res) => json(res, 200, { count: 0, results: [] }))
+        const native = yield* Effect.tracer
+        const spans: Array<string> = []
+        const tracer = Tracer.make({
+          span: (name, ...rest) => {
+            spans.push(name)
+            return native.span(name, ...rest)
+          },
+          context: (f, fiber) => native.context(f, fiber)
+        })
+        yield* ApiClient.withoutHttpSpans(Effect.gen(function*() {
+          const plain = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+          yield* plain.getJson("/p", {}, Page)
+          yield* Effect.gen(function*() {
+            const traced = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+            yield* traced.getJson("/p", {}, Page)
+          }).pipe(Effect.withTracer(tracer))
+        }))
+        expect(server.requests[0]!.headers["traceparent"]).toBeUndefined()
+        expect(spans).toEqual(["http.client GET"])
+        expect(server.requests[1]!.headers["traceparent"]).toBeDefined()
+        // With a tracer installed around it, it changes nothing: every request is a span.
+        yield* ApiClient.withoutHttpSpans(Effect.gen(function*() {
+          const traced = yield* ApiClient.make({ source: "s", baseUrl: server.url })
+          yield* traced.getJson("/p", {}, Page)
+        })).pipe(Effect.withTracer(tracer))
+        expect(spans).toEqual(["http.client GET", "http.client GET"])
+        expect(server.requests[2]!.headers["traceparent"]).toBeDefined()
+      })
+    ))
+
   it.effect("connection refused is retried, then a TransportError that says so", () =>
     withEnv((logs) =>
       Effect.gen(function*() {

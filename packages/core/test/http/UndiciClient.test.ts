@@ -7,6 +7,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as UndiciClient from "../../src/http/UndiciClient.js"
@@ -156,4 +157,20 @@ describe("UndiciClient: the platform HttpClient over undici", () => {
       yield* Effect.flatMap(client.get(`${server.url}/plain`), (r) => r.text)
       expect(server.requests.map((r) => [r.url, r.headers["connection"]])).toEqual([["/reset", "close"], ["/plain", "keep-alive"]])
     })))
+  it.live("honours UndiciRequestOptions given to the layer", () =>
+    Effect.gen(function*() {
+      const server = yield* start((_req, res) => res.end("x"))
+      const client = yield* HttpClient.HttpClient
+      yield* Effect.flatMap(client.get(`${server.url}/reset`), (r) => r.text)
+      // A request's own options win over the layer's.
+      yield* Effect.flatMap(client.get(`${server.url}/plain`), (r) => r.text).pipe(
+        Effect.provideService(NodeHttpClient.UndiciRequestOptions, { reset: false } as NodeHttpClient.UndiciRequestOptions["Type"])
+      )
+      expect(server.requests.map((r) => [r.url, r.headers["connection"]])).toEqual([["/reset", "close"], ["/plain", "keep-alive"]])
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(UndiciClient.layer.pipe(
+        Layer.provide(Layer.succeed(NodeHttpClient.UndiciRequestOptions, { reset: true } as NodeHttpClient.UndiciRequestOptions["Type"]))
+      ))
+    ))
 })
