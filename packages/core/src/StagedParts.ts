@@ -200,22 +200,22 @@ export const make = (options: Options): Effect.Effect<StagedParts, SinkError, Fi
     })
     yield* Effect.addFinalizer(() => discardCurrent)
 
+    // The bytes of the open part not yet on disk: one buffer, reused for every part of this sink.
+    let buffer: Buffer | undefined
     const write = (chunk: string | Uint8Array): Effect.Effect<void, SinkError> =>
       serial(
         Effect.suspend(() => {
-          const bytes = toBuffer(chunk)
-          if (bytes.length === 0) return Effect.void
+          if (chunk.length === 0) return Effect.void
           return io(`could not write a part of ${target}`, async () => {
             if (current === undefined) {
               const seq = committedSeq + 1
               const tmp = tmpPath(seq)
               const handle = await fsp.open(tmp, "w")
-              current = { seq, tmp, handle, buffered: [], bufferedBytes: 0, wrote: false }
-              if (mode === "append") push(current, headerBytes())
+              current = { seq, tmp, handle, buffer: buffer ??= Buffer.allocUnsafe(FLUSH_BYTES), used: 0, wrote: false }
+              if (mode === "append") await push(current, headerBytes())
             }
-            push(current, bytes)
+            await push(current, chunk)
             current.wrote = true
-            if (current.bufferedBytes >= FLUSH_BYTES) await flush(current)
           })
         })
       )
@@ -423,24 +423,48 @@ interface OpenPart {
   readonly seq: number
   readonly tmp: string
   readonly handle: FileHandle
-  buffered: Array<Buffer>
-  bufferedBytes: number
+  /** Holds `used` bytes not yet written (the sink's buffer: a part is written before the next opens). */
+  readonly buffer: Buffer
+  used: number
   /** A record chunk (not only a header) was written. */
   wrote: boolean
 }
 
-const push = (part: OpenPart, bytes: Buffer): void => {
-  if (bytes.length === 0) return
-  part.buffered.push(bytes)
-  part.bufferedBytes += bytes.length
+const encoder = new TextEncoder()
+
+/**
+ * Appends a chunk to the part's buffer, writing the buffer to disk whenever it fills: a string is
+ * encoded straight into it, so a batch leaves no bytes of its own for the collector.
+ */
+const push = async (part: OpenPart, chunk: string | Uint8Array): Promise<void> => {
+  if (typeof chunk === "string") {
+    let rest = chunk
+    for (;;) {
+      const { read, written } = encoder.encodeInto(rest, part.buffer.subarray(part.used))
+      part.used += written
+      if (read === rest.length) break
+      // Full (or too full for the next character): write it out and go on with the rest.
+      rest = rest.slice(read)
+      await flush(part)
+    }
+  } else {
+    let offset = 0
+    while (offset < chunk.length) {
+      const n = Math.min(chunk.length - offset, part.buffer.length - part.used)
+      part.buffer.set(chunk.subarray(offset, offset + n), part.used)
+      part.used += n
+      offset += n
+      if (offset < chunk.length) await flush(part)
+    }
+  }
+  if (part.used >= part.buffer.length) await flush(part)
 }
 
 const flush = async (part: OpenPart): Promise<void> => {
-  if (part.bufferedBytes === 0) return
-  const data = part.buffered.length === 1 ? part.buffered[0]! : Buffer.concat(part.buffered, part.bufferedBytes)
-  part.buffered = []
-  part.bufferedBytes = 0
-  await writeAll(part.handle, data)
+  if (part.used === 0) return
+  const used = part.used
+  part.used = 0
+  await writeAll(part.handle, part.buffer.subarray(0, used))
 }
 
 const copyInto = async (out: FileHandle, src: string, buffer: Buffer): Promise<void> => {

@@ -189,6 +189,14 @@ layer(NodeFileSystem.layer)("StagedParts", (it) => {
           yield* w.commit
         }
         expect(Buffer.byteLength(expected)).toBeGreaterThan(3 * (1 << 20))
+        // One chunk bigger than the write buffer (1 MiB), as text (4-byte characters at odd offsets)
+        // and as bytes.
+        const big = "x" + "😀".repeat(700_000) + "y"
+        const bytes = new Uint8Array(1_500_000).map((_, i) => 97 + (i % 26))
+        yield* w.write(big)
+        yield* w.write(bytes)
+        yield* w.commit
+        expected += big + new TextDecoder().decode(bytes)
         yield* w.finish
         expect(read(opts.path) === expected).toBe(true)
       }))
