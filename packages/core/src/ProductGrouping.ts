@@ -175,6 +175,9 @@ const mergePattern = /^merge-\d+-\d+\.jsonl$/
 /** Segment files in one directory: `<n>.jsonl`, written through `<n>.jsonl.tmp`; merge passes' files `merge-<pass>-<n>.jsonl`. */
 const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
   const pathOf = (n: number) => NodePath.join(dir, `${n}.jsonl`)
+  // The files are written one at a time: their writes share one buffer (not a new megabyte of
+  // bytes per write left for the collector).
+  const written: WriteBuffer = { bytes: new Uint8Array(0), busy: false }
   const decodeLine = Schema.decodeUnknownEither(Schema.parseJson(ProductImageJson))
   // The spill files are ours: a line is checked without Schema's parser (the same result), and only
   // a line it refuses goes through Schema, for the message.
@@ -190,6 +193,13 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
     return Option.isSome(checked) ? Either.right(fromJson(checked.value)) : Either.map(decodeLine(line), fromJson)
   }
 
+  /** A line of `path` as a record, or why it is not one. */
+  const decode = (path: string, line: string): Either.Either<ProductImage, TransformError> =>
+    Either.mapLeft(parseLine(line), (error) =>
+      new TransformError({
+        transform: stepName,
+        message: `Spill segment ${path} is corrupt: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
+      }))
   const syncDirectory = Effect.scoped(
     fs.open(dir, { flag: "r" }).pipe(Effect.flatMap((d) => d.sync))
   ).pipe(
@@ -238,7 +248,7 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
       return Effect.scoped(
         Effect.gen(function*() {
           const file = yield* fs.open(temp, { flag: "w" })
-          const lines = lineWriter(file)
+          const lines = lineWriter(file, written)
           yield* lines.addAll(records)
           yield* lines.flush
           yield* file.sync
@@ -258,11 +268,13 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
       Effect.scoped(
         Effect.gen(function*() {
           const file = yield* fs.open(path, { flag: "w" })
-          const lines = lineWriter(file)
+          const lines = lineWriter(file, written)
+          // Whole products, a batch of them at a time (one Effect for a batch's lines).
+          const batches = toBatches(nextProduct, 1000)
           for (;;) {
-            const product = yield* nextProduct
-            if (Option.isNone(product)) break
-            yield* lines.addAll(product.value)
+            const batch = yield* batches
+            if (Option.isNone(batch)) break
+            yield* lines.addAll(batch.value)
           }
           yield* lines.flush
         })
@@ -275,46 +287,102 @@ const makeSegmentStore = (fs: FileSystem.FileSystem, dir: string) => {
       ),
 
     /** Reads a run's file back, record by record, `readChunk` bytes at a time. */
-    read: (path: string): Stream.Stream<ProductImage, TransformError> => {
-      return fs.stream(path, { chunkSize: readChunk, bufferSize: 1 }).pipe(
-        Stream.mapError(failure(`Cannot read spill segment ${path}`)),
-        Stream.decodeText(),
-        Stream.splitLines,
-        // A chunk of lines at a time, not an Effect per record.
-        Stream.mapChunksEffect((lines) => {
-          const records: Array<ProductImage> = []
-          for (const line of lines) {
-            if (line.length === 0) continue
-            const parsed = parseLine(line)
-            if (Either.isLeft(parsed)) {
-              return Effect.fail(
-                new TransformError({
-                  transform: stepName,
-                  message: `Spill segment ${path} is corrupt: ${ParseResult.TreeFormatter.formatErrorSync(parsed.left)}`
-                })
-              )
+    read: (path: string): Stream.Stream<ProductImage, TransformError> =>
+      Stream.unwrapScoped(Effect.map(
+        Effect.mapError(fs.open(path, { flag: "r" }), failure(`Cannot read spill segment ${path}`)),
+        (file) => {
+          // One buffer per open run, reused for every read (not a new chunk of bytes each time).
+          const buffer = new Uint8Array(readChunk)
+          const decoder = new TextDecoder()
+          let carry = ""
+          let ended = false
+          /** The records of `text`'s lines (a chunk of them at a time, not an Effect per record). */
+          const records = (text: string): Effect.Effect<Chunk.Chunk<ProductImage>, Option.Option<TransformError>> => {
+            const out: Array<ProductImage> = []
+            let from = 0
+            while (from < text.length) {
+              let to = text.indexOf("\n", from)
+              if (to < 0) to = text.length
+              if (to > from) {
+                const parsed = decode(path, text.slice(from, to))
+                if (Either.isLeft(parsed)) return Effect.fail(Option.some(parsed.left))
+                out.push(parsed.right)
+              }
+              from = to + 1
             }
-            records.push(parsed.right)
+            return Effect.succeed(Chunk.unsafeFromArray(out))
           }
-          return Effect.succeed(Chunk.unsafeFromArray(records))
-        })
-      )
-    }
+          return Stream.repeatEffectChunkOption(Effect.suspend(() => {
+            if (ended) return Effect.fail(Option.none())
+            return Effect.flatMap(
+              Effect.mapError(file.read(buffer), (e) => Option.some(failure(`Cannot read spill segment ${path}`)(e))),
+              (size) => {
+                const n = Number(size)
+                if (n === 0) {
+                  // The end: what is left is the last line (a file cut short fails to parse).
+                  ended = true
+                  const last = carry + decoder.decode()
+                  carry = ""
+                  return records(last)
+                }
+                // Only the new text is searched: a long line (an image's bytes) is not scanned again per read.
+                const piece = decoder.decode(buffer.subarray(0, n), { stream: true })
+                const end = piece.lastIndexOf("\n")
+                if (end < 0) {
+                  carry += piece
+                  return Effect.succeed(Chunk.empty())
+                }
+                const text = carry + piece.slice(0, end)
+                carry = piece.slice(end + 1)
+                return records(text)
+              }
+            )
+          }))
+        }
+      ))
   }
 }
 
+/** The bytes a segment store encodes its writes into: one buffer for all its files, in turn. */
+interface WriteBuffer {
+  bytes: Uint8Array
+  busy: boolean
+}
+
+/**
+ * The size of a store's write buffer: a write of 1 MiB of text plus a line of up to 64 KiB (a write
+ * is taken once the text passes 1 MiB), in UTF-8 at its longest. A longer write has its own buffer.
+ */
+const writeBufferBytes = 3 * ((1 << 20) + (64 << 10))
+
 /** Writes records as JSON lines (bytes in base64) to a file, about 1 MiB per write. */
-const lineWriter = (file: FileSystem.File) => {
+const lineWriter = (file: FileSystem.File, shared: WriteBuffer) => {
   const encoder = new TextEncoder()
   let parts: Array<string> = []
   let size = 0
-  /** The lines so far as one write (taken now, written when the effect runs), or nothing. */
+  /** Encodes `lines` into the store's buffer (a buffer of their own when it is busy or too small) and writes them. */
+  const write = (lines: Array<string>, chars: number): Effect.Effect<void, PlatformError> =>
+    Effect.suspend(() => {
+      // UTF-8 takes at most 3 bytes per UTF-16 code unit (`chars` counts the newlines).
+      const mine = !shared.busy && chars * 3 <= writeBufferBytes
+      if (mine && shared.bytes.length === 0) shared.bytes = new Uint8Array(writeBufferBytes)
+      const buffer = mine ? shared.bytes : new Uint8Array(chars * 3)
+      let at = 0
+      for (const line of lines) {
+        at += encoder.encodeInto(line, buffer.subarray(at)).written
+        buffer[at++] = 10 // "\n"
+      }
+      if (!mine) return file.writeAll(buffer.subarray(0, at))
+      shared.busy = true
+      return Effect.ensuring(file.writeAll(buffer.subarray(0, at)), Effect.sync(() => (shared.busy = false)))
+    })
+  /** The lines so far as one write (encoded and written when the effect runs), or nothing. */
   const take = (): Effect.Effect<void, PlatformError> => {
     if (parts.length === 0) return Effect.void
-    const bytes = encoder.encode(parts.join(""))
+    const effect = write(parts, size)
     parts = []
     size = 0
-    return file.writeAll(bytes)
+    return effect
   }
   const flush = Effect.suspend(take)
   return {
@@ -332,7 +400,7 @@ const lineWriter = (file: FileSystem.File) => {
               Effect.fail(failure(`Cannot spill record ${record.source}/${record.productId}/${record.imageId}: its 'extra' is not JSON`)(cause))
             )
           }
-          parts.push(line, "\n")
+          parts.push(line)
           size += line.length + 1
           if (size >= 1 << 20) writes = Effect.zipRight(writes, take())
         }
@@ -394,35 +462,43 @@ class Heap {
 }
 
 /** Pulls one record at a time from a stream (none at its end). */
+/**
+ * A run being merged: the records of its current chunk, read without an Effect, and `pull`, which
+ * reads the next chunk (or marks the run done).
+ */
+interface Cursor<E> {
+  chunk: ReadonlyArray<ProductImage>
+  index: number
+  done: boolean
+  readonly pull: Effect.Effect<void, E>
+}
+
 const cursor = <E>(stream: Stream.Stream<ProductImage, E>) =>
   Effect.map(Stream.toPull(stream), (pull) => {
-    let chunk: ReadonlyArray<ProductImage> = []
-    let index = 0
-    let done = false
-    const next: Effect.Effect<Option.Option<ProductImage>, E> = Effect.suspend(() => {
-      if (index < chunk.length) return Effect.succeed(Option.some(chunk[index++]!))
-      if (done) return Effect.succeed(Option.none())
-      return Effect.matchEffect(pull, {
+    const c: Cursor<E> = {
+      chunk: [],
+      index: 0,
+      done: false,
+      pull: Effect.matchEffect(pull, {
         onFailure: Option.match({
-          onNone: () => {
-            done = true
-            return Effect.succeed(Option.none<ProductImage>())
-          },
+          onNone: () => Effect.sync(() => void (c.done = true)),
           onSome: (e) => Effect.fail(e)
         }),
-        onSuccess: (c) => {
-          chunk = Chunk.toReadonlyArray(c)
-          index = 0
-          return next
-        }
+        onSuccess: (next) =>
+          Effect.sync(() => {
+            c.chunk = Chunk.toReadonlyArray(next)
+            c.index = 0
+          })
       })
-    })
-    return next
+    }
+    return c
   })
 
 /**
  * Merges runs each sorted by product key into whole products: an effect that yields the next
  * product's records (runs in order, then each run's order: a stable merge), or none at the end.
+ * Records come out of the runs' current chunks without an Effect each; only reading a run's next
+ * chunk is one.
  */
 const mergeRuns = <E>(
   runs: ReadonlyArray<Stream.Stream<ProductImage, E>>
@@ -430,24 +506,55 @@ const mergeRuns = <E>(
   Effect.gen(function*() {
     const heap = new Heap()
     const cursors = yield* Effect.forEach(runs, cursor)
-    const refill = (run: number) =>
-      Effect.map(cursors[run]!, (next) => {
-        if (Option.isSome(next)) heap.push({ key: productKey(next.value), run, record: next.value })
-      })
-    for (let run = 0; run < cursors.length; run++) yield* refill(run)
-
-    return Effect.gen(function*() {
-      const top = heap.pop()
-      if (top === undefined) return Option.none()
-      const product = [top.record]
-      yield* refill(top.run)
-      while (heap.peek()?.key === top.key) {
-        const entry = heap.pop()!
-        product.push(entry.record)
-        yield* refill(entry.run)
+    /** Puts `run`'s next record in the heap; false when its chunk is spent and must be read first. */
+    const advance = (run: number): boolean => {
+      const c = cursors[run]!
+      if (c.index < c.chunk.length) {
+        const record = c.chunk[c.index++]!
+        heap.push({ key: productKey(record), run, record })
+        return true
       }
-      return Option.some(product)
-    })
+      return c.done
+    }
+    // A run whose next record must be read before the merge goes on (-1: none). Every open run has
+    // its next record in the heap before the heap is looked at, so a product ends only when no run
+    // has more of it.
+    let waiting = -1
+    let product: Array<ProductImage> | undefined
+    let key = ""
+    const step = (): Effect.Effect<Option.Option<Array<ProductImage>>, E> => {
+      for (;;) {
+        if (waiting >= 0) {
+          const run = waiting
+          waiting = -1
+          return Effect.flatMap(cursors[run]!.pull, () => {
+            if (!advance(run)) waiting = run
+            return step()
+          })
+        }
+        if (product === undefined) {
+          const top = heap.pop()
+          if (top === undefined) return Effect.succeed(Option.none())
+          product = [top.record]
+          key = top.key
+          if (!advance(top.run)) waiting = top.run
+          continue
+        }
+        if (heap.peek()?.key === key) {
+          const entry = heap.pop()!
+          product.push(entry.record)
+          if (!advance(entry.run)) waiting = entry.run
+          continue
+        }
+        const done = product
+        product = undefined
+        return Effect.succeed(Option.some(done))
+      }
+    }
+    for (let run = 0; run < cursors.length; run++) {
+      while (!advance(run)) yield* cursors[run]!.pull
+    }
+    return Effect.suspend(step)
   })
 
 /** Packs whole products into batches of about `size` records (a bigger product is a batch of its own). */

@@ -229,14 +229,18 @@ describe("groupByProduct", () => {
       assert.include(error.message, "--restart")
     }).pipe(Effect.provide(services)))
 
-  it.scoped("keeps bytes and dates intact through the segment files", () =>
+  it.scoped("keeps bytes, text and dates intact through the segment files (lines longer than a read or a write)", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
+      // Two images bigger than a read of a segment (readChunk) and one bigger than a write (1 MiB),
+      // and multi-byte text that falls across reads.
+      const size = (i: number) => (i === 5 ? 300_000 : i === 7 ? 1_500_000 : 64 + i)
       const records = Array.from({ length: 12 }, (_, i) =>
         image({
           productId: `P${i % 3}`,
           imageId: String(i),
-          bytes: Uint8Array.from({ length: 64 + i }, (_, j) => (j * 37 + i) % 256),
+          alt: i % 4 === 1 ? `${i}é😀ü`.repeat(20_000 + i) : null,
+          bytes: Uint8Array.from({ length: size(i) }, (_, j) => (j * 37 + i) % 256),
           createdAt: new Date(Date.UTC(2024, 1, 29, 12, 30, i, 123)),
           updatedAt: i % 2 === 0 ? null : new Date(Date.UTC(2025, 0, 1, 0, 0, 0, i)),
           extra: { nested: { list: [1, "two", null] }, i }
@@ -253,6 +257,7 @@ describe("groupByProduct", () => {
         assert.strictEqual(g.createdAt!.getTime(), r.createdAt!.getTime())
         assert.strictEqual(g.updatedAt?.getTime(), r.updatedAt?.getTime())
         assert.deepStrictEqual(g.extra, r.extra)
+        assert.strictEqual(g.alt, r.alt)
       }
     }).pipe(Effect.provide(services)))
 
