@@ -588,8 +588,8 @@ const runParquetAnchor = async (env, total) => {
 }
 
 /**
- * One `effetl run` of the built CLI in a process of its own (`node -r memory-probe.cjs`), the
- * synthetic source into one file sink, `regroup`: through dedupe-by-hash per product over products
+ * One `effetl run` of the built CLI in a process of its own (the `effetl` command, the memory probe
+ * loaded through NODE_OPTIONS), the synthetic source into one file sink, `regroup`: through dedupe-by-hash per product over products
  * that span the whole run. Returns that process's peak RSS and CPU, and its RSS over the run.
  */
 const runCli = async (env, format, regroup, total) => {
@@ -610,10 +610,20 @@ const runCli = async (env, format, regroup, total) => {
   fs.writeFileSync(file, JSON.stringify(pipeline, null, 2)) // JSON is YAML
   const probe = path.join(env.dir, "probe.json")
   const { spawn } = await import("node:child_process")
+  // The command as a user runs it (its launcher starts Node with the heap cap it ships with), the
+  // probe loaded through NODE_OPTIONS.
   const child = spawn(
-    process.execPath,
-    ["-r", path.join(plugins, "memory-probe.cjs"), path.join(root, "packages/cli/bin/effetl.js"), "run", file, "--log-format", "json"],
-    { cwd: env.dir, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, EFFETL_BENCH_PROBE: probe } }
+    path.join(root, "packages/cli/bin/effetl.js"),
+    ["run", file, "--log-format", "json"],
+    {
+      cwd: env.dir,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...process.env,
+        EFFETL_BENCH_PROBE: probe,
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(path.join(plugins, "memory-probe.cjs"))}`.trim()
+      }
+    }
   )
   let stderr = ""
   child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)))

@@ -6,9 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type ChannelSimulator, startChannelSimulator } from "@effetl/source-channel/simulator"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { effetl, tempDir } from "./helpers.js"
+import { bin, effetl, tempDir } from "./helpers.js"
 
 /** Packages a channel → csv pipeline must never load. */
 const heavy = ["pg", "better-sqlite3", "parquetjs-lite", "hyparquet-writer", "@duckdb/node-api", "@effetl/sink-sql", "@effetl/source-acceo"]
@@ -107,5 +108,44 @@ describe("start-up loads only what the command needs", () => {
     expect(r.code, r.stderr).toBe(0)
     expect(of(modules, "better-sqlite3").length).toBeGreaterThan(0)
     expect(of(modules, "pg").length).toBeGreaterThan(0)
+  })
+})
+
+describe("the effetl command (the bin run as a program, as npm links it)", () => {
+  /** Runs the bin itself (its first line starts it), a preload reporting Node's heap cap and pid. */
+  const direct = (args: ReadonlyArray<string>, nodeOptions: string) => {
+    const dir = tempDir("launcher")
+    const report = path.join(dir, "report.json")
+    const preload = path.join(dir, "report.cjs")
+    fs.writeFileSync(
+      preload,
+      `require("node:fs").writeFileSync(${JSON.stringify(report)}, JSON.stringify({ heapMb: require("node:v8").getHeapStatistics().heap_size_limit / 2 ** 20, pid: process.pid }))\n`
+    )
+    const r = spawnSync(bin, args, {
+      cwd: dir,
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, NODE_OPTIONS: `--require ${JSON.stringify(preload)} ${nodeOptions}`.trim() }
+    })
+    return { ...r, report: JSON.parse(fs.readFileSync(report, "utf8")) as { heapMb: number; pid: number } }
+  }
+
+  it("starts Node in place with a 1 GiB heap cap, which NODE_OPTIONS can replace, and keeps the exit code", () => {
+    const plain = direct(["--version"], "")
+    expect(plain.status, plain.stderr).toBe(0)
+    expect(plain.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+    // The old generation's cap plus the young generation's.
+    expect(plain.report.heapMb).toBeGreaterThanOrEqual(1024)
+    expect(plain.report.heapMb).toBeLessThan(1200)
+    // exec: Node is the process the caller started (a kill reaches the run itself).
+    expect(plain.report.pid).toBe(plain.pid)
+
+    const own = direct(["--version"], "--max-old-space-size=2048")
+    expect(own.status, own.stderr).toBe(0)
+    expect(own.report.heapMb).toBeGreaterThanOrEqual(2048)
+
+    const bad = direct(["run", "missing.yaml"], "")
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toContain("error: cannot read pipeline file")
   })
 })
