@@ -39,6 +39,19 @@ const envWith = (layer: Layer.Layer<HttpClient.HttpClient>) =>
   )
 }
 
+/** Effect's own tracer, recording the names of the spans it starts. */
+const recordingTracer = Effect.map(Effect.tracer, (native) => {
+  const spans: Array<string> = []
+  const tracer = Tracer.make({
+    span: (name, ...rest) => {
+      spans.push(name)
+      return native.span(name, ...rest)
+    },
+    context: (f, fiber) => native.context(f, fiber)
+  })
+  return { spans, tracer }
+})
+
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
 
@@ -365,15 +378,7 @@ describe.each(clients)("ApiClient over %s", (_name, layer) => {
         yield* plain.getJson("/p", {}, Page)
         expect(server.requests[0]!.headers["traceparent"]).toBeUndefined()
 
-        const native = yield* Effect.tracer
-        const spans: Array<string> = []
-        const tracer = Tracer.make({
-          span: (name, ...rest) => {
-            spans.push(name)
-            return native.span(name, ...rest)
-          },
-          context: (f, fiber) => native.context(f, fiber)
-        })
+        const { spans, tracer } = yield* recordingTracer
         yield* Effect.gen(function*() {
           const traced = yield* ApiClient.make({ source: "s", baseUrl: server.url })
           yield* traced.getJson("/p", {}, Page)
@@ -387,15 +392,7 @@ describe.each(clients)("ApiClient over %s", (_name, layer) => {
     withEnv(() =>
       Effect.gen(function*() {
         const server = yield* start((_req, res) => json(res, 200, { count: 0, results: [] }))
-        const native = yield* Effect.tracer
-        const spans: Array<string> = []
-        const tracer = Tracer.make({
-          span: (name, ...rest) => {
-            spans.push(name)
-            return native.span(name, ...rest)
-          },
-          context: (f, fiber) => native.context(f, fiber)
-        })
+        const { spans, tracer } = yield* recordingTracer
         yield* ApiClient.withoutHttpSpans(Effect.gen(function*() {
           const plain = yield* ApiClient.make({ source: "s", baseUrl: server.url })
           yield* plain.getJson("/p", {}, Page)
