@@ -7,6 +7,7 @@
 //   npm run bench -- --case parquet-sink   the parquet sink with each engine (one child per engine)
 //   npm run bench -- --case distributed    distributed runs on 1, 2 and 3 local workers (PostgreSQL on PG_URL)
 //   npm run bench -- --case run-memory     `effetl run` → csv, jsonl, parquet, with and without regrouping
+//   npm run bench -- --case startup        `effetl --version` (the command) beside `node -e 0`
 //   npm run bench -- --full ...            the 10M-row sizes of the parquet-sink (duckdb) and run-memory cases
 //
 // Each case runs in a fresh child process (`node scripts/bench.mjs --case <id> --child`), so its
@@ -141,6 +142,15 @@ const cases = [
     run: (env) => runHash(env),
     anchor: { run: (env) => runHashAnchor(env) },
     same: "hashes.txt"
+  },
+  {
+    // `effetl --version` as a user runs it (the command: its sh launcher, then Node) beside `node -e 0`:
+    // each whole process's CPU (start-up included) and peak RSS, the median of 5 runs.
+    id: "startup",
+    name: "effetl --version",
+    sim: undefined,
+    run: (env) => runStartup(env, [path.join(root, "packages/cli/bin/effetl.js"), "--version"]),
+    anchor: { run: (env) => runStartup(env, [process.execPath, "-e", "0"]) }
   },
   {
     id: "grouping-spill",
@@ -356,6 +366,38 @@ const runAnchor = async (env, which) => {
   if (r.deduped) notes.push(`${r.deduped} deduped`)
   if (r.rejected) notes.push(`${r.rejected} invalid`)
   return { records: r.records, seconds, outputBytes: r.outputBytes, note: notes.join(", ") }
+}
+
+/**
+ * Runs a command 5 times, a preload (through NODE_OPTIONS) reporting at exit the process's CPU,
+ * peak RSS and age; returns the medians.
+ */
+const runStartup = async (env, command) => {
+  const probe = path.join(env.dir, "exit-probe.cjs")
+  const report = path.join(env.dir, "exit.json")
+  fs.writeFileSync(
+    probe,
+    `process.on("exit", () => { const c = process.cpuUsage(); require("node:fs").writeFileSync(${JSON.stringify(report)}, ` +
+      `JSON.stringify({ cpu: (c.user + c.system) / 1e6, rssMb: process.resourceUsage().maxRSS / 1024, seconds: process.uptime() })) })\n`
+  )
+  const runs = []
+  for (let i = 0; i < 5; i++) {
+    const r = spawnSync(command[0], command.slice(1), {
+      encoding: "utf8",
+      env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${JSON.stringify(probe)}`.trim() }
+    })
+    if (r.status !== 0) throw new Error(`${command.join(" ")} exited with ${r.status}: ${r.stderr}`)
+    runs.push(JSON.parse(fs.readFileSync(report, "utf8")))
+  }
+  const median = (k) => runs.map((r) => r[k]).sort((a, b) => a - b)[2]
+  return {
+    records: 1,
+    seconds: median("seconds"),
+    cpuSeconds: median("cpu"),
+    peakRssMb: median("rssMb"),
+    outputBytes: 0,
+    note: `${command.map((a) => path.basename(a)).join(" ")}: the whole process (start-up included), median of 5`
+  }
 }
 
 /** The hash case's input: the same images in both children (20,000 × 2 KiB), hashed `passes` times. */
@@ -901,7 +943,10 @@ const runPairs = async (c, opts, baseDir) => {
       if (!effetl.ok || !anchor.ok) {
         return { ok: false, error: !effetl.ok ? effetl.error : `anchor: ${anchor.error}`, simNote: effetl.simNote }
       }
-      const same = await sameRows(c.same, path.join(effetl.dir, c.same), path.join(anchor.dir, c.same))
+      // A case without an output to compare (start-up) names none.
+      const same = c.same === undefined
+        ? { ok: true, note: "no output to compare" }
+        : await sameRows(c.same, path.join(effetl.dir, c.same), path.join(anchor.dir, c.same))
       if (!same.ok) return { ok: false, error: `the outputs differ: ${same.note}`, simNote: effetl.simNote }
       const pair = { effetl, anchor, load: loadAvg, same, cpuRatio: effetl.cpuSeconds / anchor.cpuSeconds, wallRatio: effetl.seconds / anchor.seconds }
       if (c.ideal) {
