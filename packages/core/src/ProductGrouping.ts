@@ -461,7 +461,6 @@ class Heap {
   }
 }
 
-/** Pulls one record at a time from a stream (none at its end). */
 /**
  * A run being merged: the records of its current chunk, read without an Effect, and `pull`, which
  * reads the next chunk (or marks the run done).

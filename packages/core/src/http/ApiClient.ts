@@ -231,13 +231,10 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
       limiter,
       requestIdHeaders: (options.requestIdHeaders ?? defaultRequestIdHeaders).map((h) => h.toLowerCase()),
       secretParams: [...SafeUrl.defaultSecretParams, ...(options.secretParams ?? [])],
+      // A request sets its own switch only where the one it inherits is wrong: spans are on outside
+      // a run with no tracer (turned off), and off inside a run whose client has a tracer (turned on).
       http: HttpClient.withScope(
-        traced
-          // A tracer installed inside such a run still gets a span per request.
-          ? inRun ? HttpClient.withTracerDisabledWhen(followed, () => false) : followed
-          : inRun
-          ? followed
-          : HttpClient.withTracerDisabledWhen(followed, noSpans)
+        traced === inRun ? HttpClient.withTracerDisabledWhen(followed, traced ? () => false : noSpans) : followed
       ),
       scrub: scrubber(options.auth)
     }
