@@ -5,6 +5,7 @@
  * @module @effetl/core
  */
 export * as Batch from "./Batch.js"
+export * as Concurrency from "./Concurrency.js"
 export * as Config from "./Config.js"
 export * from "./Errors.js"
 export * from "./ProductImage.js"

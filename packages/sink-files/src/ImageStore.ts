@@ -16,8 +16,9 @@
  *   gets a manifest row with an empty path and the reason in `error`, a warning in the log and the
  *   source's `warnings` counter.
  */
-import { Config, Http, type ProductImage, RunStats, Sink, SinkError, StagedParts } from "@effetl/core"
+import { Concurrency, Config, Http, type ProductImage, RunStats, Sink, SinkError, StagedParts } from "@effetl/core"
 import { stringify } from "csv-stringify/sync"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { createHash, randomUUID } from "node:crypto"
@@ -233,7 +234,8 @@ export const images = Sink.define<ImageStoreConfig>({
         write: (records) =>
           serial(
             Effect.flatMap(
-              Effect.forEach(records, one, { concurrency: config.concurrency }),
+              // Workers taking the next image in turn, not a fiber per image.
+              Concurrency.forEachInTurn(Chunk.toReadonlyArray(records), one, { concurrency: config.concurrency }),
               (rows) => (rows.length === 0 ? Effect.void : manifest.write(rows))
             )
           ),

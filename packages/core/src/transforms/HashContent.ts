@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import type { Batch, DeadLetter } from "../Batch.js"
+import * as Concurrency from "../Concurrency.js"
 import * as Config from "../Config.js"
 import * as Download from "../http/Download.js"
 import * as HttpConfig from "../http/HttpConfig.js"
@@ -99,24 +100,14 @@ export const HashContent = Transform.define<HashContentConfig>({
               else fetches.push(i)
             }
             if (fetches.length === 0) return Effect.succeed({ ...batch, records: Chunk.unsafeFromArray(out as Array<ProductImage>) })
-            const results: Array<Either.Either<ProductImage, DeadLetter>> = new Array(fetches.length)
-            let next = 0
-            // A few workers take the next download in turn (one fiber and one permit per worker, not
-            // per image): the same concurrency and order as Effect.forEach, a fraction of its cost.
-            const worker = permits.withPermits(1)(Effect.whileLoop({
-              while: () => next < fetches.length,
-              body: () => {
-                const k = next++
-                return Effect.map(download(records[fetches[k]!] as ProductImage & { readonly url: string }), (r) => {
-                  results[k] = r
-                })
-              },
-              step: () => {}
-            }))
-            const workers = Math.min(config.concurrency, fetches.length)
             return Effect.map(
-              workers === 1 ? worker : Effect.forEach(new Array(workers), () => worker, { concurrency: "unbounded", discard: true }),
-              () => {
+              // A few workers take the next download in turn (a fiber and a permit of the shared
+              // budget per worker, not per image).
+              Concurrency.forEachInTurn(fetches, (i) => download(records[i] as ProductImage & { readonly url: string }), {
+                concurrency: config.concurrency,
+                worker: permits.withPermits(1)
+              }),
+              (results) => {
                 const rejected: Array<DeadLetter> = []
                 results.forEach((result, k) => {
                   if (Either.isRight(result)) out[fetches[k]!] = result.right
