@@ -51,7 +51,7 @@ describe("Concurrency.forEachInTurn", () => {
         })
       const options = {
         concurrency: 2,
-        worker: <E, R>(loop: Effect.Effect<void, E, R>) => Effect.zipRight(Effect.sync(() => wrapped++), permits.withPermits(1)(loop))
+        worker: (loop: Effect.Effect<void>) => Effect.zipRight(Effect.sync(() => wrapped++), permits.withPermits(1)(loop))
       }
       const items = Array.from({ length: 10 }, (_, i) => i)
       // Two calls at once share the semaphore's 2 permits: never more than 2 items in progress.
