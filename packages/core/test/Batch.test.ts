@@ -70,7 +70,27 @@ describe("Batch.plainDecoder", () => {
     expect(Option.isNone(plain({ pk: 1.5, product: 2 }))).toBe(true)
   })
 
-  it("gives exactly what Schema's decode gives (values and key order), and leaves every item Schema refuses", () => {
+  it("generates no code from a field's name or a literal's value (they are data, whatever they hold)", () => {
+    const tricky = [`"); throw new Error("injected"); ("`, "a\u2028b", "`${x}`", "\\", "constructor", "toString"]
+    const schema = Schema.Struct(Object.fromEntries(tricky.map((name) => [name, Schema.optional(Schema.Literal(name, 1))])))
+    const plain = Batch.plainDecoder(schema)!
+    const item = Object.fromEntries(tricky.map((name, i) => [name, i % 2 === 0 ? name : 1]))
+    expect(plain(item)).toEqual(Option.some(item))
+    expect(Option.isNone(plain({ ...item, [tricky[0]!]: "other" }))).toBe(true)
+    expect(plain({})).toEqual(Option.some({}))
+    // A field named __proto__ is assigned as Schema assigns it (a string does not become the prototype).
+    const proto = Schema.Struct({ ["__proto__"]: Schema.String, a: Schema.String })
+    const input = JSON.parse(`{"__proto__":"x","a":"y"}`)
+    const expected = Either.getOrThrow(Schema.decodeUnknownEither(proto)(input))
+    for (const generated of [true, false]) {
+      const got = Option.getOrThrow(Batch.plainDecoderWith(proto, generated)!(input))
+      expect(Object.getOwnPropertyNames(got)).toEqual(Object.getOwnPropertyNames(expected))
+      expect(Object.getPrototypeOf(got)).toBe(Object.getPrototypeOf(expected))
+    }
+  })
+
+  // Generated checks (the default), and the closures alone (where code cannot be generated).
+  it.each([true, false])("gives exactly what Schema's decode gives (values and key order), and leaves every item Schema refuses (generated: %s)", (generated) => {
     const keysDeep = (u: unknown): unknown =>
       Array.isArray(u) ? u.map(keysDeep) : typeof u === "object" && u !== null ? Object.entries(u).map(([k, v]) => [k, keysDeep(v)]) : u
     const junk: ReadonlyArray<unknown> = [null, undefined, 0, -1, 1.5, Number.NaN, "", "x", true, [], {}, [1, "a"], { x: 1 }]
@@ -82,7 +102,7 @@ describe("Batch.plainDecoder", () => {
     for (const schema of schemas) {
       const s = schema as unknown as Schema.Schema<unknown, unknown>
       const reference = Schema.decodeUnknownEither(s, { errors: "all" })
-      const plain = Batch.plainDecoder(s)!
+      const plain = Batch.plainDecoderWith(s, generated)!
       const decode = Batch.decodeItem(s, "item")
       const valid = FastCheck.sample(Arbitrary.make(s), { numRuns: 200, seed: 42 })
       const inputs: Array<unknown> = [...valid, ...junk]
