@@ -879,7 +879,11 @@ const errorCode = (error: unknown): string | undefined => {
 const resolveUrl = (settings: Settings, path: string, params?: SafeUrl.Params): Either.Either<URL, SafeUrl.Refusal> =>
   Option.match(settings.base, {
     onSome: (base) => SafeUrl.resolve(base, path, params),
-    onNone: () => Either.flatMap(SafeUrl.fetchable(path), (url) => SafeUrl.resolve(new URL(url.origin), url.href, params))
+    // Without a base, a URL that may be fetched is its own base: with no params to set, it is the
+    // request's URL as it is (an image download parses its URL once here, not three times).
+    onNone: () =>
+      Either.flatMap(SafeUrl.fetchable(path), (url) =>
+        params === undefined || Object.keys(params).length === 0 ? Either.right(url) : SafeUrl.resolve(new URL(url.origin), url.href, params))
   })
 
 const findRequestId = (settings: Settings, headers: Headers.Headers): Option.Option<string> => {
