@@ -140,7 +140,7 @@ export const stagedSource = (options: {
   })
 
 /** A record as staged: its JSON form (JSON-safe `extra`), bytes kept aside. */
-const encode = (r: ProductImage): string => JSON.stringify(DeadLetterWriter.jsonSafe(toJson(r)))
+const encode = (r: ProductImage): string => DeadLetterWriter.safeJson(toJson(r))
 
 const decodeJson = Schema.decodeUnknownSync(ProductImageJson)
 

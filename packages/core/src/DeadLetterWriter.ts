@@ -87,6 +87,50 @@ export const line = (entry: DeadLetter, checkpoint: Option.Option<Checkpoint>, a
  */
 export const jsonSafe = (value: unknown): unknown => safe(value, new Set())
 
+/**
+ * `JSON.stringify(jsonSafe(value))`, without the copy when `value` holds only what `JSON.stringify`
+ * writes as it is (strings, booleans, finite numbers, null, plain objects and arrays, not too deep),
+ * as records and vendor fields almost always do. The JSON Lines sink, Parquet's `extra` column and
+ * the cluster's staging write every record with it.
+ */
+export const safeJson = (value: unknown): string => {
+  let plain = false
+  try {
+    plain = plainJson(value, 0)
+  } catch {
+    // a throwing getter: jsonSafe writes it as "[Unserializable]"
+  }
+  return JSON.stringify(plain ? value : jsonSafe(value))
+}
+
+/** Whether `JSON.stringify` writes `value` exactly as `jsonSafe` would copy it. */
+const plainJson = (value: unknown, depth: number): boolean => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true
+    case "number":
+      return Number.isFinite(value)
+    case "undefined":
+      return depth > 0 // a property or array item (dropped or null in both), not the value itself
+    case "object": {
+      if (value === null) return true
+      if (depth >= 8) return false // deep (or circular): jsonSafe decides
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!plainJson(value[i], depth + 1)) return false
+        return true
+      }
+      const proto = Object.getPrototypeOf(value)
+      if (proto !== Object.prototype && proto !== null) return false
+      if ("toJSON" in value) return false
+      for (const k in value) if (!plainJson((value as Record<string, unknown>)[k], depth + 1)) return false
+      return true
+    }
+    default:
+      return false
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** The record's JSON form without bytes; a record too malformed for `toJson` is copied field by field. */

@@ -1,5 +1,5 @@
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -149,5 +149,38 @@ layer(NodeFileSystem.layer)("DeadLetterWriter", (it) => {
         yield* second.cleanup
         expect(fs.readdirSync(path.dirname(file))).toEqual(["dead.jsonl"])
       }))
+  })
+})
+
+describe("DeadLetterWriter.safeJson", () => {
+  it("writes what JSON.stringify(jsonSafe(value)) writes, with or without its copy", () => {
+    const circular: Record<string, unknown> = { a: 1 }
+    circular.self = circular
+    const nullProto = Object.assign(Object.create(null) as object, { k: "v", n: [1, null, undefined] })
+    const getter = { get boom(): string { throw new Error("no") } }
+    const sparse = [1, , 3] // eslint-disable-line no-sparse-arrays
+    const values: Array<unknown> = [
+      {},
+      { status: "active", isActive: true, n: 1.5, none: null, gone: undefined, list: [1, "two", [3], { four: 4 }] },
+      { nan: NaN, inf: -Infinity },
+      { big: 12n },
+      { at: new Date(Date.UTC(2024, 0, 1)), bad: new Date(NaN) },
+      { bytes: new Uint8Array([1, 2, 3]), map: new Map([["k", 1]]), set: new Set([1]) },
+      { withToJSON: { toJSON: () => "custom" } },
+      { error: new Error("boom") },
+      { fn: () => 1, sym: Symbol("s") },
+      circular,
+      nullProto,
+      getter,
+      sparse,
+      [undefined, () => 1],
+      { deep: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } },
+      // A record's JSON form, as the JSON Lines sink writes it.
+      { source: "shop", productId: "p1", position: 1, width: null, createdAt: "2024-03-01T12:00:00.000Z", extra: { status: "a" } },
+      "text",
+      7,
+      null
+    ]
+    for (const v of values) expect(DeadLetterWriter.safeJson(v)).toEqual(JSON.stringify(DeadLetterWriter.jsonSafe(v)))
   })
 })

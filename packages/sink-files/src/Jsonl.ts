@@ -18,8 +18,7 @@ export const JsonlConfig = Schema.Struct({
 export type JsonlConfig = typeof JsonlConfig.Type
 
 /** One record's line, without the newline. Values in `extra` that JSON cannot hold are made JSON-safe. */
-export const line = (r: ProductImage, includeBytes: boolean): string =>
-  JSON.stringify(DeadLetterWriter.jsonSafe(toJson(r, { includeBytes })))
+export const line = (r: ProductImage, includeBytes: boolean): string => DeadLetterWriter.safeJson(toJson(r, { includeBytes }))
 
 /** Writes product images as JSON Lines. */
 export const jsonl = Sink.define<JsonlConfig>({

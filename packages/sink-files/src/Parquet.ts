@@ -177,47 +177,7 @@ const int32 = (field: string, n: number): number => {
   return n
 }
 
-/**
- * `extra` as JSON text: what `JSON.stringify(DeadLetterWriter.jsonSafe(extra))` gives, without its
- * copy when `extra` holds only what JSON writes as it is (strings, booleans, finite numbers, null,
- * plain objects and arrays, not too deep), as vendor fields almost always do.
- */
-export const extraJson = (extra: unknown): string => {
-  let plain = false
-  try {
-    plain = plainJson(extra, 0)
-  } catch {
-    // a throwing getter: jsonSafe writes it as "[Unserializable]"
-  }
-  return JSON.stringify(plain ? extra : DeadLetterWriter.jsonSafe(extra))
-}
-
-/** Whether `JSON.stringify` writes `value` exactly as `jsonSafe` would copy it. */
-const plainJson = (value: unknown, depth: number): boolean => {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return true
-    case "number":
-      return Number.isFinite(value)
-    case "undefined":
-      return depth > 0 // a property or array item (dropped or null in both), not the value itself
-    case "object": {
-      if (value === null) return true
-      if (depth >= 8) return false // deep (or circular): jsonSafe decides
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) if (!plainJson(value[i], depth + 1)) return false
-        return true
-      }
-      const proto = Object.getPrototypeOf(value)
-      if (proto !== Object.prototype && proto !== null) return false
-      if ("toJSON" in value) return false
-      for (const k in value) if (!plainJson((value as Record<string, unknown>)[k], depth + 1)) return false
-      return true
-    }
-    default:
-      return false
-  }
-}
+/** `extra` as JSON text: `JSON.stringify(DeadLetterWriter.jsonSafe(extra))`, without the copy where none is needed. */
+export const extraJson = (extra: unknown): string => DeadLetterWriter.safeJson(extra)
 
 const validDate = (d: Date | null): Date | null => (d === null || Number.isNaN(d.getTime()) ? null : d)
