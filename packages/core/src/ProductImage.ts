@@ -145,10 +145,49 @@ export const toJson = (r: ProductImage, options?: { readonly includeBytes?: bool
       extra: r.extra
     }
 
-const isoOrNull = (d: Date): string | null => (Number.isNaN(d.getTime()) ? null : d.toISOString())
+const isoOrNull = (d: Date): string | null => {
+  const ms = d.getTime()
+  return Number.isNaN(ms) ? null : isoString(ms)
+}
 
 /** A record's date as its JSON form writes it: ISO-8601 UTC, or null (none, or an invalid date). */
 export const isoDate = (d: Date | null): string | null => (d === null ? null : isoOrNull(d))
+
+const twoDigits = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, "0"))
+const threeDigits = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"))
+
+/**
+ * `new Date(ms).toISOString()`, computed: every file sink writes two dates per record, and V8's
+ * `toISOString` (a call into its C++ runtime) was about 10 % of a list run's CPU; this is about 4
+ * times faster. Whole milliseconds in the years 1970 to 9999 take the fast path (the civil-from-days arithmetic of Howard
+ * Hinnant's date algorithms); any other date is left to `toISOString` (its ±YYYYYY form).
+ *
+ * @internal
+ */
+export const isoString = (ms: number): string => {
+  if (!(ms >= 0 && ms <= 253402300799999 && Number.isInteger(ms))) return new Date(ms).toISOString()
+  const days = Math.floor(ms / 86400000)
+  let rest = ms - days * 86400000
+  // Days since 0000-03-01, split into 400-year eras of 146,097 days.
+  const z = days + 719468
+  const era = Math.floor(z / 146097)
+  const dayOfEra = z - era * 146097
+  const yearOfEra = Math.floor(
+    (dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365
+  )
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100))
+  const shiftedMonth = Math.floor((5 * dayOfYear + 2) / 153) // 0 = March
+  const day = dayOfYear - Math.floor((153 * shiftedMonth + 2) / 5) + 1
+  const month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+  const hours = Math.floor(rest / 3600000)
+  rest -= hours * 3600000
+  const minutes = Math.floor(rest / 60000)
+  rest -= minutes * 60000
+  const seconds = Math.floor(rest / 1000)
+  return twoDigits[Math.floor(year / 100)]! + twoDigits[year % 100]! + "-" + twoDigits[month]! + "-" + twoDigits[day]! + "T" +
+    twoDigits[hours]! + ":" + twoDigits[minutes]! + ":" + twoDigits[seconds]! + "." + threeDigits[rest - seconds * 1000]! + "Z"
+}
 
 /** Decodes the JSON form back into a record (no validation; the form came from `toJson`). */
 export const fromJson = (j: ProductImageJson): ProductImage =>

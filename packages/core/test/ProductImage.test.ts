@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Equal from "effect/Equal"
 import * as Schema from "effect/Schema"
-import { naturalCompare, ProductImage, toJson } from "../src/ProductImage.js"
+import { isoDate, isoString, naturalCompare, ProductImage, toJson } from "../src/ProductImage.js"
 
 const fields = {
   source: "shop",
@@ -109,5 +109,29 @@ describe("toJson", () => {
     assert.strictEqual(withBytes.bytes, "aGk=")
     assert.notProperty(toJson(ProductImage.unchecked(fields), { includeBytes: true }), "bytes")
     assert.strictEqual(toJson(ProductImage.unchecked({ ...fields, createdAt: new Date(Number.NaN) })).createdAt, null)
+  })
+})
+
+describe("isoString", () => {
+  it("is exactly Date's toISOString, from 1970 to 9999 and beyond", () => {
+    const edges = [
+      0, 1, 999, 1000, 86399999, 86400000, // the epoch's first day
+      Date.UTC(2000, 1, 29, 23, 59, 59, 999), Date.UTC(2000, 2, 1), // a leap day of a 400-year
+      Date.UTC(2100, 1, 28, 12), Date.UTC(2100, 2, 1), // no leap day in 2100
+      Date.UTC(2024, 1, 29), Date.UTC(2023, 11, 31, 23, 59, 59, 999), Date.UTC(2024, 0, 1),
+      253402300799999, // 9999-12-31T23:59:59.999Z, the last of the fast path
+      253402300800000, -1, -62198755200000, 8.64e15, -8.64e15, // ±YYYYYY and before 1970: toISOString itself
+      1.5 // not a whole millisecond: toISOString itself
+    ]
+    for (const ms of edges) assert.strictEqual(isoString(ms), new Date(ms).toISOString(), String(ms))
+    let s = 20241205
+    const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0)
+    for (let i = 0; i < 100_000; i++) {
+      const ms = (next() * 65536 + (next() & 0xffff)) % 253402300800000
+      assert.strictEqual(isoString(ms), new Date(ms).toISOString())
+    }
+    assert.strictEqual(isoDate(new Date(Number.NaN)), null)
+    assert.strictEqual(isoDate(null), null)
+    assert.strictEqual(isoDate(new Date("2024-03-01T12:00:00.5Z")), "2024-03-01T12:00:00.500Z")
   })
 })
