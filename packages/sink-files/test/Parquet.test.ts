@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { DeadLetterWriter, type ProductImage } from "@effetl/core"
+import type { ProductImage } from "@effetl/core"
 import { parquet, ParquetOutput, plugins } from "@effetl/sink-files"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -518,25 +518,9 @@ layer(services)("parquet sink", (it) => {
 })
 
 describe("parquet extraJson", () => {
-  it("writes what JSON.stringify(jsonSafe(extra)) writes, with or without its copy", () => {
-    const circular: Record<string, unknown> = { a: 1 }
-    circular.self = circular
-    const nullProto = Object.assign(Object.create(null) as object, { k: "v", n: [1, null, undefined] })
-    const getter = { get boom(): string { throw new Error("no") } }
-    const values: Array<unknown> = [
-      {},
-      { status: "active", isActive: true, n: 1.5, none: null, gone: undefined, list: [1, "two", [3], { four: 4 }] },
-      { nan: NaN, inf: -Infinity },
-      { big: 12n },
-      { at: new Date(Date.UTC(2024, 0, 1)), bad: new Date(NaN) },
-      { bytes: new Uint8Array([1, 2, 3]), map: new Map([["k", 1]]), set: new Set([1]) },
-      circular,
-      nullProto,
-      getter,
-      { deep: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } },
-      "text",
-      null
-    ]
-    for (const v of values) expect(extraJson(v)).toEqual(JSON.stringify(DeadLetterWriter.jsonSafe(v)))
+  // The text itself is DeadLetterWriter.safeJson's (its test in core holds it to jsonSafe).
+  it("writes extra as JSON text, values JSON cannot hold made safe", () => {
+    expect(extraJson({ status: "active", n: 1.5, gone: undefined })).toBe(`{"status":"active","n":1.5}`)
+    expect(extraJson({ big: 12n, at: new Date(Date.UTC(2024, 0, 1)) })).toBe(`{"big":"12","at":"2024-01-01T00:00:00.000Z"}`)
   })
 })
