@@ -45,6 +45,7 @@ import * as Batch from "../Batch.js"
 import { ApiError, DecodeError, type HttpError, RateLimited, TransportError, Unauthorized } from "../Errors.js"
 import * as RunStats from "../RunStats.js"
 import * as Text from "../Text.js"
+import * as AttemptSignal from "./AttemptSignal.js"
 import * as ContentEncoding from "./ContentEncoding.js"
 import * as ErrorBody from "./ErrorBody.js"
 import * as RateLimit from "./RateLimit.js"
@@ -217,11 +218,15 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
       )
     const redirects = options.followRedirects === true && options.auth === undefined
     const followed = redirects ? HttpClient.followRedirects(httpClient, 10) : httpClient
+    // A client that takes each attempt's abort signal (UndiciClient) needs no scope per request; a
+    // followed redirect is a new request, which only a scope reaches.
+    const direct = !redirects && AttemptSignal.honoured(httpClient)
     // Effect's own tracer records spans nowhere: without a real one (OpenTelemetry, ...) installed,
     // a span per request (its attributes, header redaction and trace headers) is pure cost. A run
     // turns them off once for all its requests (withoutHttpSpans); elsewhere each request does.
     const traced = (yield* Effect.tracer) !== defaultTracer
     const inRun = (yield* FiberRef.get(HttpClient.currentTracerDisabledWhen)) === noSpans
+    const spanned = traced === inRun ? HttpClient.withTracerDisabledWhen(followed, traced ? () => false : noSpans) : followed
     const settings: Settings = {
       base,
       headers: { accept: "application/json", "user-agent": "effetl", ...lowerKeys(options.headers ?? {}) },
@@ -233,9 +238,8 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
       secretParams: [...SafeUrl.defaultSecretParams, ...(options.secretParams ?? [])],
       // A request sets its own switch only where the one it inherits is wrong: spans are on outside
       // a run with no tracer (turned off), and off inside a run whose client has a tracer (turned on).
-      http: HttpClient.withScope(
-        traced === inRun ? HttpClient.withTracerDisabledWhen(followed, traced ? () => false : noSpans) : followed
-      ),
+      http: direct ? spanned : HttpClient.withScope(spanned),
+      direct,
       scrub: scrubber(options.auth)
     }
     return makeClient(options.source, settings)
@@ -254,7 +258,9 @@ interface Settings {
   readonly limiter: RateLimit.Limiter
   readonly requestIdHeaders: ReadonlyArray<string>
   readonly secretParams: ReadonlyArray<string>
+  /** The client; with `direct`, it takes each attempt's signal (AttemptSignal) and needs no Scope. */
   readonly http: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
+  readonly direct: boolean
   readonly scrub: (text: string) => string
 }
 
@@ -417,10 +423,11 @@ const exchange = <B>(
     )
     const once: Effect.Effect<B, Retry.Failure<HttpError>> = withDeadline(
       timeout,
-      (scope, readInFull) =>
+      settings.direct ? signalCut : scopeCut,
+      (cut, readInFull) =>
         Effect.flatMap(
           settings.http.execute(httpRequest).pipe(
-            Scope.extend(scope),
+            cut.provide,
             Effect.mapError((e) => transportFailure(ctx, e))
           ),
           (response) => {
@@ -506,36 +513,71 @@ const exchange = <B>(
   })
 
 /**
- * Runs one attempt under a deadline. The attempt's request runs in `scope`: closing it aborts the
- * request (the platform's `HttpClient.withScope`). When `timeout` passes first, the scope is closed,
- * which cuts the request wherever it waits (connecting, headers, body), and the attempt fails with
- * `onTimeout()` (a failure after its body was read in full, such as a schema mismatch, stays its
- * own). An attempt that ends any other way is aborted too, unless it called `readInFull`
- * (its body was read to the end, so there is nothing left to cut) and succeeded.
+ * How an attempt's request is cut short: `provide` runs the request so that `cut` aborts it (the
+ * request's `Scope` with the platform's `HttpClient.withScope`, or the attempt's own abort signal
+ * with a client that takes one: see AttemptSignal).
+ */
+interface Cut {
+  readonly provide: <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.Effect<A, E>
+  readonly cut: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
+  /** Called once the attempt has ended, whatever the outcome. */
+  readonly end: () => void
+}
+
+/** A scope per attempt: closing it aborts the request (`HttpClient.withScope`). */
+const scopeCut: Effect.Effect<Cut> = Effect.map(Scope.make(), (scope) => ({
+  provide: Scope.extend(scope),
+  cut: (exit) => Scope.close(scope, exit),
+  end: () => {}
+}))
+
+/** An abort signal per attempt, handed to the client through AttemptSignal for the attempt's fiber. */
+const signalCut: Effect.Effect<Cut> = Effect.withFiberRuntime((fiber) => {
+  const controller = new AbortController()
+  AttemptSignal.signals.set(fiber, controller.signal)
+  return Effect.succeed<Cut>({
+    // The client needs no Scope here (it was not wrapped in withScope).
+    provide: identity as Cut["provide"],
+    cut: () => Effect.sync(() => controller.abort()),
+    end: () => {
+      if (AttemptSignal.signals.get(fiber) === controller.signal) AttemptSignal.signals.delete(fiber)
+    }
+  })
+})
+
+/**
+ * Runs one attempt under a deadline. The attempt's request runs under `open`'s {@link Cut}: cutting
+ * it aborts the request. When `timeout` passes first, the request is cut wherever it waits
+ * (connecting, headers, body), and the attempt fails with `onTimeout()` (a failure after its body
+ * was read in full, such as a schema mismatch, stays its own). An attempt that ends any other way
+ * is cut too, unless it called `readInFull` (its body was read to the end, so there is nothing left
+ * to cut) and succeeded.
  *
  * This is `Effect.timeoutFail` without its two fibers per attempt: on the live clock the deadline is
  * one timer; on another clock (`TestClock`) it is a fiber sleeping on that clock.
  */
 const withDeadline = <A, E>(
   timeout: Duration.Duration,
-  use: (scope: Scope.Scope, readInFull: () => void) => Effect.Effect<A, E>,
+  open: Effect.Effect<Cut>,
+  use: (cut: Cut, readInFull: () => void) => Effect.Effect<A, E>,
   onTimeout: () => E
 ): Effect.Effect<A, E> =>
   Effect.clockWith((clock) =>
-    Effect.flatMap(Scope.make(), (scope) => {
+    Effect.flatMap(open, (cut) => {
       let expired = false
       let complete = false
       const expire = Effect.suspend(() => {
         expired = true
-        return Scope.close(scope, Exit.void)
+        return cut.cut(Exit.void)
       })
       return Effect.flatMap(startTimer(clock, timeout, expire), (cancel) =>
-        use(scope, () => (complete = true)).pipe(
+        use(cut, () => (complete = true)).pipe(
           // A failure after the body was read in full (the schema refused it, ...) is its own.
           Effect.catchAll((e) => Effect.fail(expired && !complete ? onTimeout() : e)),
           Effect.onExit((exit) => {
             cancel()
-            return Exit.isSuccess(exit) && complete && !expired ? Effect.void : Scope.close(scope, exit)
+            cut.end()
+            return Exit.isSuccess(exit) && complete && !expired ? Effect.void : cut.cut(exit)
           })
         ))
     })

@@ -1,4 +1,4 @@
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
@@ -335,6 +335,28 @@ describe.each(clients)("ApiClient over %s", (_name, layer) => {
         }
         // Cut means cut: the server sees both requests end.
         yield* waitFor(() => server.requests.length === 2 && server.load.inFlight === 0, "both cut requests closed")
+      })
+    ))
+
+  it.live("with a tracer installed (the platform sends a copy of the request, with trace headers), an attempt is still cut at its timeout", () =>
+    withEnv(() =>
+      Effect.gen(function*() {
+        const server = yield* start((req, res) => {
+          if (req.url === "/ok") json(res, 200, { count: 0, results: [] })
+          // "/traced": never answers
+        })
+        const { spans, tracer } = yield* recordingTracer
+        const error = yield* Effect.gen(function*() {
+          const client = yield* ApiClient.make({ source: "s", baseUrl: server.url, timeout: "200 millis", retry: { maxRetries: 0 } })
+          return yield* Effect.flip(client.getJson("/traced", {}, Page))
+        }).pipe(Effect.withTracer(tracer))
+        expect(error.message).toBe(`source 's': GET ${server.url}/traced timed out after 200ms`)
+        expect(spans).toContain("http.client GET")
+        expect(server.requests[0]!.headers["traceparent"]).toBeDefined()
+        yield* waitFor(() => server.load.inFlight === 0, "the cut request closed")
+        // The cut attempt leaves nothing behind on this fiber: a request of its own goes through.
+        const after = yield* HttpClient.get(`${server.url}/ok`)
+        expect(after.status).toBe(200)
       })
     ))
 

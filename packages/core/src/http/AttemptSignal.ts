@@ -1,0 +1,28 @@
+/**
+ * The abort signal of one request attempt, from the API client to an HTTP client that takes it.
+ *
+ * The API client cuts an attempt (its timeout, a failure before the body was read, an
+ * interruption) by aborting its request. With any `@effect/platform` client that is done through
+ * `HttpClient.withScope` and a `Scope` provided around each request, which cost about 15 % of the
+ * CPU of a run that downloads images. A client made by `UndiciClient` instead looks up the signal
+ * set here for the fiber that executes the request and hands it to undici in place of the
+ * platform's own; the API client sets it just before the attempt's request, aborts it itself, and
+ * removes it when the attempt ends. Keyed by fiber rather than by request: with spans on, the
+ * platform executes a copy of the request (with trace headers). Any other client goes through
+ * `withScope` as before.
+ *
+ * @internal
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as Fiber from "effect/Fiber"
+
+/** The signal of the attempt a fiber is running, set while the attempt runs. */
+export const signals = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, AbortSignal>()
+
+const brand: unique symbol = Symbol.for("@effetl/core/http/AttemptSignal")
+
+/** Marks a client as one that sends each request with its fiber's signal in {@link signals} when there is one. */
+export const mark = <C extends HttpClient.HttpClient>(client: C): C => Object.assign(client, { [brand]: true })
+
+/** Whether a client sends each request with its fiber's signal in {@link signals}. */
+export const honoured = (client: HttpClient.HttpClient): boolean => brand in client
