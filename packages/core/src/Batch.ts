@@ -266,13 +266,15 @@ const flatten = (types: ReadonlyArray<AST.AST>): Array<AST.AST> =>
 // a field or union whose decode returns the value itself, the check is generated as one function
 // (`new Function`) with each test inline, which is several times faster. The code is built from the
 // AST's kinds, field names as JSON string literals (JSON's escaping is JavaScript's); literals,
-// filters and closures are passed in as values (`r[i]`). Where code cannot be generated (`--disallow-code-generation-from-strings`), the closures
-// decide, with the same results.
+// filters and closures are passed in as values (`r[i]`). Where code cannot be generated
+// (`--disallow-code-generation-from-strings`), the closures decide, with the same results.
+
+/** Adds `value` to the values generated code refers to; the expression that reads it. */
+const ref = (refs: Array<unknown>, value: unknown): string => `r[${refs.push(value) - 1}]`
 
 /** A JS expression over `v` that is true when a value-returning AST accepts `v`; `refs` collects what it refers to. */
 const checkSource = (ast: AST.AST, refs: Array<unknown>): string | undefined => {
   if (Option.isSome(AST.getParseOptionsAnnotation(ast))) return undefined
-  const ref = (value: unknown): string => `r[${refs.push(value) - 1}]`
   switch (ast._tag) {
     case "StringKeyword":
       return `typeof v === "string"`
@@ -286,11 +288,11 @@ const checkSource = (ast: AST.AST, refs: Array<unknown>): string | undefined => 
     case "AnyKeyword":
       return "true"
     case "Literal":
-      return `v === ${ref(ast.literal)}`
+      return `v === ${ref(refs, ast.literal)}`
     case "Refinement": {
       const from = checkSource(ast.from, refs)
       if (from === undefined) return undefined
-      return `(${from}) && !isSome(${ref(ast.filter)}(v, o, ${ref(ast)}))`
+      return `(${from}) && !isSome(${ref(refs, ast.filter)}(v, o, ${ref(refs, ast)}))`
     }
     case "Union": {
       const members: Array<string> = []
@@ -334,7 +336,6 @@ const structOf = (
   fields: ReadonlyArray<readonly [string, boolean, Plain]>
 ): Plain | undefined => {
   const refs: Array<unknown> = []
-  const ref = (value: unknown): string => `r[${refs.push(value) - 1}]`
   const lines = [
     `return (u) => {`,
     `if (typeof u !== "object" || u === null || Array.isArray(u)) return miss`,
@@ -347,7 +348,7 @@ const structOf = (
     const key = JSON.stringify(name)
     const check = returnsItself(signatures[i]!.type) ? checkSource(signatures[i]!.type, refs) : undefined
     const body = check === undefined
-      ? `v = ${ref(plain)}(u[${key}]); if (v === miss) return miss; out[${key}] = v`
+      ? `v = ${ref(refs, plain)}(u[${key}]); if (v === miss) return miss; out[${key}] = v`
       : `v = u[${key}]; if (!(${check})) return miss; out[${key}] = v`
     lines.push(optional ? `if (hasOwn.call(u, ${key})) { ${body} }` : body)
   }

@@ -77,7 +77,7 @@ export const line = (entry: DeadLetter, checkpoint: Option.Option<Checkpoint>, a
   if (entry.payload !== undefined) out.payload = entry.payload
   out.checkpoint = Option.getOrNull(checkpoint)
   out.at = at.toISOString()
-  return JSON.stringify(jsonSafe(out))
+  return safeJson(out)
 }
 
 /**

@@ -159,8 +159,9 @@ const threeDigits = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3,
 /**
  * `new Date(ms).toISOString()`, computed: every file sink writes two dates per record, and V8's
  * `toISOString` (a call into its C++ runtime) was about 10 % of a list run's CPU; this is about 4
- * times faster. Whole milliseconds in the years 1970 to 9999 take the fast path (the civil-from-days arithmetic of Howard
- * Hinnant's date algorithms); any other date is left to `toISOString` (its ±YYYYYY form).
+ * times faster. Whole milliseconds in the years 1970 to 9999 take the fast path (the
+ * civil-from-days arithmetic of Howard Hinnant's date algorithms); any other value is left to
+ * `toISOString` (before 1970, its ±YYYYYY years, fractions).
  *
  * @internal
  */

@@ -239,7 +239,7 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
       // A request sets its own switch only where the one it inherits is wrong: spans are on outside
       // a run with no tracer (turned off), and off inside a run whose client has a tracer (turned on).
       http: direct ? spanned : HttpClient.withScope(spanned),
-      direct,
+      cut: direct ? signalCut : scopeCut,
       scrub: scrubber(options.auth)
     }
     return makeClient(options.source, settings)
@@ -258,9 +258,9 @@ interface Settings {
   readonly limiter: RateLimit.Limiter
   readonly requestIdHeaders: ReadonlyArray<string>
   readonly secretParams: ReadonlyArray<string>
-  /** The client; with `direct`, it takes each attempt's signal (AttemptSignal) and needs no Scope. */
   readonly http: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
-  readonly direct: boolean
+  /** How each attempt's request is cut short: a Scope (withScope), or its abort signal (AttemptSignal). */
+  readonly cut: Effect.Effect<Cut>
   readonly scrub: (text: string) => string
 }
 
@@ -423,7 +423,7 @@ const exchange = <B>(
     )
     const once: Effect.Effect<B, Retry.Failure<HttpError>> = withDeadline(
       timeout,
-      settings.direct ? signalCut : scopeCut,
+      settings.cut,
       (cut, readInFull) =>
         Effect.flatMap(
           settings.http.execute(httpRequest).pipe(
