@@ -24,14 +24,17 @@
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import { identity } from "effect/Function"
@@ -260,7 +263,7 @@ interface Settings {
   readonly secretParams: ReadonlyArray<string>
   readonly http: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
   /** How each attempt's request is cut short: a Scope (withScope), or its abort signal (AttemptSignal). */
-  readonly cut: Effect.Effect<Cut>
+  readonly cut: CutMaker
   readonly scrub: (text: string) => string
 }
 
@@ -424,21 +427,17 @@ const exchange = <B>(
     const once: Effect.Effect<B, Retry.Failure<HttpError>> = withDeadline(
       timeout,
       settings.cut,
+      url,
       (cut, readInFull) =>
-        Effect.flatMap(
-          settings.http.execute(httpRequest).pipe(
-            cut.provide,
-            Effect.mapError((e) => transportFailure(ctx, e))
-          ),
-          (response) => {
-            // Read once: the platform builds a new Headers object on every read of `headers`.
-            const headers = response.headers
-            return Effect.zipRight(
-              settings.limiter.observe(headers),
-              Effect.flatMap(classify(ctx, request, response, headers, readInFull), (raw) => finish(raw, ctx))
-            )
-          }
-        ),
+        Effect.flatMap(cut.provide(settings.http.execute(httpRequest)), (response) => {
+          // Read once: the platform builds a new Headers object on every read of `headers`.
+          const headers = response.headers
+          const read = classify(ctx, request, response, headers, readInFull, (raw) => finish(raw, ctx))
+          // Without a limiter there is nothing to tell it.
+          return settings.limiter === RateLimit.unlimited ? read : Effect.zipRight(settings.limiter.observe(headers), read)
+        }),
+      // The request's own failures (transport, invalid URL) classified; the rest are already.
+      (e) => (HttpClientError.isHttpClientError(e) ? transportFailure(ctx, e) : e),
       () =>
         Retry.transient<HttpError>(
           new TransportError({
@@ -524,62 +523,86 @@ interface Cut {
   readonly end: () => void
 }
 
+/** How a client's attempts are cut: made for each attempt, on its fiber (an effect when it needs one). */
+type CutMaker = (fiber: Fiber.RuntimeFiber<unknown, unknown>, url: URL) => Cut | Effect.Effect<Cut>
+
 /** A scope per attempt: closing it aborts the request (`HttpClient.withScope`). */
-const scopeCut: Effect.Effect<Cut> = Effect.map(Scope.make(), (scope) => ({
-  provide: Scope.extend(scope),
-  cut: (exit) => Scope.close(scope, exit),
-  end: () => {}
-}))
+const scopeCut: CutMaker = () =>
+  Effect.map(Scope.make(), (scope) => ({
+    provide: Scope.extend(scope),
+    cut: (exit) => Scope.close(scope, exit),
+    end: () => {}
+  }))
 
 /** An abort signal per attempt, handed to the client through AttemptSignal for the attempt's fiber. */
-const signalCut: Effect.Effect<Cut> = Effect.withFiberRuntime((fiber) => {
+const signalCut: CutMaker = (fiber, url) => {
   const controller = new AbortController()
-  AttemptSignal.signals.set(fiber, controller.signal)
-  return Effect.succeed<Cut>({
+  const attempt: AttemptSignal.Attempt = { signal: controller.signal, url }
+  AttemptSignal.signals.set(fiber, attempt)
+  return {
     // The client needs no Scope here (it was not wrapped in withScope).
     provide: identity as Cut["provide"],
     cut: () => Effect.sync(() => controller.abort()),
     end: () => {
-      if (AttemptSignal.signals.get(fiber) === controller.signal) AttemptSignal.signals.delete(fiber)
+      if (AttemptSignal.signals.get(fiber) === attempt) AttemptSignal.signals.delete(fiber)
     }
-  })
-})
+  }
+}
 
 /**
  * Runs one attempt under a deadline. The attempt's request runs under `open`'s {@link Cut}: cutting
  * it aborts the request. When `timeout` passes first, the request is cut wherever it waits
  * (connecting, headers, body), and the attempt fails with `onTimeout()` (a failure after its body
- * was read in full, such as a schema mismatch, stays its own). An attempt that ends any other way
- * is cut too, unless it called `readInFull` (its body was read to the end, so there is nothing left
- * to cut) and succeeded.
+ * was read in full, such as a schema mismatch, stays its own); any other failure is `classify`'s.
+ * An attempt that ends any other way is cut too, unless it called `readInFull` (its body was read
+ * to the end, so there is nothing left to cut) and succeeded.
  *
- * This is `Effect.timeoutFail` without its two fibers per attempt: on the live clock the deadline is
- * one timer; on another clock (`TestClock`) it is a fiber sleeping on that clock.
+ * This is `Effect.timeoutFail` without its two fibers per attempt, and `catchAll` with `onExit` in
+ * one uninterruptible region: on the live clock the deadline is one timer; on another clock
+ * (`TestClock`) it is a fiber sleeping on that clock.
  */
-const withDeadline = <A, E>(
+const withDeadline = <A, E, E1>(
   timeout: Duration.Duration,
-  open: Effect.Effect<Cut>,
-  use: (cut: Cut, readInFull: () => void) => Effect.Effect<A, E>,
+  open: CutMaker,
+  url: URL,
+  use: (cut: Cut, readInFull: () => void) => Effect.Effect<A, E | E1>,
+  classify: (e: E | E1) => E,
   onTimeout: () => E
 ): Effect.Effect<A, E> =>
-  Effect.clockWith((clock) =>
-    Effect.flatMap(open, (cut) => {
-      let expired = false
-      let complete = false
-      const expire = Effect.suspend(() => {
-        expired = true
-        return cut.cut(Exit.void)
-      })
-      return Effect.flatMap(startTimer(clock, timeout, expire), (cancel) =>
-        use(cut, () => (complete = true)).pipe(
-          // A failure after the body was read in full (the schema refused it, ...) is its own.
-          Effect.catchAll((e) => Effect.fail(expired && !complete ? onTimeout() : e)),
-          Effect.onExit((exit) => {
-            cancel()
-            cut.end()
-            return Exit.isSuccess(exit) && complete && !expired ? Effect.void : cut.cut(exit)
+  Effect.uninterruptibleMask((restore) =>
+    Effect.withFiberRuntime<A, E>((fiber) => {
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      const run = (cut: Cut): Effect.Effect<A, E> => {
+        let expired = false
+        let complete = false
+        const expire = Effect.suspend(() => {
+          expired = true
+          return cut.cut(Exit.void)
+        })
+        const guarded = (cancel: () => void) =>
+          Effect.matchCauseEffect(restore(use(cut, () => (complete = true))), {
+            onFailure: (cause) => {
+              cancel()
+              cut.end()
+              let result: Cause.Cause<E> = cause as Cause.Cause<E>
+              if (!Cause.isInterrupted(cause)) {
+                const failure = Cause.failureOrCause(cause)
+                // A failure after the body was read in full (the schema refused it, ...) is its own.
+                if (Either.isLeft(failure)) result = Cause.fail(expired && !complete ? onTimeout() : classify(failure.left))
+              }
+              return Effect.zipRight(cut.cut(Exit.failCause(result)), Effect.failCause(result))
+            },
+            onSuccess: (a) => {
+              cancel()
+              cut.end()
+              return complete && !expired ? Effect.succeed(a) : Effect.as(cut.cut(Exit.succeed(a)), a)
+            }
           })
-        ))
+        const timer = startTimer(clock, timeout, expire)
+        return typeof timer === "function" ? guarded(timer) : Effect.flatMap(timer, guarded)
+      }
+      const cut = open(fiber, url)
+      return Effect.isEffect(cut) ? Effect.flatMap(cut, run) : run(cut)
     })
   )
 
@@ -587,16 +610,17 @@ const withDeadline = <A, E>(
 const liveClock = Effect.runSync(Effect.clock)
 const defaultTracer = Effect.runSync(Effect.tracer)
 
-/** Runs `fire` once `duration` has passed on `clock`; the function returned cancels it. */
-const startTimer = (clock: Clock.Clock, duration: Duration.Duration, fire: Effect.Effect<void>): Effect.Effect<() => void> => {
+/**
+ * Runs `fire` once `duration` has passed on `clock`; the function given cancels it (at once on the
+ * live clock, else by an effect that forks a fiber sleeping on `clock`).
+ */
+const startTimer = (clock: Clock.Clock, duration: Duration.Duration, fire: Effect.Effect<void>): (() => void) | Effect.Effect<() => void> => {
   const millis = Duration.toMillis(duration)
   // Beyond what a JS timer holds, a duration is as good as infinite (as Effect's own clock treats it).
-  if (!Number.isFinite(millis) || millis > 2 ** 31 - 1) return Effect.succeed(() => {})
+  if (!Number.isFinite(millis) || millis > 2 ** 31 - 1) return () => {}
   if (clock === liveClock) {
-    return Effect.sync(() => {
-      const handle = setTimeout(() => Effect.runFork(fire), millis)
-      return () => clearTimeout(handle)
-    })
+    const handle = setTimeout(() => Effect.runFork(fire), millis)
+    return () => clearTimeout(handle)
   }
   return Effect.map(
     Effect.forkDaemon(Effect.zipRight(clock.sleep(duration), fire)),
@@ -604,29 +628,31 @@ const startTimer = (clock: Clock.Clock, duration: Duration.Duration, fire: Effec
   )
 }
 
-/** Maps a response to a raw reply (2xx or a declared answer) or a classified failure. */
-const classify = (
+/** Maps a response to a raw reply (2xx or a declared answer), given to `then`, or a classified failure. */
+const classify = <B>(
   ctx: Context,
   request: Request,
   response: HttpClientResponse.HttpClientResponse,
   headers: Headers.Headers,
-  readInFull: () => void
-): Effect.Effect<Raw, Retry.Failure<HttpError>> => {
+  readInFull: () => void,
+  then: (raw: Raw) => Effect.Effect<B, Retry.Failure<HttpError>>
+): Effect.Effect<B, Retry.Failure<HttpError>> => {
   const status = response.status
   const answered = request.answers !== undefined && request.answers.some((a) => (typeof a === "number" ? a : a.status) === status)
   if (status >= 200 && status < 300 && !answered) {
     // The common case, kept free of generators: a 2xx body read whole (within the cap).
-    return Effect.map(readBody(ctx, response, headers, Option.fromNullable(request.maxBytes), "fail", readInFull), (bytes): Raw => ({
-      _tag: "Ok",
-      status,
-      headers,
-      requestId: findRequestId(ctx.settings, headers),
-      url: ctx.url,
-      bytes,
-      vendorMessage: Option.none()
-    }))
+    return Effect.flatMap(readBody(ctx, response, headers, Option.fromNullable(request.maxBytes), "fail", readInFull), (bytes) =>
+      then({
+        _tag: "Ok",
+        status,
+        headers,
+        requestId: findRequestId(ctx.settings, headers),
+        url: ctx.url,
+        bytes,
+        vendorMessage: Option.none()
+      }))
   }
-  return classifyOther(ctx, request, response, headers, readInFull)
+  return Effect.flatMap(classifyOther(ctx, request, response, headers, readInFull), then)
 }
 
 /** {@link classify} for a status that is not a plain 2xx: a declared answer, or an error to classify. */

@@ -9,15 +9,22 @@
  * platform's own; the API client sets it just before the attempt's request, aborts it itself, and
  * removes it when the attempt ends. Keyed by fiber rather than by request: with spans on, the
  * platform executes a copy of the request (with trace headers). Any other client goes through
- * `withScope` as before.
+ * `withScope` as before. Since the attempt cuts its request on every way it can end, the client
+ * sends it without the platform's own abort wrapper when it has no span (see `UndiciClient`).
  *
  * @internal
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as Fiber from "effect/Fiber"
 
-/** The signal of the attempt a fiber is running, set while the attempt runs. */
-export const signals = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, AbortSignal>()
+/** An attempt's signal, and the URL it requests (so that a client need not parse it again). */
+export interface Attempt {
+  readonly signal: AbortSignal
+  readonly url?: URL
+}
+
+/** The attempt a fiber is running, set while the attempt runs. */
+export const signals = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, Attempt>()
 
 const brand: unique symbol = Symbol.for("@effetl/core/http/AttemptSignal")
 

@@ -360,17 +360,25 @@ describe.each(clients)("ApiClient over %s", (_name, layer) => {
       })
     ))
 
-  it.live("an interrupted request is aborted: the server sees it end", () =>
+  it.live("an interrupted request is aborted, waiting for its headers or for the rest of its body: the server sees it end", () =>
     withEnv(() =>
       Effect.gen(function*() {
-        const server = yield* start(() => {
-          // never answers
+        let bodyStarted = false
+        const server = yield* start((req, res) => {
+          if (req.url === "/body") {
+            // The headers and part of the declared body, then nothing more.
+            res.writeHead(200, { "content-type": "application/json", "content-length": 100 })
+            res.write(`{"count": 1,`, () => (bodyStarted = true))
+          }
+          // "/hang": never answers
         })
         const client = yield* ApiClient.make({ source: "s", baseUrl: server.url })
-        const fiber = yield* Effect.fork(client.getJson("/hang", {}, Page))
-        yield* waitFor(() => server.load.inFlight === 1, "the request reached the server")
-        yield* Fiber.interrupt(fiber)
-        yield* waitFor(() => server.load.inFlight === 0, "the interrupted request closed")
+        for (const path of ["/hang", "/body"]) {
+          const fiber = yield* Effect.fork(client.getJson(path, {}, Page))
+          yield* waitFor(() => server.load.inFlight === 1 && (path === "/hang" || bodyStarted), `${path}: the request reached the server`)
+          yield* Fiber.interrupt(fiber)
+          yield* waitFor(() => server.load.inFlight === 0, `${path}: the interrupted request closed`)
+        }
       })
     ))
 

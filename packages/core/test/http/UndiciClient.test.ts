@@ -45,6 +45,23 @@ describe("UndiciClient: the platform HttpClient over undici", () => {
       expect(server.requests[0]!.headers["x-test"]).toBe("yes")
     })))
 
+  it.live("the platform's combinators apply: a request mapped, mapped by an effect, or given a base URL", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        res.end(`${req.url} ${req.headers["x-mapped"] ?? "-"} ${req.headers["x-effect"] ?? "-"}`)
+      })
+      const base = yield* HttpClient.HttpClient
+      const client = base.pipe(
+        HttpClient.mapRequest(HttpClientRequest.prependUrl(server.url)),
+        HttpClient.mapRequest(HttpClientRequest.setHeader("x-mapped", "yes")),
+        HttpClient.mapRequestEffect((request) => Effect.succeed(HttpClientRequest.setHeader(request, "x-effect", "yes")))
+      )
+      const text = yield* Effect.flatMap(client.get("/a", { urlParams: { q: "1" } }), (r) => r.text)
+      expect(text).toBe("/a?q=1 yes yes")
+      // The client as it is still sends a request with its own URL.
+      expect(yield* Effect.flatMap(base.get(`${server.url}/b`), (r) => r.text)).toBe("/b - -")
+    })))
+
   it.live("sends JSON, bytes, URL-encoded and streamed bodies", () =>
     live(Effect.gen(function*() {
       const got: Array<{ type: string | undefined; body: string }> = []
