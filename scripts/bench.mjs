@@ -734,6 +734,7 @@ const runChild = async (opts) => {
     // anchor's child loads none of effetl.
     if (opts.anchor) {
       if (c.anchor === undefined) throw new Error(`case ${c.id} has no anchor`)
+      await import("./bench-anchors.mjs") // undici, csv-stringify: loaded, as effetl's child loads its packages
     } else await load()
     const cpuBefore = process.cpuUsage()
     const result = await (opts.anchor ? c.anchor.run(env) : c.run(env))

@@ -28,19 +28,36 @@ export const forEachInTurn = <A, B, E, R>(
 ): Effect.Effect<Array<B>, E, R> =>
   Effect.suspend(() => {
     const results: Array<B> = new Array(items.length)
-    if (items.length === 0) return Effect.succeed(results)
+    return Effect.as(
+      eachInTurn(items, (item, k) =>
+        Effect.map(f(item, k), (b) => {
+          results[k] = b
+        }), options),
+      results
+    )
+  })
+
+/**
+ * {@link forEachInTurn} keeping no results: `f` for every item, at most `concurrency` at once (`f`
+ * keeps what it needs, one step less per item).
+ */
+export const eachInTurn = <A, E, R>(
+  items: ReadonlyArray<A>,
+  f: (item: A, index: number) => Effect.Effect<void, E, R>,
+  options: InTurnOptions<E, R>
+): Effect.Effect<void, E, R> =>
+  Effect.suspend(() => {
+    if (items.length === 0) return Effect.void
     let next = 0
     const loop = Effect.whileLoop({
       while: () => next < items.length,
       body: () => {
         const k = next++
-        return Effect.map(f(items[k]!, k), (b) => {
-          results[k] = b
-        })
+        return f(items[k]!, k)
       },
       step: () => {}
     })
     const worker = options.worker === undefined ? loop : options.worker(loop)
     const workers = Math.max(1, Math.min(Math.floor(options.concurrency), items.length))
-    return Effect.as(Effect.replicateEffect(worker, workers, { concurrency: "unbounded", discard: true }), results)
+    return Effect.replicateEffect(worker, workers, { concurrency: "unbounded", discard: true })
   })

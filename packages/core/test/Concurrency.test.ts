@@ -64,4 +64,32 @@ describe("Concurrency.forEachInTurn", () => {
       expect(wrapped).toBe(4)
       expect(most).toBe(2)
     }))
+
+  it.effect("eachInTurn: every item once, at most `concurrency` at once, keeping no results; a failure stops it", () =>
+    Effect.gen(function*() {
+      let running = 0
+      let most = 0
+      const seen: Array<string> = []
+      const items = Array.from({ length: 25 }, (_, i) => i)
+      const result = yield* Concurrency.eachInTurn(items, (n, index) =>
+        Effect.gen(function*() {
+          running++
+          most = Math.max(most, running)
+          for (let i = 0; i < 25 - n; i++) yield* Effect.yieldNow()
+          running--
+          seen.push(`${n}:${index}`)
+        }), { concurrency: 4 })
+      expect(result).toBeUndefined()
+      expect([...seen].sort()).toEqual(items.map((n) => `${n}:${n}`).sort())
+      expect(most).toBe(4)
+      yield* Concurrency.eachInTurn([], () => Effect.dieMessage("never called"), { concurrency: 2 })
+      const started: Array<number> = []
+      const error = yield* Effect.flip(Concurrency.eachInTurn(items, (n) =>
+        Effect.suspend(() => {
+          started.push(n)
+          return n === 1 ? Effect.fail(`item ${n}`) : Effect.yieldNow()
+        }), { concurrency: 2 }))
+      expect(error).toBe("item 1")
+      expect(started.length).toBeLessThan(25)
+    }))
 })

@@ -243,6 +243,8 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
       // a run with no tracer (turned off), and off inside a run whose client has a tracer (turned on).
       http: direct ? spanned : HttpClient.withScope(spanned),
       cut: direct ? signalCut : scopeCut,
+      redactedNames: options.auth === undefined ? [] : [options.auth.header.toLowerCase()],
+      templates: new Map(),
       scrub: scrubber(options.auth)
     }
     return makeClient(options.source, settings)
@@ -264,6 +266,10 @@ interface Settings {
   readonly http: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
   /** How each attempt's request is cut short: a Scope (withScope), or its abort signal (AttemptSignal). */
   readonly cut: CutMaker
+  /** The credential's header, redacted wherever the platform prints headers (none without auth). */
+  readonly redactedNames: ReadonlyArray<string>
+  /** Per method, a request with the client's headers and credential, for requests that add none. */
+  readonly templates: Map<string, HttpClientRequest.HttpClientRequest>
   readonly scrub: (text: string) => string
 }
 
@@ -374,6 +380,18 @@ const replyInfo = (raw: Raw): ReplyInfo => ({
   url: raw.url
 })
 
+/** A request of `method` with the client's headers and credential (made once per client and method). */
+const template = (settings: Settings, method: string): HttpClientRequest.HttpClientRequest => {
+  let made = settings.templates.get(method)
+  if (made === undefined) {
+    const headers: Record<string, string> = { ...settings.headers }
+    if (Option.isSome(settings.auth)) headers[settings.auth.value.header.toLowerCase()] = Redacted.value(settings.auth.value.value)
+    made = HttpClientRequest.make(method as HttpClientRequest.HttpClientRequest["method"])("", { headers })
+    settings.templates.set(method, made)
+  }
+  return made
+}
+
 /** Runs one request with limiter, timeout, retries, status mapping, then `finish` (inside the retried attempt). */
 const exchange = <B>(
   source: string,
@@ -394,36 +412,47 @@ const exchange = <B>(
       prefix: `source '${source}'`,
       settings
     }
-    const headers: Record<string, string> = { ...settings.headers, ...lowerKeys(request.headers ?? {}) }
-    if (Option.isSome(settings.auth)) headers[settings.auth.value.header.toLowerCase()] = Redacted.value(settings.auth.value.value)
-    let httpRequest = HttpClientRequest.make(method)(url.href, { headers })
+    let httpRequest: HttpClientRequest.HttpClientRequest
+    if (request.headers === undefined) {
+      // The client's headers (and credential) are the same for every request: set once per method.
+      httpRequest = HttpClientRequest.setUrl(template(settings, method), url.href)
+    } else {
+      const headers: Record<string, string> = { ...settings.headers, ...lowerKeys(request.headers) }
+      if (Option.isSome(settings.auth)) headers[settings.auth.value.header.toLowerCase()] = Redacted.value(settings.auth.value.value)
+      httpRequest = HttpClientRequest.make(method)(url.href, { headers })
+    }
     if (request.body !== undefined) httpRequest = HttpClientRequest.bodyUnsafeJson(httpRequest, request.body)
     const timeout = request.timeout === undefined ? settings.timeout : Duration.decode(request.timeout)
-    const redactedNames = Option.match(settings.auth, { onNone: () => [], onSome: (a) => [a.header.toLowerCase()] })
+    const redactedNames = settings.redactedNames
     const idempotent = method !== "POST" && method !== "PATCH"
 
     // The limiter hears when every attempt it let through ends (answered, failed, timed out or
     // interrupted), so a header-driven limiter knows how many requests are still in flight.
-    const take = RateLimit.takeWithin(settings.limiter, {
-      maxWait: settings.policy.maxWait,
-      onServerWait: (wait, said) =>
-        Effect.zipRight(RunStats.add(source, "waits"), Effect.logWarning(
-          `${ctx.prefix}: the API's rate budget is spent (${said}); waiting ${Duration.format(wait)} before ${method} ${ctx.url}`
-        ).pipe(Effect.annotateLogs({ source, url: ctx.url, waitMillis: Duration.toMillis(wait), said })))
-    }).pipe(
-      Effect.mapError((tooLong) =>
-        Retry.fatal<HttpError>(
-          new RateLimited({
-            source,
-            retryAfterMillis: Duration.toMillis(tooLong.wait),
-            message: `${ctx.prefix}: the API's rate-limit headers ask to wait ${Duration.format(tooLong.wait)} before ${method} ${ctx.url} (${tooLong.said}), more than retry.maxWait (${
-              Duration.format(tooLong.maxWait)
-            }): failing rather than waiting`
-          }),
-          "rate budget wait over retry.maxWait"
+    const limit = (attempt: Effect.Effect<B, Retry.Failure<HttpError>>): Effect.Effect<B, Retry.Failure<HttpError>> => {
+      const take = RateLimit.takeWithin(settings.limiter, {
+        maxWait: settings.policy.maxWait,
+        onServerWait: (wait, said) =>
+          Effect.zipRight(RunStats.add(source, "waits"), Effect.logWarning(
+            `${ctx.prefix}: the API's rate budget is spent (${said}); waiting ${Duration.format(wait)} before ${method} ${ctx.url}`
+          ).pipe(Effect.annotateLogs({ source, url: ctx.url, waitMillis: Duration.toMillis(wait), said })))
+      }).pipe(
+        Effect.mapError((tooLong) =>
+          Retry.fatal<HttpError>(
+            new RateLimited({
+              source,
+              retryAfterMillis: Duration.toMillis(tooLong.wait),
+              message: `${ctx.prefix}: the API's rate-limit headers ask to wait ${Duration.format(tooLong.wait)} before ${method} ${ctx.url} (${tooLong.said}), more than retry.maxWait (${
+                Duration.format(tooLong.maxWait)
+              }): failing rather than waiting`
+            }),
+            "rate budget wait over retry.maxWait"
+          )
         )
       )
-    )
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.zipRight(restore(take), restore(attempt).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void)))
+      )
+    }
     const once: Effect.Effect<B, Retry.Failure<HttpError>> = withDeadline(
       timeout,
       settings.cut,
@@ -454,14 +483,13 @@ const exchange = <B>(
     // Without a limiter there is nothing to take before the attempt or to release after it.
     const limited: Effect.Effect<B, Retry.Failure<HttpError>> = settings.limiter === RateLimit.unlimited
       ? once
-      : Effect.uninterruptibleMask((restore) =>
-        Effect.zipRight(restore(take), restore(once).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void)))
-      )
+      : limit(once)
     const attempt = idempotent
       ? limited
       : Effect.mapError(limited, (f) => (f.error._tag === "RateLimited" ? f : { ...f, retryable: false }))
 
-    return Retry.retry(attempt, {
+    // The retry's settings (closures over this request) are only made once an attempt has failed.
+    return Retry.retry(attempt, () => ({
       policy: settings.policy,
       onRetry: (info) => {
         // The vendor's request id of the failed answer (when it sent one), so support can find it.
@@ -508,7 +536,7 @@ const exchange = <B>(
             Duration.format(settings.policy.maxWait)
           }): failing rather than waiting${retries > 0 ? ` (after ${retries} ${retries === 1 ? "retry" : "retries"})` : ""}`
         )
-    })
+    }))
   })
 
 /**

@@ -205,10 +205,13 @@ export interface RetryOptions<E, R> {
   readonly onWaitRefused?: (asked: Duration.Duration, said: string | undefined) => Effect.Effect<void, never, R>
 }
 
-/** Runs an attempt, retrying retryable failures by the policy; fails with the last failure's error. */
+/**
+ * Runs an attempt, retrying retryable failures by the policy; fails with the last failure's error.
+ * `options` may be given as a function, called once the first attempt has failed (most succeed).
+ */
 export const retry = <A, E, R, R2 = never>(
   attempt: Effect.Effect<A, Failure<E>, R>,
-  options: RetryOptions<E, R2>
+  options: RetryOptions<E, R2> | (() => RetryOptions<E, R2>)
 ): Effect.Effect<A, E, R | R2> =>
   // Most attempts succeed the first time: the schedule is only built once one has failed. That
   // failure is then replayed as the schedule's first input, so what follows is exactly the retry
@@ -220,7 +223,7 @@ export const retry = <A, E, R, R2 = never>(
       replayed = true
       return Effect.fail(first)
     })
-    return retryScheduled(again, options)
+    return retryScheduled(again, typeof options === "function" ? options() : options)
   })
 
 const retryScheduled = <A, E, R, R2 = never>(

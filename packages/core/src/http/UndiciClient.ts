@@ -149,6 +149,19 @@ export const layer: Layer.Layer<HttpClient.HttpClient> = Layer.provide(layerWith
 
 const ignore = (): void => {}
 
+/**
+ * undici's response headers as the platform's `Headers`: undici's object itself (names already
+ * lower-case, made for this response) when every value is a string, else `Headers.fromInput`
+ * (repeated headers joined with ", ").
+ */
+const headersOf = (headers: Undici.Dispatcher.ResponseData["headers"]): Headers.Headers => {
+  for (const name in headers) {
+    const value = headers[name]
+    if (typeof value !== "string" || name !== name.toLowerCase()) return Headers.fromInput(headers as Headers.Input)
+  }
+  return Headers.unsafeFromRecord(headers as Record<string, string>)
+}
+
 /** A response: undici's status, headers and body, with the platform's `HttpClientResponse` interface. */
 class Response extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
   readonly [HttpIncomingMessage.TypeId]: HttpIncomingMessage.TypeId = HttpIncomingMessage.TypeId
@@ -173,7 +186,7 @@ class Response extends Inspectable.Class implements HttpClientResponse.HttpClien
   }
 
   get headers(): Headers.Headers {
-    return this.cachedHeaders ??= Headers.fromInput(this.source.headers as Headers.Input)
+    return this.cachedHeaders ??= headersOf(this.source.headers)
   }
 
   get cookies(): Cookies.Cookies {

@@ -14,7 +14,6 @@
 import * as crypto from "node:crypto"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import type { Batch, DeadLetter } from "../Batch.js"
 import * as Concurrency from "../Concurrency.js"
@@ -78,11 +77,15 @@ export const HashContent = Transform.define<HashContentConfig>({
       // One budget of downloads for every batch that passes through this transform.
       const permits = yield* Effect.makeSemaphore(config.concurrency)
 
-      const download = (record: ProductImage & { readonly url: string }): Effect.Effect<Either.Either<ProductImage, DeadLetter>> =>
+      /** Downloads and hashes a record's image: `keep` the record with its hash, or `reject` it. */
+      const download = (
+        record: ProductImage & { readonly url: string },
+        keep: (r: ProductImage) => void,
+        reject: (d: DeadLetter) => void
+      ): Effect.Effect<void> =>
         Effect.match(downloader.fetch(record.url, { source: record.source }), {
-          onSuccess: (bytes) =>
-            Either.right(record.with(config.keepBytes ? { contentHash: sha256(bytes), bytes } : { contentHash: sha256(bytes) })),
-          onFailure: (error) => Either.left<DeadLetter>({ source: record.source, stage, error: error.message, record })
+          onSuccess: (bytes) => keep(record.with(config.keepBytes ? { contentHash: sha256(bytes), bytes } : { contentHash: sha256(bytes) })),
+          onFailure: (error) => reject({ source: record.source, stage, error: error.message, record })
         })
 
       return {
@@ -100,24 +103,28 @@ export const HashContent = Transform.define<HashContentConfig>({
               else fetches.push(i)
             }
             if (fetches.length === 0) return Effect.succeed({ ...batch, records: Chunk.unsafeFromArray(out as Array<ProductImage>) })
+            // Dead letters in the order of the batch's records, whichever download ends first.
+            const failed: Array<DeadLetter | undefined> = new Array(fetches.length)
+            let failures = 0
             return Effect.map(
               // A few workers take the next download in turn (a fiber and a permit of the shared
               // budget per worker, not per image).
-              Concurrency.forEachInTurn(fetches, (i) => download(records[i] as ProductImage & { readonly url: string }), {
-                concurrency: config.concurrency,
-                worker: permits.withPermits(1)
-              }),
-              (results) => {
-                const rejected: Array<DeadLetter> = []
-                results.forEach((result, k) => {
-                  if (Either.isRight(result)) out[fetches[k]!] = result.right
-                  else rejected.push(result.left)
-                })
-                const kept = rejected.length === 0 ? (out as Array<ProductImage>) : out.filter((r) => r !== undefined)
+              Concurrency.eachInTurn(
+                fetches,
+                (i, k) =>
+                  download(records[i] as ProductImage & { readonly url: string }, (r) => (out[i] = r), (d) => {
+                    failed[k] = d
+                    failures++
+                  }),
+                { concurrency: config.concurrency, worker: permits.withPermits(1) }
+              ),
+              () => {
+                if (failures === 0) return { ...batch, records: Chunk.unsafeFromArray(out as Array<ProductImage>) }
+                const rejected = failed.filter((d): d is DeadLetter => d !== undefined)
                 return {
-                  records: Chunk.unsafeFromArray(kept),
-                  rejected: rejected.length === 0 ? batch.rejected : Chunk.appendAll(batch.rejected, Chunk.unsafeFromArray(rejected)),
-                  checkpoint: batch.checkpoint
+                  ...batch,
+                  records: Chunk.unsafeFromArray(out.filter((r): r is ProductImage => r !== undefined)),
+                  rejected: Chunk.appendAll(batch.rejected, Chunk.unsafeFromArray(rejected))
                 }
               }
             )

@@ -275,6 +275,29 @@ describe("Retry (schedule)", () => {
       expect(error).toBe("broken")
     }))
 
+  it.effect("options given as a function are made only once an attempt has failed, and then act as given", () =>
+    Effect.gen(function*() {
+      let made = 0
+      const options = () => {
+        made++
+        return { policy: Retry.policy({ maxRetries: 2, baseDelay: "1 seconds", jitter: 0 }), onGiveUp: (e: string, n: number) => `${e} after ${n}` }
+      }
+      expect(yield* Retry.retry(Effect.succeed("first time"), options)).toBe("first time")
+      expect(made).toBe(0)
+      let attempts = 0
+      const fiber = yield* Effect.fork(Retry.retry(Effect.suspend(() => {
+        attempts++
+        return attempts < 2 ? Effect.fail(Retry.transient("flaky", "test")) : Effect.succeed(`attempt ${attempts}`)
+      }), options))
+      yield* TestClock.adjust("1 seconds")
+      expect(yield* Effect.flatten(fiber.await)).toBe("attempt 2")
+      expect(made).toBe(1)
+      const failing = yield* Effect.fork(Retry.retry(Effect.fail(Retry.transient("down", "test")), options))
+      yield* TestClock.adjust("1 minutes")
+      expect(yield* Effect.flip(Effect.flatten(failing.await))).toBe("down after 2")
+      expect(made).toBe(2)
+    }))
+
   it.effect("without jitter the delays are exactly base * factor^n, capped", () =>
     Effect.gen(function*() {
       const seen: Array<number> = []
