@@ -380,13 +380,18 @@ const replyInfo = (raw: Raw): ReplyInfo => ({
   url: raw.url
 })
 
+/** The client's headers, a request's own over them, and the credential. */
+const requestHeaders = (settings: Settings, own?: Readonly<Record<string, string>>): Record<string, string> => {
+  const headers: Record<string, string> = own === undefined ? { ...settings.headers } : { ...settings.headers, ...lowerKeys(own) }
+  if (Option.isSome(settings.auth)) headers[settings.auth.value.header.toLowerCase()] = Redacted.value(settings.auth.value.value)
+  return headers
+}
+
 /** A request of `method` with the client's headers and credential (made once per client and method). */
-const template = (settings: Settings, method: string): HttpClientRequest.HttpClientRequest => {
+const template = (settings: Settings, method: HttpClientRequest.HttpClientRequest["method"]): HttpClientRequest.HttpClientRequest => {
   let made = settings.templates.get(method)
   if (made === undefined) {
-    const headers: Record<string, string> = { ...settings.headers }
-    if (Option.isSome(settings.auth)) headers[settings.auth.value.header.toLowerCase()] = Redacted.value(settings.auth.value.value)
-    made = HttpClientRequest.make(method as HttpClientRequest.HttpClientRequest["method"])("", { headers })
+    made = HttpClientRequest.make(method)("", { headers: requestHeaders(settings) })
     settings.templates.set(method, made)
   }
   return made
@@ -412,18 +417,12 @@ const exchange = <B>(
       prefix: `source '${source}'`,
       settings
     }
-    let httpRequest: HttpClientRequest.HttpClientRequest
-    if (request.headers === undefined) {
-      // The client's headers (and credential) are the same for every request: set once per method.
-      httpRequest = HttpClientRequest.setUrl(template(settings, method), url.href)
-    } else {
-      const headers: Record<string, string> = { ...settings.headers, ...lowerKeys(request.headers) }
-      if (Option.isSome(settings.auth)) headers[settings.auth.value.header.toLowerCase()] = Redacted.value(settings.auth.value.value)
-      httpRequest = HttpClientRequest.make(method)(url.href, { headers })
-    }
+    // Without headers of its own, a request is the client's template for its method (made once).
+    let httpRequest = request.headers === undefined
+      ? HttpClientRequest.setUrl(template(settings, method), url.href)
+      : HttpClientRequest.make(method)(url.href, { headers: requestHeaders(settings, request.headers) })
     if (request.body !== undefined) httpRequest = HttpClientRequest.bodyUnsafeJson(httpRequest, request.body)
     const timeout = request.timeout === undefined ? settings.timeout : Duration.decode(request.timeout)
-    const redactedNames = settings.redactedNames
     const idempotent = method !== "POST" && method !== "PATCH"
 
     // The limiter hears when every attempt it let through ends (answered, failed, timed out or
@@ -478,7 +477,9 @@ const exchange = <B>(
         )
     ).pipe(
       // The auth header's value is redacted wherever the platform prints the request's headers.
-      redactedNames.length === 0 ? identity : Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...redactedNames])
+      settings.redactedNames.length === 0
+        ? identity
+        : Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...settings.redactedNames])
     )
     // Without a limiter there is nothing to take before the attempt or to release after it.
     const limited: Effect.Effect<B, Retry.Failure<HttpError>> = settings.limiter === RateLimit.unlimited
