@@ -153,15 +153,14 @@ const isoOrNull = (d: Date): string | null => {
 /** A record's date as its JSON form writes it: ISO-8601 UTC, or null (none, or an invalid date). */
 export const isoDate = (d: Date | null): string | null => (d === null ? null : isoOrNull(d))
 
-const twoDigits = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, "0"))
-const threeDigits = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"))
-
 /**
  * `new Date(ms).toISOString()`, computed: every file sink writes two dates per record, and V8's
  * `toISOString` (a call into its C++ runtime) was about 10 % of a list run's CPU; this is about 4
  * times faster. Whole milliseconds in the years 1970 to 9999 take the fast path (the
  * civil-from-days arithmetic of Howard Hinnant's date algorithms); any other value is left to
- * `toISOString` (before 1970, its ±YYYYYY years, fractions).
+ * `toISOString` (before 1970, its ±YYYYYY years, fractions). The string is made in one piece from
+ * its 24 character codes: joining its parts with `+` made 13 intermediate strings (about 420 bytes
+ * of garbage per date, 8 % of a list run's allocations).
  *
  * @internal
  */
@@ -186,8 +185,34 @@ export const isoString = (ms: number): string => {
   const minutes = Math.floor(rest / 60000)
   rest -= minutes * 60000
   const seconds = Math.floor(rest / 1000)
-  return twoDigits[Math.floor(year / 100)]! + twoDigits[year % 100]! + "-" + twoDigits[month]! + "-" + twoDigits[day]! + "T" +
-    twoDigits[hours]! + ":" + twoDigits[minutes]! + ":" + twoDigits[seconds]! + "." + threeDigits[rest - seconds * 1000]! + "Z"
+  const millis = rest - seconds * 1000
+  // "0" is 48; "-" 45, "T" 84, ":" 58, "." 46, "Z" 90.
+  return String.fromCharCode(
+    48 + Math.floor(year / 1000),
+    48 + Math.floor(year / 100) % 10,
+    48 + Math.floor(year / 10) % 10,
+    48 + year % 10,
+    45,
+    48 + Math.floor(month / 10),
+    48 + month % 10,
+    45,
+    48 + Math.floor(day / 10),
+    48 + day % 10,
+    84,
+    48 + Math.floor(hours / 10),
+    48 + hours % 10,
+    58,
+    48 + Math.floor(minutes / 10),
+    48 + minutes % 10,
+    58,
+    48 + Math.floor(seconds / 10),
+    48 + seconds % 10,
+    46,
+    48 + Math.floor(millis / 100),
+    48 + Math.floor(millis / 10) % 10,
+    48 + millis % 10,
+    90
+  )
 }
 
 /** Decodes the JSON form back into a record (no validation; the form came from `toJson`). */
