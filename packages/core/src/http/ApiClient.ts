@@ -565,8 +565,8 @@ const scopeCut: CutMaker = () =>
 
 /** An abort signal per attempt, handed to the client through AttemptSignal for the attempt's fiber. */
 const signalCut: CutMaker = (fiber, url) => {
-  const controller = new AbortController()
-  const attempt: AttemptSignal.Attempt = { signal: controller.signal, url }
+  const controller = new AttemptSignal.Abort()
+  const attempt: AttemptSignal.Attempt = { signal: controller, url }
   AttemptSignal.signals.set(fiber, attempt)
   return {
     // The client needs no Scope here (it was not wrapped in withScope).

@@ -56,7 +56,7 @@ export const make = (dispatcher: Undici.Dispatcher, context: Context.Context<nev
   const send = (
     request: HttpClientRequest.HttpClientRequest,
     url: URL,
-    signal: AbortSignal,
+    signal: AbortSignal | AttemptSignal.Abort,
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError> => {
     const options = (fiber.getFiberRef(FiberRef.currentContext).unsafeMap.get(optionsKey) ?? context.unsafeMap.get(optionsKey) ??

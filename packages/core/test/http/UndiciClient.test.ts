@@ -10,6 +10,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as AttemptSignal from "../../src/http/AttemptSignal.js"
 import * as UndiciClient from "../../src/http/UndiciClient.js"
 import { closedPort, start, waitFor } from "./TestServer.js"
 
@@ -127,6 +128,39 @@ describe("UndiciClient: the platform HttpClient over undici", () => {
       yield* waitFor(() => seen && server.load.inFlight === 1, "the request to reach the server")
       yield* Fiber.interrupt(fiber)
       yield* waitFor(() => server.load.inFlight === 0, "the server to see the abort")
+    })))
+
+  it.live("an attempt's Abort signal (an EventEmitter, not an AbortController) cuts the request sent under it", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        if (req.url === "/part") {
+          res.writeHead(200)
+          res.write("part") // and never ends
+        } // "/never": no headers
+      })
+      const client = yield* HttpClient.HttpClient
+      for (const path of ["/never", "/part"]) {
+        const abort = new AttemptSignal.Abort()
+        const exit = yield* Effect.fork(
+          Effect.withFiberRuntime<string, unknown>((fiber) => {
+            AttemptSignal.signals.set(fiber, { signal: abort })
+            return Effect.flatMap(client.get(`${server.url}${path}`), (r) => r.text)
+          })
+        ).pipe(
+          Effect.tap(() => waitFor(() => server.load.inFlight === 1, `${path} to reach the server`)),
+          Effect.tap(() => Effect.sync(() => {
+            abort.abort()
+            abort.abort() // a second abort does nothing
+          })),
+          Effect.flatMap(Fiber.await)
+        )
+        expect(Exit.isFailure(exit)).toBe(true)
+        expect(abort.aborted).toBe(true)
+        expect(abort.reason).toBeInstanceOf(DOMException)
+        expect((abort.reason as DOMException).name).toBe("AbortError")
+        expect(abort.listenerCount("abort")).toBe(0)
+        yield* waitFor(() => server.load.inFlight === 0, `the server to see ${path} aborted`)
+      }
     })))
 
   it.live("with HttpClient.withScope, closing the scope aborts the request", () =>
