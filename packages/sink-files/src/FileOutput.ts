@@ -82,23 +82,46 @@ export const make = (
       ...(format.header ? { header: format.header } : {})
     })
     return {
-      write: (records) =>
-        Chunk.isEmpty(records)
-          ? Effect.void
-          : Effect.try({
-            try: () => format.encode(records),
-            catch: (e) =>
-              new SinkError({
-                sink: context.name,
-                message: `sink '${context.name}': could not encode a batch as ${format.ext}: ${e instanceof Error ? e.message : String(e)}`,
-                cause: e
-              })
-          }).pipe(Effect.flatMap(parts.write)),
+      write: (records) => encodeThen(records, format, context.name, parts.write),
       commit: parts.commit,
       finish: parts.finish,
       cleanup: parts.cleanup
     }
   })
+
+/**
+ * Encodes `records` and writes the text with `write`. The effect lets go of the records once it has
+ * encoded them (run again, it writes the same text): the write that follows, a file write it waits
+ * for, reaches only the text. A closure that kept the records through the write kept every record
+ * of a run alive until it was promoted to the old generation.
+ */
+const encodeThen = <R>(
+  records: Chunk.Chunk<ProductImage>,
+  format: Format,
+  sink: string,
+  write: (chunk: string) => Effect.Effect<void, SinkError, R>
+): Effect.Effect<void, SinkError, R> => {
+  if (Chunk.isEmpty(records)) return Effect.void
+  let pending: Chunk.Chunk<ProductImage> | undefined = records
+  let encoded: string | undefined
+  return Effect.suspend(() => {
+    if (encoded === undefined) {
+      try {
+        encoded = format.encode(pending!)
+      } catch (e) {
+        return Effect.fail(
+          new SinkError({
+            sink,
+            message: `sink '${sink}': could not encode a batch as ${format.ext}: ${e instanceof Error ? e.message : String(e)}`,
+            cause: e
+          })
+        )
+      }
+      pending = undefined
+    }
+    return write(encoded)
+  })
+}
 
 /** The file or directory a file sink writes for a config (its trial location in a trial run). */
 export const outputPath = (config: { readonly path: string }, context: { readonly trial?: boolean }): string =>

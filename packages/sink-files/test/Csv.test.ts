@@ -117,6 +117,18 @@ layer(services)("csv sink", (it) => {
         expect(fs.readFileSync(file, "utf8").match(/^source,product_id/gm)).toHaveLength(1)
       }))
 
+    it.scoped("a write effect run twice writes its rows twice (it keeps the text it encoded, not the records)", () =>
+      Effect.gen(function*() {
+        const file = path.join(tempDir(), "out", "images.csv")
+        const sink = yield* openSink(csv, { path: file })
+        const write = sink.write(Chunk.fromIterable(tricky.slice(0, 2)), info)
+        yield* write
+        yield* write
+        yield* sink.commit
+        yield* sink.finish
+        expect(readCsv(file).slice(1)).toEqual([...tricky.slice(0, 2), ...tricky.slice(0, 2)].map(expectedRow))
+      }))
+
     it.scoped("mode auto: one published file for a full-scan pipeline, a directory of parts for an incremental one", () =>
       Effect.gen(function*() {
         const full = path.join(tempDir(), "full.csv")
