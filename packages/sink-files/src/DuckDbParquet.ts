@@ -5,8 +5,8 @@
  *   table shared by the open parts, each row tagged with its part: strings `VARCHAR`, int32
  *   `INTEGER`, timestamps as epoch milliseconds. The chunk's columns are filled in JavaScript typed
  *   arrays and copied into its vectors in one call each (`@duckdb/node-bindings`, the C API under
- *   `@duckdb/node-api`); only strings longer than DuckDB's 12 inline bytes are handed over one by
- *   one.
+ *   `@duckdb/node-api`); a column's strings longer than DuckDB's 12 inline bytes go over as one
+ *   block of UTF-8 per chunk (see `LongStrings`).
  * - `COPY … TO` writes a part (its rows of the table) as a complete Parquet file with the output's
  *   compression and row-group size, timestamps as `TIMESTAMPTZ`.
  * - Merging committed parts into one published file is DuckDB reading them (`read_parquet([...])`,
@@ -140,7 +140,9 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   // garbage collector does not see, so a chunk per part would pile up until the collector runs.
   const bindings = (await import("@duckdb/node-bindings")).default
   const chunk = duckdb.DuckDBDataChunk.create(types, vectorSize)
-  const fillers = columns.map((c) => columnFiller(c.type, vectorSize))
+  // A one-column VARCHAR data chunk whose heap holds a string column's long strings (see LongStrings).
+  const newHolder = () => duckdb.DuckDBDataChunk.create([duckdb.VARCHAR], 1).chunk
+  const fillers = columns.map((c) => columnFiller(c.type, vectorSize, newHolder))
   const partIdOf = new Int32Array(vectorSize)
   let fill = 0
 
@@ -365,6 +367,7 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
 /** The bindings of `@duckdb/node-bindings` (the C API under `@duckdb/node-api`). */
 type Bindings = typeof import("@duckdb/node-bindings")
 type RawVector = ReturnType<Bindings["data_chunk_get_vector"]>
+type RawChunk = ReturnType<Bindings["create_data_chunk"]>
 
 /**
  * One column of the data chunk, filled in JavaScript buffers and copied into its DuckDB vector in
@@ -379,7 +382,7 @@ interface ColumnFiller {
   readonly flush: (bindings: Bindings, vector: RawVector, count: number) => void
 }
 
-const columnFiller = (type: ParquetEngine.ColumnType, size: number): ColumnFiller => {
+const columnFiller = (type: ParquetEngine.ColumnType, size: number, newHolder: () => RawChunk): ColumnFiller => {
   const validity = new Uint8Array(size / 8)
   let nulls = 0
   const setValid = (index: number, valid: boolean) => {
@@ -425,6 +428,7 @@ const columnFiller = (type: ParquetEngine.ColumnType, size: number): ColumnFille
       const longIndex = new Int32Array(size)
       const longValue: Array<string> = new Array(size)
       let longCount = 0
+      let heap: LongStrings | undefined
       return {
         set: (index, value) => {
           const w = index * 4
@@ -459,6 +463,12 @@ const columnFiller = (type: ParquetEngine.ColumnType, size: number): ColumnFille
           longValue[longCount++] = s
         },
         flush: (bindings, vector, count) => {
+          if (longCount > 0 && pointersFromJs) {
+            if (heap === undefined) heap = newHeap(newHolder())
+            heap.place(bindings, longIndex, longValue, longCount, slots, words)
+            longValue.fill("", 0, longCount)
+            longCount = 0
+          }
           bindings.copy_data_to_vector(vector, 0, slots.buffer, 0, count * 16)
           for (let k = 0; k < longCount; k++) bindings.vector_assign_string_element(vector, longIndex[k]!, longValue[k]!)
           longValue.fill("", 0, longCount)
@@ -469,6 +479,91 @@ const columnFiller = (type: ParquetEngine.ColumnType, size: number): ColumnFille
     }
   }
 }
+
+/**
+ * Where a string column's long strings (more than 12 UTF-8 bytes) go for one data chunk: their
+ * UTF-8 bytes, one after another, handed to DuckDB as one string (one call, not one per string)
+ * in a one-column data chunk of its own, whose heap then holds them; each long string's `string_t`
+ * slot points into that heap (its length, its first 4 bytes, a pointer: `duckdb_string_t` of
+ * DuckDB's C API). Appending the data chunk copies the strings into the appender's own memory, so
+ * the heap only has to live until the next chunk, when its data chunk is reset.
+ */
+interface LongStrings {
+  readonly place: (
+    bindings: Bindings,
+    index: Int32Array,
+    value: ReadonlyArray<string>,
+    count: number,
+    slots: Uint8Array,
+    words: Int32Array
+  ) => void
+}
+
+/**
+ * Writes a string's UTF-8 bytes into `bytes` at `at` (room checked by the caller); returns their
+ * count. `Buffer#utf8Write` (what `Buffer#write` calls after checking its arguments) where Node has
+ * it, a third of the cost per string.
+ */
+const utf8Write: (bytes: Buffer, s: string, at: number) => number =
+  typeof (Buffer.prototype as { utf8Write?: unknown }).utf8Write === "function"
+    ? (bytes, s, at) => (bytes as unknown as { utf8Write: (s: string, at: number) => number }).utf8Write(s, at)
+    : (bytes, s, at) => bytes.write(s, at, "utf8")
+
+const newHeap = (holder: RawChunk): LongStrings => {
+  let bytes = Buffer.allocUnsafe(1 << 16)
+  let pointing = new Int32Array(256)
+  return {
+    place: (bindings, index, value, count, slots, words) => {
+      let need = 0
+      for (let k = 0; k < count; k++) need += value[k]!.length * 3
+      if (need > bytes.length) bytes = Buffer.allocUnsafe(Math.max(need, bytes.length * 2))
+      if (count > pointing.length) pointing = new Int32Array(Math.max(count, pointing.length * 2))
+      // Each string's UTF-8 bytes, its length and prefix in its slot; the pointer once the heap is known.
+      let at = 0
+      let pointers = 0
+      for (let k = 0; k < count; k++) {
+        const n = utf8Write(bytes, value[k]!, at)
+        const o = index[k]! * 16
+        const w = o >> 2
+        words[w] = n
+        if (n <= 12) {
+          // Multi-byte text of at most 12 bytes: inline, as DuckDB reads any string_t that short.
+          for (let j = 0; j < n; j++) slots[o + 4 + j] = bytes[at + j]!
+          continue
+        }
+        slots[o + 4] = bytes[at]!
+        slots[o + 5] = bytes[at + 1]!
+        slots[o + 6] = bytes[at + 2]!
+        slots[o + 7] = bytes[at + 3]!
+        words[w + 2] = at // its offset in the heap, for now
+        pointing[pointers++] = w
+        at += n
+      }
+      if (pointers === 0) return
+      bindings.data_chunk_reset(holder)
+      const vector = bindings.data_chunk_get_vector(holder, 0)
+      bindings.vector_assign_string_element_len(vector, 0, bytes.subarray(0, at))
+      // The heap's address: the pointer in the holder's one (non-inlined) string_t, bytes 8 to 15.
+      const slot = bindings.vector_get_data(vector, 16)
+      const view = new DataView(slot.buffer, slot.byteOffset, 16)
+      const low = view.getUint32(8, true)
+      const high = view.getUint32(12, true)
+      for (let k = 0; k < pointers; k++) {
+        const w = pointing[k]!
+        const sum = low + words[w + 2]!
+        words[w + 2] = sum | 0
+        words[w + 3] = sum >= 0x1_0000_0000 ? high + 1 : high
+      }
+    }
+  }
+}
+
+/**
+ * Whether strings can point into a holder's heap from JavaScript: a little-endian, 64-bit process
+ * (the platforms DuckDB's Node binding is built for), where `duckdb_string_t` is a uint32 length, 4
+ * bytes of prefix and an 8-byte pointer. Elsewhere each long string is handed over by itself.
+ */
+const pointersFromJs = os.endianness() === "LE" && (process.arch === "x64" || process.arch === "arm64")
 
 const removeAll = (files: ReadonlyArray<string>) => Promise.all(files.map((f) => fsp.rm(f, { force: true })))
 

@@ -79,11 +79,14 @@ describe("DuckDbParquet", () => {
       for (const t of temps) expect(fs.readdirSync(path.join(os.tmpdir(), t)).filter((f) => f.startsWith("spill-"))).toEqual([])
     }))
 
-  it.scoped("every value reads back as written: short strings inline or not, multi-byte text, nulls in one chunk and not the next", () =>
+  it.scoped("every value reads back as written: short strings inline or not, multi-byte text, long strings, nulls in one chunk and not the next", () =>
     Effect.gen(function*() {
       const dir = tempDir()
       const w = yield* writer()
-      const texts = ["", "a", "exactly12abc", "thirteen-char", "ç", "Çanta — deri", "ünïcödé-twelve", "x".repeat(300), "🙂"]
+      // Long strings go over as one UTF-8 block per chunk, each cell pointing into it: ASCII and
+      // multi-byte, at 12 and 13 bytes, and longer than the block's first size (64 KiB).
+      const texts = ["", "a", "exactly12abc", "thirteen-char", "ç", "Çanta — deri", "ünïcödé-twelve", "x".repeat(300), "🙂",
+        "é".repeat(6), "é".repeat(7), "🙂".repeat(40), "ab" + "€".repeat(30_000)]
       // 3 chunks: nulls everywhere in the first, none in the second and third.
       const rows: Array<ParquetEngine.Row> = Array.from({ length: 6000 }, (_, i) =>
         i < 2048 && i % 3 === 0
