@@ -9,9 +9,10 @@
  *   block of UTF-8 per chunk (see `LongStrings`).
  * - `COPY … TO` writes a part (its rows of the table) as a complete Parquet file with the output's
  *   compression and row-group size, timestamps as `TIMESTAMPTZ`.
- * - Merging committed parts into one published file is DuckDB reading them (`read_parquet([...])`,
- *   in order) into one `COPY`; a lone part with this writer's columns and compression is copied
- *   as it is.
+ * - Merging committed parts into one published file: a lone part with this writer's columns and
+ *   compression is copied as it is; parts whose row groups average at least min(rowGroupSize,
+ *   `keepRowGroups`) rows are joined by their row groups, bytes as they are, under one new footer
+ *   (`ParquetConcat`); others are read by DuckDB (`read_parquet([...])`, in order) into one `COPY`.
  *
  * One in-memory DuckDB instance per output, with `memory_limit` set. The staging table holds at
  * most `spillRows` rows: when it fills, the open parts' rows in it go to spill files (small row
@@ -29,6 +30,7 @@ import type * as DuckDB from "@duckdb/node-api"
 import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as ParquetConcat from "./ParquetConcat.js"
 import type * as ParquetEngine from "./ParquetEngine.js"
 
 /** The `@duckdb/node-api` module. */
@@ -69,13 +71,21 @@ export const spillRows = 65_536
  */
 export const mergeFanIn = 2048
 
+/**
+ * Committed parts whose row groups average at least min(rowGroupSize, this) rows are published by
+ * joining their row groups as they are (`ParquetConcat`: bytes copied, one new footer), not read and
+ * encoded again; smaller ones are merged by DuckDB into row groups of rowGroupSize.
+ */
+export const keepRowGroups = 8192
+
 /** A DuckDB instance writing one output's Parquet files. Calls must not overlap. */
 export interface Writer {
   /** Opens a part: rows appended to it are its own until it is written or discarded. */
   readonly openPart: () => Promise<Part>
   /**
    * Writes one Parquet file at `file` holding the rows of `parts`, in order (none: the schema only):
-   * DuckDB reading them into one `COPY` (a lone part of this writer's settings is copied as it is).
+   * a lone part of this writer's settings copied as it is, parts with big enough row groups joined
+   * as they are (`ParquetConcat`), else DuckDB reading them into one `COPY`.
    */
   readonly merge: (parts: ReadonlyArray<string>, file: string) => Promise<void>
   /** Closes the instance and removes its temp directory. Idempotent. */
@@ -319,12 +329,18 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   }
 
   const fanIn = Math.max(2, Math.floor(options.mergeFanIn ?? mergeFanIn))
+  const concatExpect: ParquetConcat.Expect = {
+    codec: ParquetConcat.codecNumber[options.compression],
+    minAverageRows: Math.min(options.rowGroupSize, keepRowGroups)
+  }
   const merge = async (parts: ReadonlyArray<string>, file: string): Promise<void> => {
     if (parts.length === 1 && (await copyable(parts[0]!))) {
       await fsp.rm(file, { force: true })
       await fsp.copyFile(parts[0]!, file)
       return
     }
+    await fsp.rm(file, { force: true })
+    if (await ParquetConcat.concatenate(parts, file, concatExpect)) return
     let inputs = parts
     const made = new Set<string>()
     try {

@@ -6,8 +6,9 @@
  * `StagedParts`, which fsyncs it, renames it to `part-<runId>-<seq>.parquet` and fsyncs the
  * directory; the commit token says how many parts there are, and on resume the parts after it are
  * removed. Parquet files cannot be appended to one another as bytes, so in `overwrite` mode the
- * published file is made from the committed parts: with `duckdb`, one DuckDB `COPY` reading them
- * (a lone part of the output's settings is copied as it is); with the JavaScript engines, streaming their row groups back (hyparquet) into the
+ * published file is made from the committed parts: with `duckdb`, their row groups joined as they
+ * are under one new footer when they are big enough, else one DuckDB `COPY` reading them (see
+ * `DuckDbParquet.merge`); with the JavaScript engines, streaming their row groups back (hyparquet) into the
  * encoder, holding at most one row group of each in memory.
  *
  * With `duckdb` a part is rows of a DuckDB table until its commit writes them whole (`COPY … TO` the part's

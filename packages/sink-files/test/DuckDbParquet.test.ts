@@ -135,6 +135,28 @@ describe("DuckDbParquet", () => {
       expect(yield* ids(out)).toEqual(Array.from({ length: 2000 }, (_, i) => i))
     }))
 
+  it.scoped("parts whose row groups average at least min(rowGroupSize, 8192) rows are joined as they are, not encoded again", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer({ rowGroupSize: 1000 })
+      const files = yield* writeParts(w, dir, 3, 2500) // row groups of 833 rows on average
+      const out = path.join(dir, "joined.parquet")
+      const joining = yield* writer({ rowGroupSize: 800 })
+      yield* Effect.promise(() => joining.merge(files, out))
+      const sizes = (file: string) =>
+        Effect.map(query(`SELECT DISTINCT row_group_id, row_group_num_rows AS n FROM parquet_metadata(${lit(file)}) ORDER BY 1`), (r) => r.map((x) => Number(x.n)))
+      const partSizes: Array<number> = []
+      for (const f of files) partSizes.push(...(yield* sizes(f)))
+      expect(partSizes.length).toBeGreaterThan(3)
+      expect(yield* sizes(out)).toEqual(partSizes)
+      expect(yield* ids(out)).toEqual(Array.from({ length: 7500 }, (_, i) => i))
+      // The same parts with a bigger rowGroupSize: below the average, so DuckDB merges them anew.
+      const big = yield* writer({ rowGroupSize: 7500 })
+      yield* Effect.promise(() => big.merge(files, out))
+      expect(yield* sizes(out)).toEqual([7500])
+      expect(yield* ids(out)).toEqual(Array.from({ length: 7500 }, (_, i) => i))
+    }))
+
   it.scoped("merges more parts than the fan-in in passes: every row once, in order; no merge file left", () =>
     Effect.gen(function*() {
       const dir = tempDir()
