@@ -10,10 +10,8 @@
  * decode and an encode (so no field is of a type the generic codec would change), the files must
  * have the same schema and one compression codec, and nothing may be encrypted or stored in another
  * file. Otherwise `concatenate` writes nothing and says no, and the caller merges another way.
+ * The two libraries are imported on first use (a run that writes no Parquet never loads them).
  */
-import { ByteWriter } from "hyparquet-writer"
-import { serializeTCompactProtocol } from "hyparquet-writer/src/thrift.js"
-import { deserializeTCompactProtocol } from "hyparquet/src/thrift.js"
 import type { FileHandle } from "node:fs/promises"
 import * as fsp from "node:fs/promises"
 
@@ -38,12 +36,13 @@ const magic = Buffer.from("PAR1")
  * module comment).
  */
 export const concatenate = async (parts: ReadonlyArray<string>, file: string, expect: Expect): Promise<boolean> => {
+  const { encode, decode } = await thrift()
   const footers: Array<{ readonly meta: Thrift; readonly bodyEnd: number }> = []
   let schema: Buffer | undefined
   let rows = 0n
   let groups = 0
   for (const part of parts) {
-    const read = await readFooter(part)
+    const read = await readFooter(part, encode, decode)
     if (read === undefined) return false
     const { meta } = read
     // FileMetaData: 2 schema, 3 num_rows, 4 row_groups, 8/9 encryption.
@@ -56,10 +55,13 @@ export const concatenate = async (parts: ReadonlyArray<string>, file: string, ex
       // ColumnChunk: 1 file_path (another file), 3 meta_data, 4 offset_index_offset (an offset index
       // holds page offsets in the file's bytes, which would not move), 8/9 encryption;
       // ColumnMetaData 4 codec.
-      if (!Array.isArray(group.field_1)) return false
+      if (!Array.isArray(group.field_1) || !offsetOk(group.field_5)) return false
       for (const chunk of group.field_1 as Array<Thrift>) {
         if (chunk.field_1 !== undefined || chunk.field_4 !== undefined || chunk.field_8 !== undefined || chunk.field_9 !== undefined) return false
         if (chunk.field_3 === undefined || chunk.field_3.field_4 !== expect.codec) return false
+        // Every offset `moved` moves is an i64.
+        const m = chunk.field_3
+        if (![chunk.field_2, chunk.field_6, m.field_9, m.field_10, m.field_11, m.field_14].every(offsetOk)) return false
       }
     }
     rows += meta.field_3
@@ -97,7 +99,11 @@ export const concatenate = async (parts: ReadonlyArray<string>, file: string, ex
 }
 
 /** A file's footer (decoded) and where its footer begins; undefined when it is not one we can carry exactly. */
-const readFooter = async (file: string): Promise<{ meta: Thrift; bodyEnd: number } | undefined> => {
+const readFooter = async (
+  file: string,
+  encode: (value: Thrift) => Buffer,
+  decode: (bytes: Buffer) => Thrift
+): Promise<{ meta: Thrift; bodyEnd: number } | undefined> => {
   const handle = await fsp.open(file, "r")
   try {
     const { size } = await handle.stat()
@@ -114,7 +120,7 @@ const readFooter = async (file: string): Promise<{ meta: Thrift; bodyEnd: number
     await readFully(handle, bytes, bodyEnd)
     let meta: Thrift
     try {
-      meta = deserializeTCompactProtocol({ view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 })
+      meta = decode(bytes)
     } catch {
       return undefined
     }
@@ -146,16 +152,30 @@ const moved = (group: Thrift, shift: bigint): Thrift => ({
   }))
 })
 
+/** An offset field as `moved` can move it: absent, or an i64. */
+const offsetOk = (offset: unknown): boolean => offset === undefined || typeof offset === "bigint"
+
 const plus = (offset: unknown, shift: bigint): unknown => {
   if (offset === undefined) return undefined
   if (typeof offset !== "bigint") throw new Error(`a Parquet footer offset is not an i64: ${String(offset)}`)
   return offset + shift
 }
 
-const encode = (value: Thrift): Buffer => {
-  const writer = new ByteWriter()
-  serializeTCompactProtocol(writer, value)
-  return Buffer.from(writer.getBuffer())
+/** The Thrift compact codec of hyparquet (decode) and hyparquet-writer (encode), imported once. */
+const thrift = async (): Promise<{ encode: (value: Thrift) => Buffer; decode: (bytes: Buffer) => Thrift }> => {
+  const [{ ByteWriter }, { serializeTCompactProtocol }, { deserializeTCompactProtocol }] = await Promise.all([
+    import("hyparquet-writer"),
+    import("hyparquet-writer/src/thrift.js"),
+    import("hyparquet/src/thrift.js")
+  ])
+  return {
+    encode: (value) => {
+      const writer = new ByteWriter()
+      serializeTCompactProtocol(writer, value)
+      return Buffer.from(writer.getBuffer())
+    },
+    decode: (bytes) => deserializeTCompactProtocol({ view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 })
+  }
 }
 
 const readFully = async (handle: FileHandle, into: Buffer, position: number): Promise<void> => {
