@@ -481,9 +481,10 @@ const columnFiller = (type: ParquetEngine.ColumnType, size: number, newHolder: (
         flush: (bindings, vector, count) => {
           if (longCount > 0 && pointersFromJs) {
             if (heap === undefined) heap = newHeap(newHolder())
-            heap.place(bindings, longIndex, longValue, longCount, slots, words)
-            longValue.fill("", 0, longCount)
-            longCount = 0
+            if (heap.place(bindings, longIndex, longValue, longCount, slots, words)) {
+              longValue.fill("", 0, longCount)
+              longCount = 0
+            }
           }
           bindings.copy_data_to_vector(vector, 0, slots.buffer, 0, count * 16)
           for (let k = 0; k < longCount; k++) bindings.vector_assign_string_element(vector, longIndex[k]!, longValue[k]!)
@@ -505,6 +506,11 @@ const columnFiller = (type: ParquetEngine.ColumnType, size: number, newHolder: (
  * the heap only has to live until the next chunk, when its data chunk is reset.
  */
 interface LongStrings {
+  /**
+   * Writes the slots of the `count` long strings (`value[k]` at row `index[k]`) and hands their
+   * bytes to DuckDB; false, having written nothing, when they are too big for one block (1 GiB:
+   * the offsets are 31-bit), and then they are handed over one by one.
+   */
   readonly place: (
     bindings: Bindings,
     index: Int32Array,
@@ -512,18 +518,11 @@ interface LongStrings {
     count: number,
     slots: Uint8Array,
     words: Int32Array
-  ) => void
+  ) => boolean
 }
 
-/**
- * Writes a string's UTF-8 bytes into `bytes` at `at` (room checked by the caller); returns their
- * count. `Buffer#utf8Write` (what `Buffer#write` calls after checking its arguments) where Node has
- * it, a third of the cost per string.
- */
-const utf8Write: (bytes: Buffer, s: string, at: number) => number =
-  typeof (Buffer.prototype as { utf8Write?: unknown }).utf8Write === "function"
-    ? (bytes, s, at) => (bytes as unknown as { utf8Write: (s: string, at: number) => number }).utf8Write(s, at)
-    : (bytes, s, at) => bytes.write(s, at, "utf8")
+/** The most bytes of long strings one block holds (see LongStrings). */
+const maxBlockBytes = 1 << 30
 
 const newHeap = (holder: RawChunk): LongStrings => {
   let bytes = Buffer.allocUnsafe(1 << 16)
@@ -532,13 +531,14 @@ const newHeap = (holder: RawChunk): LongStrings => {
     place: (bindings, index, value, count, slots, words) => {
       let need = 0
       for (let k = 0; k < count; k++) need += value[k]!.length * 3
+      if (need > maxBlockBytes) return false
       if (need > bytes.length) bytes = Buffer.allocUnsafe(Math.max(need, bytes.length * 2))
       if (count > pointing.length) pointing = new Int32Array(Math.max(count, pointing.length * 2))
       // Each string's UTF-8 bytes, its length and prefix in its slot; the pointer once the heap is known.
       let at = 0
       let pointers = 0
       for (let k = 0; k < count; k++) {
-        const n = utf8Write(bytes, value[k]!, at)
+        const n = bytes.write(value[k]!, at, "utf8")
         const o = index[k]! * 16
         const w = o >> 2
         words[w] = n
@@ -555,7 +555,7 @@ const newHeap = (holder: RawChunk): LongStrings => {
         pointing[pointers++] = w
         at += n
       }
-      if (pointers === 0) return
+      if (pointers === 0) return true
       bindings.data_chunk_reset(holder)
       const vector = bindings.data_chunk_get_vector(holder, 0)
       bindings.vector_assign_string_element_len(vector, 0, bytes.subarray(0, at))
@@ -570,6 +570,7 @@ const newHeap = (holder: RawChunk): LongStrings => {
         words[w + 2] = sum | 0
         words[w + 3] = sum >= 0x1_0000_0000 ? high + 1 : high
       }
+      return true
     }
   }
 }
