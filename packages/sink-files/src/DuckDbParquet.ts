@@ -17,7 +17,7 @@
  * One in-memory DuckDB instance per output, with `memory_limit` set. The staging table holds at
  * most `spillRows` rows: when it fills, the open parts' rows in it go to spill files (small row
  * groups) in a private temp directory (removed on close) and a new table begins, so memory does not
- * grow with a part; a committed part's spill files and last rows are read by one `COPY`. A table is
+ * grow with a part; a committed part is its spill files and last rows joined (see `spillRows`). A table is
  * also replaced, without spilling, once a quarter full and no open part has rows in it. DuckDB's
  * external file cache is off (a part is read once).
  * Extensions are never installed or auto-loaded (Parquet is built in). `@duckdb/node-api` is
@@ -55,10 +55,11 @@ export interface Options {
 /**
  * The most rows the staging table holds. Beyond them (a run that commits rarely, such as the merge
  * phase of product regrouping) the open parts' rows are written to spill files in the instance's
- * temp directory (in row groups of 8,192 rows, cheap to hold while writing and to read back) and a
- * new table begins; a commit's `COPY` then reads the part's spill files and its last rows. DuckDB's
- * buffer manager could spill a big table itself, but it would fill `memoryLimit` first and then
- * need as much again to write it.
+ * temp directory (the output's compression, row groups of min(rowGroupSize, `keepRowGroups`) rows,
+ * cheap to hold while writing) and a new table begins; a commit writes the part's last rows to one
+ * more and joins them as they are (`ParquetConcat`), or, when they are small (several open parts
+ * shared the table), reads them into one `COPY`. DuckDB's buffer manager could spill a big table
+ * itself, but it would fill `memoryLimit` first and then need as much again to write it.
  */
 export const spillRows = 65_536
 
@@ -137,6 +138,15 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
   const copyOptions = `(FORMAT parquet, COMPRESSION ${codec[options.compression]}, ROW_GROUP_SIZE ${options.rowGroupSize}, USE_TMP_FILE false)`
   // A merge pass's file is only read by the next pass: small row groups keep reading it cheap.
   const passOptions = `(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 8192, USE_TMP_FILE false)`
+  // Spill files have the output's compression and row groups of min(rowGroupSize, keepRowGroups):
+  // cheap to hold while writing, and joined as they are into their part (see copyTo).
+  const spillOptions = `(FORMAT parquet, COMPRESSION ${codec[options.compression]}, ROW_GROUP_SIZE ${
+    Math.min(options.rowGroupSize, keepRowGroups)
+  }, USE_TMP_FILE false)`
+  const spillJoin: ParquetConcat.Expect = {
+    codec: ParquetConcat.codecNumber[options.compression],
+    minAverageRows: Math.max(1, Math.floor(Math.min(options.rowGroupSize, keepRowGroups) / 2))
+  }
   const vectorSize = 2048
   const maxTableRows = Math.max(vectorSize, Math.floor(options.spillRows ?? spillRows))
   /** A table this full is replaced as soon as no open part has rows in it. */
@@ -223,7 +233,7 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
     for (const part of [...inTable.values()]) {
       const file = path.join(tempDirectory, `spill-${++spills}.parquet`)
       part.spilled.push(file)
-      await copyPart(part, file, passOptions)
+      await copyPart(part, file, spillOptions)
     }
     await newTable()
   }
@@ -286,10 +296,14 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
           if (part.tableRows > 0) {
             const last = path.join(tempDirectory, `spill-${++spills}.parquet`)
             part.spilled.push(last)
-            await copyPart(part, last, passOptions)
+            await copyPart(part, last, spillOptions)
           }
-          // Written anew into row groups of rowGroupSize (the spill files' are small, cheap to hold).
-          await copyFiles(part.spilled, file)
+          // The spill files joined as they are: writing the part holds no row group in memory (a
+          // COPY into rowGroupSize groups would hold one, the peak of a run that commits rarely).
+          // Spill files of several open parts can be small: below half a spill row group on
+          // average, they are written anew into rowGroupSize groups instead.
+          await fsp.rm(file, { force: true })
+          if (!(await ParquetConcat.concatenate(part.spilled, file, spillJoin))) await copyFiles(part.spilled, file)
           await removeAll(part.spilled)
         }
         await renewIfDone()

@@ -79,6 +79,32 @@ describe("DuckDbParquet", () => {
       for (const t of temps) expect(fs.readdirSync(path.join(os.tmpdir(), t)).filter((f) => f.startsWith("spill-"))).toEqual([])
     }))
 
+  it.scoped("a part that spilled is its spill files joined as they are (row groups of min(rowGroupSize, 8192)); small spill files are written anew", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const groups = (file: string) =>
+        Effect.map(
+          query(`SELECT DISTINCT row_group_id, row_group_num_rows AS n, compression FROM parquet_metadata(${lit(file)}) ORDER BY 1`),
+          (r) => r.map((x) => [Number(x.n), x.compression])
+        )
+      // One part alone: its spill files hold full 8,192-row groups (DuckDB fills 2,048-row vectors).
+      const alone = yield* writer({ spillRows: 16_384, rowGroupSize: 100_000, compression: "gzip" })
+      const [file] = yield* writeParts(alone, dir, 1, 40_000)
+      const joined = yield* groups(file!)
+      expect(joined.length).toBeGreaterThan(4)
+      expect(joined.every(([n, c]) => (n as number) <= 8192 + 2047 && c === "GZIP")).toBe(true)
+      expect(joined.reduce((a, [n]) => a + (n as number), 0)).toBe(40_000)
+      expect(yield* ids(file!)).toEqual(Array.from({ length: 40_000 }, (_, i) => i))
+      // Two parts at once in a small table: each spill file holds about 1,024 rows of a part, so the
+      // part is written anew into one rowGroupSize group.
+      const shared = yield* writer({ spillRows: 2048, rowGroupSize: 100_000 })
+      const files = yield* writeParts(shared, dir, 2, 7000)
+      for (const [p, f] of files.entries()) {
+        expect(yield* groups(f)).toEqual([[7000, "SNAPPY"]])
+        expect(yield* ids(f)).toEqual(Array.from({ length: 7000 }, (_, i) => p * 7000 + i))
+      }
+    }))
+
   it.scoped("every value reads back as written: short strings inline or not, multi-byte text, long strings, nulls in one chunk and not the next", () =>
     Effect.gen(function*() {
       const dir = tempDir()
