@@ -348,13 +348,15 @@ export const open = async (options: Options, duckdb: Module): Promise<Writer> =>
     minAverageRows: Math.min(options.rowGroupSize, keepRowGroups)
   }
   const merge = async (parts: ReadonlyArray<string>, file: string): Promise<void> => {
-    if (parts.length === 1 && (await copyable(parts[0]!))) {
-      await fsp.rm(file, { force: true })
+    // Parts of this writer's columns and compression (ParquetConcat checks that the others have
+    // the first one's schema): published as they are, a lone one copied, several joined.
+    const ours = parts.length > 0 && (await copyable(parts[0]!))
+    await fsp.rm(file, { force: true })
+    if (ours && parts.length === 1) {
       await fsp.copyFile(parts[0]!, file)
       return
     }
-    await fsp.rm(file, { force: true })
-    if (await ParquetConcat.concatenate(parts, file, concatExpect)) return
+    if (ours && (await ParquetConcat.concatenate(parts, file, concatExpect))) return
     let inputs = parts
     const made = new Set<string>()
     try {

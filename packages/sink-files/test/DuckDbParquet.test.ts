@@ -176,6 +176,12 @@ describe("DuckDbParquet", () => {
       expect(partSizes.length).toBeGreaterThan(3)
       expect(yield* sizes(out)).toEqual(partSizes)
       expect(yield* ids(out)).toEqual(Array.from({ length: 7500 }, (_, i) => i))
+      // A writer of other columns (a resumed run whose config changed) does not join them: its
+      // published file has its own columns.
+      const narrow = yield* writer({ rowGroupSize: 800, columns: columns.slice(0, 2) })
+      yield* Effect.promise(() => narrow.merge(files, out))
+      expect((yield* query(`DESCRIBE SELECT * FROM read_parquet(${lit(out)})`)).map((c) => c.column_name)).toEqual(["id", "name"])
+      expect(yield* ids(out)).toEqual(Array.from({ length: 7500 }, (_, i) => i))
       // The same parts with a bigger rowGroupSize: below the average, so DuckDB merges them anew.
       const big = yield* writer({ rowGroupSize: 7500 })
       yield* Effect.promise(() => big.merge(files, out))
