@@ -119,8 +119,11 @@ export interface RequestOptions {
 /** A request. */
 export interface Request extends RequestOptions {
   readonly method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE"
-  /** A path relative to the base URL, or an absolute URL on its origin. */
-  readonly path: string
+  /**
+   * A path relative to the base URL, or an absolute URL on its origin (a `URL` is not parsed again:
+   * without a base URL it is checked as `SafeUrl.fetchable` checks a string).
+   */
+  readonly path: string | URL
   /** A JSON body (POST, PUT, PATCH). */
   readonly body?: unknown
   /** Statuses that are answers, not errors. */
@@ -177,7 +180,7 @@ export interface ApiClient {
   /** Sends a request and returns status, headers and body bytes (capped by `maxBytes`). */
   readonly requestBytes: (request: Request) => Effect.Effect<BytesReply, HttpError>
   /** Resolves a path (or same-origin URL) and params to the URL a request would use. */
-  readonly resolve: (path: string, params?: SafeUrl.Params) => Either.Either<URL, DecodeError>
+  readonly resolve: (path: string | URL, params?: SafeUrl.Params) => Either.Either<URL, DecodeError>
   /** The same client under another source name (shares the limiter and settings). */
   readonly withSource: (source: string) => ApiClient
 }
@@ -242,6 +245,10 @@ export const make = (options: Options): Effect.Effect<ApiClient, never, HttpClie
       // A request sets its own switch only where the one it inherits is wrong: spans are on outside
       // a run with no tracer (turned off), and off inside a run whose client has a tracer (turned on).
       http: direct ? spanned : HttpClient.withScope(spanned),
+      // Only a request without a span goes straight to the client: never when the client's requests
+      // all have one; when the switch is the fiber's, each request asks it.
+      direct: direct && !(traced && inRun) ? AttemptSignal.directOf(httpClient) : undefined,
+      spansAsFiber: traced !== inRun,
       cut: direct ? signalCut : scopeCut,
       redactedNames: options.auth === undefined ? [] : [options.auth.header.toLowerCase()],
       templates: new Map(),
@@ -264,6 +271,10 @@ interface Settings {
   readonly requestIdHeaders: ReadonlyArray<string>
   readonly secretParams: ReadonlyArray<string>
   readonly http: HttpClient.HttpClient.With<HttpClientError.HttpClientError, Scope.Scope>
+  /** The client's direct send, when it has one and requests go to it as they are (no redirects followed). */
+  readonly direct: AttemptSignal.Direct | undefined
+  /** Whether a request has a span as its fiber says (else the client turned them all off, or on). */
+  readonly spansAsFiber: boolean
   /** How each attempt's request is cut short: a Scope (withScope), or its abort signal (AttemptSignal). */
   readonly cut: CutMaker
   /** The credential's header, redacted wherever the platform prints headers (none without auth). */
@@ -288,7 +299,7 @@ interface Raw extends BytesReply {
 }
 
 const makeClient = (source: string, settings: Settings): ApiClient => {
-  const resolve = (path: string, params?: SafeUrl.Params): Either.Either<URL, DecodeError> =>
+  const resolve = (path: string | URL, params?: SafeUrl.Params): Either.Either<URL, DecodeError> =>
     Either.mapLeft(resolveUrl(settings, path, params), (refusal) =>
       new DecodeError({ source, message: `source '${source}': ${settings.scrub(refusal.reason)}` }))
 
@@ -358,8 +369,7 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
     baseUrl: settings.base,
     resolve,
     requestJson,
-    requestBytes: (request) =>
-      exchange(source, settings, resolve, request, (raw) => Effect.succeed<BytesReply>({ ...replyInfo(raw), _tag: raw._tag, bytes: raw.bytes })),
+    requestBytes: (request) => exchange(source, settings, resolve, request, bytesReply),
     getJson: (path, options, schema) =>
       Effect.flatMap(requestJson({ ...options, path }, schema), (reply) =>
         reply._tag === "Ok"
@@ -372,6 +382,17 @@ const makeClient = (source: string, settings: Settings): ApiClient => {
 
 /** A jittered delay to the millisecond, for messages (`297ms`, not `297ms 81787ns`). */
 const roundedMillis = (d: Duration.Duration): Duration.Duration => Duration.millis(Math.round(Duration.toMillis(d)))
+
+/** A bytes request's reply (its fields named one by one: a spread costs more in code not yet optimised). */
+const bytesReply = (raw: Raw): Effect.Effect<BytesReply> =>
+  Effect.succeed<BytesReply>({
+    _tag: raw._tag,
+    status: raw.status,
+    headers: raw.headers,
+    requestId: raw.requestId,
+    url: raw.url,
+    bytes: raw.bytes
+  })
 
 const replyInfo = (raw: Raw): ReplyInfo => ({
   status: raw.status,
@@ -401,7 +422,7 @@ const template = (settings: Settings, method: HttpClientRequest.HttpClientReques
 const exchange = <B>(
   source: string,
   settings: Settings,
-  resolve: (path: string, params?: SafeUrl.Params) => Either.Either<URL, DecodeError>,
+  resolve: (path: string | URL, params?: SafeUrl.Params) => Either.Either<URL, DecodeError>,
   request: Request,
   finish: (raw: Raw, ctx: Context) => Effect.Effect<B, Retry.Failure<HttpError>>
 ): Effect.Effect<B, HttpError> =>
@@ -452,7 +473,20 @@ const exchange = <B>(
         Effect.zipRight(restore(take), restore(attempt).pipe(Effect.ensuring(settings.limiter.release ?? Effect.void)))
       )
     }
-    const once: Effect.Effect<B, Retry.Failure<HttpError>> = withDeadline(
+    // The request's own failures (transport, invalid URL) classified; the rest are already.
+    const classifyError = (e: Retry.Failure<HttpError> | HttpClientError.HttpClientError) =>
+      HttpClientError.isHttpClientError(e) ? transportFailure(ctx, e) : e
+    const onTimeout = () =>
+      Retry.transient<HttpError>(
+        new TransportError({
+          source,
+          message: `${ctx.prefix}: ${method} ${ctx.url} timed out after ${Duration.format(timeout)}`,
+          url: ctx.url
+        }),
+        `timed out after ${Duration.format(timeout)}`
+      )
+    const then = (raw: Raw) => finish(raw, ctx)
+    const platform = (): Effect.Effect<B, Retry.Failure<HttpError>> => withDeadline(
       timeout,
       settings.cut,
       url,
@@ -460,27 +494,49 @@ const exchange = <B>(
         Effect.flatMap(cut.provide(settings.http.execute(httpRequest)), (response) => {
           // Read once: the platform builds a new Headers object on every read of `headers`.
           const headers = response.headers
-          const read = classify(ctx, request, response, headers, readInFull, (raw) => finish(raw, ctx))
+          const read = classify(ctx, request, response.status, headers, (cap, onOver) =>
+            readBody(ctx, response, headers, cap, onOver, readInFull), then)
           // Without a limiter there is nothing to tell it.
           return settings.limiter === RateLimit.unlimited ? read : Effect.zipRight(settings.limiter.observe(headers), read)
         }),
-      // The request's own failures (transport, invalid URL) classified; the rest are already.
-      (e) => (HttpClientError.isHttpClientError(e) ? transportFailure(ctx, e) : e),
-      () =>
-        Retry.transient<HttpError>(
-          new TransportError({
-            source,
-            message: `${ctx.prefix}: ${method} ${ctx.url} timed out after ${Duration.format(timeout)}`,
-            url: ctx.url
-          }),
-          `timed out after ${Duration.format(timeout)}`
-        )
+      classifyError,
+      onTimeout
     ).pipe(
       // The auth header's value is redacted wherever the platform prints the request's headers.
       settings.redactedNames.length === 0
         ? identity
         : Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...settings.redactedNames])
     )
+    // A client with a direct send (UndiciClient) takes it for a request without a span.
+    const direct = settings.direct
+    const once: Effect.Effect<B, Retry.Failure<HttpError>> = direct === undefined ? platform() : Effect.withFiberRuntime((fiber) => {
+      if (
+        !direct.accepts(httpRequest) ||
+        (settings.spansAsFiber && fiber.getFiberRef(FiberRef.currentTracerEnabled) &&
+          !fiber.getFiberRef(HttpClient.currentTracerDisabledWhen)(httpRequest))
+      ) return platform()
+      const attempt = new DirectAttempt<B>(direct, fiber, httpRequest, url, (reply, readInFull) => {
+        const rest = classify(ctx, request, reply.status, reply.headers, (cap, onOver) => readBuffered(ctx, reply, cap, onOver, readInFull), then)
+        return settings.limiter === RateLimit.unlimited ? rest : Effect.zipRight(settings.limiter.observe(reply.headers), rest)
+      }, (status, headers) => {
+        // A 2xx body declared longer than the cap is refused unread, as readBody refuses it.
+        const cap = bodyCap(request, status)
+        const declared = declaredLength(headers)
+        return declared !== undefined && declared > cap && isOk(request, status) ? 0 : cap
+      }, classifyError, onTimeout)
+      return Effect.uninterruptibleMask((restore) => {
+        const run = Effect.matchCauseEffect(restore(Effect.async(attempt.start)), attempt)
+        const timer = startTimer(Context.get(fiber.currentDefaultServices, Clock.Clock), timeout, Effect.sync(attempt.expire))
+        if (typeof timer === "function") {
+          attempt.cancelTimer = timer
+          return run
+        }
+        return Effect.flatMap(timer, (cancel) => {
+          attempt.cancelTimer = cancel
+          return run
+        })
+      })
+    })
     // Without a limiter there is nothing to take before the attempt or to release after it.
     const limited: Effect.Effect<B, Retry.Failure<HttpError>> = settings.limiter === RateLimit.unlimited
       ? once
@@ -579,6 +635,91 @@ const signalCut: CutMaker = (fiber, url) => {
 }
 
 /**
+ * What an attempt that ended in `cause` fails with: an interruption as it is; a failure
+ * `onTimeout()` when the deadline passed before the body was read in full, else `classify`'s (a
+ * failure after the body was read in full, such as a schema mismatch, is its own).
+ */
+const attemptFailure = <E, E1>(
+  cause: Cause.Cause<E | E1>,
+  timedOut: boolean,
+  classify: (e: E | E1) => E,
+  onTimeout: () => E
+): Cause.Cause<E> => {
+  if (Cause.isInterrupted(cause)) return cause as Cause.Cause<E>
+  const failure = Cause.failureOrCause(cause)
+  return Either.isLeft(failure) ? Cause.fail(timedOut ? onTimeout() : classify(failure.left)) : (cause as Cause.Cause<E>)
+}
+
+/**
+ * One attempt over a client's direct send (see `AttemptSignal.Direct`): {@link withDeadline}'s
+ * guarantees in one wait. Its deadline ({@link startTimer}) aborts the request; the send reads the
+ * body into memory within {@link bodyCap} for the status and calls back once; the reply is then
+ * classified and finished (`reply`) as any other. Run as
+ * `uninterruptibleMask(restore => matchCauseEffect(restore(async(start)), attempt))` with the timer
+ * started inside: however the attempt ends (answered, failed, timed out, interrupted), the timer is
+ * cancelled and a request still in flight is aborted.
+ */
+class DirectAttempt<B> {
+  private expired = false
+  private complete = false
+  private ended = false
+  /** Cancels the deadline's timer (set before the attempt starts). */
+  cancelTimer: () => void = ignore
+  private abort: (() => void) | undefined
+  private resume: ((effect: Effect.Effect<B, Retry.Failure<HttpError> | HttpClientError.HttpClientError>) => void) | undefined
+
+  constructor(
+    private readonly direct: AttemptSignal.Direct,
+    private readonly fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    private readonly request: HttpClientRequest.HttpClientRequest,
+    private readonly url: URL,
+    private readonly reply: (reply: AttemptSignal.DirectReply, readInFull: () => void) => Effect.Effect<B, Retry.Failure<HttpError>>,
+    readonly limit: (status: number, headers: Headers.Headers) => number,
+    private readonly classify: (e: Retry.Failure<HttpError> | HttpClientError.HttpClientError) => Retry.Failure<HttpError>,
+    private readonly onTimeout: () => Retry.Failure<HttpError>
+  ) {}
+
+  /** The `Effect.async` registration: sends the request. */
+  readonly start = (resume: (effect: Effect.Effect<B, Retry.Failure<HttpError> | HttpClientError.HttpClientError>) => void): void => {
+    this.resume = resume
+    this.abort = this.direct.send(this.request, this.url, this.fiber, this)
+  }
+
+  /** The send's callback (once): the request's failure, or the reply classified and finished. */
+  readonly done = (failure: HttpClientError.RequestError | undefined, reply: AttemptSignal.DirectReply | undefined): void => {
+    this.ended = true
+    if (failure !== undefined) return this.resume!(Effect.fail(failure))
+    this.resume!(this.reply(reply!, this.readInFull))
+  }
+
+  private readonly readInFull = (): void => {
+    this.complete = true
+  }
+
+  /** The deadline passed: the request is aborted (the attempt then fails with `onTimeout()`). */
+  readonly expire = (): void => {
+    this.expired = true
+    this.abort?.()
+  }
+
+  /** Cancels the timer and aborts the request if it is still in flight. */
+  private settle(): void {
+    this.cancelTimer()
+    if (!this.ended) this.abort?.()
+  }
+
+  readonly onFailure = (cause: Cause.Cause<Retry.Failure<HttpError> | HttpClientError.HttpClientError>) => {
+    this.settle()
+    return Effect.failCause(attemptFailure(cause, this.expired && !this.complete, this.classify, this.onTimeout))
+  }
+
+  readonly onSuccess = (b: B) => {
+    this.settle()
+    return Effect.succeed(b)
+  }
+}
+
+/**
  * Runs one attempt under a deadline. The attempt's request runs under `open`'s {@link Cut}: cutting
  * it aborts the request. When `timeout` passes first, the request is cut wherever it waits
  * (connecting, headers, body), and the attempt fails with `onTimeout()` (a failure after its body
@@ -613,12 +754,7 @@ const withDeadline = <A, E, E1>(
             onFailure: (cause) => {
               cancel()
               cut.end()
-              let result: Cause.Cause<E> = cause as Cause.Cause<E>
-              if (!Cause.isInterrupted(cause)) {
-                const failure = Cause.failureOrCause(cause)
-                // A failure after the body was read in full (the schema refused it, ...) is its own.
-                if (Either.isLeft(failure)) result = Cause.fail(expired && !complete ? onTimeout() : classify(failure.left))
-              }
+              const result = attemptFailure(cause, expired && !complete, classify, onTimeout)
               return Effect.zipRight(cut.cut(Exit.failCause(result)), Effect.failCause(result))
             },
             onSuccess: (a) => {
@@ -634,6 +770,8 @@ const withDeadline = <A, E, E1>(
       return Effect.isEffect(cut) ? Effect.flatMap(cut, run) : run(cut)
     })
   )
+
+const ignore = (): void => {}
 
 /** The clock and tracer Effect runs with when none is installed. */
 const liveClock = Effect.runSync(Effect.clock)
@@ -657,20 +795,34 @@ const startTimer = (clock: Clock.Clock, duration: Duration.Duration, fire: Effec
   )
 }
 
+/**
+ * Reads (a bounded part of) a response's body: up to `cap` bytes; with `"fail"` a longer body is a
+ * failure, with `"truncate"` its first `cap` bytes. The platform's response is read by `readBody`,
+ * a direct send's reply by `readBuffered`.
+ */
+type BodyReader = (cap: number, onOver: "fail" | "truncate") => Effect.Effect<Uint8Array, Retry.Failure<HttpError>>
+
+/** Whether a status is a plain 2xx (its body is the reply), not one the request declared an answer. */
+const isOk = (request: Request, status: number): boolean =>
+  status >= 200 && status < 300 &&
+  (request.answers === undefined || !request.answers.some((a) => (typeof a === "number" ? a : a.status) === status))
+
+/** The most body bytes read for a status: the request's cap for a plain 2xx, else enough for the vendor's message. */
+const bodyCap = (request: Request, status: number): number =>
+  isOk(request, status) ? request.maxBytes ?? Number.POSITIVE_INFINITY : errorBodyCap
+
 /** Maps a response to a raw reply (2xx or a declared answer), given to `then`, or a classified failure. */
 const classify = <B>(
   ctx: Context,
   request: Request,
-  response: HttpClientResponse.HttpClientResponse,
+  status: number,
   headers: Headers.Headers,
-  readInFull: () => void,
+  read: BodyReader,
   then: (raw: Raw) => Effect.Effect<B, Retry.Failure<HttpError>>
 ): Effect.Effect<B, Retry.Failure<HttpError>> => {
-  const status = response.status
-  const answered = request.answers !== undefined && request.answers.some((a) => (typeof a === "number" ? a : a.status) === status)
-  if (status >= 200 && status < 300 && !answered) {
+  if (isOk(request, status)) {
     // The common case, kept free of generators: a 2xx body read whole (within the cap).
-    return Effect.flatMap(readBody(ctx, response, headers, Option.fromNullable(request.maxBytes), "fail", readInFull), (bytes) =>
+    const ok = (bytes: Uint8Array) =>
       then({
         _tag: "Ok",
         status,
@@ -679,29 +831,32 @@ const classify = <B>(
         url: ctx.url,
         bytes,
         vendorMessage: Option.none()
-      }))
+      })
+    const body = read(bodyCap(request, status), "fail")
+    // A body already in hand (a direct send's) goes on without a step of its own.
+    const exit = Exit.isExit(body) ? (body as Exit.Exit<Uint8Array, Retry.Failure<HttpError>>) : undefined
+    return exit !== undefined && Exit.isSuccess(exit) ? ok(exit.value) : Effect.flatMap(body, ok)
   }
-  return Effect.flatMap(classifyOther(ctx, request, response, headers, readInFull), then)
+  return Effect.flatMap(classifyOther(ctx, request, status, headers, read), then)
 }
 
 /** {@link classify} for a status that is not a plain 2xx: a declared answer, or an error to classify. */
 const classifyOther = (
   ctx: Context,
   request: Request,
-  response: HttpClientResponse.HttpClientResponse,
+  status: number,
   headers: Headers.Headers,
-  readInFull: () => void
+  read: BodyReader
 ): Effect.Effect<Raw, Retry.Failure<HttpError>> =>
   Effect.gen(function*() {
     const { settings } = ctx
-    const status = response.status
     const requestId = findRequestId(settings, headers)
     const base = { status, headers, requestId, url: ctx.url }
     const rules = (request.answers ?? []).map((a) => (typeof a === "number" ? { status: a } : a))
     const matching = rules.filter((r) => r.status === status)
 
     // Read (a bounded part of) the body: the answer's, or the vendor's message.
-    const bytes = yield* readBody(ctx, response, headers, Option.some(errorBodyCap), "truncate", readInFull)
+    const bytes = yield* read(bodyCap(request, status), "truncate")
     const text = settings.scrub(new TextDecoder().decode(bytes))
     const vendor = ErrorBody.parse(text)
     const answer = matching.find((r) =>
@@ -792,47 +947,25 @@ const readBody = (
   ctx: Context,
   response: HttpClientResponse.HttpClientResponse,
   headers: Headers.Headers,
-  cap: Option.Option<number>,
+  limit: number,
   onOver: "fail" | "truncate",
   readInFull: () => void
 ): Effect.Effect<Uint8Array, Retry.Failure<HttpError>> => {
-  const limit = Option.getOrElse(cap, () => Number.POSITIVE_INFINITY)
-  const tooLarge = (got: string) =>
-    Retry.fatal<HttpError>(
-      new ApiError({
-        source: ctx.source,
-        status: response.status,
-        url: ctx.url,
-        message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is larger than the ${formatBytes(limit)} cap (${got})`
-      }),
-      "body over the cap"
-    )
-  const cut = (e: HttpClientError.ResponseError) =>
-    Retry.transient<HttpError>(
-      new TransportError({
-        source: ctx.source,
-        url: ctx.url,
-        message: `${ctx.prefix}: the connection closed before the whole response to ${ctx.method} ${ctx.url} arrived${
-          e.reason === "Decode" ? "" : ` (${e.reason})`
-        }`
-      }),
-      "truncated body"
-    )
-  const length = headers["content-length"]
-  const declared = length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : undefined
-  if (onOver === "fail" && declared !== undefined && declared > limit) {
-    return Effect.fail(tooLarge(`Content-Length ${declared}`))
-  }
+  const status = response.status
+  const tooLarge = (got: string) => Effect.fail(bodyTooLarge(ctx, status, limit, got))
+  const cut = (e: HttpClientError.ResponseError) => bodyCut(ctx, e.reason === "Decode" ? "" : ` (${e.reason})`)
+  const declared = declaredLength(headers)
+  if (onOver === "fail" && declared !== undefined && declared > limit) return tooLarge(`Content-Length ${declared}`)
   if (declared !== undefined && declared <= limit && headers["transfer-encoding"] === undefined) {
     return Effect.matchEffect(response.arrayBuffer, {
       onFailure: (e) => Effect.fail(cut(e)),
       onSuccess: (buffer) => {
         if (buffer.byteLength > limit) {
-          if (onOver === "fail") return Effect.fail(tooLarge(`read ${buffer.byteLength} bytes`))
-          return decodeBody(ctx, response, headers, new Uint8Array(buffer, 0, limit), limit, onOver)
+          if (onOver === "fail") return tooLarge(`read ${buffer.byteLength} bytes`)
+          return decodeBody(ctx, status, headers, new Uint8Array(buffer, 0, limit), limit, onOver)
         }
         readInFull()
-        return decodeBody(ctx, response, headers, new Uint8Array(buffer), limit, onOver)
+        return decodeBody(ctx, status, headers, new Uint8Array(buffer), limit, onOver)
       }
     })
   }
@@ -848,15 +981,69 @@ const readBody = (
     Effect.mapError(cut),
     Effect.flatMap((s) => {
       if (s.size > limit) {
-        if (onOver === "fail") return Effect.fail(tooLarge(`stopped reading after ${s.size} bytes`))
+        if (onOver === "fail") return tooLarge(`stopped reading after ${s.size} bytes`)
         return Effect.succeed(concat(s.chunks, limit))
       }
       readInFull()
       return Effect.succeed(concat(s.chunks, s.size))
     }),
-    Effect.flatMap((bytes) => decodeBody(ctx, response, headers, bytes, limit, onOver))
+    Effect.flatMap((bytes) => decodeBody(ctx, status, headers, bytes, limit, onOver))
   )
 }
+
+/**
+ * {@link readBody} for a direct send's reply, whose body is already in memory: read up to the limit
+ * the send was given for its status ({@link bodyCap}, the same `limit`; none of a 2xx body declared
+ * longer), or stopped past it.
+ */
+const readBuffered = (
+  ctx: Context,
+  reply: AttemptSignal.DirectReply,
+  limit: number,
+  onOver: "fail" | "truncate",
+  readInFull: () => void
+): Effect.Effect<Uint8Array, Retry.Failure<HttpError>> => {
+  const declared = declaredLength(reply.headers)
+  if (onOver === "fail" && declared !== undefined && declared > limit) {
+    return Effect.fail(bodyTooLarge(ctx, reply.status, limit, `Content-Length ${declared}`))
+  }
+  if (reply.bodyError !== undefined) return Effect.fail(bodyCut(ctx, ""))
+  if (reply.over || reply.received > limit) {
+    if (onOver === "truncate") return decodeBody(ctx, reply.status, reply.headers, reply.body.subarray(0, limit), limit, onOver)
+    return Effect.fail(bodyTooLarge(ctx, reply.status, limit, `stopped reading after ${reply.received} bytes`))
+  }
+  readInFull()
+  return decodeBody(ctx, reply.status, reply.headers, reply.body, limit, onOver)
+}
+
+/** A body's declared length (`Content-Length`), when it is a plain number. */
+const declaredLength = (headers: Headers.Headers): number | undefined => {
+  const length = headers["content-length"]
+  return length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : undefined
+}
+
+/** A body over the request's cap (not retried): `got` says how that was seen. */
+const bodyTooLarge = (ctx: Context, status: number, limit: number, got: string): Retry.Failure<HttpError> =>
+  Retry.fatal<HttpError>(
+    new ApiError({
+      source: ctx.source,
+      status,
+      url: ctx.url,
+      message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is larger than the ${formatBytes(limit)} cap (${got})`
+    }),
+    "body over the cap"
+  )
+
+/** A body cut short by the peer (retried like a reset); `why` is appended to the message. */
+const bodyCut = (ctx: Context, why: string): Retry.Failure<HttpError> =>
+  Retry.transient<HttpError>(
+    new TransportError({
+      source: ctx.source,
+      url: ctx.url,
+      message: `${ctx.prefix}: the connection closed before the whole response to ${ctx.method} ${ctx.url} arrived${why}`
+    }),
+    "truncated body"
+  )
 
 /**
  * Undoes a body's `Content-Encoding` (gzip, deflate, br), bounded: the cap applies to the decoded
@@ -866,14 +1053,14 @@ const readBody = (
  */
 const decodeBody = (
   ctx: Context,
-  response: HttpClientResponse.HttpClientResponse,
+  status: number,
   headers: Headers.Headers,
   bytes: Uint8Array,
   limit: number,
   onOver: "fail" | "truncate"
 ): Effect.Effect<Uint8Array, Retry.Failure<HttpError>> => {
   const header = headers["content-encoding"]
-  if (bytes.length === 0 || ContentEncoding.codings(header).length === 0) return Effect.succeed(bytes)
+  if (header === undefined || bytes.length === 0 || ContentEncoding.codings(header).length === 0) return Effect.succeed(bytes)
   const coding = Text.escapeControl(header!.trim().slice(0, 40))
   return Effect.catchAll(ContentEncoding.decode(header, bytes, limit), (failure) => {
     if (onOver === "truncate") return Effect.succeed(failure._tag === "TooLarge" ? failure.partial : bytes)
@@ -882,7 +1069,7 @@ const decodeBody = (
         return Effect.fail(Retry.fatal<HttpError>(
           new ApiError({
             source: ctx.source,
-            status: response.status,
+            status,
             url: ctx.url,
             message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is larger than the ${formatBytes(limit)} cap once decoded (Content-Encoding: ${coding}; decoding stopped at the cap)`
           }),
@@ -892,7 +1079,7 @@ const decodeBody = (
         return Effect.fail(Retry.fatal<HttpError>(
           new ApiError({
             source: ctx.source,
-            status: response.status,
+            status,
             url: ctx.url,
             message: `${ctx.prefix}: the response to ${ctx.method} ${ctx.url} is sent with Content-Encoding: ${coding}, which effetl does not decode (it reads ${
               ContentEncoding.supported.join(", ")
@@ -973,11 +1160,11 @@ const errorCode = (error: unknown): string | undefined => {
   return visit(error, 0)
 }
 
-const resolveUrl = (settings: Settings, path: string, params?: SafeUrl.Params): Either.Either<URL, SafeUrl.Refusal> =>
+const resolveUrl = (settings: Settings, path: string | URL, params?: SafeUrl.Params): Either.Either<URL, SafeUrl.Refusal> =>
   Option.match(settings.base, {
-    onSome: (base) => SafeUrl.resolve(base, path, params),
+    onSome: (base) => SafeUrl.resolve(base, typeof path === "string" ? path : path.href, params),
     // Without a base, a URL that may be fetched is its own base: with no params to set, it is the
-    // request's URL as it is (an image download parses its URL once here, not three times).
+    // request's URL as it is (a download hands over the URL it checked, which is not parsed again).
     onNone: () =>
       Either.flatMap(SafeUrl.fetchable(path), (url) =>
         params === undefined || Object.keys(params).length === 0 ? Either.right(url) : SafeUrl.resolve(new URL(url.origin), url.href, params))

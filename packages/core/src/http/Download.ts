@@ -104,7 +104,7 @@ export const make = (options: Options): Effect.Effect<Downloader, never, HttpCli
       }
       const hop = (source: string, target: URL, redirects: number): Effect.Effect<Uint8Array, HttpError> =>
         Effect.flatMap(
-          clientOf(source).requestBytes({ path: target.href, maxBytes, answers: redirectStatuses }),
+          clientOf(source).requestBytes({ path: target, maxBytes, answers: redirectStatuses }),
           (reply) => {
             if (reply._tag === "Ok") return Effect.succeed(reply.bytes)
             const location = reply.headers["location"]

@@ -72,8 +72,11 @@ export const resolve = (base: URL, pathOrUrl: string, params: Params = {}): Eith
 /**
  * Checks that a vendor's URL may be fetched: `http:` or `https:` (a protocol-relative `//host/x`
  * becomes `https://host/x`), absolute, with no credentials. Anything else is refused with a reason.
+ * A `URL` is checked as it is.
  */
-export const fetchable = (raw: string): Either.Either<URL, Refusal> => {
+export const fetchable = (raw: string | URL): Either.Either<URL, Refusal> => {
+  // A URL already parsed is checked as it is (not parsed again).
+  if (typeof raw !== "string") return checkFetchable(raw, raw.href)
   const text = raw.trim()
   if (text === "") return Either.left({ reason: "the URL is empty" })
   const candidate = text.startsWith("//") ? `https:${text}` : text
@@ -81,6 +84,11 @@ export const fetchable = (raw: string): Either.Either<URL, Refusal> => {
   if (url === undefined || !/^[a-z][a-z0-9+.-]*:/i.test(candidate)) {
     return Either.left({ reason: `${describe(text)} is not an absolute http(s) URL` })
   }
+  return checkFetchable(url, text)
+}
+
+/** The checks of {@link fetchable} on a parsed URL (`text` names it in a refusal). */
+const checkFetchable = (url: URL, text: string): Either.Either<URL, Refusal> => {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return Either.left({ reason: `only http: and https: URLs are fetched, not ${url.protocol}` })
   }

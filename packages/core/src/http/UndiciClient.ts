@@ -17,6 +17,14 @@
  * wrapper per request (an abort controller, an uninterruptible region, a finalization registry
  * entry, a response wrapper whose every read is an `onInterrupt`): the attempt aborts it and reads
  * its body in full or aborts it. That halves the runtime's steps per image download.
+ *
+ * It also offers the API client a direct send (`AttemptSignal.Direct`), which the API client takes
+ * for every request that has no span: the request handed to the dispatcher's own handler API
+ * (`Dispatcher.dispatch`, undici's API for clients built on it), its body collected into one array
+ * up to a limit the API client sets once it sees the status, and one callback when it ends: no
+ * response object, no body stream (Node's `Readable` and its ticks), and one wait per attempt. On
+ * the detailed bench (3,892 image downloads in a cold process) a download costs about a fifth less
+ * CPU than through `request` and its body mixin.
  */
 import * as Cookies from "@effect/platform/Cookies"
 import * as Headers from "@effect/platform/Headers"
@@ -52,6 +60,10 @@ const optionsKey = NodeHttpClient.UndiciRequestOptions.key
  * would merge it, without a context provided around every request).
  */
 export const make = (dispatcher: Undici.Dispatcher, context: Context.Context<never> = Context.empty()): HttpClient.HttpClient => {
+  const requestOptions = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
+    (fiber.getFiberRef(FiberRef.currentContext).unsafeMap.get(optionsKey) ?? context.unsafeMap.get(optionsKey) ??
+      {}) as Partial<Undici.Dispatcher.RequestOptions>
+
   /** Sends `request` to `url` with `signal`: one `Effect.async` over undici's callback API. */
   const send = (
     request: HttpClientRequest.HttpClientRequest,
@@ -59,8 +71,7 @@ export const make = (dispatcher: Undici.Dispatcher, context: Context.Context<nev
     signal: AbortSignal | AttemptSignal.Abort,
     fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError> => {
-    const options = (fiber.getFiberRef(FiberRef.currentContext).unsafeMap.get(optionsKey) ?? context.unsafeMap.get(optionsKey) ??
-      {}) as Partial<Undici.Dispatcher.RequestOptions>
+    const options = requestOptions(fiber)
     const sendBody = (body: Undici.Dispatcher.RequestOptions["body"]) =>
       Effect.async<HttpClientResponse.HttpClientResponse, HttpClientError.RequestError>((resume) => {
         dispatcher.request(
@@ -94,6 +105,27 @@ export const make = (dispatcher: Undici.Dispatcher, context: Context.Context<nev
         return sendBody(body.formData as unknown as Undici.Dispatcher.RequestOptions["body"])
       case "Stream":
         return Effect.flatMap(NodeStream.toReadable(body.stream), sendBody)
+    }
+  }
+
+  /** The direct send (see `AttemptSignal.Direct`): the dispatcher's own handler API, the body kept in memory up to a limit. */
+  const direct: AttemptSignal.Direct = {
+    accepts: (request) => request.body._tag === "Empty" || request.body._tag === "Uint8Array",
+    send: (request, url, fiber, handler) => {
+      const options = requestOptions(fiber)
+      const reader = new BodyReader(request, handler)
+      dispatcher.dispatch({
+        ...options,
+        method: request.method,
+        headers: request.headers,
+        origin: url.origin,
+        path: url.pathname + url.search + url.hash,
+        body: request.body._tag === "Uint8Array" ? request.body.body : null,
+        // Timeouts are the caller's (the API client's deadline), as with the platform's layer.
+        headersTimeout: 60 * 60 * 1000,
+        bodyTimeout: 0
+      }, reader)
+      return reader.abort
     }
   }
 
@@ -135,7 +167,7 @@ export const make = (dispatcher: Undici.Dispatcher, context: Context.Context<nev
       return exit !== undefined && Exit.isSuccess(exit) ? execute(exit.value) : Effect.flatMap(effect, execute)
     },
     Effect.succeed
-  ))
+  ), direct)
 }
 
 /** The client over the `Dispatcher` service (`NodeHttpClient.Dispatcher`). */
@@ -148,6 +180,93 @@ export const layerWithoutDispatcher: Layer.Layer<HttpClient.HttpClient, never, N
 export const layer: Layer.Layer<HttpClient.HttpClient> = Layer.provide(layerWithoutDispatcher, NodeHttpClient.dispatcherLayer)
 
 const ignore = (): void => {}
+
+/**
+ * A direct send's undici handler: keeps the body's chunks up to the limit its caller sets on the
+ * status (past it, it aborts the request), then calls `done`
+ * once with the reply, the body copied into one exact-size array (a chunk is a view of the
+ * socket's read buffer, which a kept image must not hold).
+ */
+class BodyReader implements Undici.Dispatcher.DispatchHandler {
+  private controller: Undici.Dispatcher.DispatchController | undefined
+  private abortedEarly = false
+  private ended = false
+  private status = 0
+  private headers: Headers.Headers | undefined
+  private limit = Number.POSITIVE_INFINITY
+  private chunks: Array<Uint8Array> = []
+  private received = 0
+  private over = false
+
+  constructor(private readonly request: HttpClientRequest.HttpClientRequest, private readonly handler: AttemptSignal.DirectHandler) {}
+
+  /** Aborts the request, wherever it is (once it has ended: nothing). */
+  readonly abort = (): void => {
+    if (this.ended) return
+    if (this.controller === undefined) this.abortedEarly = true
+    else this.controller.abort(new DOMException("This operation was aborted", "AbortError"))
+  }
+
+  onRequestStart(controller: Undici.Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.abortedEarly) controller.abort(new DOMException("This operation was aborted", "AbortError"))
+  }
+
+  onResponseStart(_controller: Undici.Dispatcher.DispatchController, status: number, headers: Undici.Dispatcher.ResponseData["headers"]): void {
+    // 1xx informational answers come before the response.
+    if (status < 200) return
+    this.status = status
+    const h = this.headers = headersOf(headers)
+    this.limit = this.handler.limit(status, h)
+  }
+
+  onResponseData(controller: Undici.Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.over) return
+    this.received += chunk.length
+    this.chunks.push(chunk)
+    if (this.received > this.limit) this.stop(controller)
+  }
+
+  onResponseEnd(): void {
+    this.end(undefined)
+  }
+
+  onResponseError(_controller: Undici.Dispatcher.DispatchController, error: Error): void {
+    if (this.headers !== undefined) return this.end(this.over ? undefined : error)
+    if (this.ended) return
+    this.ended = true
+    this.handler.done(new HttpClientError.RequestError({ request: this.request, reason: "Transport", cause: error }), undefined)
+  }
+
+  /** The body is longer than the limit: stop reading (the abort ends the request with `onResponseError`). */
+  private stop(controller: Undici.Dispatcher.DispatchController): void {
+    this.over = true
+    controller.abort(new DOMException("The response is longer than the limit", "AbortError"))
+  }
+
+  private end(bodyError: unknown): void {
+    if (this.ended) return
+    this.ended = true
+    const size = Math.min(this.received, this.limit)
+    const body = new Uint8Array(size)
+    let offset = 0
+    for (const chunk of this.chunks) {
+      if (offset >= size) break
+      const part = chunk.length > size - offset ? chunk.subarray(0, size - offset) : chunk
+      body.set(part, offset)
+      offset += part.length
+    }
+    this.chunks = []
+    this.handler.done(undefined, {
+      status: this.status,
+      headers: this.headers!,
+      body,
+      received: this.received,
+      over: this.over,
+      bodyError
+    })
+  }
+}
 
 /**
  * undici's response headers as the platform's `Headers`: undici's object itself (names already

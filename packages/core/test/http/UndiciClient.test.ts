@@ -1,4 +1,5 @@
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as UrlParams from "@effect/platform/UrlParams"
 import { NodeHttpClient } from "@effect/platform-node"
@@ -23,6 +24,44 @@ const bodyOf = (req: import("node:http").IncomingMessage): Promise<string> =>
     const chunks: Array<Buffer> = []
     req.on("data", (c: Buffer) => chunks.push(c))
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+  })
+
+/**
+ * Sends `request` by the client's direct send (AttemptSignal.Direct) on the current fiber, runs
+ * `during` with its abort function at once (before the request can have been written), then gives
+ * the outcome and how many times `done` was called.
+ */
+const direct = (
+  client: HttpClient.HttpClient,
+  request: HttpClientRequest.HttpClientRequest,
+  limit: AttemptSignal.DirectHandler["limit"],
+  during: (abort: () => void) => Effect.Effect<void> = () => Effect.void
+) =>
+  Effect.withFiberRuntime<{
+    calls: number
+    failure: HttpClientError.RequestError | undefined
+    reply: AttemptSignal.DirectReply | undefined
+    abort: () => void
+  }>((fiber) => {
+    const send = AttemptSignal.directOf(client)!
+    expect(send.accepts(request)).toBe(true)
+    let calls = 0
+    let settle: (outcome: [HttpClientError.RequestError | undefined, AttemptSignal.DirectReply | undefined]) => void = () => {}
+    const ended = new Promise<[HttpClientError.RequestError | undefined, AttemptSignal.DirectReply | undefined]>((resolve) => (settle = resolve))
+    const abort = send.send(request, new URL(request.url), fiber, {
+      limit,
+      done: (failure, reply) => {
+        calls++
+        settle([failure, reply])
+      }
+    })
+    return Effect.gen(function*() {
+      yield* during(abort)
+      const [failure, reply] = yield* Effect.promise(() => ended)
+      // A second call, if there were one, would come with the abort's own error: give it a moment.
+      yield* Effect.sleep("20 millis")
+      return { calls, failure, reply, abort }
+    })
   })
 
 describe("UndiciClient: the platform HttpClient over undici", () => {
@@ -161,6 +200,115 @@ describe("UndiciClient: the platform HttpClient over undici", () => {
         expect(abort.listenerCount("abort")).toBe(0)
         yield* waitFor(() => server.load.inFlight === 0, `the server to see ${path} aborted`)
       }
+    })))
+
+  it.live("the direct send: the body read within the limit into an array of its own, 1xx answers passed over, options from the fiber", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        if (req.url === "/hints") res.writeEarlyHints({ link: "</a.css>; rel=preload" })
+        res.writeHead(200, { "content-type": "image/png", "x-request-id": "r-9" })
+        res.end(Buffer.alloc(3000, 7))
+      })
+      const client = yield* HttpClient.HttpClient
+      for (const path of ["/plain", "/hints"]) {
+        const { calls, failure, reply } = yield* direct(client, HttpClientRequest.get(`${server.url}${path}`), () => 4096)
+        expect(calls).toBe(1)
+        expect(failure).toBeUndefined()
+        expect(reply!.status).toBe(200)
+        expect(reply!.headers["x-request-id"]).toBe("r-9")
+        expect(reply!.body).toEqual(new Uint8Array(3000).fill(7))
+        // Its own buffer, exactly the body's size: not a view of the socket's read buffer.
+        expect(reply!.body.buffer.byteLength).toBe(3000)
+        expect([reply!.received, reply!.over, reply!.bodyError]).toEqual([3000, false, undefined])
+      }
+      // The limit is asked once, with the status and headers of the response (not of an early hint).
+      const asked: Array<[number, string | undefined]> = []
+      yield* direct(client, HttpClientRequest.get(`${server.url}/hints`), (status, headers) => (asked.push([status, headers["content-type"]]), 10_000))
+      expect(asked).toEqual([[200, "image/png"]])
+      // UndiciRequestOptions from the fiber's context.
+      yield* direct(client, HttpClientRequest.get(`${server.url}/reset`), () => 10_000).pipe(
+        Effect.provideService(NodeHttpClient.UndiciRequestOptions, { reset: true } as NodeHttpClient.UndiciRequestOptions["Type"])
+      )
+      expect(server.requests.at(-1)!.headers["connection"]).toBe("close")
+    })))
+
+  it.live("the direct send stops past the limit: the first bytes kept, the request aborted (the server sees it end)", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        if (req.url === "/declared") {
+          res.writeHead(500, { "content-length": "100000" })
+          res.write(Buffer.alloc(100_000, 1))
+          return
+        }
+        res.writeHead(200) // chunked, and never ends
+        res.write(Buffer.alloc(1000, 2))
+        const timer = setInterval(() => res.write(Buffer.alloc(1000, 2)), 5)
+        res.on("close", () => clearInterval(timer))
+      })
+      const client = yield* HttpClient.HttpClient
+      const endless = yield* direct(client, HttpClientRequest.get(`${server.url}/endless`), () => 2500)
+      expect(endless.calls).toBe(1)
+      expect(endless.reply!.over).toBe(true)
+      expect(endless.reply!.bodyError).toBeUndefined()
+      expect(endless.reply!.body).toEqual(new Uint8Array(2500).fill(2))
+      expect(endless.reply!.received).toBeGreaterThan(2500)
+      yield* waitFor(() => server.load.inFlight === 0, "the server to see the request aborted")
+      // A limit of 0: nothing kept (the API client's answer to a declared length over its cap).
+      const declared = yield* direct(client, HttpClientRequest.get(`${server.url}/declared`), () => 0)
+      expect([declared.reply!.status, declared.reply!.over, declared.reply!.body.length]).toEqual([500, true, 0])
+      expect(declared.reply!.headers["content-length"]).toBe("100000")
+    })))
+
+  it.live("the direct send's abort: before the headers a Transport failure, during the body a body error; once ended it does nothing", () =>
+    live(Effect.gen(function*() {
+      const server = yield* start((req, res) => {
+        if (req.url === "/part") {
+          res.writeHead(200, { "content-length": "100" })
+          res.write("part") // and never ends
+        } else if (req.url === "/done") res.end("done")
+        // "/never": no headers
+      })
+      const client = yield* HttpClient.HttpClient
+      for (const path of ["/never", "/part"]) {
+        const got = yield* direct(client, HttpClientRequest.get(`${server.url}${path}`), () => 1000, (abort) =>
+          Effect.zipRight(
+            waitFor(() => server.load.inFlight === 1 && (path === "/never" || server.requests.length > 0), `${path} to reach the server`),
+            Effect.sync(() => {
+              abort()
+              abort() // a second abort does nothing
+            })
+          ))
+        expect(got.calls).toBe(1)
+        if (path === "/never") {
+          expect(got.failure).toBeInstanceOf(HttpClientError.RequestError)
+          expect(got.failure!.reason).toBe("Transport")
+        } else {
+          expect(got.failure).toBeUndefined()
+          expect(got.reply!.bodyError).toBeInstanceOf(Error)
+          expect(new TextDecoder().decode(got.reply!.body)).toBe("part")
+        }
+        yield* waitFor(() => server.load.inFlight === 0, `the server to see ${path} aborted`)
+      }
+      // Aborted before it is sent (no connection is open: the aborted ones were closed): it fails,
+      // and the server never sees it.
+      const before = server.requests.length
+      const early = yield* direct(client, HttpClientRequest.get(`${server.url}/done`), () => 1000, (abort) => Effect.sync(abort))
+      expect(early.calls).toBe(1)
+      expect(early.failure).toBeInstanceOf(HttpClientError.RequestError)
+      expect(server.requests.length).toBe(before)
+      // Once it has ended, an abort does nothing: the next request reuses its connection.
+      const sockets = new Set<unknown>()
+      const reused = yield* start((req, res) => {
+        sockets.add(req.socket)
+        res.end("done")
+      })
+      const done = yield* direct(client, HttpClientRequest.get(`${reused.url}/1`), () => 1000)
+      done.abort()
+      expect(new TextDecoder().decode(done.reply!.body)).toBe("done")
+      yield* direct(client, HttpClientRequest.get(`${reused.url}/2`), () => 1000)
+      expect(sockets.size).toBe(1)
+      const refused = yield* direct(client, HttpClientRequest.get(`http://127.0.0.1:${yield* closedPort}/`), () => 1000)
+      expect(refused.failure!.reason).toBe("Transport")
     })))
 
   it.live("with HttpClient.withScope, closing the scope aborts the request", () =>
