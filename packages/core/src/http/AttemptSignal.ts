@@ -18,8 +18,8 @@
  * A client may also offer a {@link Direct} send: the request handed to the dispatcher as it is and
  * its body read into memory up to a limit the attempt sets once it has the status, with a callback
  * when it ends. The API client then runs an attempt as one wait, without the platform's response
- * object, its body stream or the steps around them; it takes that way only for a request with no
- * span, on the live clock (see `ApiClient`).
+ * object, its body stream or the steps around them; it takes that way for every request with no
+ * span (see `ApiClient`).
  *
  * @internal
  */
@@ -66,7 +66,7 @@ export interface DirectReply {
   readonly body: Uint8Array
   /** How many body bytes arrived before reading stopped. */
   readonly received: number
-  /** Reading stopped because the body is longer than the limit (its declared length, or the bytes that came); the request was aborted. */
+  /** Reading stopped because more body bytes came than the limit; the request was aborted. */
   readonly over: boolean
   /** Why the body could not be read to its end (the connection closed, the request was aborted), when it could not. */
   readonly bodyError: unknown

@@ -114,17 +114,22 @@ export const make = (dispatcher: Undici.Dispatcher, context: Context.Context<nev
     send: (request, url, fiber, handler) => {
       const options = requestOptions(fiber)
       const reader = new BodyReader(request, handler)
-      dispatcher.dispatch({
-        ...options,
-        method: request.method,
-        headers: request.headers,
-        origin: url.origin,
-        path: url.pathname + url.search + url.hash,
-        body: request.body._tag === "Uint8Array" ? request.body.body : null,
-        // Timeouts are the caller's (the API client's deadline), as with the platform's layer.
-        headersTimeout: 60 * 60 * 1000,
-        bodyTimeout: 0
-      }, reader)
+      try {
+        dispatcher.dispatch({
+          ...options,
+          method: request.method,
+          headers: request.headers,
+          origin: url.origin,
+          path: url.pathname + url.search + url.hash,
+          body: request.body._tag === "Uint8Array" ? request.body.body : null,
+          // Timeouts are the caller's (the API client's deadline), as with the platform's layer.
+          headersTimeout: 60 * 60 * 1000,
+          bodyTimeout: 0
+        }, reader)
+      } catch (cause) {
+        // undici's dispatchers report a refused request to the handler; any other throws.
+        reader.fail(cause)
+      }
       return reader.abort
     }
   }
@@ -183,9 +188,9 @@ const ignore = (): void => {}
 
 /**
  * A direct send's undici handler: keeps the body's chunks up to the limit its caller sets on the
- * status (past it, it aborts the request), then calls `done`
- * once with the reply, the body copied into one exact-size array (a chunk is a view of the
- * socket's read buffer, which a kept image must not hold).
+ * status (past it, it aborts the request), then calls `done` once with the reply, the body copied
+ * into one exact-size array (a chunk is a view of the socket's read buffer, which a kept image must
+ * not hold).
  */
 class BodyReader implements Undici.Dispatcher.DispatchHandler {
   private controller: Undici.Dispatcher.DispatchController | undefined
@@ -233,9 +238,14 @@ class BodyReader implements Undici.Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Undici.Dispatcher.DispatchController, error: Error): void {
     if (this.headers !== undefined) return this.end(this.over ? undefined : error)
+    this.fail(error)
+  }
+
+  /** The request failed before an answer came: `done` with a transport failure. */
+  fail(cause: unknown): void {
     if (this.ended) return
     this.ended = true
-    this.handler.done(new HttpClientError.RequestError({ request: this.request, reason: "Transport", cause: error }), undefined)
+    this.handler.done(new HttpClientError.RequestError({ request: this.request, reason: "Transport", cause }), undefined)
   }
 
   /** The body is longer than the limit: stop reading (the abort ends the request with `onResponseError`). */

@@ -311,6 +311,16 @@ describe("UndiciClient: the platform HttpClient over undici", () => {
       expect(refused.failure!.reason).toBe("Transport")
     })))
 
+  it.live("the direct send over a dispatcher that throws: a Transport failure through done, not a defect", () =>
+    Effect.gen(function*() {
+      const boom = new Error("this dispatcher refuses everything")
+      const client = UndiciClient.make({ dispatch: () => { throw boom } } as unknown as import("@effect/platform-node/Undici").Dispatcher)
+      const got = yield* direct(client, HttpClientRequest.get("http://127.0.0.1:9/x"), () => 1000)
+      expect(got.calls).toBe(1)
+      expect(got.failure!.reason).toBe("Transport")
+      expect(got.failure!.cause).toBe(boom)
+    }))
+
   it.live("with HttpClient.withScope, closing the scope aborts the request", () =>
     live(Effect.gen(function*() {
       let seen = false
