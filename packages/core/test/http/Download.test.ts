@@ -3,6 +3,7 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import type * as Layer from "effect/Layer"
 import * as zlib from "node:zlib"
 import type * as Scope from "effect/Scope"
@@ -134,6 +135,20 @@ describe.each(clients)("Download (over %s)", (_name, layer) => {
     expect(Either.map(SafeUrl.fetchable("  HTTP://Cdn.Example.com/a b.png "), (u) => u.href)).toEqual(
       Either.right("http://cdn.example.com/a%20b.png")
     )
+  })
+
+  it("checks a URL already parsed as it checks its text, and hands the same URL back", () => {
+    const url = new URL("https://cdn.example.com/a.png")
+    const checked = SafeUrl.fetchable(url)
+    expect(Either.isRight(checked) && checked.right).toBe(url)
+    for (const [text, reason] of [
+      ["file:///etc/passwd", "only http: and https: URLs are fetched, not file:"],
+      ["ftp://cdn.example.com/a.png", "only http: and https: URLs are fetched, not ftp:"],
+      ["https://user:pw@cdn.example.com/a.png", "URLs with credentials in them are refused"]
+    ] as const) {
+      expect(Either.getLeft(SafeUrl.fetchable(new URL(text))).pipe(Option.map((r) => r.reason))).toEqual(Option.some(reason))
+      expect(Either.getLeft(SafeUrl.fetchable(text)).pipe(Option.map((r) => r.reason))).toEqual(Option.some(reason))
+    }
   })
 })
 
