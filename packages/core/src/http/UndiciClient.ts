@@ -22,9 +22,9 @@
  * for every request that has no span: the request handed to the dispatcher's own handler API
  * (`Dispatcher.dispatch`, undici's API for clients built on it), its body collected into one array
  * up to a limit the API client sets once it sees the status, and one callback when it ends: no
- * response object, no body stream (Node's `Readable` and its ticks), and one wait per attempt. On
- * the detailed bench (3,892 image downloads in a cold process) a download costs about a fifth less
- * CPU than through `request` and its body mixin.
+ * response object, no body stream (Node's `Readable` and its ticks), and one wait per attempt. In a
+ * cold process (3,892 downloads of 2 KiB from a local server, 8 at a time) a download costs about a
+ * fifth less CPU than through `request` and its body mixin.
  */
 import * as Cookies from "@effect/platform/Cookies"
 import * as Headers from "@effect/platform/Headers"
