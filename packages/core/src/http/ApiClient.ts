@@ -489,7 +489,6 @@ const exchange = <B>(
     const platform = (): Effect.Effect<B, Retry.Failure<HttpError>> => withDeadline(
       timeout,
       settings.cut,
-      url,
       (cut, readInFull) =>
         Effect.flatMap(cut.provide(settings.http.execute(httpRequest)), (response) => {
           // Read once: the platform builds a new Headers object on every read of `headers`.
@@ -609,7 +608,7 @@ interface Cut {
 }
 
 /** How a client's attempts are cut: made for each attempt, on its fiber (an effect when it needs one). */
-type CutMaker = (fiber: Fiber.RuntimeFiber<unknown, unknown>, url: URL) => Cut | Effect.Effect<Cut>
+type CutMaker = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => Cut | Effect.Effect<Cut>
 
 /** A scope per attempt: closing it aborts the request (`HttpClient.withScope`). */
 const scopeCut: CutMaker = () =>
@@ -620,9 +619,9 @@ const scopeCut: CutMaker = () =>
   }))
 
 /** An abort signal per attempt, handed to the client through AttemptSignal for the attempt's fiber. */
-const signalCut: CutMaker = (fiber, url) => {
+const signalCut: CutMaker = (fiber) => {
   const controller = new AttemptSignal.Abort()
-  const attempt: AttemptSignal.Attempt = { signal: controller, url }
+  const attempt: AttemptSignal.Attempt = { signal: controller }
   AttemptSignal.signals.set(fiber, attempt)
   return {
     // The client needs no Scope here (it was not wrapped in withScope).
@@ -734,7 +733,6 @@ class DirectAttempt<B> {
 const withDeadline = <A, E, E1>(
   timeout: Duration.Duration,
   open: CutMaker,
-  url: URL,
   use: (cut: Cut, readInFull: () => void) => Effect.Effect<A, E | E1>,
   classify: (e: E | E1) => E,
   onTimeout: () => E
@@ -766,7 +764,7 @@ const withDeadline = <A, E, E1>(
         const timer = startTimer(clock, timeout, expire)
         return typeof timer === "function" ? guarded(timer) : Effect.flatMap(timer, guarded)
       }
-      const cut = open(fiber, url)
+      const cut = open(fiber)
       return Effect.isEffect(cut) ? Effect.flatMap(cut, run) : run(cut)
     })
   )

@@ -12,8 +12,7 @@
  * platform's own; the API client sets it just before the attempt's request, aborts it itself, and
  * removes it when the attempt ends. Keyed by fiber rather than by request: with spans on, the
  * platform executes a copy of the request (with trace headers). Any other client goes through
- * `withScope` as before. Since the attempt cuts its request on every way it can end, the client
- * sends it without the platform's own abort wrapper when it has no span (see `UndiciClient`).
+ * `withScope` as before. Requests without a span take the direct send below.
  *
  * A client may also offer a {@link Direct} send: the request handed to the dispatcher as it is and
  * its body read into memory up to a limit the attempt sets once it has the status, with a callback
@@ -49,10 +48,9 @@ export class Abort extends EventEmitter {
   }
 }
 
-/** An attempt's signal, and the URL it requests (so that a client need not parse it again). */
+/** An attempt's signal. */
 export interface Attempt {
   readonly signal: AbortSignal | Abort
-  readonly url?: URL
 }
 
 /** The attempt a fiber is running, set while the attempt runs. */

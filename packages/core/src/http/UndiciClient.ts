@@ -13,10 +13,7 @@
  * platform's). On the bench (3,892 image downloads, cold process) that is about a third less CPU
  * per request; the bytes on the wire are the same. It also sends a request with the API client's
  * attempt signal when the fiber runs one (see `AttemptSignal`), so the API client can cut an attempt
- * without a `Scope` per request; and such a request, when it has no span, skips the platform's
- * wrapper per request (an abort controller, an uninterruptible region, a finalization registry
- * entry, a response wrapper whose every read is an `onInterrupt`): the attempt aborts it and reads
- * its body in full or aborts it. That halves the runtime's steps per image download.
+ * that has a span without a `Scope` per request.
  *
  * It also offers the API client a direct send (`AttemptSignal.Direct`), which the API client takes
  * for every request that has no span: the request handed to the dispatcher's own handler API
@@ -39,8 +36,6 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import type * as Undici from "@effect/platform-node/Undici"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Inspectable from "effect/Inspectable"
@@ -141,38 +136,7 @@ export const make = (dispatcher: Undici.Dispatcher, context: Context.Context<nev
     send(request, url, AttemptSignal.signals.get(fiber)?.signal ?? platformSignal, fiber)
   )
 
-  /**
-   * A request of an API client's attempt (its fiber has an attempt signal) without a span is sent
-   * as it is: the attempt aborts it on a timeout, a failure or an interruption, and reads its body
-   * in full or aborts it, which is what the platform's wrapper per request (an abort controller,
-   * an uninterruptible region, a response wrapper whose every read is an `onInterrupt`, a
-   * finalization registry entry) is there for. Every other request takes the platform's path.
-   */
-  const execute = (request: HttpClientRequest.HttpClientRequest) =>
-    Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError>((fiber) => {
-      const attempt = AttemptSignal.signals.get(fiber)
-      if (
-        attempt === undefined ||
-        (fiber.getFiberRef(FiberRef.currentTracerEnabled) && !fiber.getFiberRef(HttpClient.currentTracerDisabledWhen)(request))
-      ) return platform.execute(request)
-      // The attempt's URL, when the request is still for it (not parsed again).
-      if (attempt.url !== undefined && request.url === attempt.url.href && request.urlParams.length === 0 && Option.isNone(request.hash)) {
-        return send(request, attempt.url, attempt.signal, fiber)
-      }
-      const url = UrlParams.makeUrl(request.url, request.urlParams, request.hash)
-      return Either.isLeft(url)
-        ? Effect.fail(new HttpClientError.RequestError({ request, reason: "InvalidUrl", cause: url.left }))
-        : send(request, url.right, attempt.signal, fiber)
-    })
-
-  return AttemptSignal.mark(HttpClient.makeWith(
-    // The request as it is when no combinator made it an effect of its own (no step for it).
-    (effect: Effect.Effect<HttpClientRequest.HttpClientRequest>) => {
-      const exit = Exit.isExit(effect) ? (effect as Exit.Exit<HttpClientRequest.HttpClientRequest>) : undefined
-      return exit !== undefined && Exit.isSuccess(exit) ? execute(exit.value) : Effect.flatMap(effect, execute)
-    },
-    Effect.succeed
-  ), direct)
+  return AttemptSignal.mark(platform, direct)
 }
 
 /** The client over the `Dispatcher` service (`NodeHttpClient.Dispatcher`). */
