@@ -57,7 +57,7 @@ export const ParquetConfig = Schema.Struct({
     {
       description:
         "engine duckdb only: the DuckDB instance's memory_limit, a cap on what DuckDB's buffer manager holds. The " +
-        "open parts keep at most 65,536 rows in DuckDB; beyond them their rows go to spill files in a temp directory " +
+        "open parts keep at most 16,384 rows in DuckDB; beyond them their rows go to spill files in a temp directory " +
         "(in the system temp directory, removed at the end), so memory stays bounded however much is written " +
         "between commits.",
       examples: ["256MB", "1GB"]

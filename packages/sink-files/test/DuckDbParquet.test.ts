@@ -105,6 +105,66 @@ describe("DuckDbParquet", () => {
       }
     }))
 
+  it.scoped("parts bigger than spillRows (spill row groups of 8,192 and smaller last ones) are published by joining their row groups", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      // The defaults: spillRows 16,384, rowGroupSize 65,536 (as the sink's).
+      const w = yield* writer({ spillRows: DuckDbParquet.spillRows, rowGroupSize: 65_536 })
+      expect(DuckDbParquet.spillRows).toBe(16_384)
+      const files: Array<string> = []
+      for (let p = 0; p < 3; p++) {
+        const part = yield* Effect.promise(() => w.openPart())
+        for (let i = 0; i < 20_000; i += 1000) {
+          yield* Effect.promise(() => part.append(Array.from({ length: 1000 }, (_, k) => row(p * 20_000 + i + k))))
+        }
+        const file = path.join(dir, `part-${p}.parquet`)
+        yield* Effect.promise(() => part.copyTo(file))
+        files.push(file)
+      }
+      const sizes = (file: string) =>
+        Effect.map(query(`SELECT DISTINCT row_group_id, row_group_num_rows AS n FROM parquet_metadata(${lit(file)}) ORDER BY 1`), (r) => r.map((x) => Number(x.n)))
+      // Each part is its spill files' groups (at most 8,192 rows and a vector) and smaller last ones:
+      // under 8,192 rows a group on average (merged anew by DuckDB when that was the bar), over half.
+      const partGroups: Array<number> = []
+      for (const f of files) {
+        const g = yield* sizes(f)
+        expect(g.length).toBeGreaterThan(1)
+        expect(g.every((n) => n <= 8192 + 2047)).toBe(true)
+        partGroups.push(...g)
+      }
+      expect(60_000 / partGroups.length).toBeLessThan(8192)
+      expect(60_000 / partGroups.length).toBeGreaterThanOrEqual(4096)
+      const out = path.join(dir, "published.parquet")
+      yield* Effect.promise(() => w.merge(files, out))
+      expect(yield* sizes(out)).toEqual(partGroups)
+      expect(yield* ids(out)).toEqual(Array.from({ length: 60_000 }, (_, i) => i))
+    }))
+
+  it.scoped("a lone part is published as it is when this writer wrote it (renamed since) or its footer has the writer's settings; else written anew", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const w = yield* writer()
+      const [written] = yield* writeParts(w, dir, 1, 3000)
+      const part = path.join(dir, "part-00001.parquet")
+      fs.renameSync(written!, part) // as StagedParts moves a committed part into place
+      const out = path.join(dir, "published.parquet")
+      yield* Effect.promise(() => w.merge([part], out))
+      expect(fs.readFileSync(out).equals(fs.readFileSync(part))).toBe(true)
+      // Another writer of the same settings reads the footer and copies it too.
+      const same = yield* writer()
+      yield* Effect.promise(() => same.merge([part], out))
+      expect(fs.readFileSync(out).equals(fs.readFileSync(part))).toBe(true)
+      // A writer of other columns (a resumed run whose config changed) writes its own columns.
+      const narrow = yield* writer({ columns: columns.slice(0, 2) })
+      yield* Effect.promise(() => narrow.merge([part], out))
+      expect((yield* query(`DESCRIBE SELECT * FROM read_parquet(${lit(out)})`)).map((c) => c.column_name)).toEqual(["id", "name"])
+      expect(yield* ids(out)).toEqual(Array.from({ length: 3000 }, (_, i) => i))
+      // A file that has changed since the writer wrote it is not taken for its own: it is checked.
+      fs.appendFileSync(part, "x")
+      const failed = yield* Effect.flip(Effect.tryPromise(() => w.merge([part], out)))
+      expect(String((failed.error as Error).message)).not.toContain("\n")
+    }))
+
   it.scoped("every value reads back as written: short strings inline or not, multi-byte text, long strings, nulls in one chunk and not the next", () =>
     Effect.gen(function*() {
       const dir = tempDir()
@@ -161,7 +221,7 @@ describe("DuckDbParquet", () => {
       expect(yield* ids(out)).toEqual(Array.from({ length: 2000 }, (_, i) => i))
     }))
 
-  it.scoped("parts whose row groups average at least min(rowGroupSize, 8192) rows are joined as they are, not encoded again", () =>
+  it.scoped("parts whose row groups average at least half of min(rowGroupSize, 8192) rows are joined as they are, not encoded again", () =>
     Effect.gen(function*() {
       const dir = tempDir()
       const w = yield* writer({ rowGroupSize: 1000 })
