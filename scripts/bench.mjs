@@ -93,6 +93,9 @@ const fail = (message) => {
  * adds wall time ÷ the ideal (Σ requests × latency ÷ concurrency, from the simulator's counts).
  * `repeat` is the default number of pairs (otherwise 3).
  */
+/** Rows of the parquet-sink and run-memory cases: 1M (--quick 100k, --full 10M). */
+const sinkRows = (env) => (env.quick ? 100_000 : env.full ? 10_000_000 : 1_000_000)
+
 const cases = [
   {
     id: "list-csv",
@@ -291,7 +294,7 @@ const cases = [
   // beside its anchor: DuckDB's own COPY … TO of the same rows from an in-memory table, in a child
   // that loads none of effetl; both files must hold the same rows. 1M rows (--full: 10M for duckdb).
   ...["duckdb", "hyparquet-writer", "parquetjs-lite"].map((engine) => {
-    const rows = (env) => (env.quick ? 100_000 : env.full && engine === "duckdb" ? 10_000_000 : 1_000_000)
+    const rows = (env) => (engine === "duckdb" ? sinkRows(env) : sinkRows({ ...env, full: false }))
     return {
       id: `parquet-sink-${engine}`,
       group: "parquet-sink",
@@ -311,8 +314,8 @@ const cases = [
     group: "parquet-sink",
     name: "parquet sink only (duckdb), vs a streamed COPY",
     sim: undefined,
-    run: (env) => runSink(env, "parquet", env.quick ? 100_000 : env.full ? 10_000_000 : 1_000_000, { engine: "duckdb" }),
-    anchor: { run: (env) => runParquetAnchor(env, env.quick ? 100_000 : env.full ? 10_000_000 : 1_000_000, { streamed: true }) },
+    run: (env) => runSink(env, "parquet", sinkRows(env), { engine: "duckdb" }),
+    anchor: { run: (env) => runParquetAnchor(env, sinkRows(env), { streamed: true }) },
     same: "images.parquet"
   },
   // `--case run-memory`: the memory of a whole `effetl run` process (the CLI, with a synthetic source,
@@ -325,7 +328,7 @@ const cases = [
       group: "run-memory",
       name: `effetl run → ${format}${regroup ? " (regrouped)" : ""}`,
       sim: undefined,
-      run: (env) => runCli(env, format, regroup, env.quick ? 100_000 : env.full ? 10_000_000 : 1_000_000)
+      run: (env) => runCli(env, format, regroup, sinkRows(env))
     }))
   ),
   // `--case distributed`: the detailed channel workload and three BigCommerce stores, locally and on
